@@ -1,0 +1,239 @@
+"""Baseline recommenders, vectorised over users: random, popular, greedy relevance, MMR, ε-greedy, LinUCB.
+
+Each scores the candidates (``scores``) and ranks them into a slate (``rank``); wrappers such
+as :class:`InstructionFollowing` adjust the scores of any base and reuse its ranking.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from recoworld.agents.protocol import Recommendation, SlateChoice, UserView
+from recoworld.users.instructions import NO_TOPIC, familiar_topics
+
+BIG = 1e6
+
+
+def top_k(scores: np.ndarray, k: int) -> np.ndarray:
+    """(b, k) positions of the k highest scores per row, best first."""
+    part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    order = np.argsort(-np.take_along_axis(scores, part, 1), axis=1, kind="stable")
+    return np.take_along_axis(part, order, 1)
+
+
+class BaseRecommender:
+    """Shared plumbing: ``slate`` for batches, ``recommend`` for one user, ``observe`` for feedback."""
+
+    name = "base"
+
+    def __init__(self, seed: int = 0) -> None:
+        self.rng = np.random.default_rng(seed)
+
+    def scores(self, view: UserView) -> np.ndarray:
+        """(b, M) preference over candidates; higher is better."""
+        raise NotImplementedError
+
+    def rank(self, view: UserView, scores: np.ndarray) -> SlateChoice:
+        """Turn scores into slates; the default is a deterministic top-K."""
+        pos = top_k(scores, view.slate_size)
+        return SlateChoice(pos, np.ones(pos.shape, dtype=np.float32))
+
+    def slate(self, view: UserView) -> SlateChoice:
+        return self.rank(view, self.scores(view))
+
+    def recommend(self, view: UserView) -> Recommendation:
+        if len(view) != 1:
+            raise ValueError(f"recommend: expects a view of one user, got {len(view)}; use slate() for batches")
+        return Recommendation(items=self.slate(view).positions[0].tolist(), reasoning=self.name)
+
+    def observe(self, view: UserView, positions: np.ndarray, clicks: np.ndarray, reviewed: np.ndarray) -> None:
+        """Feedback on the slates just served (b, K); stateless baselines ignore it."""
+
+
+def _not_consumed(view: UserView) -> np.ndarray:
+    return -BIG * view.consumed
+
+
+class RandomRecommender(BaseRecommender):
+    """K distinct candidates uniformly at random."""
+
+    name = "random"
+
+    def scores(self, view: UserView) -> np.ndarray:
+        return self.rng.random(view.candidates.shape)
+
+    def rank(self, view: UserView, scores: np.ndarray) -> SlateChoice:
+        pos = top_k(scores, view.slate_size)
+        m = view.candidates.shape[1]
+        return SlateChoice(pos, np.full(pos.shape, view.slate_size / m, dtype=np.float32))
+
+
+class PopularRecommender(BaseRecommender):
+    """Most popular candidates the user has not watched."""
+
+    name = "popular"
+
+    def scores(self, view: UserView) -> np.ndarray:
+        return view.catalog.popularity[view.candidates] + _not_consumed(view)
+
+
+class GreedyRelevance(BaseRecommender):
+    """Closest to the user's engagement profile; popularity breaks the cold start."""
+
+    name = "greedy"
+
+    def __init__(self, popularity_weight: float = 0.1, seed: int = 0) -> None:
+        super().__init__(seed)
+        self.popularity_weight = popularity_weight
+
+    def scores(self, view: UserView) -> np.ndarray:
+        return view.affinity() + self.popularity_weight * view.catalog.popularity[view.candidates] + _not_consumed(view)
+
+
+class MMRDiversity(GreedyRelevance):
+    """Maximal marginal relevance: λ·relevance − (1−λ)·max similarity to items already in the slate."""
+
+    name = "mmr"
+
+    def __init__(self, lambda_: float = 0.5, popularity_weight: float = 0.1, seed: int = 0) -> None:
+        super().__init__(popularity_weight, seed)
+        if not 0.0 <= lambda_ <= 1.0:
+            raise ValueError("mmr.lambda_: must lie in [0, 1]")
+        self.lambda_ = lambda_
+
+    def rank(self, view: UserView, scores: np.ndarray) -> SlateChoice:
+        emb = view.candidate_embeddings
+        b, m = scores.shape
+        rows = np.arange(b)
+        max_sim = np.full((b, m), -1.0)
+        taken = np.zeros((b, m), dtype=bool)
+        pos = np.empty((b, view.slate_size), dtype=np.int64)
+        for j in range(view.slate_size):
+            mmr = self.lambda_ * scores - (1.0 - self.lambda_) * np.where(j > 0, max_sim, 0.0) - BIG * taken
+            pick = mmr.argmax(1)
+            pos[:, j] = pick
+            taken[rows, pick] = True
+            max_sim = np.maximum(max_sim, np.einsum("bmd,bd->bm", emb, emb[rows, pick]))
+        return SlateChoice(pos, np.ones(pos.shape, dtype=np.float32))
+
+
+class EpsilonGreedy(GreedyRelevance):
+    """Greedy relevance, but each slot is a uniformly random candidate with probability ε."""
+
+    name = "egreedy"
+
+    def __init__(self, epsilon: float = 0.1, popularity_weight: float = 0.1, seed: int = 0) -> None:
+        super().__init__(popularity_weight, seed)
+        if not 0.0 <= epsilon <= 1.0:
+            raise ValueError("egreedy.epsilon: must lie in [0, 1]")
+        self.epsilon = epsilon
+
+    def rank(self, view: UserView, scores: np.ndarray) -> SlateChoice:
+        b, m = scores.shape
+        k = view.slate_size
+        greedy = top_k(scores, k)
+        explore = self.rng.random((b, k)) < self.epsilon
+        pos = greedy.copy()
+        taken = np.zeros((b, m), dtype=bool)
+        np.put_along_axis(taken, np.where(explore, 0, greedy), ~explore, axis=1)
+        for j in range(k):  # random slots take a candidate not already in the slate
+            rows = np.flatnonzero(explore[:, j])
+            if len(rows):
+                noise = self.rng.random((len(rows), m)) - BIG * taken[rows]
+                pos[rows, j] = noise.argmax(1)
+                taken[rows, pos[rows, j]] = True
+        prop = np.where(explore, self.epsilon / m, 1.0 - self.epsilon + self.epsilon / m).astype(np.float32)
+        return SlateChoice(pos, prop)
+
+
+class LinUCB(BaseRecommender):
+    """Shared linear UCB over candidate features, learning click rates from every user's feedback."""
+
+    name = "linucb"
+
+    def __init__(self, alpha: float = 0.5, ridge: float = 1.0, seed: int = 0) -> None:
+        super().__init__(seed)
+        self.alpha = alpha
+        self.ridge = ridge
+        self._a: np.ndarray | None = None
+        self._b: np.ndarray | None = None
+
+    @staticmethod
+    def features(view: UserView) -> np.ndarray:
+        """(b, M, d): affinity, popularity, quality, topic click share, topic novelty, consumed, bias."""
+        cat, cands = view.catalog, view.candidates
+        topics = cat.topic[cands]
+        clicks = view.click_topics / np.maximum(view.click_topics.sum(1, keepdims=True), 1e-9)
+        shown = np.take_along_axis(view.shown_topics, topics, 1)
+        return np.stack(
+            [
+                view.affinity(),
+                cat.popularity[cands],
+                cat.quality[cands],
+                np.take_along_axis(clicks, topics, 1),
+                np.exp(-shown / 3.0),
+                view.consumed.astype(np.float64),
+                np.ones(cands.shape),
+            ],
+            axis=2,
+        )
+
+    def _ensure(self, d: int) -> None:
+        if self._a is None:
+            self._a = self.ridge * np.eye(d)
+            self._b = np.zeros(d)
+
+    def scores(self, view: UserView) -> np.ndarray:
+        x = self.features(view)
+        self._ensure(x.shape[2])
+        a_inv = np.linalg.inv(self._a)
+        theta = a_inv @ self._b
+        bonus = np.sqrt(np.einsum("bmd,de,bme->bm", x, a_inv, x))
+        return x @ theta + self.alpha * bonus
+
+    def observe(self, view: UserView, positions: np.ndarray, clicks: np.ndarray, reviewed: np.ndarray) -> None:
+        x = np.take_along_axis(self.features(view), positions[:, :, None], 1)[reviewed]
+        self._ensure(x.shape[1])
+        self._a += x.T @ x
+        self._b += x.T @ clicks[reviewed].astype(np.float64)
+
+
+class InstructionFollowing(BaseRecommender):
+    """Follows the user's pending instruction on top of any base recommender.
+
+    ``more``: the base's best candidates of the wanted topic fill ``share`` of the slate;
+    ``less``: the unwanted topic is excluded; ``surprise``: unfamiliar topics fill ``share``.
+    Without an instruction it is the base recommender.
+    """
+
+    name = "instruction_following"
+
+    def __init__(self, base: BaseRecommender, share: float = 0.4, seed: int = 0) -> None:
+        super().__init__(seed)
+        self.base = base
+        self.share = share
+        self.name = f"{base.name}+instructions"
+
+    def scores(self, view: UserView) -> np.ndarray:
+        scores = self.base.scores(view).astype(np.float64)
+        if not view.instr_active.any():
+            return scores
+        topics = view.candidate_topics
+        quota = max(1, int(round(self.share * view.slate_size)))
+        wanted = (topics == view.instr_more[:, None]) & (view.instr_more != NO_TOPIC)[:, None]
+        unfamiliar = ~np.take_along_axis(familiar_topics(view.shown_topics), topics, 1)
+        wanted |= view.instr_surprise[:, None] & unfamiliar
+        # lift the base's best `quota` wanted candidates to the top of the slate
+        lifted = np.where(wanted, scores, -np.inf)
+        best = top_k(lifted, min(quota, lifted.shape[1]))
+        boost = np.zeros_like(scores)
+        np.put_along_axis(boost, best, BIG / 10, axis=1)
+        scores = scores + np.where(wanted, boost, 0.0)
+        avoid = (topics == view.instr_less[:, None]) & (view.instr_less != NO_TOPIC)[:, None]
+        return scores - BIG * avoid
+
+    def rank(self, view: UserView, scores: np.ndarray) -> SlateChoice:
+        return self.base.rank(view, scores)
+
+    def observe(self, view: UserView, positions: np.ndarray, clicks: np.ndarray, reviewed: np.ndarray) -> None:
+        self.base.observe(view, positions, clicks, reviewed)

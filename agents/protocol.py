@@ -1,0 +1,82 @@
+"""The recommender contract: what a recommender sees (UserView) and what it returns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from recoworld.catalog import Catalog
+from recoworld.users.instructions import NO_TOPIC, Instruction
+
+
+@dataclass
+class UserView:
+    """What the platform knows about b users at one decision. No hidden mindset is in here."""
+
+    catalog: Catalog
+    candidates: np.ndarray  # (b, M) catalog rows
+    slate_size: int
+    user_ids: list[str]
+    est_taste: np.ndarray  # (b, D) engagement-weighted sum of clicked embeddings (zero = nothing known)
+    click_topics: np.ndarray  # (b, T) decayed clicks per topic
+    shown_topics: np.ndarray  # (b, T) decayed items shown per topic
+    consumed: np.ndarray  # (b, M) candidate was clicked by this user before
+    instr_more: np.ndarray  # (b,) topic asked for, or NO_TOPIC
+    instr_less: np.ndarray  # (b,) topic asked to avoid, or NO_TOPIC
+    instr_surprise: np.ndarray  # (b,) asked for something different
+    session_step: np.ndarray  # (b,)
+    day: np.ndarray  # (b,)
+    history_items: np.ndarray  # (b, H) catalog rows reviewed, oldest first, -1 padded at the front
+    history_engagement: np.ndarray  # (b, H) watch fraction (+1 if liked), 0 = skipped
+    instructions: list[Instruction | None] = field(default_factory=list)  # the words, where a user spoke
+
+    def __len__(self) -> int:
+        return self.candidates.shape[0]
+
+    @property
+    def instr_active(self) -> np.ndarray:
+        return (self.instr_more != NO_TOPIC) | (self.instr_less != NO_TOPIC) | self.instr_surprise
+
+    @property
+    def candidate_topics(self) -> np.ndarray:
+        return self.catalog.topic[self.candidates]
+
+    @property
+    def candidate_embeddings(self) -> np.ndarray:
+        return self.catalog.embeddings[self.candidates]
+
+    def affinity(self) -> np.ndarray:
+        """(b, M) cosine between each user's engagement profile and each candidate (0 when nothing known)."""
+        norm = np.linalg.norm(self.est_taste, axis=1, keepdims=True)
+        taste = self.est_taste / np.maximum(norm, 1e-9)
+        return np.einsum("bmd,bd->bm", self.candidate_embeddings, taste)
+
+
+class Recommendation(BaseModel):
+    """One user's slate: candidate positions in display order, plus optional words for the user."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    items: list[int] = Field(description="Positions into the view's candidates, in display order.")
+    message: str = Field("", description="What the recommender says to the user with the slate.")
+    reasoning: str = Field("", description="Why these items (for logs, never shown to the user).")
+
+
+@dataclass
+class SlateChoice:
+    """Slates for a batch: candidate positions (b, K) and the propensity of each choice (b, K)."""
+
+    positions: np.ndarray
+    propensities: np.ndarray
+
+
+@runtime_checkable
+class Recommender(Protocol):
+    """Anything that turns a view of one user into a recommendation."""
+
+    name: str
+
+    def recommend(self, view: UserView) -> Recommendation: ...

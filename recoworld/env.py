@@ -1,0 +1,194 @@
+"""RecoWorld-v0: one user's life on the platform as a Gymnasium environment."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from recoworld.observation import observation_space, observe
+from recoworld.rewards import as_dict
+from recoworld.scenario import load_scenario
+from recoworld.simulation import Simulation, StepOutcome, build_catalog
+from recoworld.users.profile import UserProfile
+from recoworld.users.sampler import PopulationSampler
+
+ALL = slice(None)
+
+
+def action_labels(out: StepOutcome, row: int = 0) -> list[str]:
+    """Per-slot action of one user: share > comment > like > click, else skip; 'leave' where they left; 'unseen' after."""
+    r = out.response
+    labels = []
+    for j in range(r.reviewed.shape[1]):
+        if not r.reviewed[row, j]:
+            labels.append("unseen")
+        elif r.share[row, j]:
+            labels.append("share")
+        elif r.comment[row, j]:
+            labels.append("comment")
+        elif r.like[row, j]:
+            labels.append("like")
+        elif r.click[row, j]:
+            labels.append("click")
+        else:
+            labels.append("leave" if r.left_at[row] == j else "skip")
+    return labels
+
+
+class RecoWorldEnv(gym.Env):
+    """A recommender serves slates to one simulated user over days until churn or the horizon.
+
+    Observation: a Dict of Box arrays of what the platform can see (see ``recoworld.observation``).
+    Action: ``MultiDiscrete([M] * K)`` candidate positions, or with ``action_mode="topic"``
+    ``MultiDiscrete([T] * K)`` topics, each slot filled by the in-topic ranker.
+    Reward: weighted components, reported in ``info["rewards"]``.
+    """
+
+    metadata = {"render_modes": ["ansi"], "render_fps": 4}
+
+    def __init__(
+        self,
+        scenario: str | dict[str, Any] = "quickstart",
+        config: dict[str, Any] | None = None,
+        render_mode: str | None = None,
+        action_mode: str | None = None,
+    ) -> None:
+        overrides = dict(config or {})
+        if action_mode is not None:
+            overrides.setdefault("env", {})
+            overrides["env"] = {**overrides["env"], "action_mode": action_mode}
+        self.scenario = load_scenario(scenario, overrides)
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"render_mode: '{render_mode}' is not supported (use one of {self.metadata['render_modes']})")
+        self.render_mode = render_mode
+        self.catalog = build_catalog(self.scenario.catalog, self.scenario.seed)
+        cfg = self.scenario.env
+        self.slate_size, self.n_candidates, self.n_topics = cfg.slate_size, cfg.num_candidates, self.catalog.n_topics
+        if self.slate_size > self.n_candidates:
+            raise ValueError(f"env.slate_size: {self.slate_size} is larger than env.num_candidates {self.n_candidates}")
+        self.action_mode = cfg.action_mode
+        width = self.n_candidates if self.action_mode == "slate" else self.n_topics
+        self.action_space = spaces.MultiDiscrete(np.full(self.slate_size, width, dtype=np.int64))
+        self.observation_space = observation_space(self.n_candidates, self.n_topics)
+        self._sampler = PopulationSampler(self.scenario.users.segments, self.catalog.topic_names)
+        self.sim: Simulation | None = None
+        self._last: tuple[np.ndarray, StepOutcome] | None = None
+
+    # ------------------------------------------------------------------ gym API
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        super().reset(seed=seed)
+        options = options or {}
+        profile = options.get("profile")
+        if profile is None:
+            profile = self._sampler.sample(1, self.np_random)[0]
+        elif not isinstance(profile, UserProfile):
+            profile = UserProfile.model_validate(profile)
+        self.sim = Simulation(self.scenario, self.catalog, [profile], self.np_random)
+        self.sim.retrieve(ALL)
+        self._last = None
+        return self._get_obs(), self._get_info(None)
+
+    def step(self, action: Any):
+        if self.sim is None:
+            raise RuntimeError("step() called before reset()")
+        slate = self.slate_from_action(action)
+        out = self.sim.step(ALL, slate[None, :])
+        self._last = (slate, out)
+        terminated = bool(out.churned[0])
+        truncated = bool(out.finished[0])
+        if not (terminated or truncated):
+            self.sim.retrieve(ALL)
+        return self._get_obs(), float(out.reward[0]), terminated, truncated, self._get_info(out)
+
+    def render(self) -> str | None:
+        if self.render_mode != "ansi" or self.sim is None:
+            return None
+        sim = self.sim
+        head = f"user {sim.profiles[0].user_id} | day {int(sim.day[0])} | session {int(sim.platform.sessions[0])}"
+        if self._last is None:
+            return head + " | waiting for the first slate\n"
+        slate, out = self._last
+        lines = [head]
+        labels = action_labels(out)
+        for j, item in enumerate(slate):
+            secs = out.response.watch_seconds[0, j]
+            watch = f" {secs:4.0f}s" if secs > 0 else ""
+            lines.append(f"  {j:2d} [{labels[j]:>7s}{watch}] {self.catalog.title[item]} ({self.catalog.topic_names[self.catalog.topic[item]]})")
+        rewards = ", ".join(f"{k}={v:g}" for k, v in as_dict(out.components[0]).items() if v)
+        lines.append(f"  reward {out.reward[0]:.2f} ({rewards or 'nothing'})")
+        instr = sim.instruction(0)
+        if instr is not None:
+            lines.append(f'  user says: "{instr.text}"')
+        if out.session_ended[0]:
+            lines.append("  -> churned" if out.churned[0] else f"  -> session over, back in {int(out.gap_days[0])} day(s)")
+        return "\n".join(lines) + "\n"
+
+    # ------------------------------------------------------------- helpers
+    def slate_from_action(self, action: Any) -> np.ndarray:
+        """Validate an action and turn it into catalog rows (one clear error on bad input)."""
+        a = np.asarray(action)
+        if a.shape != (self.slate_size,):
+            raise ValueError(f"action: expected shape ({self.slate_size},), got {a.shape}")
+        if not np.issubdtype(a.dtype, np.integer):
+            if not (np.issubdtype(a.dtype, np.floating) and np.all(a == np.round(a))):
+                raise ValueError(f"action: expected integers, got dtype {a.dtype}")
+            a = a.astype(np.int64)
+        hi = self.action_space.nvec[0]
+        if a.min() < 0 or a.max() >= hi:
+            what = "candidate positions" if self.action_mode == "slate" else "topics"
+            raise ValueError(f"action: {what} must lie in [0, {hi}), got values from {a.min()} to {a.max()}")
+        cands = self.sim.candidates[0]
+        if self.action_mode == "slate":
+            return cands[a]
+        return cands[self.fill_topics(a)]
+
+    def fill_topics(self, topics: np.ndarray) -> np.ndarray:
+        """In-topic ranker: each slot takes the best unused candidate of its topic by engagement affinity,
+        or the best unused candidate overall when the topic has none left."""
+        view = self.sim.view(ALL)
+        score = view.affinity()[0] + 0.1 * self.catalog.popularity[view.candidates[0]] - 10.0 * view.consumed[0]
+        cand_topics = view.candidate_topics[0]
+        used = np.zeros(len(score), dtype=bool)
+        out = np.empty(len(topics), dtype=np.int64)
+        for j, t in enumerate(topics):
+            masked = np.where(used, -np.inf, score)
+            in_topic = np.where(cand_topics == t, masked, -np.inf)
+            pick = int(in_topic.argmax()) if np.isfinite(in_topic.max()) else int(masked.argmax())
+            out[j] = pick
+            used[pick] = True
+        return out
+
+    def user_view(self):
+        """What the platform knows about the current user (for recommenders from ``recoworld.agents``)."""
+        return self.sim.view(ALL, with_text=True)
+
+    def _get_obs(self) -> dict[str, np.ndarray]:
+        return {k: v[0] for k, v in observe(self.sim, ALL).items()}
+
+    def _get_info(self, out: StepOutcome | None) -> dict[str, Any]:
+        sim = self.sim
+        info: dict[str, Any] = {
+            "user_id": sim.profiles[0].user_id,
+            "day": int(sim.day[0]),
+            "session": int(sim.platform.sessions[0]),
+            "session_step": int(sim.session_step[0]),
+        }
+        instr = sim.instruction(0)
+        info["instruction"] = instr.text if instr else None
+        info["instruction_intent"] = instr.intent.model_dump() if instr else None
+        if out is None:
+            return info
+        slate = self._last[0]
+        info["rewards"] = as_dict(out.components[0])
+        info["items"] = [str(x) for x in self.catalog.item_id[slate]]
+        info["actions"] = action_labels(out)
+        info["watch_seconds"] = [round(float(s), 2) for s in out.response.watch_seconds[0]]
+        comp = out.effects.compliance[0]
+        info["compliance"] = None if np.isnan(comp) else float(comp)
+        info["session_ended"] = bool(out.session_ended[0])
+        if self.scenario.env.observe_text:
+            info["titles"] = [str(t) for t in self.catalog.title[slate]]
+        return info

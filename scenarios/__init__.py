@@ -1,0 +1,1 @@
+"""Bundled scenario YAML files (read with ``recoworld.scenario.load_scenario(name)``)."""
