@@ -141,6 +141,11 @@ class Catalog:
         return [item_text(t, d, g) for t, d, g in zip(self.title, self.description, self.tags)]
 
     @cached_property
+    def duration_scaled(self) -> np.ndarray:
+        """log(1 + duration) / log(1 + 2 h), clipped to [0, 1]: a model-friendly duration feature."""
+        return np.clip(np.log1p(self.duration) / np.log1p(7200.0), 0.0, 1.0).astype(np.float32)
+
+    @cached_property
     def index_of(self) -> dict[str, int]:
         """Map from item id to row."""
         return {str(i): k for k, i in enumerate(self.item_id)}
@@ -164,6 +169,11 @@ class Catalog:
 
         encoder = self._encoder or HashingEncoder()
         return _unit_rows(encoder.encode(self.texts))
+
+    @cached_property
+    def mean_embedding(self) -> np.ndarray:
+        """(D,) mean item embedding: what every item shares, removed before measuring content similarity."""
+        return self.embeddings.mean(0).astype(np.float32)
 
     @cached_property
     def topic_centroids(self) -> np.ndarray:
@@ -221,9 +231,7 @@ class Catalog:
         Missing optional columns get defaults; ``popularity`` defaults to nothing known (0.5).
         ``tags`` may be lists or ``|``-separated strings.
         """
-        missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
-        if missing:
-            raise ValueError(f"{source}: missing required column '{missing[0]}'")
+        require_columns(frame, REQUIRED_COLUMNS, source)
         n = len(frame)
         if n == 0:
             raise ValueError(f"{source}: no items")
@@ -271,6 +279,13 @@ class Catalog:
             popularity=column("popularity", 0.5, np.float32),
             encoder=encoder,
         )
+
+
+def require_columns(frame: pd.DataFrame, required: Sequence[str], source: str) -> None:
+    """Raise ``ValueError("<source>: missing required column '<name>'")`` for the first absent column."""
+    for name in required:
+        if name not in frame.columns:
+            raise ValueError(f"{source}: missing required column '{name}'")
 
 
 def _unit_rows(x: np.ndarray) -> np.ndarray:

@@ -12,6 +12,7 @@ from recoworld.observation import observation_space, observe
 from recoworld.rewards import as_dict
 from recoworld.scenario import load_scenario
 from recoworld.simulation import Simulation, StepOutcome, build_catalog
+from recoworld.users.kernels import ACTION_LABELS
 from recoworld.users.profile import UserProfile
 from recoworld.users.sampler import PopulationSampler
 
@@ -20,22 +21,7 @@ ALL = slice(None)
 
 def action_labels(out: StepOutcome, row: int = 0) -> list[str]:
     """Per-slot action of one user: share > comment > like > click, else skip; 'leave' where they left; 'unseen' after."""
-    r = out.response
-    labels = []
-    for j in range(r.reviewed.shape[1]):
-        if not r.reviewed[row, j]:
-            labels.append("unseen")
-        elif r.share[row, j]:
-            labels.append("share")
-        elif r.comment[row, j]:
-            labels.append("comment")
-        elif r.like[row, j]:
-            labels.append("like")
-        elif r.click[row, j]:
-            labels.append("click")
-        else:
-            labels.append("leave" if r.left_at[row] == j else "skip")
-    return labels
+    return [ACTION_LABELS[c] for c in out.response.action_codes[row].tolist()]
 
 
 class RecoWorldEnv(gym.Env):
@@ -67,8 +53,6 @@ class RecoWorldEnv(gym.Env):
         self.catalog = build_catalog(self.scenario.catalog, self.scenario.seed)
         cfg = self.scenario.env
         self.slate_size, self.n_candidates, self.n_topics = cfg.slate_size, cfg.num_candidates, self.catalog.n_topics
-        if self.slate_size > self.n_candidates:
-            raise ValueError(f"env.slate_size: {self.slate_size} is larger than env.num_candidates {self.n_candidates}")
         self.action_mode = cfg.action_mode
         width = self.n_candidates if self.action_mode == "slate" else self.n_topics
         self.action_space = spaces.MultiDiscrete(np.full(self.slate_size, width, dtype=np.int64))
@@ -95,13 +79,10 @@ class RecoWorldEnv(gym.Env):
         if self.sim is None:
             raise RuntimeError("step() called before reset()")
         slate = self.slate_from_action(action)
-        out = self.sim.step(ALL, slate[None, :])
+        out = self.sim.step(ALL, slate[None, :], observe=True)
         self._last = (slate, out)
-        terminated = bool(out.churned[0])
-        truncated = bool(out.finished[0])
-        if not (terminated or truncated):
-            self.sim.retrieve(ALL)
-        return self._get_obs(), float(out.reward[0]), terminated, truncated, self._get_info(out)
+        obs = {key: value[0] for key, value in out.observation.items()}
+        return obs, float(out.reward[0]), bool(out.churned[0]), bool(out.finished[0]), self._get_info(out)
 
     def render(self) -> str | None:
         if self.render_mode != "ansi" or self.sim is None:
@@ -183,9 +164,9 @@ class RecoWorldEnv(gym.Env):
             return info
         slate = self._last[0]
         info["rewards"] = as_dict(out.components[0])
-        info["items"] = [str(x) for x in self.catalog.item_id[slate]]
+        info["items"] = self.catalog.item_id[slate].tolist()
         info["actions"] = action_labels(out)
-        info["watch_seconds"] = [round(float(s), 2) for s in out.response.watch_seconds[0]]
+        info["watch_seconds"] = out.response.watch_seconds[0].tolist()
         comp = out.effects.compliance[0]
         info["compliance"] = None if np.isnan(comp) else float(comp)
         info["session_ended"] = bool(out.session_ended[0])

@@ -30,4 +30,4 @@ class RewardWeights(BaseModel):
 
 def as_dict(components: np.ndarray) -> dict[str, float]:
     """One user's component vector as a plain dict (the form that goes into ``info['rewards']``)."""
-    return {name: float(v) for name, v in zip(COMPONENTS, components)}
+    return dict(zip(COMPONENTS, np.asarray(components, dtype=float).tolist()))

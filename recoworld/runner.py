@@ -64,8 +64,8 @@ def run_population(
         totals[name] = np.zeros(n)
     for day in range(scenario.env.horizon_days):
         rows = np.flatnonzero(sim.alive & (sim.day == day))
+        sim.retrieve(rows)  # later slates of the session get candidates drawn by step()
         while len(rows):
-            sim.retrieve(rows)
             view = sim.view(rows)
             choice = recommender.slate(view)
             slates = np.take_along_axis(view.candidates, choice.positions, 1)

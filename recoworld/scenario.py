@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from recoworld.rewards import RewardWeights
 from recoworld.synthetic import SyntheticCatalogConfig
@@ -55,7 +55,13 @@ class EnvConfig(BaseModel):
     churn_window_days: int = Field(7, ge=1, description="A user who does not return within this many days has churned.")
     action_mode: Literal["slate", "topic"] = Field("slate", description="Pick K candidates, or a topic per slot.")
     history_length: int = Field(30, ge=1, description="Items of history the platform keeps per user for recommenders.")
-    observe_text: bool = Field(False, description="Add item titles and the instruction text to info.")
+    observe_text: bool = Field(False, description="Add item titles to info.")
+
+    @model_validator(mode="after")
+    def _slate_fits(self) -> "EnvConfig":
+        if self.slate_size > self.num_candidates:
+            raise ValueError(f"slate_size {self.slate_size} is larger than num_candidates {self.num_candidates}")
+        return self
 
 
 class UsersConfig(BaseModel):

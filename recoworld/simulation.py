@@ -10,9 +10,10 @@ from typing import TYPE_CHECKING, Sequence
 import numpy as np
 
 from recoworld.catalog import Catalog
-from recoworld.platform import PlatformState
+from recoworld.platform import Clock, PlatformState
 from recoworld.rewards import COMPONENTS
 from recoworld.scenario import CatalogConfig, Scenario, ScenarioError
+from recoworld.users import kernels as K
 from recoworld.users.instructions import NO_TOPIC, Instruction, InstructionIntent, instruction_text
 from recoworld.users.parametric import Index, ParametricUserModel, SlateEffects, SlateResponse, UserBatch, user_rows
 from recoworld.users.profile import TONES, UserProfile
@@ -20,6 +21,9 @@ from recoworld.users.sampler import PopulationSampler
 
 if TYPE_CHECKING:
     from recoworld.agents.protocol import UserView
+
+# the kernel writes the reward components in COMPONENTS order
+assert K.N_COMPONENTS == len(COMPONENTS), "kernels.N_COMPONENTS must match rewards.COMPONENTS"
 
 
 def build_catalog(config: CatalogConfig, seed: int) -> Catalog:
@@ -47,23 +51,19 @@ def _cached_catalog(config_json: str, seed: int) -> Catalog:
     return catalog
 
 
-def sample_candidates(rng: np.random.Generator, b: int, n_items: int, m: int) -> np.ndarray:
-    """(b, m) catalog rows drawn uniformly with replacement (a policy-independent retrieval stage)."""
-    return rng.integers(0, n_items, size=(b, m))
-
-
 @dataclass
 class StepOutcome:
     """Everything one slate led to, for the b users that were served."""
 
     response: SlateResponse
     effects: SlateEffects
-    components: np.ndarray  # (b, len(COMPONENTS))
+    components: np.ndarray  # (b, len(COMPONENTS)), in COMPONENTS order
     reward: np.ndarray  # (b,)
     session_ended: np.ndarray  # (b,)
     churned: np.ndarray  # (b,)
     finished: np.ndarray  # (b,) next session would start at or after the horizon
     gap_days: np.ndarray  # (b,) days until the next session, 0 if the session goes on
+    observation: dict[str, np.ndarray] | None = None  # next observation, when asked for
 
 
 class Simulation:
@@ -86,13 +86,20 @@ class Simulation:
         self.users = UserBatch.from_profiles(self.profiles, catalog, rng, scenario.users.taste_noise)
         b = len(self.profiles)
         self.platform = PlatformState.empty(b, catalog, max(scenario.env.history_length, scenario.env.slate_size))
-        self.weights = scenario.rewards.vector()
-        self.day = np.zeros(b, dtype=np.int64)  # day of the current (or next) session
-        self.session_step = np.zeros(b, dtype=np.int64)
-        self.days_active = np.ones(b, dtype=np.int64)
-        self.churned = np.zeros(b, dtype=bool)
-        self.finished = np.zeros(b, dtype=bool)
+        self.weights = scenario.rewards.vector().astype(np.float64)
+        self.clock = Clock.start(b)
+        env = scenario.env
+        self.obs_scale = np.array(
+            [env.max_slates_per_session, env.churn_window_days, env.horizon_days, env.slate_size], dtype=np.float64
+        )
+        self._env_vec = np.array(
+            [scenario.env.max_slates_per_session, scenario.env.churn_window_days, scenario.env.horizon_days], dtype=np.float64
+        )
         self.candidates = np.zeros((b, scenario.env.num_candidates), dtype=np.int64)
+        self._instructions: dict[int, tuple[tuple[int, ...], Instruction]] = {}
+        from recoworld.observation import observation_buffers  # (observation imports this module)
+
+        self._observation_buffers = observation_buffers
 
     @classmethod
     def sample(cls, scenario: Scenario, n_users: int, rng: np.random.Generator, catalog: Catalog | None = None) -> "Simulation":
@@ -106,61 +113,45 @@ class Simulation:
 
     @property
     def alive(self) -> np.ndarray:
-        return ~(self.churned | self.finished)
+        return self.clock.alive
+
+    # the clock's arrays, under the names users of the simulation read
+    day = property(lambda self: self.clock.day)
+    session_step = property(lambda self: self.clock.session_step)
+    days_active = property(lambda self: self.clock.days_active)
+    churned = property(lambda self: self.clock.churned)
+    finished = property(lambda self: self.clock.finished)
 
     def retrieve(self, idx: Index) -> np.ndarray:
-        """Fresh candidates for the users ``idx`` (stored for :meth:`step_positions`)."""
+        """Fresh candidates for users ``idx``: uniform catalog rows, with replacement (a
+        policy-independent retrieval stage). :meth:`step` draws the next ones by itself."""
         rows = user_rows(self.users, idx)
-        cands = sample_candidates(self.rng, len(rows), len(self.catalog), self.env.num_candidates)
-        self.candidates[idx] = cands
-        return cands
+        K.retrieve_kernel(rows, self.rng.bit_generator.random_raw(len(rows)), self.candidates, len(self.catalog))
+        return self.candidates[rows]
 
-    def step(self, idx: Index, slates: np.ndarray) -> StepOutcome:
-        """Serve one slate (catalog rows, shape (b, K)) to each user in ``idx``."""
-        users, model, catalog = self.users, self.model, self.catalog
-        resp = model.review(users, idx, slates, catalog, self.rng)
-        effects = model.update(users, idx, slates, resp, catalog, self.rng)
-        self.platform.record(idx, slates, resp, catalog)
-        self.session_step[idx] += 1
-        ended = resp.left | (self.session_step[idx] >= self.env.max_slates_per_session)
-        b = len(ended)
-        gap = np.zeros(b, dtype=np.int64)
-        churn = np.zeros(b, dtype=bool)
-        finished = np.zeros(b, dtype=bool)
-        if ended.any():
-            rows = user_rows(users, idx)[ended]
-            g = model.return_gap(users, rows, self.rng)
-            gap[ended] = g
-            churn[ended] = g > self.env.churn_window_days
-            next_day = self.day[rows] + g
-            finished[ended] = ~churn[ended] & (next_day >= self.env.horizon_days)
-            back = ~churn[ended] & ~finished[ended]
-            self.churned[rows] = churn[ended]
-            self.finished[rows] = finished[ended]
-            self.platform.start_session(rows[back], g[back], self.session_step[rows[back]])
-            model.rest(users, rows[back], g[back])
-            self.day[rows[back]] = next_day[back]
-            self.days_active[rows[back]] += 1
-            self.session_step[rows] = 0
-        comps = np.zeros((b, len(COMPONENTS)), dtype=np.float32)
-        comps[:, 0] = resp.click.sum(1)
-        comps[:, 1] = resp.like.sum(1)
-        comps[:, 2] = resp.share.sum(1)
-        comps[:, 3] = resp.comment.sum(1)
-        comps[:, 4] = resp.watch_seconds.sum(1) / 60.0
-        comps[:, 5] = resp.skip.sum(1)
-        comps[:, 6] = resp.left
-        comps[:, 7] = np.where(ended & ~churn, 1.0 / np.maximum(gap, 1), 0.0)
-        comps[:, 8] = churn
+    def step(self, idx: Index, slates: np.ndarray, observe: bool = False) -> StepOutcome:
+        """Serve one slate (catalog rows, shape (b, K)) to each user in ``idx``.
+
+        The users' next candidates are drawn in the same pass; with ``observe`` the outcome
+        carries their next observation (recoworld.observation layout, leading batch axis).
+        """
+        obs = self._observation_buffers(self, len(slates)) if observe else None
+        resp, effects = self.model.serve(
+            self.users, self.platform, self.clock, idx, slates, self.catalog, self.rng, self._env_vec,
+            self.weights, self.candidates, obs, self.obs_scale,
+        )
+        out = resp.per_user
+        comps = out[:, : K.N_COMPONENTS]
         return StepOutcome(
             response=resp,
             effects=effects,
             components=comps,
-            reward=comps @ self.weights,
-            session_ended=ended,
-            churned=churn,
-            finished=finished,
-            gap_days=gap,
+            reward=out[:, K.U_REWARD],
+            session_ended=out[:, K.U_ENDED] > 0,
+            churned=out[:, K.U_CHURN] > 0,
+            finished=out[:, K.U_FINISHED] > 0,
+            gap_days=out[:, K.U_GAP].astype(np.int64),
+            observation=obs,
         )
 
     def view(self, idx: Index, with_text: bool = False) -> "UserView":
@@ -170,8 +161,7 @@ class Simulation:
         rows = user_rows(self.users, idx)
         p, u = self.platform, self.users
         cands = self.candidates[rows]
-        h = p.hist_items.shape[1]
-        order = (p.hist_next[rows][:, None] + np.arange(h)) % h
+        hist_items, hist_engagement = p.history(rows)
         return UserView(
             catalog=self.catalog,
             candidates=cands,
@@ -186,8 +176,8 @@ class Simulation:
             instr_surprise=u.instr_surprise[rows],
             session_step=self.session_step[rows],
             day=self.day[rows],
-            history_items=np.take_along_axis(p.hist_items[rows], order, 1),
-            history_engagement=np.take_along_axis(p.hist_engagement[rows], order, 1),
+            history_items=hist_items,
+            history_engagement=hist_engagement,
             instructions=[self.instruction(int(r)) for r in rows] if with_text else [],
         )
 
@@ -197,11 +187,17 @@ class Simulation:
         u = self.users
         if u.instr_age[row] < 0:
             return None
+        key = (int(u.instr_more[row]), int(u.instr_less[row]), int(u.instr_surprise[row]), int(self.day[row]))
+        cached = self._instructions.get(row)
+        if cached is not None and cached[0] == key:
+            return cached[1]
         names = self.catalog.topic_names
         intent = InstructionIntent(
-            more_topic=names[u.instr_more[row]] if u.instr_more[row] != NO_TOPIC else None,
-            less_topic=names[u.instr_less[row]] if u.instr_less[row] != NO_TOPIC else None,
-            surprise=bool(u.instr_surprise[row]),
+            more_topic=names[key[0]] if key[0] != NO_TOPIC else None,
+            less_topic=names[key[1]] if key[1] != NO_TOPIC else None,
+            surprise=bool(key[2]),
         )
-        variant = int(self.day[row] * 31 + row)
-        return Instruction(intent=intent, text=instruction_text(intent, TONES[u.tone[row]], variant))
+        variant = key[3] * 31 + row
+        instruction = Instruction(intent=intent, text=instruction_text(intent, TONES[u.tone[row]], variant))
+        self._instructions[row] = (key, instruction)
+        return instruction

@@ -1,21 +1,24 @@
-"""The reference parametric user model, vectorised over a batch of users.
+"""The reference parametric user model over a batch of users.
 
-State lives in :class:`UserBatch` (struct of arrays). :class:`ParametricUserModel` reads and
-writes the rows selected by ``idx`` (an index array, or ``slice(None)`` for the whole batch),
-so the single-user env (a batch of one) and the population runner share one implementation.
+State lives in :class:`UserBatch` (a few packed arrays, with named views). The per-slate
+dynamics run in one compiled kernel (``recoworld.users.kernels``) for any batch size, so the
+single-user env (a batch of one) and the population runner share one implementation.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from recoworld.catalog import Catalog
-from recoworld.users.instructions import NO_TOPIC, compliance, familiar_topics
+from recoworld.users import kernels as K
 from recoworld.users.profile import TONES, UserProfile
+
+if TYPE_CHECKING:
+    from recoworld.platform import Clock, PlatformState
 
 Index = np.ndarray | slice
 
@@ -26,18 +29,19 @@ class ParametricUserParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     # utility u = a·cos + b·(q−.5) + c·conf·pop + d·nov·novelty − e·satiation − f·fatigue + noise
-    w_taste: float = Field(3.0, description="a: weight of cos(taste, item).")
+    w_taste: float = Field(4.5, description="a: weight of cos(taste, item).")
     w_quality: float = Field(1.0, description="b: weight of quality − 0.5.")
     w_popularity: float = Field(0.8, description="c: weight of conformity × popularity.")
     w_novelty: float = Field(1.0, description="d: weight of novelty_seeking × topic novelty.")
     w_satiation: float = Field(1.2, description="e: weight of the item's topic satiation.")
     w_fatigue: float = Field(0.5, description="f: weight of session fatigue.")
+    w_similarity: float = Field(0.3, description="Penalty per unit similarity to content watched lately (content-level satiation).")
     w_dislike: float = Field(2.0, description="Penalty for a disliked topic.")
     w_repeat: float = Field(2.5, description="Penalty for an item already watched (or repeated in the slate).")
     noise_sd: float = Field(0.3, ge=0, description="Std of the utility noise.")
     novelty_scale: float = Field(3.0, gt=0, description="Exposure at which a topic's novelty falls to 1/e.")
     # actions
-    click_threshold: float = Field(1.5, description="Utility with a 50% click chance.")
+    click_threshold: float = Field(2.0, description="Utility with a 50% click chance.")
     click_temperature: float = Field(0.35, gt=0, description="Softness of the click decision.")
     watch_midpoint: float = Field(0.9, description="Utility at which half the item is watched.")
     watch_slope: float = Field(2.5, ge=0, description="How fast watch fraction rises with utility.")
@@ -51,7 +55,9 @@ class ParametricUserParams(BaseModel):
     satiation_step_decay: float = Field(0.9, ge=0, le=1, description="Short-term satiation kept after each slate.")
     satiation_day_decay: float = Field(0.3, ge=0, le=1, description="Short-term satiation kept per day away.")
     satiation_long_day_decay: float = Field(0.9, ge=0, le=1, description="Long-term satiation kept per day away.")
-    in_slate_repeat: float = Field(0.1, ge=0, description="Satiation added per earlier same-topic item in the slate.")
+    similarity_tolerance: float = Field(2.0, ge=0, description="Similarity to recent content tolerated before it bores.")
+    similarity_step_decay: float = Field(0.95, ge=0, le=1, description="Share of the recently-watched content memory kept per slate.")
+    similarity_day_decay: float = Field(0.9, ge=0, le=1, description="Share of the recently-watched content memory kept per day away.")
     exposure_step_decay: float = Field(0.95, ge=0, le=1, description="Topic exposure kept after each slate.")
     exposure_day_decay: float = Field(0.7, ge=0, le=1, description="Topic exposure kept per day away.")
     fatigue_per_item: float = Field(0.01, ge=0, description="Fatigue per item reviewed.")
@@ -69,6 +75,7 @@ class ParametricUserParams(BaseModel):
     hazard_satisfaction: float = Field(2.5, description="Hazard logit per unit satisfaction above 0.5 (lowers it).")
     hazard_trust: float = Field(1.5, description="Hazard logit per unit trust above 0.5 (lowers it).")
     hazard_patience: float = Field(1.5, description="Hazard logit per unit patience above 0.5 (lowers it).")
+    platform_decay: float = Field(0.95, ge=0, le=1, description="Per-slate decay of the platform's engagement profile.")
     # reflective instructions
     voice_threshold: float = Field(0.3, ge=0, le=1, description="Users with verbosity at or above this can speak up.")
     instruction_risk: float = Field(0.3, ge=0, le=1, description="Chance of leaving within the next slate that triggers an instruction.")
@@ -86,44 +93,65 @@ class ParametricUserParams(BaseModel):
     return_activity: float = Field(2.5, description="Return logit per unit activity above 0.5.")
 
 
+def _column(array: str, col: int, doc: str) -> property:
+    return property(lambda self: getattr(self, array)[:, col], doc=doc)
+
+
+def _topic_row(row: int, doc: str) -> property:
+    return property(lambda self: self.topic_state[:, row, :], doc=doc)
+
+
+def _instr(col: int, doc: str) -> property:
+    return property(lambda self: self.instr[:, col], doc=doc)
+
+
 @dataclass
 class UserBatch:
-    """Per-user arrays: profile-derived constants, then the hidden mindset."""
+    """Per-user arrays: profile-derived constants and the hidden mindset, packed for the kernel.
 
-    # profile (constant)
-    taste: np.ndarray  # (B, D) unit vectors; drifts
-    interest: np.ndarray  # (B, T)
-    dislike: np.ndarray  # (B, T) bool
-    patience: np.ndarray
-    novelty_seeking: np.ndarray
-    conformity: np.ndarray
-    activity: np.ndarray
-    verbosity: np.ndarray
-    extraversion: np.ndarray
-    agreeableness: np.ndarray
-    neuroticism: np.ndarray
+    Named views (``users.fatigue``, ``users.sat_short`` ...) read and write the packed arrays.
+    """
+
+    taste: np.ndarray  # (B, D) float32 unit vectors; drifts towards liked items
+    recent: np.ndarray  # (B, D) float32 decayed sum of watched items' centred embeddings (content satiation)
+    traits: np.ndarray  # (B, 8) float64, columns kernels.TRAIT_COLUMNS
+    mind: np.ndarray  # (B, 4) float64: fatigue, satisfaction, trust, boredom
+    topic_state: np.ndarray  # (B, 5, T) float64: sat_short, sat_long, exposure, interest, dislike
+    instr: np.ndarray  # (B, 5) int64: more, less, surprise, age (-1 none), cooldown
     tone: np.ndarray  # (B,) index into TONES
-    # mindset (hidden from the recommender)
-    sat_short: np.ndarray  # (B, T)
-    sat_long: np.ndarray  # (B, T)
-    exposure: np.ndarray  # (B, T) decayed count of items shown per topic
-    fatigue: np.ndarray
-    satisfaction: np.ndarray
-    trust: np.ndarray
-    boredom: np.ndarray  # consecutive skips
-    instr_more: np.ndarray  # (B,) topic or NO_TOPIC
-    instr_less: np.ndarray
-    instr_surprise: np.ndarray  # bool
-    instr_age: np.ndarray  # slates since the instruction; -1 = none pending
-    instr_cooldown: np.ndarray
     consumed: np.ndarray  # (B, N) bool: items clicked before
 
-    def __len__(self) -> int:
-        return len(self.fatigue)
+    patience = _column("traits", K.PATIENCE, "Trait: tolerance before leaving.")
+    novelty_seeking = _column("traits", K.NOVELTY, "Trait: appetite for unfamiliar topics.")
+    conformity = _column("traits", K.CONFORMITY, "Trait: pull of popular items.")
+    activity = _column("traits", K.ACTIVITY, "Trait: how often the user comes back.")
+    verbosity = _column("traits", K.VERBOSITY, "Trait: readiness to speak up.")
+    extraversion = _column("traits", K.EXTRAVERSION, "Trait: sharing and commenting.")
+    agreeableness = _column("traits", K.AGREEABLENESS, "Trait: liking.")
+    neuroticism = _column("traits", K.NEUROTICISM, "Trait: trust volatility.")
+    fatigue = _column("mind", K.FATIGUE, "Session fatigue.")
+    satisfaction = _column("mind", K.SATISFACTION, "EMA of slate value in [0, 1].")
+    trust = _column("mind", K.TRUST, "Trust in the recommender in [0, 1].")
+    boredom = _column("mind", K.BOREDOM, "Consecutive skips.")
+    sat_short = _topic_row(K.SAT_SHORT, "(B, T) short-term satiation.")
+    sat_long = _topic_row(K.SAT_LONG, "(B, T) long-term satiation.")
+    exposure = _topic_row(K.EXPOSURE, "(B, T) decayed items shown per topic.")
+    interest = _topic_row(K.INTEREST, "(B, T) profile interest weights.")
+    instr_more = _instr(K.MORE, "Topic asked for, or NO_TOPIC.")
+    instr_less = _instr(K.LESS, "Topic asked to avoid, or NO_TOPIC.")
+    instr_age = _instr(K.AGE, "Slates since the pending instruction; -1 = none.")
+    instr_cooldown = _instr(K.COOLDOWN, "Slates before the user may speak again.")
 
     @property
-    def instr_active(self) -> np.ndarray:
-        return self.instr_age >= 0
+    def dislike(self) -> np.ndarray:
+        return self.topic_state[:, K.DISLIKE, :] > 0
+
+    @property
+    def instr_surprise(self) -> np.ndarray:
+        return self.instr[:, K.SURPRISE] > 0
+
+    def __len__(self) -> int:
+        return len(self.mind)
 
     @classmethod
     def from_profiles(
@@ -132,57 +160,41 @@ class UserBatch:
         """Arrays for ``profiles``; a profile without ``taste`` gets its interests' topic centroids plus noise."""
         b, t_count = len(profiles), catalog.n_topics
         topic_index = {name: k for k, name in enumerate(catalog.topic_names)}
-        interest = np.zeros((b, t_count), dtype=np.float32)
-        dislike = np.zeros((b, t_count), dtype=bool)
+        topic_state = np.zeros((b, 5, t_count), dtype=np.float64)
         for r, prof in enumerate(profiles):
             for name, w in prof.interests.items():
                 if name not in topic_index:
                     raise ValueError(f"user {prof.user_id}: interest topic '{name}' is not in the catalog")
-                interest[r, topic_index[name]] = w
+                topic_state[r, K.INTEREST, topic_index[name]] = w
             for name in prof.dislikes:
                 if name in topic_index:
-                    dislike[r, topic_index[name]] = True
+                    topic_state[r, K.DISLIKE, topic_index[name]] = 1.0
+        interest = topic_state[:, K.INTEREST, :]
         interest /= np.maximum(interest.sum(1, keepdims=True), 1e-9)
         centroids = catalog.topic_centroids
         dim = centroids.shape[1]
         noise = rng.standard_normal((b, dim)).astype(np.float32) * taste_noise / np.sqrt(dim)
-        taste = interest @ centroids + noise
+        taste = (interest @ centroids + noise).astype(np.float32)
         for r, prof in enumerate(profiles):
             if prof.taste is not None:
                 if len(prof.taste) != dim:
                     raise ValueError(f"user {prof.user_id}: taste has {len(prof.taste)} dims, catalog embeddings have {dim}")
                 taste[r] = prof.taste
         taste /= np.maximum(np.linalg.norm(taste, axis=1, keepdims=True), 1e-9)
-
-        def trait(name: str) -> np.ndarray:
-            return np.array([getattr(p.traits, name) for p in profiles], dtype=np.float32)
-
-        zeros_t = np.zeros((b, t_count), dtype=np.float32)
+        traits = np.array([[getattr(p.traits, c) for c in K.TRAIT_COLUMNS] for p in profiles], dtype=np.float64).reshape(b, 8)
+        mind = np.zeros((b, 4), dtype=np.float64)
+        mind[:, K.SATISFACTION] = 0.5
+        mind[:, K.TRUST] = 0.5
+        instr = np.zeros((b, 5), dtype=np.int64)
+        instr[:, [K.MORE, K.LESS, K.AGE]] = -1
         return cls(
-            taste=taste.astype(np.float32),
-            interest=interest,
-            dislike=dislike,
-            patience=trait("patience"),
-            novelty_seeking=trait("novelty_seeking"),
-            conformity=trait("conformity"),
-            activity=trait("activity"),
-            verbosity=trait("verbosity"),
-            extraversion=trait("extraversion"),
-            agreeableness=trait("agreeableness"),
-            neuroticism=trait("neuroticism"),
+            taste=taste,
+            recent=np.zeros((b, dim), dtype=np.float32),
+            traits=traits,
+            mind=mind,
+            topic_state=topic_state,
+            instr=instr,
             tone=np.array([TONES.index(p.traits.tone) for p in profiles], dtype=np.int8),
-            sat_short=zeros_t.copy(),
-            sat_long=zeros_t.copy(),
-            exposure=zeros_t.copy(),
-            fatigue=np.zeros(b, dtype=np.float32),
-            satisfaction=np.full(b, 0.5, dtype=np.float32),
-            trust=np.full(b, 0.5, dtype=np.float32),
-            boredom=np.zeros(b, dtype=np.float32),
-            instr_more=np.full(b, NO_TOPIC, dtype=np.int32),
-            instr_less=np.full(b, NO_TOPIC, dtype=np.int32),
-            instr_surprise=np.zeros(b, dtype=bool),
-            instr_age=np.full(b, -1, dtype=np.int32),
-            instr_cooldown=np.zeros(b, dtype=np.int32),
             consumed=np.zeros((b, len(catalog)), dtype=bool),
         )
 
@@ -190,263 +202,148 @@ class UserBatch:
         return UserBatch(**{f.name: getattr(self, f.name).copy() for f in fields(self)})
 
 
+def _item_out(col: int, doc: str, as_bool: bool = True) -> property:
+    if as_bool:
+        return property(lambda self: self.items[:, :, col] > 0, doc=doc)
+    return property(lambda self: self.items[:, :, col], doc=doc)
+
+
 @dataclass
 class SlateResponse:
-    """What each user did with each slot of their slate (b users × K slots)."""
+    """What each user did with each slot of their slate (b users x K slots), as written by the kernel.
 
-    reviewed: np.ndarray  # bool: the user got to this slot
-    click: np.ndarray
-    like: np.ndarray
-    share: np.ndarray
-    comment: np.ndarray
-    watch_frac: np.ndarray  # fraction of the item watched (0 where not clicked)
-    watch_seconds: np.ndarray
-    utility: np.ndarray
-    left: np.ndarray  # (b,) the user left the session in this slate
-    left_at: np.ndarray  # (b,) slot at which they left, -1 if they stayed
-    boredom_after: np.ndarray  # (b, K) consecutive skips after each slot
+    ``items`` is (b, K, kernels.ITEM_OUTPUTS), ``per_user`` is (b, kernels.USER_OUTPUTS); the
+    properties below are views on them.
+    """
+
+    items: np.ndarray
+    per_user: np.ndarray
+    slates: np.ndarray  # (b, K) catalog rows shown
+    duration_table: np.ndarray  # (N,) seconds of every catalog item
+
+    reviewed = _item_out(K.O_REVIEWED, "The user got to this slot.")
+    click = _item_out(K.O_CLICK, "Clicked (and watched).")
+    like = _item_out(K.O_LIKE, "Liked.")
+    share = _item_out(K.O_SHARE, "Shared.")
+    comment = _item_out(K.O_COMMENT, "Commented.")
+    watch_frac = _item_out(K.O_WATCH, "Fraction of the item watched (0 where not clicked).", as_bool=False)
+    utility = _item_out(K.O_UTILITY, "The user's utility for the item (0 where not reviewed).", as_bool=False)
 
     @property
     def skip(self) -> np.ndarray:
         return self.reviewed & ~self.click
 
+    @property
+    def watch_seconds(self) -> np.ndarray:
+        return self.items[:, :, K.O_WATCH] * self.duration_table[self.slates]
+
+    @property
+    def action_codes(self) -> np.ndarray:
+        """(b, K) index into kernels.ACTION_LABELS."""
+        return self.items[:, :, K.O_ACTION].astype(np.int64)
+
+    @property
+    def left(self) -> np.ndarray:
+        return self.per_user[:, K.U_LEFT] > 0
+
+    @property
+    def left_at(self) -> np.ndarray:
+        return self.per_user[:, K.U_LEFT_AT].astype(np.int64)
+
 
 @dataclass
 class SlateEffects:
-    """Hidden consequences of a slate that the world reports (b users)."""
+    """Hidden consequences of a slate that the world reports (b users), as views on the kernel output."""
 
-    compliance: np.ndarray  # score in [0, 1]; nan where no instruction was pending
-    resolved: np.ndarray  # instruction followed well enough this slate
-    ignored: np.ndarray  # instruction given up on this slate
-    emitted: np.ndarray  # a new instruction was voiced after this slate
-    risk: np.ndarray  # chance of leaving within the next slate
+    per_user: np.ndarray
+
+    @property
+    def compliance(self) -> np.ndarray:
+        """Score in [0, 1] of the slate against the pending instruction; nan where none was pending."""
+        return self.per_user[:, K.U_COMPLIANCE]
+
+    @property
+    def resolved(self) -> np.ndarray:
+        """The instruction was followed well enough this slate."""
+        return self.per_user[:, K.U_RESOLVED] > 0
+
+    @property
+    def ignored(self) -> np.ndarray:
+        """The user gave up on their instruction this slate."""
+        return self.per_user[:, K.U_IGNORED] > 0
+
+    @property
+    def emitted(self) -> np.ndarray:
+        """A new instruction was voiced after this slate."""
+        return self.per_user[:, K.U_EMITTED] > 0
+
+    @property
+    def risk(self) -> np.ndarray:
+        """Chance of leaving within a next slate like this one."""
+        return self.per_user[:, K.U_RISK]
 
 
 def user_rows(users: UserBatch, idx: Index) -> np.ndarray:
     """The batch rows that ``idx`` selects, as an index array."""
-    return np.arange(len(users))[idx] if isinstance(idx, slice) else np.asarray(idx)
-
-
-def sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-x))
-
-
-def topic_sums(topics: np.ndarray, values: np.ndarray, n_topics: int) -> np.ndarray:
-    """(b, T) per-topic sums of (b, K) values."""
-    b = topics.shape[0]
-    flat = (np.arange(b)[:, None] * n_topics + topics).ravel()
-    return np.bincount(flat, weights=values.ravel(), minlength=b * n_topics).reshape(b, n_topics).astype(np.float32)
+    return np.arange(len(users))[idx] if isinstance(idx, slice) else np.asarray(idx, dtype=np.int64)
 
 
 class ParametricUserModel:
-    """Reviews slates, updates the mindset, and decides when users come back."""
+    """Reviews slates, updates the mindset, and decides when users come back (all in the compiled kernel)."""
 
     def __init__(self, params: ParametricUserParams | None = None) -> None:
         self.params = params or ParametricUserParams()
+        self._vector = np.array([float(getattr(self.params, name)) for name in K.PARAM_ORDER], dtype=np.float64)
 
-    # -------------------------------------------------------------- reviewing
-    def hazard_logit(
-        self, users: UserBatch, idx: Index, fatigue: np.ndarray, boredom: np.ndarray, satiation: np.ndarray
-    ) -> np.ndarray:
-        """Logit of leaving after an item; ``fatigue``/``boredom``/``satiation`` broadcast over (b, K)."""
-        p = self.params
-        base = (
-            p.hazard_bias
-            - p.hazard_satisfaction * (users.satisfaction[idx] - 0.5)
-            - p.hazard_trust * (users.trust[idx] - 0.5)
-            - p.hazard_patience * (users.patience[idx] - 0.5)
-        )
-        if base.ndim < np.ndim(fatigue):
-            base = base[:, None]
-        return base + p.hazard_fatigue * fatigue + p.hazard_boredom * boredom + p.hazard_satiation * satiation
-
-    def review(
-        self, users: UserBatch, idx: Index, slates: np.ndarray, catalog: Catalog, rng: np.random.Generator
-    ) -> SlateResponse:
-        """Each user reviews their slate in order: click, watch, like/share/comment, or skip; maybe leave."""
-        p = self.params
-        b, k = slates.shape
-        pos = np.arange(k)
-        rows = np.arange(b)[:, None]
-        topics = catalog.topic[slates]
-        emb = catalog.embeddings[slates]
-        aff = np.einsum("bkd,bd->bk", emb, users.taste[idx])
-        sat = users.sat_short[idx] + users.sat_long[idx]
-        same_topic = topics[:, :, None] == topics[:, None, :]
-        earlier_same = np.tril(same_topic, -1).sum(2)
-        sat_item = np.take_along_axis(sat, topics, 1) + p.in_slate_repeat * earlier_same
-        novelty = np.exp(-np.take_along_axis(users.exposure[idx], topics, 1) / p.novelty_scale)
-        repeat = users.consumed[user_rows(users, idx)[:, None], slates] | np.tril(slates[:, :, None] == slates[:, None, :], -1).any(2)
-        fatigue = users.fatigue[idx][:, None] + p.fatigue_per_item * pos
-        u = (
-            p.w_taste * aff
-            + p.w_quality * (catalog.quality[slates] - 0.5)
-            + p.w_popularity * users.conformity[idx][:, None] * catalog.popularity[slates]
-            + p.w_novelty * users.novelty_seeking[idx][:, None] * novelty
-            - p.w_satiation * sat_item
-            - p.w_fatigue * fatigue
-            - p.w_dislike * np.take_along_axis(users.dislike[idx], topics, 1)
-            - p.w_repeat * repeat
-            + p.noise_sd * rng.standard_normal((b, k))
-        )
-        draws = rng.random((5, b, k))
-        click = draws[0] < sigmoid((u - p.click_threshold) / p.click_temperature)
-        patience = users.patience[idx][:, None]
-        watch_frac = sigmoid(p.watch_slope * (u - p.watch_midpoint)) * (0.6 + 0.4 * patience)
-        watch_frac = np.where(click, np.clip(watch_frac, 0.02, 1.0), 0.0)
-        extra = users.extraversion[idx][:, None]
-        like = click & (draws[1] < sigmoid(u - p.like_threshold + 2.0 * (users.agreeableness[idx][:, None] - 0.5)))
-        share = click & (draws[2] < sigmoid(u - p.share_threshold + 2.0 * (extra - 0.5)))
-        talk = 0.5 * (extra + users.verbosity[idx][:, None])
-        comment = click & (draws[3] < sigmoid(u - p.comment_threshold + 2.0 * (talk - 0.5)))
-        last_click = np.maximum.accumulate(np.where(click, pos, -1), axis=1)
-        boredom = np.where(last_click >= 0, pos - last_click, users.boredom[idx][:, None] + pos + 1).astype(np.float32)
-        leave_now = draws[4] < sigmoid(self.hazard_logit(users, idx, fatigue, boredom, sat_item))
-        left = leave_now.any(1)
-        left_at = np.where(left, leave_now.argmax(1), -1)
-        reviewed = pos[None, :] <= np.where(left, left_at, k)[:, None]
-        click &= reviewed
-        watch_frac = np.where(reviewed, watch_frac, 0.0).astype(np.float32)
-        return SlateResponse(
-            reviewed=reviewed,
-            click=click,
-            like=like & reviewed,
-            share=share & reviewed,
-            comment=comment & reviewed,
-            watch_frac=watch_frac,
-            watch_seconds=(watch_frac * catalog.duration[slates]).astype(np.float32),
-            utility=u.astype(np.float32),
-            left=left,
-            left_at=left_at,
-            boredom_after=boredom,
-        )
-
-    # --------------------------------------------------------------- updating
-    def update(
+    def serve(
         self,
         users: UserBatch,
+        platform: "PlatformState",
+        clock: "Clock",
         idx: Index,
         slates: np.ndarray,
-        resp: SlateResponse,
         catalog: Catalog,
         rng: np.random.Generator,
-    ) -> SlateEffects:
-        """Mindset after a slate: satiation, fatigue, satisfaction, trust, taste drift, instructions."""
-        p = self.params
+        env_vec: np.ndarray,
+        reward_weights: np.ndarray,
+        candidates: np.ndarray,
+        observation: "dict[str, np.ndarray] | None" = None,
+        obs_scale: np.ndarray | None = None,
+    ) -> tuple[SlateResponse, SlateEffects]:
+        """One world step for users ``idx``: they review their slates (catalog rows, (b, K)) in order;
+        mindsets, the platform log and the clock update; ended sessions lead to a return or churn.
+        Fresh candidates for the next decision are written to ``candidates``; with ``observation``
+        buffers (see recoworld.observation) the next observation is filled in too.
+
+        ``env_vec`` = (max_slates_per_session, churn_window_days, horizon_days); ``reward_weights``
+        weigh the reward components (recoworld.rewards.COMPONENTS order).
+        """
+        rows = user_rows(users, idx)
+        slates = np.ascontiguousarray(slates, dtype=np.int64)
         b, k = slates.shape
-        t_count = catalog.n_topics
-        topics = catalog.topic[slates]
-        rows = np.arange(b)
-        watched = topic_sums(topics, resp.watch_frac, t_count)
-        shown = topic_sums(topics, resp.reviewed.astype(np.float32), t_count)
-        users.sat_short[idx] = users.sat_short[idx] * p.satiation_step_decay + p.satiation_gain * watched + p.satiation_exposure_gain * shown
-        users.sat_long[idx] = users.sat_long[idx] + p.satiation_long_gain * watched
-        users.exposure[idx] = users.exposure[idx] * p.exposure_step_decay + shown
-        n_reviewed = resp.reviewed.sum(1)
-        minutes = resp.watch_seconds.sum(1) / 60.0
-        users.fatigue[idx] = users.fatigue[idx] + p.fatigue_per_item * n_reviewed + p.fatigue_per_minute * minutes
-        last = np.maximum(n_reviewed - 1, 0)
-        users.boredom[idx] = resp.boredom_after[rows, last]
-        value = (resp.click * (0.5 + 0.5 * resp.watch_frac) + 0.25 * resp.like).sum(1) / np.maximum(n_reviewed, 1)
-        target = np.clip(value / p.satisfaction_value_scale, 0.0, 1.0)
-        satisfaction = users.satisfaction[idx] + p.satisfaction_rate * (target - users.satisfaction[idx])
-        trust = users.trust[idx].copy()
-
-        # compliance with a pending instruction
-        active = users.instr_age[idx] >= 0
-        score = np.full(b, np.nan)
-        resolved = np.zeros(b, dtype=bool)
-        ignored = np.zeros(b, dtype=bool)
-        if active.any():
-            familiar = familiar_topics(users.exposure[idx] - shown)
-            c = compliance(topics, users.instr_more[idx], users.instr_less[idx], users.instr_surprise[idx], familiar)
-            score = np.where(active, c, np.nan)
-            delta = np.where(active, c - 0.5, 0.0)
-            satisfaction = satisfaction + p.compliance_satisfaction * delta
-            trust = trust + p.compliance_trust * delta * (1.0 + 0.5 * (users.neuroticism[idx] - 0.5))
-            age = np.where(active, users.instr_age[idx] + 1, users.instr_age[idx])
-            resolved = active & (c >= p.compliance_resolve)
-            ignored = active & ~resolved & (age >= p.instruction_patience)
-            trust = trust - p.ignored_trust_penalty * ignored
-            ended = resolved | ignored
-            users.instr_age[idx] = np.where(ended, -1, age)
-            users.instr_more[idx] = np.where(ended, NO_TOPIC, users.instr_more[idx])
-            users.instr_less[idx] = np.where(ended, NO_TOPIC, users.instr_less[idx])
-            users.instr_surprise[idx] = users.instr_surprise[idx] & ~ended
-            users.instr_cooldown[idx] = np.where(ended, p.instruction_cooldown, users.instr_cooldown[idx])
-            users.boredom[idx] = np.where(resolved, 0.0, users.boredom[idx])
-        users.satisfaction[idx] = np.clip(satisfaction, 0.0, 1.0)
-        users.trust[idx] = np.clip(trust, 0.0, 1.0)
-
-        # taste drifts towards liked items; consumed items are remembered
-        if resp.like.any():
-            liked = np.einsum("bk,bkd->bd", resp.like.astype(np.float32), catalog.embeddings[slates])
-            taste = users.taste[idx] + p.taste_drift * liked
-            users.taste[idx] = taste / np.maximum(np.linalg.norm(taste, axis=1, keepdims=True), 1e-9)
-        r, s = np.nonzero(resp.click)
-        users.consumed[user_rows(users, idx)[r], slates[r, s]] = True
-
-        # disengagement risk and reflective instructions
-        risk = self.leave_risk(users, idx, k)
-        cooldown = users.instr_cooldown[idx]
-        can_speak = (users.verbosity[idx] >= p.voice_threshold) & (users.instr_age[idx] < 0) & (cooldown == 0)
-        emitted = can_speak & (risk > p.instruction_risk) & (rng.random(b) < 0.5 + 0.5 * users.verbosity[idx])
-        users.instr_cooldown[idx] = np.maximum(cooldown - 1, 0)
-        if emitted.any():
-            self._emit(users, idx, emitted)
-        return SlateEffects(compliance=score, resolved=resolved, ignored=ignored, emitted=emitted, risk=risk)
-
-    def leave_risk(self, users: UserBatch, idx: Index, slate_size: int) -> np.ndarray:
-        """Chance of leaving within the next slate if it were like the last (used to decide to speak up)."""
-        sat = users.sat_short[idx] + users.sat_long[idx]
-        h = sigmoid(self.hazard_logit(users, idx, users.fatigue[idx], users.boredom[idx], sat.max(1)))
-        return 1.0 - (1.0 - h) ** slate_size
-
-    def _emit(self, users: UserBatch, idx: Index, emitted: np.ndarray) -> None:
-        """Set the intent of newly voiced instructions: less of the most satiated topic, more of a fresh interest."""
-        p = self.params
-        sat = (users.sat_short[idx] + users.sat_long[idx])[emitted]
-        less = np.where(sat.max(1) >= p.instruction_satiation, sat.argmax(1), NO_TOPIC)
-        exposure = users.exposure[idx][emitted]
-        freshness = np.exp(-exposure / p.novelty_scale) * np.exp(-sat)
-        appeal = users.interest[idx][emitted] * freshness
-        appeal[np.arange(len(less)), np.maximum(less, 0)] *= less < 0  # never ask for the topic named as 'less'
-        appeal[users.dislike[idx][emitted]] = 0.0
-        more = np.where(appeal.max(1) > 0.05, appeal.argmax(1), NO_TOPIC)
-        for name, value in (
-            ("instr_more", more),
-            ("instr_less", less),
-            ("instr_surprise", more == NO_TOPIC),
-            ("instr_age", np.zeros(len(more), dtype=np.int32)),
-        ):
-            arr = getattr(users, name)
-            sub = arr[idx]
-            sub[emitted] = value
-            arr[idx] = sub
-
-    # ------------------------------------------------------- between sessions
-    def return_probability(self, users: UserBatch, idx: Index) -> np.ndarray:
-        """Daily chance of coming back, from the last session's satisfaction, trust and activity."""
-        p = self.params
-        return sigmoid(
-            p.return_bias
-            + p.return_satisfaction * (users.satisfaction[idx] - 0.5)
-            + p.return_trust * (users.trust[idx] - 0.5)
-            + p.return_activity * (users.activity[idx] - 0.5)
+        seeds = rng.bit_generator.random_raw(b)
+        out_item = np.empty((b, k, K.ITEM_OUTPUTS), dtype=np.float64)
+        out_user = np.empty((b, K.USER_OUTPUTS), dtype=np.float64)
+        obs = observation if observation is not None else _NO_OBSERVATION
+        kernel = K.world_step_parallel if b >= PARALLEL_BATCH else K.world_step
+        kernel(
+            rows, slates, seeds, self._vector, env_vec, reward_weights,
+            users.taste, users.recent, users.traits, users.mind, users.topic_state, users.instr, users.consumed,
+            catalog.topic, catalog.embeddings, catalog.mean_embedding, catalog.quality, catalog.popularity, catalog.duration,
+            catalog.duration_scaled, catalog.created_day,
+            platform.est_taste, platform.topics, platform.hist_items, platform.hist_engagement, platform.hist_next,
+            platform.stats, clock.day, clock.session_step, clock.days_active, clock.churned, clock.finished, candidates,
+            out_item, out_user, observation is not None, obs_scale if obs_scale is not None else _NO_SCALE,
+            obs["candidates"], obs["user"], obs["topics"], obs["instruction"],
         )
+        return SlateResponse(out_item, out_user, slates, catalog.duration), SlateEffects(out_user)
 
-    def return_gap(self, users: UserBatch, idx: Index, rng: np.random.Generator) -> np.ndarray:
-        """Days until the next session (>= 1), geometric in the daily return probability."""
-        return rng.geometric(self.return_probability(users, idx)).astype(np.int64)
 
-    def rest(self, users: UserBatch, idx: Index, gap_days: np.ndarray) -> None:
-        """Recover between sessions: satiation and exposure decay, fatigue and boredom reset."""
-        p = self.params
-        gap = np.asarray(gap_days, dtype=np.float32)[:, None]
-        users.sat_short[idx] = users.sat_short[idx] * p.satiation_day_decay**gap
-        users.sat_long[idx] = users.sat_long[idx] * p.satiation_long_day_decay**gap
-        users.exposure[idx] = users.exposure[idx] * p.exposure_day_decay**gap
-        users.fatigue[idx] = 0.0
-        users.boredom[idx] = 0.0
-        keep = p.satisfaction_day_reversion ** gap[:, 0]
-        users.satisfaction[idx] = 0.5 + (users.satisfaction[idx] - 0.5) * keep
+PARALLEL_BATCH = 256  # batches at least this large are spread over threads (numba prange)
+_NO_SCALE = np.ones(4, dtype=np.float64)
+_NO_OBSERVATION = {
+    "candidates": np.zeros((0, 0), dtype=np.float32),
+    "user": np.zeros((0, 0), dtype=np.float32),
+    "topics": np.zeros((0, 0), dtype=np.float32),
+    "instruction": np.zeros((0, 0), dtype=np.float32),
+}
