@@ -1,0 +1,33 @@
+# RecoWorld developer commands. `make run` and `make test` set up .venv on first use.
+
+export LITELLM_LOCAL_MODEL_COST_MAP=True
+
+PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: venv run test bench clean
+
+venv: $(STAMP)
+
+# torch is installed first and pinned: pip finds the local CPU wheel, whereas an
+# unpinned torch (pulled in by stable-baselines3) would download GBs of CUDA packages.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --upgrade pip
+	$(BIN)/python -m pip install "torch==2.13.0"
+	$(BIN)/python -m pip install -e ".[dev,rl]"
+	touch $(STAMP)
+
+run: venv
+	$(BIN)/recoworld run quickstart
+
+test: venv
+	$(BIN)/python -m pytest -q
+
+bench: venv
+	@set -e; for f in benchmarks/*.py; do echo "== $$f"; $(BIN)/python $$f; done
+
+clean:
+	rm -rf $(VENV)

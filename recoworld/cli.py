@@ -1,0 +1,157 @@
+"""The ``recoworld`` command: run scenarios, list the bundled ones, print the scenario schema."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+import yaml
+from rich import box
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+    help="RecoWorld: a simulated world for recommender systems.",
+)
+err_console = Console(stderr=True)
+
+
+def make_console() -> Console:
+    """A stdout console; pipes, files and CI logs get 160 columns so tables are not squeezed into 80."""
+    console = Console()
+    return console if console.is_terminal else Console(width=max(console.width, 160))
+
+
+# (summary key, column title, format)
+COLUMNS: list[tuple[str, str, str]] = [
+    ("ctr", "CTR", "{:.3f}"),
+    ("first_session_ctr", "1st-session\nCTR", "{:.3f}"),
+    ("clicks_per_user", "clicks\n/user", "{:.1f}"),
+    ("watch_minutes_per_user", "watch min\n/user", "{:.1f}"),
+    ("slates_per_session", "slates\n/session", "{:.2f}"),
+    ("days_active", "days\nactive", "{:.2f}"),
+    ("churn_rate", "churn\nrate", "{:.1%}"),
+    ("instructions_per_user", "instructions\n/user", "{:.2f}"),
+    ("compliance", "compliance", "{:.2f}"),
+]
+
+
+def fail(message: str) -> typer.Exit:
+    """Print one red ``error:`` line to stderr; the caller raises the returned exit (code 2)."""
+    err_console.print(f"error: {message}", style="bold red", markup=False, highlight=False, soft_wrap=True)
+    return typer.Exit(code=2)
+
+
+def parse_overrides(pairs: list[str]) -> dict[str, Any]:
+    """``["env.slate_size=5", ...]`` → ``{"env": {"slate_size": 5}}``; values are parsed as YAML."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        parts = key.strip().split(".")
+        if not sep or not all(parts):
+            raise ValueError(f"--set '{pair}': expected key.path=value")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else raw
+        except yaml.YAMLError:
+            raise ValueError(f"--set '{pair}': value is not valid YAML") from None
+        node = out
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ValueError(f"--set '{pair}': '{part}' was already set to a value")
+        node[parts[-1]] = value
+    return out
+
+
+def _fmt(value: float, spec: str) -> str:
+    return "–" if isinstance(value, float) and math.isnan(value) else spec.format(value)
+
+
+@app.command()
+def run(
+    scenario: str = typer.Argument(..., help="Bundled scenario name (see `recoworld scenarios`) or a YAML path."),
+    users: Optional[int] = typer.Option(None, "--users", "-n", min=1, help="Users per recommender (default: users.n_users)."),
+    days: Optional[int] = typer.Option(None, "--days", "-d", min=1, help="Days to simulate (overrides env.horizon_days)."),
+    seed: Optional[int] = typer.Option(None, "--seed", "-s", help="Seed (default: the scenario's)."),
+    set_: list[str] = typer.Option([], "--set", help="Override a scenario field: key.path=value (repeatable)."),
+    json_path: Optional[Path] = typer.Option(None, "--json", help="Write the summaries to this JSON file."),
+) -> None:
+    """Run every recommender of SCENARIO over the same simulated population and compare them."""
+    from recoworld.agents import make_recommender
+    from recoworld.runner import run_population
+    from recoworld.scenario import load_scenario
+    from recoworld.simulation import build_catalog
+
+    try:
+        overrides = parse_overrides(set_)
+        if days is not None:
+            overrides.setdefault("env", {})["horizon_days"] = days
+        scn = load_scenario(scenario, overrides)
+        seed = scn.seed if seed is None else seed
+        recs = [make_recommender(spec.name, spec.params, seed) for spec in scn.recommenders]
+        n_users = users or scn.users.n_users
+        catalog = build_catalog(scn.catalog, scn.seed)
+    except (ValueError, OSError) as exc:  # ScenarioError is a ValueError
+        raise fail(str(exc))
+    if not recs:
+        raise fail("recommenders: the scenario lists none")
+
+    horizon, console = scn.env.horizon_days, make_console()
+    console.print(f"[bold]{scn.name}[/]: {n_users} users × {horizon} days, {len(catalog)} items, seed {seed}")
+    summaries: dict[str, dict[str, float]] = {}
+    columns = [TextColumn("{task.description:<24}"), BarColumn(), MofNCompleteColumn(), TextColumn("days"), TimeElapsedColumn()]
+    with Progress(*columns, console=console, transient=False) as progress:
+        for spec, rec in zip(scn.recommenders, recs):
+            label = spec.name if spec.name not in summaries else f"{spec.name}#{len(summaries)}"
+            task = progress.add_task(label, total=horizon)
+            try:
+                result = run_population(scn, rec, n_users, seed, catalog=catalog, on_day=lambda _d, t=task: progress.advance(t))
+            except ValueError as exc:
+                raise fail(f"{label}: {exc}")
+            summaries[label] = result.summary()
+
+    table = Table(title=f"{scn.name}: population means over {n_users} users, {horizon} days", box=box.SIMPLE_HEAD)
+    table.add_column("recommender", style="bold", no_wrap=True, min_width=max(len(k) for k in summaries))
+    for _key, title, _spec in COLUMNS:
+        table.add_column(title, justify="right", overflow="fold")
+    for label, summary in summaries.items():
+        table.add_row(label, *(_fmt(summary[key], spec) for key, _title, spec in COLUMNS))
+    console.print(table)
+
+    if json_path is not None:
+        clean = {k: {m: (None if isinstance(v, float) and math.isnan(v) else v) for m, v in s.items()} for k, s in summaries.items()}
+        try:
+            json_path.write_text(json.dumps(clean, indent=2) + "\n")
+        except OSError as exc:
+            raise fail(f"--json: {exc}")
+        console.print(f"summaries written to {json_path}")
+
+
+@app.command()
+def scenarios() -> None:
+    """List the bundled scenarios."""
+    from recoworld.scenario import bundled_scenarios, load_scenario
+
+    table = Table("name", "description")
+    for name in bundled_scenarios():
+        table.add_row(name, " ".join(load_scenario(name).description.split()))
+    Console().print(table)
+
+
+@app.command()
+def schema() -> None:
+    """Print the JSON schema of a scenario file."""
+    from recoworld.scenario import Scenario
+
+    typer.echo(json.dumps(Scenario.model_json_schema(), indent=2))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()
