@@ -70,6 +70,11 @@ class SegmentConfig(BaseModel):
         return self
 
 
+def _pick(rng_value: float, cumulative: np.ndarray) -> int:
+    """Index drawn from a categorical given one uniform and the cumulative probabilities."""
+    return int(np.searchsorted(cumulative, rng_value * cumulative[-1], side="right"))
+
+
 class PopulationSampler:
     """Samples :class:`UserProfile` objects from weighted segments over a catalog's topics."""
 
@@ -83,36 +88,57 @@ class PopulationSampler:
                     raise ValueError(f"users.segments[{seg.name}].interest_topics: unknown topic '{topic}'")
         weights = np.array([s.weight for s in self.segments], dtype=float)
         self._weights = weights / weights.sum()
+        self._cum_weights = np.cumsum(self._weights)
+        # per segment: interest pool, Beta parameters of the traits, tone and age-band tables
+        self._in_pool = []
+        for seg in self.segments:
+            mask = np.zeros(len(self.topic_names), dtype=bool)
+            mask[[self.topic_names.index(t) for t in seg.interest_topics] if seg.interest_topics else slice(None)] = True
+            self._in_pool.append(mask)
+        self._beta = [
+            (
+                np.array([getattr(seg.traits, t).mean * getattr(seg.traits, t).concentration for t in TRAIT_NAMES]),
+                np.array([(1 - getattr(seg.traits, t).mean) * getattr(seg.traits, t).concentration for t in TRAIT_NAMES]),
+            )
+            for seg in self.segments
+        ]
+        self._tones = [(list(seg.tones), np.cumsum(list(seg.tones.values()))) for seg in self.segments]
+        self._bands = [(list(seg.age_bands), np.cumsum(list(seg.age_bands.values()))) for seg in self.segments]
 
     def sample(self, n: int, rng: np.random.Generator, id_prefix: str = "u", start: int = 0) -> list[UserProfile]:
         """``n`` profiles; segment membership drawn by weight."""
-        seg_of = rng.choice(len(self.segments), size=n, p=self._weights)
-        return [self._sample_one(self.segments[s], rng, f"{id_prefix}{start + k}") for k, s in enumerate(seg_of)]
+        seg_of = np.searchsorted(self._cum_weights, rng.random(n) * self._cum_weights[-1], side="right")
+        return [self._sample_one(int(s), rng, f"{id_prefix}{start + k}") for k, s in enumerate(seg_of)]
 
-    def _sample_one(self, seg: SegmentConfig, rng: np.random.Generator, user_id: str) -> UserProfile:
-        pool = [self.topic_names.index(t) for t in seg.interest_topics] if seg.interest_topics else list(range(len(self.topic_names)))
-        k = int(rng.integers(seg.n_interests[0], seg.n_interests[1] + 1))
-        k = min(k, len(pool))
-        chosen = rng.choice(pool, size=k, replace=False)
+    def _sample_one(self, s: int, rng: np.random.Generator, user_id: str) -> UserProfile:
+        seg, in_pool = self.segments[s], self._in_pool[s]
+        u = rng.random(8)
+        lo, hi = seg.n_interests
+        order = rng.permutation(len(self.topic_names))
+        candidates = order[in_pool[order]]
+        k = min(lo + int(u[0] * (hi - lo + 1)), len(candidates))
+        chosen = candidates[:k]
         weights = rng.dirichlet(np.full(k, seg.interest_concentration))
         interests = {self.topic_names[t]: round(float(w), 4) for t, w in sorted(zip(chosen, weights), key=lambda p: -p[1])}
-        rest = [t for t in range(len(self.topic_names)) if t not in set(chosen.tolist())]
-        n_dis = min(int(rng.integers(seg.n_dislikes[0], seg.n_dislikes[1] + 1)), len(rest))
-        dislikes = [self.topic_names[t] for t in rng.choice(rest, size=n_dis, replace=False)] if n_dis else []
-        trait_values = {name: round(float(getattr(seg.traits, name).sample(rng, 1)[0]), 4) for name in TRAIT_NAMES}
-        tones = list(seg.tones)
-        tone_p = np.array([seg.tones[t] for t in tones], dtype=float)
-        tone = tones[int(rng.choice(len(tones), p=tone_p / tone_p.sum()))]
-        bands = list(seg.age_bands)
-        band_p = np.array([seg.age_bands[b] for b in bands], dtype=float)
+        is_chosen = np.zeros(len(self.topic_names), dtype=bool)
+        is_chosen[chosen] = True
+        rest = order[~is_chosen[order]]  # a random order of the other topics
+        d_lo, d_hi = seg.n_dislikes
+        n_dis = min(d_lo + int(u[1] * (d_hi - d_lo + 1)), len(rest))
+        dislikes = [self.topic_names[t] for t in rest[:n_dis]]
+        a, b = self._beta[s]
+        trait_values = dict(zip(TRAIT_NAMES, np.round(rng.beta(a, b), 4).tolist()))
+        tones, tone_cum = self._tones[s]
+        bands, band_cum = self._bands[s]
+        goals = (int(u[5] * len(_GOALS)), int(u[6] * (len(_GOALS) - 1)))
         return UserProfile(
             user_id=user_id,
             segment=seg.name,
-            age_band=bands[int(rng.choice(len(bands), p=band_p / band_p.sum()))],
-            occupation=str(rng.choice(_OCCUPATIONS)),
-            locale=str(rng.choice(_LOCALES)),
-            goals=[str(g) for g in rng.choice(_GOALS, size=2, replace=False)],
+            age_band=bands[_pick(u[2], band_cum)],
+            occupation=_OCCUPATIONS[int(u[3] * len(_OCCUPATIONS))],
+            locale=_LOCALES[int(u[4] * len(_LOCALES))],
+            goals=[_GOALS[goals[0]], [g for g in _GOALS if g != _GOALS[goals[0]]][goals[1]]],
             interests=interests,
             dislikes=dislikes,
-            traits=Traits(**trait_values, tone=tone),
+            traits=Traits(**trait_values, tone=tones[_pick(u[7], tone_cum)]),
         )
