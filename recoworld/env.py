@@ -13,6 +13,7 @@ from recoworld.rewards import as_dict
 from recoworld.scenario import load_scenario
 from recoworld.simulation import Simulation, StepOutcome, build_catalog
 from recoworld.users.kernels import ACTION_LABELS
+from recoworld.users.parametric import ParametricUserModel
 from recoworld.users.profile import UserProfile
 from recoworld.users.sampler import PopulationSampler
 
@@ -58,6 +59,7 @@ class RecoWorldEnv(gym.Env):
         self.action_space = spaces.MultiDiscrete(np.full(self.slate_size, width, dtype=np.int64))
         self.observation_space = observation_space(self.n_candidates, self.n_topics)
         self._sampler = PopulationSampler(self.scenario.users.segments, self.catalog.topic_names)
+        self._model = ParametricUserModel(self.scenario.user_model)
         self.sim: Simulation | None = None
         self._last: tuple[np.ndarray, StepOutcome] | None = None
 
@@ -70,7 +72,7 @@ class RecoWorldEnv(gym.Env):
             profile = self._sampler.sample(1, self.np_random)[0]
         elif not isinstance(profile, UserProfile):
             profile = UserProfile.model_validate(profile)
-        self.sim = Simulation(self.scenario, self.catalog, [profile], self.np_random)
+        self.sim = Simulation(self.scenario, self.catalog, [profile], self.np_random, self._model)
         self.sim.retrieve(ALL)
         self._last = None
         return self._get_obs(), self._get_info(None)
@@ -113,8 +115,8 @@ class RecoWorldEnv(gym.Env):
         a = np.asarray(action)
         if a.shape != (self.slate_size,):
             raise ValueError(f"action: expected shape ({self.slate_size},), got {a.shape}")
-        if not np.issubdtype(a.dtype, np.integer):
-            if not (np.issubdtype(a.dtype, np.floating) and np.all(a == np.round(a))):
+        if a.dtype.kind not in "iu":
+            if not (a.dtype.kind == "f" and np.all(a == np.round(a))):
                 raise ValueError(f"action: expected integers, got dtype {a.dtype}")
             a = a.astype(np.int64)
         hi = self.action_space.nvec[0]

@@ -53,17 +53,40 @@ def _cached_catalog(config_json: str, seed: int) -> Catalog:
 
 @dataclass
 class StepOutcome:
-    """Everything one slate led to, for the b users that were served."""
+    """Everything one slate led to, for the b users that were served (views on the kernel output)."""
 
     response: SlateResponse
     effects: SlateEffects
-    components: np.ndarray  # (b, len(COMPONENTS)), in COMPONENTS order
-    reward: np.ndarray  # (b,)
-    session_ended: np.ndarray  # (b,)
-    churned: np.ndarray  # (b,)
-    finished: np.ndarray  # (b,) next session would start at or after the horizon
-    gap_days: np.ndarray  # (b,) days until the next session, 0 if the session goes on
     observation: dict[str, np.ndarray] | None = None  # next observation, when asked for
+
+    @property
+    def components(self) -> np.ndarray:
+        """(b, len(COMPONENTS)) reward components, in COMPONENTS order."""
+        return self.response.per_user[:, : K.N_COMPONENTS]
+
+    @property
+    def reward(self) -> np.ndarray:
+        """(b,) weighted sum of the components."""
+        return self.response.per_user[:, K.U_REWARD]
+
+    @property
+    def session_ended(self) -> np.ndarray:
+        return self.response.per_user[:, K.U_ENDED] > 0
+
+    @property
+    def churned(self) -> np.ndarray:
+        """The session ended and the user will not come back within the churn window."""
+        return self.response.per_user[:, K.U_CHURN] > 0
+
+    @property
+    def finished(self) -> np.ndarray:
+        """The user's next session would start at or after the horizon."""
+        return self.response.per_user[:, K.U_FINISHED] > 0
+
+    @property
+    def gap_days(self) -> np.ndarray:
+        """Days until the next session; 0 where the session goes on."""
+        return self.response.per_user[:, K.U_GAP].astype(np.int64)
 
 
 class Simulation:
@@ -96,6 +119,7 @@ class Simulation:
             [scenario.env.max_slates_per_session, scenario.env.churn_window_days, scenario.env.horizon_days], dtype=np.float64
         )
         self.candidates = np.zeros((b, scenario.env.num_candidates), dtype=np.int64)
+        self._all_rows = np.arange(b)
         self._instructions: dict[int, tuple[tuple[int, ...], Instruction]] = {}
         from recoworld.observation import observation_buffers  # (observation imports this module)
 
@@ -122,10 +146,13 @@ class Simulation:
     churned = property(lambda self: self.clock.churned)
     finished = property(lambda self: self.clock.finished)
 
+    def _rows(self, idx: Index) -> np.ndarray:
+        return self._all_rows[idx] if isinstance(idx, slice) else np.asarray(idx, dtype=np.int64)
+
     def retrieve(self, idx: Index) -> np.ndarray:
         """Fresh candidates for users ``idx``: uniform catalog rows, with replacement (a
         policy-independent retrieval stage). :meth:`step` draws the next ones by itself."""
-        rows = user_rows(self.users, idx)
+        rows = self._rows(idx)
         K.retrieve_kernel(rows, self.rng.bit_generator.random_raw(len(rows)), self.candidates, len(self.catalog))
         return self.candidates[rows]
 
@@ -137,22 +164,10 @@ class Simulation:
         """
         obs = self._observation_buffers(self, len(slates)) if observe else None
         resp, effects = self.model.serve(
-            self.users, self.platform, self.clock, idx, slates, self.catalog, self.rng, self._env_vec,
+            self.users, self.platform, self.clock, self._rows(idx), slates, self.catalog, self.rng, self._env_vec,
             self.weights, self.candidates, obs, self.obs_scale,
         )
-        out = resp.per_user
-        comps = out[:, : K.N_COMPONENTS]
-        return StepOutcome(
-            response=resp,
-            effects=effects,
-            components=comps,
-            reward=out[:, K.U_REWARD],
-            session_ended=out[:, K.U_ENDED] > 0,
-            churned=out[:, K.U_CHURN] > 0,
-            finished=out[:, K.U_FINISHED] > 0,
-            gap_days=out[:, K.U_GAP].astype(np.int64),
-            observation=obs,
-        )
+        return StepOutcome(resp, effects, obs)
 
     def view(self, idx: Index, with_text: bool = False) -> "UserView":
         """What the platform knows about users ``idx`` at their current decision."""
@@ -170,7 +185,7 @@ class Simulation:
             est_taste=p.est_taste[rows],
             click_topics=p.click_topics[rows],
             shown_topics=p.shown_topics[rows],
-            consumed=u.consumed[rows[:, None], cands],
+            consumed=u.has_consumed(rows, cands),
             instr_more=u.instr_more[rows],
             instr_less=u.instr_less[rows],
             instr_surprise=u.instr_surprise[rows],

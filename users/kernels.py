@@ -28,9 +28,9 @@ MORE, LESS, SURPRISE, AGE, COOLDOWN = range(5)
 P_CLICK, P_SHOWN = range(2)
 # columns of PlatformState.stats
 S_REVIEWED, S_CLICKS, S_SKIP_STREAK, S_LAST_CTR, S_LAST_LENGTH, S_DAYS_SINCE, S_SESSIONS = range(7)
-# columns of the per-item output (b, K, 8)
-O_REVIEWED, O_CLICK, O_LIKE, O_SHARE, O_COMMENT, O_WATCH, O_UTILITY, O_ACTION = range(8)
-ITEM_OUTPUTS = 8
+# columns of the per-item output (b, K, 9)
+O_REVIEWED, O_CLICK, O_LIKE, O_SHARE, O_COMMENT, O_WATCH, O_UTILITY, O_ACTION, O_WATCH_SECONDS = range(9)
+ITEM_OUTPUTS = 9
 # action codes (O_ACTION): the strongest thing the user did with the item
 ACTION_LABELS = ("unseen", "skip", "click", "like", "comment", "share", "leave")
 A_UNSEEN, A_SKIP, A_CLICK, A_LIKE, A_COMMENT, A_SHARE, A_LEAVE = range(7)
@@ -81,6 +81,12 @@ FAMILIAR_TOP = 3  # a user's most-shown topics count as familiar for 'surprise m
 @njit(cache=True, inline="always", fastmath=FASTMATH)
 def _sigmoid(x: float) -> float:
     return 1.0 / (1.0 + math.exp(-x))
+
+
+@njit(cache=True, inline="always")
+def has_consumed(bits, r: int, item: int) -> bool:
+    """Did user ``r`` click ``item`` before? (``bits`` is the (B, ceil(N / 8)) uint8 bitset.)"""
+    return (bits[r, item >> 3] >> (item & 7)) & 1 == 1
 
 
 @njit(cache=True, inline="always", fastmath=FASTMATH)
@@ -200,6 +206,17 @@ def retrieve_kernel(rows, seeds, candidates, n_items: int) -> None:
         _candidates_from(rows[i], uni, 0, candidates, n_items)
 
 
+@njit(cache=True, inline="always")
+def _scratch(width: int, n_topics: int, k: int, dim: int):
+    """Per-thread scratch: the user's uniforms, familiar topics, slate topics, liked embedding sum."""
+    return (
+        np.empty(width),
+        np.zeros(n_topics, dtype=np.bool_),
+        np.empty(k, dtype=np.int64),
+        np.zeros(dim, dtype=np.float32),
+    )
+
+
 @njit(cache=True, fastmath=FASTMATH)
 def world_step(
     rows, slates, seeds, p, env_vec, reward_weights,
@@ -219,8 +236,8 @@ def world_step(
     """
     b, k = slates.shape
     width = draw_width(k, candidates.shape[1])
+    uni, familiar, slate_topics, liked = _scratch(width, topic_state.shape[2], k, taste.shape[1])
     for i in range(b):
-        uni = np.empty(width)
         fill_uniforms(seeds[i], uni)
         _serve_user(
             i, rows[i], slates, uni, p, env_vec,
@@ -228,10 +245,11 @@ def world_step(
             cat_topic, cat_emb, cat_mean, cat_quality, cat_popularity, cat_duration,
             est_taste, p_topics, hist_items, hist_eng, hist_next, p_stats,
             day, session_step, days_active, churned, finished, out_item, out_user,
+            familiar, slate_topics, liked,
         )
         reward = 0.0
-        for c in range(N_COMPONENTS):
-            reward += reward_weights[c] * out_user[i, c]
+        for q in range(N_COMPONENTS):
+            reward += reward_weights[q] * out_user[i, q]
         out_user[i, U_REWARD] = reward
         _candidates_from(rows[i], uni, 7 * k + 2, candidates, len(cat_topic))
     if observe:
@@ -263,21 +281,25 @@ def world_step_parallel(
     """
     b, k = slates.shape
     width = draw_width(k, candidates.shape[1])
-    for i in prange(b):
-        uni = np.empty(width)
-        fill_uniforms(seeds[i], uni)
-        _serve_user(
-            i, rows[i], slates, uni, p, env_vec,
-            taste, recent, traits, mind, topic_state, instr, consumed,
-            cat_topic, cat_emb, cat_mean, cat_quality, cat_popularity, cat_duration,
-            est_taste, p_topics, hist_items, hist_eng, hist_next, p_stats,
-            day, session_step, days_active, churned, finished, out_item, out_user,
-        )
-        reward = 0.0
-        for c in range(N_COMPONENTS):
-            reward += reward_weights[c] * out_user[i, c]
-        out_user[i, U_REWARD] = reward
-        _candidates_from(rows[i], uni, 7 * k + 2, candidates, len(cat_topic))
+    n_chunks = min(b, 16)
+    size = (b + n_chunks - 1) // n_chunks
+    for c in prange(n_chunks):  # contiguous chunks of users; scratch buffers once per chunk
+        uni, familiar, slate_topics, liked = _scratch(width, topic_state.shape[2], k, taste.shape[1])
+        for i in range(c * size, min(b, (c + 1) * size)):
+            fill_uniforms(seeds[i], uni)
+            _serve_user(
+                i, rows[i], slates, uni, p, env_vec,
+                taste, recent, traits, mind, topic_state, instr, consumed,
+                cat_topic, cat_emb, cat_mean, cat_quality, cat_popularity, cat_duration,
+                est_taste, p_topics, hist_items, hist_eng, hist_next, p_stats,
+                day, session_step, days_active, churned, finished, out_item, out_user,
+                familiar, slate_topics, liked,
+            )
+            reward = 0.0
+            for q in range(N_COMPONENTS):
+                reward += reward_weights[q] * out_user[i, q]
+            out_user[i, U_REWARD] = reward
+            _candidates_from(rows[i], uni, 7 * k + 2, candidates, len(cat_topic))
     if observe:
         observe_kernel(
             rows, candidates, day, session_step, cat_topic, cat_emb, cat_quality, cat_popularity,
@@ -293,15 +315,16 @@ def _serve_user(
     cat_topic, cat_emb, cat_mean, cat_quality, cat_popularity, cat_duration,
     est_taste, p_topics, hist_items, hist_eng, hist_next, p_stats,
     day, session_step, days_active, churned, finished, out_item, out_user,
+    familiar, slate_topics, liked,
 ):
-    """User ``r`` (row i of the step) reviews slate i; see :func:`world_step`."""
+    """User ``r`` (row i of the step) reviews slate i; see :func:`world_step`.
+
+    ``familiar`` (T,), ``slate_topics`` (K,) and ``liked`` (D,) are scratch buffers.
+    """
     k = slates.shape[1]
     n_topics = topic_state.shape[2]
     dim = taste.shape[1]
     h = hist_items.shape[1]
-    familiar = np.zeros(n_topics, dtype=np.bool_)
-    slate_topics = np.empty(k, dtype=np.int64)
-    liked = np.zeros(dim, dtype=np.float32)
     tr, md, ts = traits[r], mind[r], topic_state[r]
     # decay of the previous slates' short-term satiation and exposure
     # (values are flushed to zero before they turn denormal: denormal arithmetic is ~100x slower)
@@ -337,7 +360,7 @@ def _serve_user(
             similar += (cat_emb[it, d] - cat_mean[d]) * recent[r, d]
         satiation = ts[SAT_SHORT, t] + ts[SAT_LONG, t]
         novelty = math.exp(-ts[EXPOSURE, t] / p[NOVELTY_SCALE])
-        repeat = consumed[r, it]
+        repeat = has_consumed(consumed, r, it)
         for jj in range(j):
             if slates[i, jj] == it:
                 repeat = True
@@ -368,6 +391,7 @@ def _serve_user(
             comment = uni[2 * k + 5 * j + R_COMMENT] < _sigmoid(u - p[COMMENT_THRESHOLD] + 2.0 * (talk - 0.5))
             o[O_CLICK] = 1.0
             o[O_WATCH] = wf
+            o[O_WATCH_SECONDS] = wf * cat_duration[it]
             o[O_LIKE] = like
             o[O_SHARE] = share
             o[O_COMMENT] = comment
@@ -376,7 +400,7 @@ def _serve_user(
             ou_counts[U_SHARES] += share
             ou_counts[U_COMMENTS] += comment
             ou_counts[U_WATCH_MINUTES] += wf * cat_duration[it] / 60.0
-            consumed[r, it] = True
+            consumed[r, it >> 3] |= np.uint8(1 << (it & 7))
             clicks += 1
             boredom = 0.0
             value += 0.5 + 0.5 * wf + 0.25 * like
@@ -585,7 +609,7 @@ def observe_kernel(
             feats[i, f + 1] = cat_popularity[it]
             feats[i, f + 2] = cat_log_duration[it]
             feats[i, f + 3] = math.exp(-max(day[r] - cat_created[it], 0) / 30.0)
-            feats[i, f + 4] = consumed[r, it]
+            feats[i, f + 4] = has_consumed(consumed, r, it)
             feats[i, f + 5] = min(1.0, max(-1.0, aff * inv))
             feats[i, f + 6] = topics_out[i, t]
             feats[i, f + 7] = topics_out[i, n_topics + t]

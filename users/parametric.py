@@ -119,7 +119,7 @@ class UserBatch:
     topic_state: np.ndarray  # (B, 5, T) float64: sat_short, sat_long, exposure, interest, dislike
     instr: np.ndarray  # (B, 5) int64: more, less, surprise, age (-1 none), cooldown
     tone: np.ndarray  # (B,) index into TONES
-    consumed: np.ndarray  # (B, N) bool: items clicked before
+    consumed: np.ndarray  # (B, ceil(N / 8)) uint8 bitset of items clicked before (see has_consumed)
 
     patience = _column("traits", K.PATIENCE, "Trait: tolerance before leaving.")
     novelty_seeking = _column("traits", K.NOVELTY, "Trait: appetite for unfamiliar topics.")
@@ -152,6 +152,11 @@ class UserBatch:
 
     def __len__(self) -> int:
         return len(self.mind)
+
+    def has_consumed(self, rows: np.ndarray, items: np.ndarray) -> np.ndarray:
+        """(b, n) bool: whether user ``rows[i]`` clicked ``items[i, j]`` before."""
+        rows = np.asarray(rows)[:, None]
+        return ((self.consumed[rows, items >> 3] >> (items & 7).astype(np.uint8)) & 1).astype(bool)
 
     @classmethod
     def from_profiles(
@@ -195,7 +200,7 @@ class UserBatch:
             topic_state=topic_state,
             instr=instr,
             tone=np.array([TONES.index(p.traits.tone) for p in profiles], dtype=np.int8),
-            consumed=np.zeros((b, len(catalog)), dtype=bool),
+            consumed=np.zeros((b, (len(catalog) + 7) // 8), dtype=np.uint8),
         )
 
     def copy(self) -> "UserBatch":
@@ -218,8 +223,6 @@ class SlateResponse:
 
     items: np.ndarray
     per_user: np.ndarray
-    slates: np.ndarray  # (b, K) catalog rows shown
-    duration_table: np.ndarray  # (N,) seconds of every catalog item
 
     reviewed = _item_out(K.O_REVIEWED, "The user got to this slot.")
     click = _item_out(K.O_CLICK, "Clicked (and watched).")
@@ -233,9 +236,7 @@ class SlateResponse:
     def skip(self) -> np.ndarray:
         return self.reviewed & ~self.click
 
-    @property
-    def watch_seconds(self) -> np.ndarray:
-        return self.items[:, :, K.O_WATCH] * self.duration_table[self.slates]
+    watch_seconds = _item_out(K.O_WATCH_SECONDS, "Seconds watched (0 where not clicked).", as_bool=False)
 
     @property
     def action_codes(self) -> np.ndarray:
@@ -336,7 +337,7 @@ class ParametricUserModel:
             out_item, out_user, observation is not None, obs_scale if obs_scale is not None else _NO_SCALE,
             obs["candidates"], obs["user"], obs["topics"], obs["instruction"],
         )
-        return SlateResponse(out_item, out_user, slates, catalog.duration), SlateEffects(out_user)
+        return SlateResponse(out_item, out_user), SlateEffects(out_user)
 
 
 PARALLEL_BATCH = 256  # batches at least this large are spread over threads (numba prange)
