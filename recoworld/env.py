@@ -105,6 +105,7 @@ class RecoWorldEnv(gym.Env):
         instr = sim.instruction(0)
         if instr is not None:
             lines.append(f'  user says: "{instr.text}"')
+        lines.append(f"  (hidden mindset: {sim.mindset(0, memory=0).text()})")
         if out.session_ended[0]:
             lines.append("  -> churned" if out.churned[0] else f"  -> session over, back in {int(out.gap_days[0])} day(s)")
         return "\n".join(lines) + "\n"

@@ -15,6 +15,7 @@ from recoworld.rewards import COMPONENTS
 from recoworld.scenario import CatalogConfig, Scenario, ScenarioError
 from recoworld.users import kernels as K
 from recoworld.users.instructions import NO_TOPIC, Instruction, InstructionIntent, instruction_text
+from recoworld.users.mindset import MemoryEntry, Mindset
 from recoworld.users.parametric import Index, ParametricUserModel, SlateEffects, SlateResponse, UserBatch, user_rows
 from recoworld.users.profile import TONES, UserProfile
 from recoworld.users.sampler import PopulationSampler
@@ -194,6 +195,29 @@ class Simulation:
             history_items=hist_items,
             history_engagement=hist_engagement,
             instructions=[self.instruction(int(r)) for r in rows] if with_text else [],
+        )
+
+    def mindset(self, row: int, memory: int = 10) -> Mindset:
+        """A readable snapshot of user ``row``'s hidden state (never given to recommenders)."""
+        u, cat = self.users, self.catalog
+        sat = u.sat_short[row] + u.sat_long[row]
+        items, engagement = self.platform.history(np.array([row]))
+        entries = [
+            MemoryEntry(
+                item_id=str(cat.item_id[i]), title=str(cat.title[i]), topic=cat.topic_names[cat.topic[i]], engagement=float(e)
+            )
+            for i, e in zip(items[0][-memory:], engagement[0][-memory:])
+            if i >= 0
+        ]
+        instruction = self.instruction(row)
+        return Mindset(
+            satisfaction=float(u.satisfaction[row]),
+            trust=float(u.trust[row]),
+            fatigue=float(u.fatigue[row]),
+            boredom_streak=int(u.boredom[row]),
+            satiation={cat.topic_names[t]: round(float(v), 3) for t, v in enumerate(sat) if v > 0.05},
+            pending_instruction=instruction.intent if instruction else None,
+            memory=entries,
         )
 
     # ------------------------------------------------------------ what is said

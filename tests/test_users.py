@@ -314,3 +314,22 @@ def test_only_users_with_a_voice_give_instructions():
         alive[rows[out.churned | out.finished]] = False
     assert emitted[verbosity < threshold].sum() == 0
     assert (emitted[verbosity >= threshold] > 0).mean() > 0.5
+
+
+def test_mindset_snapshot_reflects_hidden_state_and_memory() -> None:
+    """Simulation.mindset() reads the hidden state: satiation of the watched topic, recent items in order."""
+    from recoworld.scenario import load_scenario
+    from recoworld.simulation import Simulation
+
+    scenario = load_scenario("quickstart", {"catalog": {"synthetic": {"n_items": 2000}}})
+    sim = Simulation.sample(scenario, 1, np.random.default_rng(3))
+    fresh = sim.mindset(0)
+    assert fresh.satiation == {} and fresh.memory == [] and fresh.satisfaction == 0.5
+    topic = sim.catalog.topic_members[0][:10]
+    sim.step(np.array([0]), topic[None, :])
+    mind = sim.mindset(0)
+    name = sim.catalog.topic_names[0]
+    assert name in mind.satiation and mind.satiation[name] == max(mind.satiation.values())
+    assert len(mind.memory) >= 1  # at least the first item was reviewed
+    assert [m.item_id for m in mind.memory] == [str(sim.catalog.item_id[i]) for i in topic[: len(mind.memory)]]
+    assert "satisfaction" in mind.text()
