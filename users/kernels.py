@@ -218,26 +218,46 @@ def _scratch(width: int, n_topics: int, k: int, dim: int):
 
 
 @njit(cache=True, fastmath=FASTMATH)
-def world_step(
-    rows, slates, seeds, p, env_vec, reward_weights,
-    taste, recent, traits, mind, topic_state, instr, consumed,
-    cat_topic, cat_emb, cat_mean, cat_quality, cat_popularity, cat_duration, cat_duration_scaled, cat_created,
-    est_taste, p_topics, hist_items, hist_eng, hist_next, p_stats,
-    day, session_step, days_active, churned, finished, candidates,
-    out_item, out_user, observe, obs_scale, feats, user_obs, topics_obs, instr_obs,
-):
+def world_step(rows, slates, seeds, p, env_vec, reward_weights, users, catalog, log, clock, candidates, out_item, out_user, obs):
     """One world step for users ``rows``: each reviews their slate in order (mindset, platform log and
     clock update in place; an ended session leads to a return gap and rest, or churn), gets fresh
-    candidates for the next decision, and, if ``observe``, the observation of that decision.
+    candidates for the next decision, and, when ``obs`` buffers are given (non-empty), the
+    observation of that decision.
 
-    ``seeds`` (b,) uint64: one raw draw of the world's Generator per user; ``env_vec`` = (max slates, churn window, horizon);
-    ``reward_weights``: weights of the N_COMPONENTS reward components (the scalar goes to U_REWARD).
-    No BLAS call anywhere in the step: idle BLAS threads spin and steal the other core.
+    ``users``, ``catalog``, ``log``, ``clock`` and ``obs`` are tuples of arrays (see
+    ``ParametricUserModel.serve``); ``seeds`` (b,) uint64: one raw draw of the world's Generator
+    per user; ``env_vec`` = (max slates, churn window, horizon); ``reward_weights``: weights of the
+    N_COMPONENTS reward components (the scalar goes to U_REWARD). No BLAS call anywhere in the step:
+    idle BLAS threads spin and steal the other core.
     """
-    b, k = slates.shape
-    width = draw_width(k, candidates.shape[1])
-    uni, familiar, slate_topics, liked = _scratch(width, topic_state.shape[2], k, taste.shape[1])
-    for i in range(b):
+    _step_range(0, len(rows), rows, slates, seeds, p, env_vec, reward_weights, users, catalog, log, clock, candidates, out_item, out_user)
+    _observe_step(rows, users, catalog, log, clock, candidates, obs)
+
+
+@njit(cache=True, fastmath=FASTMATH, parallel=True)
+def world_step_parallel(rows, slates, seeds, p, env_vec, reward_weights, users, catalog, log, clock, candidates, out_item, out_user, obs):
+    """:func:`world_step` with contiguous chunks of users spread over threads (same results)."""
+    b = len(rows)
+    n_chunks = min(b, 16)
+    size = (b + n_chunks - 1) // n_chunks
+    for c in prange(n_chunks):
+        _step_range(
+            c * size, min(b, (c + 1) * size), rows, slates, seeds, p, env_vec, reward_weights,
+            users, catalog, log, clock, candidates, out_item, out_user,
+        )
+    _observe_step(rows, users, catalog, log, clock, candidates, obs)
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def _step_range(lo, hi, rows, slates, seeds, p, env_vec, reward_weights, users, catalog, log, clock, candidates, out_item, out_user):
+    """Users ``rows[lo:hi]`` take their step, with one set of scratch buffers."""
+    taste, recent, traits, mind, topic_state, instr, consumed = users
+    cat_topic, cat_emb, cat_mean, cat_quality, cat_popularity, cat_duration, _, _ = catalog
+    est_taste, p_topics, hist_items, hist_eng, hist_next, p_stats = log
+    day, session_step, days_active, churned, finished = clock
+    k = slates.shape[1]
+    uni, familiar, slate_topics, liked = _scratch(draw_width(k, candidates.shape[1]), topic_state.shape[2], k, taste.shape[1])
+    for i in range(lo, hi):
         fill_uniforms(seeds[i], uni)
         _serve_user(
             i, rows[i], slates, uni, p, env_vec,
@@ -252,60 +272,23 @@ def world_step(
             reward += reward_weights[q] * out_user[i, q]
         out_user[i, U_REWARD] = reward
         _candidates_from(rows[i], uni, 7 * k + 2, candidates, len(cat_topic))
-    if observe:
-        observe_kernel(
-            rows, candidates, day, session_step, cat_topic, cat_emb, cat_quality, cat_popularity,
-            cat_duration_scaled, cat_created, consumed, est_taste, p_topics, p_stats, instr, obs_scale,
-            feats, user_obs, topics_obs, instr_obs,
-        )
 
 
-@njit(cache=True, fastmath=FASTMATH, parallel=True)
-def world_step_parallel(
-    rows, slates, seeds, p, env_vec, reward_weights,
-    taste, recent, traits, mind, topic_state, instr, consumed,
-    cat_topic, cat_emb, cat_mean, cat_quality, cat_popularity, cat_duration, cat_duration_scaled, cat_created,
-    est_taste, p_topics, hist_items, hist_eng, hist_next, p_stats,
-    day, session_step, days_active, churned, finished, candidates,
-    out_item, out_user, observe, obs_scale, feats, user_obs, topics_obs, instr_obs,
-):
-    """:func:`world_step` with users spread over threads (for large batches; same results).
-
-    One world step for users ``rows``: each reviews their slate in order (mindset, platform log and
-    clock update in place; an ended session leads to a return gap and rest, or churn), gets fresh
-    candidates for the next decision, and, if ``observe``, the observation of that decision.
-
-    ``seeds`` (b,) uint64: one raw draw of the world's Generator per user; ``env_vec`` = (max slates, churn window, horizon);
-    ``reward_weights``: weights of the N_COMPONENTS reward components (the scalar goes to U_REWARD).
-    No BLAS call anywhere in the step: idle BLAS threads spin and steal the other core.
-    """
-    b, k = slates.shape
-    width = draw_width(k, candidates.shape[1])
-    n_chunks = min(b, 16)
-    size = (b + n_chunks - 1) // n_chunks
-    for c in prange(n_chunks):  # contiguous chunks of users; scratch buffers once per chunk
-        uni, familiar, slate_topics, liked = _scratch(width, topic_state.shape[2], k, taste.shape[1])
-        for i in range(c * size, min(b, (c + 1) * size)):
-            fill_uniforms(seeds[i], uni)
-            _serve_user(
-                i, rows[i], slates, uni, p, env_vec,
-                taste, recent, traits, mind, topic_state, instr, consumed,
-                cat_topic, cat_emb, cat_mean, cat_quality, cat_popularity, cat_duration,
-                est_taste, p_topics, hist_items, hist_eng, hist_next, p_stats,
-                day, session_step, days_active, churned, finished, out_item, out_user,
-                familiar, slate_topics, liked,
-            )
-            reward = 0.0
-            for q in range(N_COMPONENTS):
-                reward += reward_weights[q] * out_user[i, q]
-            out_user[i, U_REWARD] = reward
-            _candidates_from(rows[i], uni, 7 * k + 2, candidates, len(cat_topic))
-    if observe:
-        observe_kernel(
-            rows, candidates, day, session_step, cat_topic, cat_emb, cat_quality, cat_popularity,
-            cat_duration_scaled, cat_created, consumed, est_taste, p_topics, p_stats, instr, obs_scale,
-            feats, user_obs, topics_obs, instr_obs,
-        )
+@njit(cache=True, fastmath=FASTMATH)
+def _observe_step(rows, users, catalog, log, clock, candidates, obs):
+    """The observation of the next decision, into ``obs`` = (scale, feats, user, topics, instruction) if non-empty."""
+    scale, feats, user_obs, topics_obs, instr_obs = obs
+    if feats.shape[0] == 0:
+        return
+    _, _, _, _, _, instr, consumed = users
+    cat_topic, cat_emb, _, cat_quality, cat_popularity, _, cat_duration_scaled, cat_created = catalog
+    est_taste, p_topics, _, _, _, p_stats = log
+    day, session_step, _, _, _ = clock
+    observe_kernel(
+        rows, candidates, day, session_step, cat_topic, cat_emb, cat_quality, cat_popularity,
+        cat_duration_scaled, cat_created, consumed, est_taste, p_topics, p_stats, instr, scale,
+        feats, user_obs, topics_obs, instr_obs,
+    )
 
 
 @njit(cache=True, fastmath=FASTMATH)

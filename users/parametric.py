@@ -329,13 +329,14 @@ class ParametricUserModel:
         kernel = K.world_step_parallel if b >= PARALLEL_BATCH else K.world_step
         kernel(
             rows, slates, seeds, self._vector, env_vec, reward_weights,
-            users.taste, users.recent, users.traits, users.mind, users.topic_state, users.instr, users.consumed,
-            catalog.topic, catalog.embeddings, catalog.mean_embedding, catalog.quality, catalog.popularity, catalog.duration,
-            catalog.duration_scaled, catalog.created_day,
-            platform.est_taste, platform.topics, platform.hist_items, platform.hist_engagement, platform.hist_next,
-            platform.stats, clock.day, clock.session_step, clock.days_active, clock.churned, clock.finished, candidates,
-            out_item, out_user, observation is not None, obs_scale if obs_scale is not None else _NO_SCALE,
-            obs["candidates"], obs["user"], obs["topics"], obs["instruction"],
+            (users.taste, users.recent, users.traits, users.mind, users.topic_state, users.instr, users.consumed),
+            (catalog.topic, catalog.embeddings, catalog.mean_embedding, catalog.quality, catalog.popularity,
+             catalog.duration, catalog.duration_scaled, catalog.created_day),
+            (platform.est_taste, platform.topics, platform.hist_items, platform.hist_engagement, platform.hist_next,
+             platform.stats),
+            (clock.day, clock.session_step, clock.days_active, clock.churned, clock.finished),
+            candidates, out_item, out_user,
+            (obs_scale if obs_scale is not None else _NO_SCALE, obs["candidates"], obs["user"], obs["topics"], obs["instruction"]),
         )
         return SlateResponse(out_item, out_user), SlateEffects(out_user)
 
