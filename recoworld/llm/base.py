@@ -1,0 +1,134 @@
+"""One small language-model interface: structured generation into a pydantic model, with a seed.
+
+Everything else (caching, retries, budgets, accounting, concurrency, fault injection) is a
+wrapper that implements the same interface around another model.
+"""
+
+from __future__ import annotations
+
+from typing import Generic, Protocol, TypeVar, runtime_checkable
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+T = TypeVar("T", bound=BaseModel)
+Message = dict[str, str]  # {"role": "system" | "user" | "assistant", "content": "..."}
+
+
+class LLMError(Exception):
+    """A language-model call that did not produce a valid structured answer."""
+
+    transient = False  # worth retrying
+
+
+class LLMTimeout(LLMError):
+    transient = True
+
+
+class LLMRateLimited(LLMError):
+    transient = True
+
+
+class LLMServerError(LLMError):
+    transient = True
+
+
+class LLMMalformedOutput(LLMError):
+    """The answer was not valid JSON or did not fit the schema."""
+
+    transient = True
+
+
+class LLMEmptyResponse(LLMError):
+    transient = True
+
+
+class LLMBudgetExceeded(LLMError):
+    """A call or USD budget would be exceeded; the caller should stop cleanly."""
+
+
+class LLMConfigError(LLMError):
+    """Bad model string, missing credentials or unreachable endpoint (not worth retrying)."""
+
+
+class Usage(BaseModel):
+    """Calls, tokens and cost; totals are always sums (``a + b``), never overwritten."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    calls: int = Field(0, description="Calls that reached the model (cache hits excluded).")
+    cache_hits: int = Field(0, description="Answers replayed from the cache.")
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float = 0.0
+
+    def __add__(self, other: "Usage") -> "Usage":
+        return Usage(
+            calls=self.calls + other.calls,
+            cache_hits=self.cache_hits + other.cache_hits,
+            prompt_tokens=self.prompt_tokens + other.prompt_tokens,
+            completion_tokens=self.completion_tokens + other.completion_tokens,
+            cost_usd=self.cost_usd + other.cost_usd,
+        )
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+class Generation(BaseModel, Generic[T]):
+    """A validated structured answer and what it cost."""
+
+    value: T
+    usage: Usage = Field(default_factory=Usage)
+    model: str = ""
+    cached: bool = False
+    raw: str = Field("", description="The raw text the model returned (for logs).")
+
+
+@runtime_checkable
+class LanguageModel(Protocol):
+    """Structured generation: messages in, a validated ``schema`` instance out (or an LLMError)."""
+
+    model: str
+
+    def generate(
+        self,
+        messages: list[Message],
+        schema: type[T],
+        *,
+        seed: int | None = None,
+        temperature: float | None = None,
+    ) -> Generation[T]: ...
+
+    async def agenerate(
+        self,
+        messages: list[Message],
+        schema: type[T],
+        *,
+        seed: int | None = None,
+        temperature: float | None = None,
+    ) -> Generation[T]: ...
+
+
+def parse_structured(raw: str | None, schema: type[T]) -> T:
+    """Validate a model's text answer against ``schema``.
+
+    Empty content raises LLMEmptyResponse; invalid JSON or a schema violation raises
+    LLMMalformedOutput naming the error class and the first failing field (never the content).
+    A surrounding Markdown code fence (```json ... ```) is tolerated.
+    """
+    text = (raw or "").strip()
+    if text.startswith("```"):
+        text = text.split("\n", 1)[1] if "\n" in text else ""
+        text = text.rstrip().removesuffix("```").strip()
+    if not text:
+        raise LLMEmptyResponse(f"{schema.__name__}: the model returned empty content")
+    try:
+        return schema.model_validate_json(text)
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False, include_context=False, include_input=False)
+        first = errors[0] if errors else {"loc": (), "msg": str(exc)[:120]}
+        where = ".".join(str(part) for part in first.get("loc", ())) or "<root>"
+        raise LLMMalformedOutput(
+            f"{schema.__name__}: ValidationError ({len(errors)} error(s)); {where}: {first['msg']}"
+        ) from None

@@ -1,0 +1,243 @@
+"""A local OpenAI-compatible chat-completions server for offline tests and benchmarks (stdlib only).
+
+    server = FakeLLMServer(responder=lambda req: '{"text": "ok"}', latency=0.2)
+    server.start()
+    ...  # litellm model "openai/test-model", api_base=server.base_url, api_key="sk-test"
+    server.stop()
+
+``responder(request_json) -> str`` produces the assistant content. ``fault(n, request_json)``
+(``n`` is the 0-based request number) may return one of
+
+    ("status", 429)      an HTTP error with an OpenAI-style error body
+    ("status", 400, msg) the same with this error message
+    ("hang", 5.0)        sleep that long before answering (to exceed the client timeout)
+    ("content", "")      answer with this content instead of the responder's (malformed / empty)
+
+or ``None`` for a normal answer. The server records every request body, counts requests and
+measures the largest number of requests it was handling at once (``max_in_flight``).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Self
+
+DEFAULT_CONTENT = '{"text": "ok", "score": 1}'
+
+Responder = Callable[[dict[str, Any]], str]
+FaultScript = Callable[[int, dict[str, Any]], "tuple[Any, ...] | None"]
+
+_STATUS_ERRORS = {
+    400: ("invalid_request_error", "bad request"),
+    401: ("invalid_request_error", "invalid api key"),
+    404: ("invalid_request_error", "model not found"),
+    429: ("rate_limit_exceeded", "rate limit reached, slow down"),
+    500: ("server_error", "internal server error"),
+    503: ("server_error", "service unavailable"),
+}
+
+
+def count_tokens(text: str) -> int:
+    """A deterministic stand-in for a tokenizer: whitespace-separated words, at least 1."""
+    return max(1, len(text.split()))
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 256  # many concurrent clients must not hit the default backlog of 5
+    owner: FakeLLMServer
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+
+    def log_message(self, format: str, *args: Any) -> None:  # keep test output quiet
+        pass
+
+    def do_POST(self) -> None:
+        owner = self.server.owner
+        length = int(self.headers.get("Content-Length") or 0)
+        try:
+            body = json.loads(self.rfile.read(length) or b"{}")
+        except json.JSONDecodeError:
+            self._send_json(400, {"error": {"message": "request body is not JSON"}})
+            return
+        if not self.path.rstrip("/").endswith("/chat/completions"):
+            self._send_json(404, {"error": {"message": f"no route {self.path}"}})
+            return
+        n = owner._enter(body)
+        try:
+            owner._handle(self, n, body)
+        finally:
+            owner._leave()
+
+    def _send_json(self, status: int, payload: dict[str, Any]) -> None:
+        data = json.dumps(payload).encode()
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):  # the client gave up (timeout)
+            pass
+
+
+class FakeLLMServer:
+    """An OpenAI-compatible ``POST /v1/chat/completions`` on 127.0.0.1 (port chosen by the OS)."""
+
+    def __init__(
+        self,
+        responder: Responder | None = None,
+        *,
+        latency: float = 0.0,
+        fault: FaultScript | None = None,
+    ) -> None:
+        self.responder: Responder = responder or (lambda request: DEFAULT_CONTENT)
+        self.latency = latency
+        self.fault = fault
+        self.requests: list[dict[str, Any]] = []
+        self.responses: list[dict[str, Any]] = []  # the chat.completion bodies sent back
+        self.count = 0
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._httpd: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> FakeLLMServer:
+        httpd = _Server(("127.0.0.1", 0), _Handler)
+        httpd.owner = self
+        self._httpd = httpd
+        self._thread = threading.Thread(
+            target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-llm", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stopping.set()  # wakes up hanging handlers
+        if self._httpd is not None:
+            self._httpd.shutdown()
+            self._httpd.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        assert self._httpd is not None, "server not started"
+        return self._httpd.server_address[1]
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def reset(self) -> None:
+        """Forget recorded requests and counters (the responder, latency and fault stay)."""
+        with self._lock:
+            self.requests.clear()
+            self.responses.clear()
+            self.count = 0
+            self.max_in_flight = self.in_flight
+
+    # -- request handling --------------------------------------------------------------------
+
+    def _enter(self, body: dict[str, Any]) -> int:
+        with self._lock:
+            n = self.count
+            self.count += 1
+            self.requests.append(body)
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        return n
+
+    def _leave(self) -> None:
+        with self._lock:
+            self.in_flight -= 1
+
+    def _handle(self, handler: _Handler, n: int, body: dict[str, Any]) -> None:
+        if self.latency > 0:
+            time.sleep(self.latency)
+        action = self.fault(n, body) if self.fault is not None else None
+        content: str | None = None
+        if action is not None:
+            kind, arg = action[0], action[1]
+            if kind == "status":
+                code = int(arg)
+                err_type, message = _STATUS_ERRORS.get(code, ("server_error", f"HTTP {code}"))
+                if len(action) > 2:
+                    message = str(action[2])
+                payload = {"error": {"message": message, "type": err_type, "code": str(code)}}
+                handler._send_json(code, payload)
+                return
+            if kind == "hang":
+                self._stopping.wait(float(arg))
+            elif kind == "content":
+                content = str(arg)
+            else:
+                raise ValueError(f"unknown fault kind {kind!r}")
+        if content is None:
+            content = self.responder(body)
+        handler._send_json(200, self._completion(body, content))
+
+    def _completion(self, body: dict[str, Any], content: str) -> dict[str, Any]:
+        prompt = " ".join(str(m.get("content") or "") for m in body.get("messages", []))
+        prompt_tokens = count_tokens(prompt)
+        completion_tokens = count_tokens(content)
+        response = {
+            "id": f"chatcmpl-test-{time.monotonic_ns()}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": body.get("model", "test-model"),
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": content},
+                    "finish_reason": "stop",
+                }
+            ],
+            "usage": {
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": completion_tokens,
+                "total_tokens": prompt_tokens + completion_tokens,
+            },
+        }
+        with self._lock:
+            self.responses.append(response)
+        return response
+
+
+def main() -> None:
+    """Serve ``DEFAULT_CONTENT`` with a fixed latency in this process until killed; prints the base URL.
+
+    ``python -m recoworld.llm.fake_server --latency 1.0`` (used by benchmarks/llm_calls.py so the
+    server does not share the client's interpreter).
+    """
+    import argparse
+
+    parser = argparse.ArgumentParser(description="A local OpenAI-compatible server with a fixed latency.")
+    parser.add_argument("--latency", type=float, default=0.0)
+    args = parser.parse_args()
+    server = FakeLLMServer(latency=args.latency).start()
+    print(server.base_url, flush=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        server.stop()
+
+
+if __name__ == "__main__":
+    main()

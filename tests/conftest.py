@@ -1,0 +1,24 @@
+"""Shared pytest fixtures."""
+
+
+# --- LLM layer: a local OpenAI-compatible server (recoworld.llm.fake_server) -----------------
+
+import pytest
+
+
+@pytest.fixture
+def llm_server(monkeypatch):
+    """A started FakeLLMServer on 127.0.0.1 (OS-chosen port), stopped after the test.
+
+    Use it through litellm as model "openai/test-model" with api_base=llm_server.base_url;
+    OPENAI_API_KEY is set to "sk-test" for the test only (no real key is ever needed).
+    Set ``llm_server.responder``, ``.latency`` and ``.fault`` in the test.
+    """
+    from recoworld.llm.fake_server import FakeLLMServer
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    server = FakeLLMServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()
