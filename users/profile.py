@@ -61,9 +61,13 @@ class UserProfile(BaseModel):
     taste: list[float] | None = Field(
         None, description="Latent taste in the catalog's embedding space; derived from interests when absent."
     )
+    facts_paragraph: str | None = Field(None, description="Facts paragraph written by an extractor (else rendered from fields).")
+    traits_paragraph: str | None = Field(None, description="Traits paragraph written by an extractor (else rendered from fields).")
 
     def facts_text(self) -> str:
         """First paragraph: objective facts."""
+        if self.facts_paragraph:
+            return self.facts_paragraph
         top = sorted(self.interests.items(), key=lambda kv: -kv[1])
         interests = ", ".join(f"{t} ({w:.0%})" for t, w in top[:5])
         parts = [f"User {self.user_id} is in the {self.age_band} age band"]
@@ -79,6 +83,8 @@ class UserProfile(BaseModel):
 
     def traits_text(self) -> str:
         """Second paragraph: subjective traits in words."""
+        if self.traits_paragraph:
+            return self.traits_paragraph
         t = self.traits
 
         def level(x: float) -> str:
