@@ -8,6 +8,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from recoworld.llm.base import Usage
 from recoworld.observation import observation_space, observe
 from recoworld.rewards import as_dict
 from recoworld.scenario import load_scenario
@@ -42,11 +43,14 @@ class RecoWorldEnv(gym.Env):
         config: dict[str, Any] | None = None,
         render_mode: str | None = None,
         action_mode: str | None = None,
+        user_backend: str | None = None,
+        language_model: Any = None,
     ) -> None:
         overrides = dict(config or {})
         if action_mode is not None:
-            overrides.setdefault("env", {})
-            overrides["env"] = {**overrides["env"], "action_mode": action_mode}
+            overrides["env"] = {**overrides.get("env", {}), "action_mode": action_mode}
+        if user_backend is not None:
+            overrides["users"] = {**overrides.get("users", {}), "backend": user_backend}
         self.scenario = load_scenario(scenario, overrides)
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode: '{render_mode}' is not supported (use one of {self.metadata['render_modes']})")
@@ -62,6 +66,11 @@ class RecoWorldEnv(gym.Env):
         self._model = ParametricUserModel(self.scenario.user_model)
         self.sim: Simulation | None = None
         self._last: tuple[np.ndarray, StepOutcome] | None = None
+        # LLM users: the client is built at the first reset that needs it, never here
+        self._language_model = language_model
+        self._backend = None
+        self._episode_llm = Usage()
+        self._episode_fallbacks = 0
 
     # ------------------------------------------------------------------ gym API
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
@@ -72,9 +81,10 @@ class RecoWorldEnv(gym.Env):
             profile = self._sampler.sample(1, self.np_random)[0]
         elif not isinstance(profile, UserProfile):
             profile = UserProfile.model_validate(profile)
-        self.sim = Simulation(self.scenario, self.catalog, [profile], self.np_random, self._model)
+        self.sim = Simulation(self.scenario, self.catalog, [profile], self.np_random, self._model, self.user_backend())
         self.sim.retrieve(ALL)
         self._last = None
+        self._episode_llm, self._episode_fallbacks = Usage(), 0
         return self._get_obs(), self._get_info(None)
 
     def step(self, action: Any):
@@ -84,7 +94,11 @@ class RecoWorldEnv(gym.Env):
         out = self.sim.step(ALL, slate[None, :], observe=True)
         self._last = (slate, out)
         obs = {key: value[0] for key, value in out.observation.items()}
-        return obs, float(out.reward[0]), bool(out.churned[0]), bool(out.finished[0]), self._get_info(out)
+        truncated = bool(out.finished[0])
+        info = self._get_info(out)
+        if self._backend is not None:
+            truncated |= self._backend.exhausted  # the LLM budget ran out: end cleanly
+        return obs, float(out.reward[0]), bool(out.churned[0]), truncated, info
 
     def render(self) -> str | None:
         if self.render_mode != "ansi" or self.sim is None:
@@ -145,6 +159,22 @@ class RecoWorldEnv(gym.Env):
             used[pick] = True
         return out
 
+    def user_backend(self):
+        """The LLM or hybrid user backend of the scenario (built once, on first use), or None."""
+        backend = self.scenario.users.backend
+        if backend == "parametric":
+            return None
+        if self._backend is None:
+            from recoworld.users.llm_user import make_user_backend
+
+            self._backend = make_user_backend(self.scenario, self._language_model)
+        return self._backend
+
+    @property
+    def llm_usage(self) -> Usage:
+        """LLM calls, tokens and cost of every episode so far (a sum)."""
+        return self._backend.model.total if self._backend is not None else Usage()
+
     def user_view(self):
         """What the platform knows about the current user (for recommenders from ``recoworld.agents``)."""
         return self.sim.view(ALL, with_text=True)
@@ -175,4 +205,17 @@ class RecoWorldEnv(gym.Env):
         info["session_ended"] = bool(out.session_ended[0])
         if self.scenario.env.observe_text:
             info["titles"] = [str(t) for t in self.catalog.title[slate]]
+        if self._backend is not None:
+            rec = self._backend.last_records[0]
+            self._episode_llm = self._episode_llm + rec.usage
+            self._episode_fallbacks += rec.fallback
+            info["llm"] = {
+                "called": rec.called,
+                "fallback": rec.fallback,
+                "error": rec.error,
+                "reasons": rec.reasons,
+                "mindset": rec.mindset,
+                "episode_usage": self._episode_llm.model_dump(),
+                "episode_fallbacks": self._episode_fallbacks,
+            }
         return info

@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 import pandas as pd
 
 from recoworld.agents.baselines import BaseRecommender
 from recoworld.catalog import Catalog
+from recoworld.llm.base import Usage
 from recoworld.rewards import COMPONENTS
 from recoworld.scenario import Scenario
 from recoworld.simulation import Simulation, build_catalog
+from recoworld.users.llm_user import make_user_backend
+
+if TYPE_CHECKING:
+    from recoworld.llm.base import LanguageModel
 
 
 @dataclass
@@ -21,6 +26,7 @@ class PopulationResult:
 
     recommender: str
     totals: dict[str, np.ndarray] = field(default_factory=dict)
+    llm_usage: Usage = field(default_factory=Usage)  # LLM calls, tokens and cost of the run (a sum)
 
     def frame(self) -> pd.DataFrame:
         return pd.DataFrame(self.totals)
@@ -43,6 +49,8 @@ class PopulationResult:
             "instructions_per_user": float(t["instructions"].mean()),
             "compliance": float(t["compliance_sum"].sum() / max(t["compliance_n"].sum(), 1)) if told else float("nan"),
             "reward_per_user": float(t["reward"].mean()),
+            "llm_calls_per_user_step": float(self.llm_usage.calls / max(t["slates"].sum(), 1)),
+            "llm_fallback_rate": float(t["llm_fallbacks"].sum() / max(t["slates"].sum(), 1)),
         }
 
 
@@ -53,14 +61,19 @@ def run_population(
     seed: int | None = None,
     catalog: Catalog | None = None,
     on_day: Callable[[int], None] | None = None,
+    language_model: "LanguageModel | None" = None,
 ) -> PopulationResult:
     """Simulate ``n_users`` users (the same users for the same seed) served by ``recommender``."""
     seed = scenario.seed if seed is None else seed
     n = n_users or scenario.users.n_users
     rng = np.random.default_rng(seed)
     sim = Simulation.sample(scenario, n, rng, catalog or build_catalog(scenario.catalog, scenario.seed))
+    sim.backend = make_user_backend(scenario, language_model)
     totals = {name: np.zeros(n) for name in COMPONENTS}
-    for name in ("reviewed", "slates", "reward", "instructions", "compliance_sum", "compliance_n", "first_session_clicks", "first_session_reviewed"):
+    for name in (
+        "reviewed", "slates", "reward", "instructions", "compliance_sum", "compliance_n",
+        "first_session_clicks", "first_session_reviewed", "llm_fallbacks",
+    ):
         totals[name] = np.zeros(n)
     for day in range(scenario.env.horizon_days):
         rows = np.flatnonzero(sim.alive & (sim.day == day))
@@ -86,9 +99,14 @@ def run_population(
             scored = ~np.isnan(out.effects.compliance)
             totals["compliance_sum"][rows[scored]] += out.effects.compliance[scored]
             totals["compliance_n"][rows[scored]] += 1
+            if sim.backend is not None:
+                totals["llm_fallbacks"][rows] += [rec.fallback for rec in sim.backend.last_records]
             rows = rows[~out.session_ended]
         if on_day is not None:
             on_day(day)
+        if sim.backend is not None and sim.backend.exhausted:
+            break  # the LLM budget ran out: end cleanly with everything simulated so far
     totals["days_active"] = sim.days_active.astype(float)
     totals["churned"] = sim.churned.astype(float)
-    return PopulationResult(recommender=recommender.name, totals=totals)
+    usage = sim.backend.model.total if sim.backend is not None else Usage()
+    return PopulationResult(recommender=recommender.name, totals=totals, llm_usage=usage)

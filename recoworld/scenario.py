@@ -10,6 +10,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from recoworld.llm.config import LLMConfig
 from recoworld.rewards import RewardWeights
 from recoworld.synthetic import SyntheticCatalogConfig
 from recoworld.users.parametric import ParametricUserParams
@@ -72,6 +73,12 @@ class UsersConfig(BaseModel):
     n_users: int = Field(1000, ge=1, description="Users simulated per recommender by `recoworld run`.")
     segments: list[SegmentConfig] = Field(default_factory=lambda: [SegmentConfig()])
     taste_noise: float = Field(0.35, ge=0, description="Spread of latent taste around the interests' topic centroids.")
+    backend: Literal["parametric", "llm", "hybrid"] = Field(
+        "parametric", description="Who decides: the parametric model, an LLM per slate, or parametric with LLM words."
+    )
+    representation: Literal["text", "semantic_ids", "both"] = Field(
+        "text", description="How items are shown to LLM users."
+    )
 
 
 class RecommenderSpec(BaseModel):
@@ -96,6 +103,7 @@ class Scenario(BaseModel):
     users: UsersConfig = Field(default_factory=UsersConfig)
     user_model: ParametricUserParams = Field(default_factory=ParametricUserParams)
     rewards: RewardWeights = Field(default_factory=RewardWeights)
+    llm: LLMConfig = Field(default_factory=LLMConfig, description="Language model for LLM and hybrid users.")
     recommenders: list[RecommenderSpec] = Field(
         default_factory=lambda: [RecommenderSpec(name=n) for n in ("random", "popular", "greedy", "mmr", "linucb")]
     )

@@ -16,12 +16,15 @@ from recoworld.scenario import CatalogConfig, Scenario, ScenarioError
 from recoworld.users import kernels as K
 from recoworld.users.instructions import NO_TOPIC, Instruction, InstructionIntent, instruction_text
 from recoworld.users.mindset import MemoryEntry, Mindset
-from recoworld.users.parametric import Index, ParametricUserModel, SlateEffects, SlateResponse, UserBatch, user_rows
+from recoworld.users.parametric import ForcedDecisions, Index, ParametricUserModel, SlateEffects, SlateResponse, UserBatch, user_rows
 from recoworld.users.profile import TONES, UserProfile
 from recoworld.users.sampler import PopulationSampler
 
 if TYPE_CHECKING:
     from recoworld.agents.protocol import UserView
+    from recoworld.users.llm_user import HybridUserBackend, LLMUserBackend
+
+    UserBackend = LLMUserBackend | HybridUserBackend
 
 # the kernel writes the reward components in COMPONENTS order
 assert K.N_COMPONENTS == len(COMPONENTS), "kernels.N_COMPONENTS must match rewards.COMPONENTS"
@@ -100,6 +103,7 @@ class Simulation:
         profiles: Sequence[UserProfile],
         rng: np.random.Generator,
         model: ParametricUserModel | None = None,
+        backend: "UserBackend | None" = None,
     ) -> None:
         self.scenario = scenario
         self.env = scenario.env
@@ -107,6 +111,7 @@ class Simulation:
         self.profiles = list(profiles)
         self.rng = rng
         self.model = model or ParametricUserModel(scenario.user_model)
+        self.backend = backend  # LLM or hybrid users; None = parametric
         self.users = UserBatch.from_profiles(self.profiles, catalog, rng, scenario.users.taste_noise)
         b = len(self.profiles)
         self.platform = PlatformState.empty(b, catalog, max(scenario.env.history_length, scenario.env.slate_size))
@@ -122,6 +127,7 @@ class Simulation:
         self.candidates = np.zeros((b, scenario.env.num_candidates), dtype=np.int64)
         self._all_rows = np.arange(b)
         self._instructions: dict[int, tuple[tuple[int, ...], Instruction]] = {}
+        self._words: dict[int, tuple[tuple[int, ...], str]] = {}  # instruction text written by an LLM
         from recoworld.observation import observation_buffers  # (observation imports this module)
 
         self._observation_buffers = observation_buffers
@@ -157,18 +163,26 @@ class Simulation:
         K.retrieve_kernel(rows, self.rng.bit_generator.random_raw(len(rows)), self.candidates, len(self.catalog))
         return self.candidates[rows]
 
-    def step(self, idx: Index, slates: np.ndarray, observe: bool = False) -> StepOutcome:
+    def step(
+        self, idx: Index, slates: np.ndarray, observe: bool = False, decisions: ForcedDecisions | None = None
+    ) -> StepOutcome:
         """Serve one slate (catalog rows, shape (b, K)) to each user in ``idx``.
 
         The users' next candidates are drawn in the same pass; with ``observe`` the outcome
         carries their next observation (recoworld.observation layout, leading batch axis).
         """
         obs = self._observation_buffers(self, len(slates)) if observe else None
+        rows = self._rows(idx)
+        if self.backend is not None and decisions is None:
+            decisions = self.backend.decide(self, rows, slates)
         resp, effects = self.model.serve(
-            self.users, self.platform, self.clock, self._rows(idx), slates, self.catalog, self.rng, self._env_vec,
-            self.weights, self.candidates, obs, self.obs_scale,
+            self.users, self.platform, self.clock, rows, slates, self.catalog, self.rng, self._env_vec,
+            self.weights, self.candidates, obs, self.obs_scale, decisions,
         )
-        return StepOutcome(resp, effects, obs)
+        outcome = StepOutcome(resp, effects, obs)
+        if self.backend is not None:
+            self.backend.after_step(self, rows, slates, outcome)
+        return outcome
 
     def view(self, idx: Index, with_text: bool = False) -> "UserView":
         """What the platform knows about users ``idx`` at their current decision."""
@@ -221,14 +235,34 @@ class Simulation:
         )
 
     # ------------------------------------------------------------ what is said
+    def tell(self, row: int, more: str | None, less: str | None, surprise: bool, text: str) -> None:
+        """User ``row`` voices an instruction (topics by name; unknown names mean 'something different')."""
+        index = {name.lower(): t for t, name in enumerate(self.catalog.topic_names)}
+        more_t = index.get((more or "").strip().lower(), NO_TOPIC)
+        less_t = index.get((less or "").strip().lower(), NO_TOPIC)
+        instr = self.users.instr
+        instr[row, K.MORE], instr[row, K.LESS] = more_t, less_t
+        instr[row, K.SURPRISE] = int(surprise or (more_t == NO_TOPIC and less_t == NO_TOPIC))
+        instr[row, K.AGE] = 0
+        self.set_instruction_text(row, text)
+
+    def set_instruction_text(self, row: int, text: str) -> None:
+        """Use ``text`` as the words of user ``row``'s pending instruction."""
+        self._words[row] = (self._instruction_key(row), " ".join(str(text).split())[:300])
+
+    def _instruction_key(self, row: int) -> tuple[int, ...]:
+        u = self.users
+        return (int(u.instr_more[row]), int(u.instr_less[row]), int(u.instr_surprise[row]), int(self.day[row]))
+
     def instruction(self, row: int) -> Instruction | None:
         """The pending instruction of user ``row``, with its words, or None."""
         u = self.users
         if u.instr_age[row] < 0:
             return None
-        key = (int(u.instr_more[row]), int(u.instr_less[row]), int(u.instr_surprise[row]), int(self.day[row]))
+        key = self._instruction_key(row)
         cached = self._instructions.get(row)
-        if cached is not None and cached[0] == key:
+        words = self._words.get(row)
+        if cached is not None and cached[0] == key and (words is None or words[0] != key or cached[1].text == words[1]):
             return cached[1]
         names = self.catalog.topic_names
         intent = InstructionIntent(
@@ -236,7 +270,10 @@ class Simulation:
             less_topic=names[key[1]] if key[1] != NO_TOPIC else None,
             surprise=bool(key[2]),
         )
-        variant = key[3] * 31 + row
-        instruction = Instruction(intent=intent, text=instruction_text(intent, TONES[u.tone[row]], variant))
+        if words is not None and words[0] == key:
+            text = words[1]
+        else:
+            text = instruction_text(intent, TONES[u.tone[row]], key[3] * 31 + row)
+        instruction = Instruction(intent=intent, text=text)
         self._instructions[row] = (key, instruction)
         return instruction

@@ -42,6 +42,8 @@ N_COMPONENTS = 9
 USER_OUTPUTS = 19
 # env_vec entries
 E_MAX_SLATES, E_CHURN_WINDOW, E_HORIZON = range(3)
+# columns of externally decided actions (an LLM user), (b, K, 5): click, watch fraction, like, share, comment
+F_CLICK, F_WATCH, F_LIKE, F_SHARE, F_COMMENT = range(5)
 # uniforms per item (after the 2K normal draws in the user stream)
 R_CLICK, R_LIKE, R_SHARE, R_COMMENT, R_LEAVE = range(5)
 
@@ -218,24 +220,33 @@ def _scratch(width: int, n_topics: int, k: int, dim: int):
 
 
 @njit(cache=True, fastmath=FASTMATH)
-def world_step(rows, slates, seeds, p, env_vec, reward_weights, users, catalog, log, clock, candidates, out_item, out_user, obs):
+def world_step(
+    rows, slates, seeds, p, env_vec, reward_weights, users, catalog, log, clock, candidates, out_item, out_user, obs, decisions
+):
     """One world step for users ``rows``: each reviews their slate in order (mindset, platform log and
     clock update in place; an ended session leads to a return gap and rest, or churn), gets fresh
     candidates for the next decision, and, when ``obs`` buffers are given (non-empty), the
     observation of that decision.
 
     ``users``, ``catalog``, ``log``, ``clock`` and ``obs`` are tuples of arrays (see
-    ``ParametricUserModel.serve``); ``seeds`` (b,) uint64: one raw draw of the world's Generator
+    ``ParametricUserModel.serve``); ``decisions`` = (forced (b,) bool, actions (b, K, 5), leave_at (b,)):
+    for a forced user (an LLM user) the actions and the leave slot come from outside instead of
+    the model's draws, and the user does not speak up by itself; everything else is the same; ``seeds`` (b,) uint64: one raw draw of the world's Generator
     per user; ``env_vec`` = (max slates, churn window, horizon); ``reward_weights``: weights of the
     N_COMPONENTS reward components (the scalar goes to U_REWARD). No BLAS call anywhere in the step:
     idle BLAS threads spin and steal the other core.
     """
-    _step_range(0, len(rows), rows, slates, seeds, p, env_vec, reward_weights, users, catalog, log, clock, candidates, out_item, out_user)
+    _step_range(
+        0, len(rows), rows, slates, seeds, p, env_vec, reward_weights, users, catalog, log, clock, candidates,
+        out_item, out_user, decisions,
+    )
     _observe_step(rows, users, catalog, log, clock, candidates, obs)
 
 
 @njit(cache=True, fastmath=FASTMATH, parallel=True)
-def world_step_parallel(rows, slates, seeds, p, env_vec, reward_weights, users, catalog, log, clock, candidates, out_item, out_user, obs):
+def world_step_parallel(
+    rows, slates, seeds, p, env_vec, reward_weights, users, catalog, log, clock, candidates, out_item, out_user, obs, decisions
+):
     """:func:`world_step` with contiguous chunks of users spread over threads (same results)."""
     b = len(rows)
     n_chunks = min(b, 16)
@@ -243,18 +254,21 @@ def world_step_parallel(rows, slates, seeds, p, env_vec, reward_weights, users, 
     for c in prange(n_chunks):
         _step_range(
             c * size, min(b, (c + 1) * size), rows, slates, seeds, p, env_vec, reward_weights,
-            users, catalog, log, clock, candidates, out_item, out_user,
+            users, catalog, log, clock, candidates, out_item, out_user, decisions,
         )
     _observe_step(rows, users, catalog, log, clock, candidates, obs)
 
 
 @njit(cache=True, fastmath=FASTMATH)
-def _step_range(lo, hi, rows, slates, seeds, p, env_vec, reward_weights, users, catalog, log, clock, candidates, out_item, out_user):
+def _step_range(
+    lo, hi, rows, slates, seeds, p, env_vec, reward_weights, users, catalog, log, clock, candidates, out_item, out_user, decisions
+):
     """Users ``rows[lo:hi]`` take their step, with one set of scratch buffers."""
     taste, recent, traits, mind, topic_state, instr, consumed = users
     cat_topic, cat_emb, cat_mean, cat_quality, cat_popularity, cat_duration, _, _ = catalog
     est_taste, p_topics, hist_items, hist_eng, hist_next, p_stats = log
     day, session_step, days_active, churned, finished = clock
+    forced, forced_actions, forced_leave = decisions
     k = slates.shape[1]
     uni, familiar, slate_topics, liked = _scratch(draw_width(k, candidates.shape[1]), topic_state.shape[2], k, taste.shape[1])
     for i in range(lo, hi):
@@ -265,7 +279,7 @@ def _step_range(lo, hi, rows, slates, seeds, p, env_vec, reward_weights, users, 
             cat_topic, cat_emb, cat_mean, cat_quality, cat_popularity, cat_duration,
             est_taste, p_topics, hist_items, hist_eng, hist_next, p_stats,
             day, session_step, days_active, churned, finished, out_item, out_user,
-            familiar, slate_topics, liked,
+            familiar, slate_topics, liked, forced[i], forced_actions[i], forced_leave[i],
         )
         reward = 0.0
         for q in range(N_COMPONENTS):
@@ -298,11 +312,12 @@ def _serve_user(
     cat_topic, cat_emb, cat_mean, cat_quality, cat_popularity, cat_duration,
     est_taste, p_topics, hist_items, hist_eng, hist_next, p_stats,
     day, session_step, days_active, churned, finished, out_item, out_user,
-    familiar, slate_topics, liked,
+    familiar, slate_topics, liked, is_forced, forced_row, forced_leave_at,
 ):
     """User ``r`` (row i of the step) reviews slate i; see :func:`world_step`.
 
-    ``familiar`` (T,), ``slate_topics`` (K,) and ``liked`` (D,) are scratch buffers.
+    ``familiar`` (T,), ``slate_topics`` (K,) and ``liked`` (D,) are scratch buffers. With
+    ``is_forced``, ``forced_row`` (K, 5) and ``forced_leave_at`` are the user's decisions.
     """
     k = slates.shape[1]
     n_topics = topic_state.shape[2]
@@ -365,13 +380,23 @@ def _serve_user(
         o[O_ACTION] = A_SKIP
         n_rev += 1
         engagement = 0.0
-        if uni[2 * k + 5 * j + R_CLICK] < _sigmoid((u - p[CLICK_THRESHOLD]) / p[CLICK_TEMPERATURE]):
-            wf = _sigmoid(p[WATCH_SLOPE] * (u - p[WATCH_MIDPOINT])) * (0.6 + 0.4 * tr[PATIENCE])
-            wf = min(1.0, max(0.02, wf))
-            like = uni[2 * k + 5 * j + R_LIKE] < _sigmoid(u - p[LIKE_THRESHOLD] + 2.0 * (tr[AGREEABLENESS] - 0.5))
-            share = uni[2 * k + 5 * j + R_SHARE] < _sigmoid(u - p[SHARE_THRESHOLD] + 2.0 * (tr[EXTRAVERSION] - 0.5))
-            talk = 0.5 * (tr[EXTRAVERSION] + tr[VERBOSITY])
-            comment = uni[2 * k + 5 * j + R_COMMENT] < _sigmoid(u - p[COMMENT_THRESHOLD] + 2.0 * (talk - 0.5))
+        if is_forced:
+            clicked = forced_row[j, F_CLICK] > 0
+        else:
+            clicked = uni[2 * k + 5 * j + R_CLICK] < _sigmoid((u - p[CLICK_THRESHOLD]) / p[CLICK_TEMPERATURE])
+        if clicked:
+            if is_forced:
+                wf = min(1.0, max(0.02, forced_row[j, F_WATCH]))
+                like = forced_row[j, F_LIKE] > 0
+                share = forced_row[j, F_SHARE] > 0
+                comment = forced_row[j, F_COMMENT] > 0
+            else:
+                wf = _sigmoid(p[WATCH_SLOPE] * (u - p[WATCH_MIDPOINT])) * (0.6 + 0.4 * tr[PATIENCE])
+                wf = min(1.0, max(0.02, wf))
+                like = uni[2 * k + 5 * j + R_LIKE] < _sigmoid(u - p[LIKE_THRESHOLD] + 2.0 * (tr[AGREEABLENESS] - 0.5))
+                share = uni[2 * k + 5 * j + R_SHARE] < _sigmoid(u - p[SHARE_THRESHOLD] + 2.0 * (tr[EXTRAVERSION] - 0.5))
+                talk = 0.5 * (tr[EXTRAVERSION] + tr[VERBOSITY])
+                comment = uni[2 * k + 5 * j + R_COMMENT] < _sigmoid(u - p[COMMENT_THRESHOLD] + 2.0 * (talk - 0.5))
             o[O_CLICK] = 1.0
             o[O_WATCH] = wf
             o[O_WATCH_SECONDS] = wf * cat_duration[it]
@@ -409,7 +434,11 @@ def _serve_user(
         hist_items[r, slot] = it
         hist_eng[r, slot] = engagement
         hist_next[r] = (slot + 1) % h
-        if uni[2 * k + 5 * j + R_LEAVE] < _sigmoid(hazard_logit(p, tr, md, fatigue, boredom, ts[SAT_SHORT, t] + ts[SAT_LONG, t])):
+        if is_forced:
+            leaves = forced_leave_at == j
+        else:
+            leaves = uni[2 * k + 5 * j + R_LEAVE] < _sigmoid(hazard_logit(p, tr, md, fatigue, boredom, ts[SAT_SHORT, t] + ts[SAT_LONG, t]))
+        if leaves:
             left_at = j
             if o[O_ACTION] == A_SKIP:
                 o[O_ACTION] = A_LEAVE
@@ -476,6 +505,7 @@ def _serve_user(
         instr[r, AGE] < 0
         and tr[VERBOSITY] >= p[VOICE_THRESHOLD]
         and risk > p[INSTRUCTION_RISK]
+        and not is_forced
         and uni[7 * k] < 0.5 + 0.5 * tr[VERBOSITY]
     ):
         _emit(p, ts, instr[r], max_sat)

@@ -310,11 +310,13 @@ class ParametricUserModel:
         candidates: np.ndarray,
         observation: "dict[str, np.ndarray] | None" = None,
         obs_scale: np.ndarray | None = None,
+        decisions: "ForcedDecisions | None" = None,
     ) -> tuple[SlateResponse, SlateEffects]:
         """One world step for users ``idx``: they review their slates (catalog rows, (b, K)) in order;
         mindsets, the platform log and the clock update; ended sessions lead to a return or churn.
         Fresh candidates for the next decision are written to ``candidates``; with ``observation``
-        buffers (see recoworld.observation) the next observation is filled in too.
+        buffers (see recoworld.observation) the next observation is filled in too. ``decisions``
+        carries the actions of users whose choices come from elsewhere (LLM users).
 
         ``env_vec`` = (max_slates_per_session, churn_window_days, horizon_days); ``reward_weights``
         weigh the reward components (recoworld.rewards.COMPONENTS order).
@@ -337,12 +339,33 @@ class ParametricUserModel:
             (clock.day, clock.session_step, clock.days_active, clock.churned, clock.finished),
             candidates, out_item, out_user,
             (obs_scale if obs_scale is not None else _NO_SCALE, obs["candidates"], obs["user"], obs["topics"], obs["instruction"]),
+            (decisions or ForcedDecisions.none(b, k)).as_tuple(),
         )
         return SlateResponse(out_item, out_user), SlateEffects(out_user)
 
 
 PARALLEL_BATCH = 256  # batches at least this large are spread over threads (numba prange)
 _NO_SCALE = np.ones(4, dtype=np.float64)
+
+
+@dataclass
+class ForcedDecisions:
+    """Actions decided outside the parametric model (e.g. by an LLM), for some users of a step.
+
+    ``forced[i]`` marks user i's slate as decided; ``actions[i, j]`` = (click, watch fraction, like,
+    share, comment) per slot (kernels.F_* columns); ``leave_at[i]`` = slot they leave at, -1 to stay.
+    """
+
+    forced: np.ndarray  # (b,) bool
+    actions: np.ndarray  # (b, K, 5) float64
+    leave_at: np.ndarray  # (b,) int64
+
+    @classmethod
+    def none(cls, b: int, k: int) -> "ForcedDecisions":
+        return cls(np.zeros(b, dtype=np.bool_), np.zeros((b, k, 5)), np.full(b, -1, dtype=np.int64))
+
+    def as_tuple(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return self.forced, self.actions, self.leave_at
 _NO_OBSERVATION = {
     "candidates": np.zeros((0, 0), dtype=np.float32),
     "user": np.zeros((0, 0), dtype=np.float32),
