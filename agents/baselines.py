@@ -25,6 +25,8 @@ class BaseRecommender:
     """Shared plumbing: ``slate`` for batches, ``recommend`` for one user, ``observe`` for feedback."""
 
     name = "base"
+    needs_text = False  # wants the users' instructions in words (UserView.instructions)
+    needs_observation = False  # wants the RecoWorld-v0 observation (UserView.observation)
 
     def __init__(self, seed: int = 0) -> None:
         self.rng = np.random.default_rng(seed)

@@ -32,6 +32,7 @@ class UserView:
     history_items: np.ndarray  # (b, H) catalog rows reviewed, oldest first, -1 padded at the front
     history_engagement: np.ndarray  # (b, H) watch fraction (+1 if liked), 0 = skipped
     instructions: list[Instruction | None] = field(default_factory=list)  # the words, where a user spoke
+    observation: dict[str, np.ndarray] | None = None  # RecoWorld-v0 observation arrays (b, ...), when asked for
 
     def __len__(self) -> int:
         return self.candidates.shape[0]

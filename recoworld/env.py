@@ -177,7 +177,7 @@ class RecoWorldEnv(gym.Env):
 
     def user_view(self):
         """What the platform knows about the current user (for recommenders from ``recoworld.agents``)."""
-        return self.sim.view(ALL, with_text=True)
+        return self.sim.view(ALL, with_text=True, with_observation=True)
 
     def _get_obs(self) -> dict[str, np.ndarray]:
         return {k: v[0] for k, v in observe(self.sim, ALL).items()}

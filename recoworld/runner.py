@@ -79,7 +79,7 @@ def run_population(
         rows = np.flatnonzero(sim.alive & (sim.day == day))
         sim.retrieve(rows)  # later slates of the session get candidates drawn by step()
         while len(rows):
-            view = sim.view(rows)
+            view = sim.view(rows, with_text=recommender.needs_text, with_observation=recommender.needs_observation)
             choice = recommender.slate(view)
             slates = np.take_along_axis(view.candidates, choice.positions, 1)
             first = sim.platform.sessions[rows] == 1

@@ -128,9 +128,10 @@ class Simulation:
         self._all_rows = np.arange(b)
         self._instructions: dict[int, tuple[tuple[int, ...], Instruction]] = {}
         self._words: dict[int, tuple[tuple[int, ...], str]] = {}  # instruction text written by an LLM
-        from recoworld.observation import observation_buffers  # (observation imports this module)
+        from recoworld.observation import observation_buffers, observe  # (observation imports this module)
 
         self._observation_buffers = observation_buffers
+        self._observe = observe
 
     @classmethod
     def sample(cls, scenario: Scenario, n_users: int, rng: np.random.Generator, catalog: Catalog | None = None) -> "Simulation":
@@ -184,8 +185,9 @@ class Simulation:
             self.backend.after_step(self, rows, slates, outcome)
         return outcome
 
-    def view(self, idx: Index, with_text: bool = False) -> "UserView":
-        """What the platform knows about users ``idx`` at their current decision."""
+    def view(self, idx: Index, with_text: bool = False, with_observation: bool = False) -> "UserView":
+        """What the platform knows about users ``idx`` at their current decision (optionally with the
+        instructions' words and the numeric observation an RL policy takes)."""
         from recoworld.agents.protocol import UserView
 
         rows = user_rows(self.users, idx)
@@ -209,6 +211,7 @@ class Simulation:
             history_items=hist_items,
             history_engagement=hist_engagement,
             instructions=[self.instruction(int(r)) for r in rows] if with_text else [],
+            observation=self._observe(self, rows) if with_observation else None,
         )
 
     def mindset(self, row: int, memory: int = 10) -> Mindset:
