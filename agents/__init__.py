@@ -4,17 +4,22 @@ from recoworld.agents.baselines import (
     BaseRecommender,
     EpsilonGreedy,
     GreedyRelevance,
-    InstructionFollowing,
     LinUCB,
     MMRDiversity,
     PopularRecommender,
     RandomRecommender,
+)
+from recoworld.agents.instruction_following import (
+    Constraints,
+    InstructionFollowing,
+    parse_rules,
 )
 from recoworld.agents.protocol import Recommendation, Recommender, SlateChoice, UserView
 from recoworld.agents.registry import RECOMMENDERS, make_recommender, register
 
 __all__ = [
     "BaseRecommender",
+    "Constraints",
     "EpsilonGreedy",
     "GreedyRelevance",
     "InstructionFollowing",
@@ -28,5 +33,6 @@ __all__ = [
     "SlateChoice",
     "UserView",
     "make_recommender",
+    "parse_rules",
     "register",
 ]

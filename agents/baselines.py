@@ -1,15 +1,14 @@
 """Baseline recommenders, vectorised over users: random, popular, greedy relevance, MMR, ε-greedy, LinUCB.
 
 Each scores the candidates (``scores``) and ranks them into a slate (``rank``); wrappers such
-as :class:`InstructionFollowing` adjust the scores of any base and reuse its ranking.
+as ``recoworld.agents.instruction_following.InstructionFollowing`` adjust the scores of any base
+and reuse its ranking.
 """
 
 from __future__ import annotations
 
 import numpy as np
-
 from recoworld.agents.protocol import Recommendation, SlateChoice, UserView
-from recoworld.users.instructions import NO_TOPIC, familiar_topics
 
 BIG = 1e6
 
@@ -198,44 +197,3 @@ class LinUCB(BaseRecommender):
         self._ensure(x.shape[1])
         self._a += x.T @ x
         self._b += x.T @ clicks[reviewed].astype(np.float64)
-
-
-class InstructionFollowing(BaseRecommender):
-    """Follows the user's pending instruction on top of any base recommender.
-
-    ``more``: the base's best candidates of the wanted topic fill ``share`` of the slate;
-    ``less``: the unwanted topic is excluded; ``surprise``: unfamiliar topics fill ``share``.
-    Without an instruction it is the base recommender.
-    """
-
-    name = "instruction_following"
-
-    def __init__(self, base: BaseRecommender, share: float = 0.4, seed: int = 0) -> None:
-        super().__init__(seed)
-        self.base = base
-        self.share = share
-        self.name = f"{base.name}+instructions"
-
-    def scores(self, view: UserView) -> np.ndarray:
-        scores = self.base.scores(view).astype(np.float64)
-        if not view.instr_active.any():
-            return scores
-        topics = view.candidate_topics
-        quota = max(1, int(round(self.share * view.slate_size)))
-        wanted = (topics == view.instr_more[:, None]) & (view.instr_more != NO_TOPIC)[:, None]
-        unfamiliar = ~np.take_along_axis(familiar_topics(view.shown_topics), topics, 1)
-        wanted |= view.instr_surprise[:, None] & unfamiliar
-        # lift the base's best `quota` wanted candidates to the top of the slate
-        lifted = np.where(wanted, scores, -np.inf)
-        best = top_k(lifted, min(quota, lifted.shape[1]))
-        boost = np.zeros_like(scores)
-        np.put_along_axis(boost, best, BIG / 10, axis=1)
-        scores = scores + np.where(wanted, boost, 0.0)
-        avoid = (topics == view.instr_less[:, None]) & (view.instr_less != NO_TOPIC)[:, None]
-        return scores - BIG * avoid
-
-    def rank(self, view: UserView, scores: np.ndarray) -> SlateChoice:
-        return self.base.rank(view, scores)
-
-    def observe(self, view: UserView, positions: np.ndarray, clicks: np.ndarray, reviewed: np.ndarray) -> None:
-        self.base.observe(view, positions, clicks, reviewed)

@@ -8,12 +8,12 @@ from recoworld.agents.baselines import (
     BaseRecommender,
     EpsilonGreedy,
     GreedyRelevance,
-    InstructionFollowing,
     LinUCB,
     MMRDiversity,
     PopularRecommender,
     RandomRecommender,
 )
+from recoworld.agents.instruction_following import InstructionFollowing
 
 RECOMMENDERS: dict[str, Callable[..., BaseRecommender]] = {
     "random": RandomRecommender,
