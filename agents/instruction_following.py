@@ -14,11 +14,11 @@ from dataclasses import dataclass
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
+
 from recoworld.agents.baselines import BIG, BaseRecommender, top_k
 from recoworld.agents.protocol import SlateChoice, UserView
-from recoworld.users.instructions import Instruction, familiar_topics
-
 from recoworld.llm.base import LanguageModel, LLMError
+from recoworld.users.instructions import Instruction, familiar_topics
 
 _NEGATIVE = re.compile(r"\b(less|fewer|no more|stop|enough|too much|break from|skip|tired of|not|avoid|had my fill|done with)\b")
 _NOVELTY = re.compile(r"\b(surprise|different|something else|new|never seen|bored|boring|fresh)\b")
