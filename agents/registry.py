@@ -14,6 +14,8 @@ from recoworld.agents.baselines import (
     RandomRecommender,
 )
 from recoworld.agents.instruction_following import InstructionFollowing
+from recoworld.agents.lerl import LERLRecommender
+from recoworld.agents.toolrec import ToolRec
 
 RECOMMENDERS: dict[str, Callable[..., BaseRecommender]] = {
     "random": RandomRecommender,
@@ -22,6 +24,8 @@ RECOMMENDERS: dict[str, Callable[..., BaseRecommender]] = {
     "mmr": MMRDiversity,
     "egreedy": EpsilonGreedy,
     "linucb": LinUCB,
+    "toolrec": ToolRec,
+    "lerl": LERLRecommender,
 }
 
 
