@@ -29,6 +29,15 @@ RECOMMENDERS: dict[str, Callable[..., BaseRecommender]] = {
 }
 
 
+def _sb3(seed: int = 0, **params: Any) -> BaseRecommender:
+    from recoworld.agents.rl import SB3Recommender  # imports torch: only when asked for
+
+    return SB3Recommender(seed=seed, **params)
+
+
+RECOMMENDERS["sb3"] = _sb3
+
+
 def make_recommender(name: str, params: dict[str, Any] | None = None, seed: int = 0) -> BaseRecommender:
     """Build a registered recommender; ``instruction_following`` wraps ``params['base']`` (default greedy)."""
     params = dict(params or {})

@@ -153,5 +153,28 @@ def schema() -> None:
     typer.echo(json.dumps(Scenario.model_json_schema(), indent=2))
 
 
+@app.command()
+def train(
+    timesteps: int = typer.Option(200_000, "--timesteps", "-t", min=1, help="Training steps."),
+    algo: str = typer.Option("ppo", "--algo", help="ppo or a2c (SB3)."),
+    users: int = typer.Option(200, "--users", "-n", min=1, help="Held-out users per policy."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Save the trained model here (SB3 zip)."),
+    scenario: str = typer.Option("quickstart", "--scenario", help="Bundled scenario name or a YAML path."),
+    seed: int = typer.Option(0, "--seed", "-s", help="Training seed."),
+    baselines: str = typer.Option("random,popular,greedy,mmr,linucb", "--baselines", help="Comma-separated recommenders."),
+    set_: list[str] = typer.Option([], "--set", help="Override a config field: key.path=value (repeatable)."),
+) -> None:
+    """Train an RL recommender for retention (needs the rl extra) and compare it with baselines on held-out users."""
+    try:
+        from recoworld.agents.train import compare, format_table
+
+        report = compare(timesteps, algo, users, out, scenario, parse_overrides(set_), seed, [b for b in baselines.split(",") if b])
+    except ImportError as exc:
+        raise fail(f"train: needs the rl extra (pip install 'recoworld[rl]'): {exc}")
+    except (ValueError, OSError) as exc:
+        raise fail(str(exc))
+    make_console().print(format_table(report["results"]), markup=False, highlight=False)
+
+
 if __name__ == "__main__":  # pragma: no cover
     app()
