@@ -249,7 +249,6 @@ def retention_run():
     return {"model": model, "train_seconds": train_seconds, "eval_seconds": seconds - train_seconds, "results": results, "seconds": seconds}
 
 
-@pytest.mark.timeout(300)
 def test_ppo_for_retention_beats_random_and_greedy_on_days_active(retention_run) -> None:
     res = retention_run["results"]
     lines = [f"{name}: {r['days_active_mean']:.2f} ± {r['days_active_sem']:.2f} days active" for name, r in res.items()]
