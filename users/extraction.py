@@ -403,8 +403,8 @@ def extract_profile_texts_llm(
 ) -> list[tuple[UserProfile, ProfileText | None]]:
     """Like :func:`extract_profiles_llm`, also returning each user's raw answer (None on fallback).
 
-    The answer's ``facts`` and ``traits`` paragraphs have no field in :class:`UserProfile`; keep
-    them from here when the model's own wording is wanted.
+    The answer's ``facts`` and ``traits`` paragraphs are also kept on the profile
+    (``facts_paragraph`` / ``traits_paragraph``), which renders them in ``UserProfile.text()``.
     """
     log, base = _prepare_llm(interactions, catalog, min_interactions, session_gap_minutes)
     out: list[tuple[UserProfile, ProfileText | None]] = []
