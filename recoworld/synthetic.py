@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import re
+from collections import Counter
+from collections.abc import Mapping, Sequence
+
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -46,6 +50,12 @@ _DESCRIPTIONS = [
 ]
 _SYLLABLES = ["ka", "lo", "mi", "ren", "tas", "vo", "quin", "bel", "dor", "sa", "fi", "mun", "tre", "zan", "pol", "gri"]
 
+TopicVocab = tuple[str, list[str], list[str], float]  # (name, keywords, tags, median duration in s on the TOPICS scale)
+SHORT_VIDEO_SCALE = 0.25  # item durations are this fraction of a topic's TOPICS median (short-video scale)
+_STOPWORDS = frozenset(
+    ["the", "and", "for", "with", "from", "into", "about", "that", "this", "what", "your", "you", "are", "was", "were", "our", "their", "his", "her", "its", "not", "but", "all", "how", "why", "who", "when", "where", "one", "two", "three", "part", "les", "des", "der", "die", "das", "und", "del", "los", "las", "una", "uno"]
+)
+
 
 class SyntheticCatalogConfig(BaseModel):
     """Parameters of the synthetic catalog generator."""
@@ -59,7 +69,7 @@ class SyntheticCatalogConfig(BaseModel):
     popularity_skew: float = Field(1.0, ge=0, description="Zipf-like spread of creator fame (0 = flat).")
 
 
-def _topic_vocab(n_topics: int, rng: np.random.Generator) -> list[tuple[str, list[str], list[str], float]]:
+def _topic_vocab(n_topics: int, rng: np.random.Generator) -> list[TopicVocab]:
     named = list(TOPICS.items())
     out = [(name, kw, tags, dur) for name, (kw, tags, dur) in named[:n_topics]]
     for t in range(len(out), n_topics):
@@ -91,28 +101,12 @@ def generate_catalog(
     creator = rng.integers(0, c_count, size=n)
     topic = np.where(rng.random(n) < 0.75, main_topic[creator], second_topic[creator]).astype(np.int32)
     quality = np.clip(rng.beta(2 + 4 * skill[creator], 2 + 4 * (1 - skill[creator])), 0.0, 1.0)
-    medians = np.array([v[3] for v in vocab]) * 0.25  # short-video scale: medians of 40 s to 4 min
+    medians = np.array([v[3] for v in vocab]) * SHORT_VIDEO_SCALE  # medians of 40 s to 4 min
     duration = np.clip(medians[topic] * rng.lognormal(0.0, 0.5, size=n), 10.0, 7200.0)
     created_day = -rng.integers(0, cfg.history_days + 1, size=n)
     raw_pop = fame[creator] * np.exp(2.0 * quality) * rng.lognormal(0.0, 1.0, size=n) * (1.0 + (-created_day) / (cfg.history_days + 1))
 
-    first = rng.integers(0, 12, size=n)
-    steps = rng.integers(1, 6, size=(n, 2))
-    kw_idx = np.stack([first, first + steps[:, 0], first + steps[:, 0] + steps[:, 1]], axis=1) % 12  # distinct
-    adj_idx = rng.integers(0, len(_ADJECTIVES), size=n)
-    fmt_idx = rng.integers(0, len(_FORMATS), size=n)
-    desc_idx = rng.integers(0, len(_DESCRIPTIONS), size=n)
-    tag_pick = rng.random((n, 3)) < 0.6
-    titles = np.empty(n, dtype=object)
-    descriptions = np.empty(n, dtype=object)
-    tags = np.empty(n, dtype=object)
-    for i in range(n):
-        name, kws, topic_tags, _ = vocab[topic[i]]
-        k1, k2, k3 = (kws[j] for j in kw_idx[i])
-        adj = _ADJECTIVES[adj_idx[i]]
-        titles[i] = f"The {adj} {k1} {_FORMATS[fmt_idx[i]]}".replace("The ", "", 1).capitalize()
-        descriptions[i] = _DESCRIPTIONS[desc_idx[i]].format(adj=adj, Adj=adj.capitalize(), k1=k1, k2=k2, k3=k3)
-        tags[i] = (name, *(tg for tg, keep in zip(topic_tags, tag_pick[i]) if keep))
+    titles, descriptions, tags = compose_texts(vocab, topic, *draw_text_choices(rng, n))
 
     return Catalog(
         item_id=np.array([f"i{i}" for i in range(n)], dtype=object),
@@ -129,3 +123,82 @@ def generate_catalog(
         popularity=popularity_percentile(raw_pop),
         encoder=encoder,
     )
+
+
+def draw_text_choices(rng: np.random.Generator, n: int) -> tuple[np.ndarray, ...]:
+    """The random choices behind ``n`` items' texts: keyword, adjective, format, description and tag picks."""
+    first = rng.integers(0, 12, size=n)
+    steps = rng.integers(1, 6, size=(n, 2))
+    kw_idx = np.stack([first, first + steps[:, 0], first + steps[:, 0] + steps[:, 1]], axis=1) % 12  # distinct
+    adj_idx = rng.integers(0, len(_ADJECTIVES), size=n)
+    fmt_idx = rng.integers(0, len(_FORMATS), size=n)
+    desc_idx = rng.integers(0, len(_DESCRIPTIONS), size=n)
+    tag_pick = rng.random((n, 3)) < 0.6
+    return kw_idx, adj_idx, fmt_idx, desc_idx, tag_pick
+
+
+def compose_texts(
+    vocab: Sequence[TopicVocab],
+    topic: np.ndarray,
+    kw_idx: np.ndarray,
+    adj_idx: np.ndarray,
+    fmt_idx: np.ndarray,
+    desc_idx: np.ndarray,
+    tag_pick: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Titles, descriptions and tag tuples of items in ``topic`` (codes into ``vocab``) from drawn choices.
+
+    Keyword indices wrap around a topic's keyword list, so topics with fewer than 12 keywords work.
+    """
+    n = len(topic)
+    titles = np.empty(n, dtype=object)
+    descriptions = np.empty(n, dtype=object)
+    tags = np.empty(n, dtype=object)
+    for i in range(n):
+        name, kws, topic_tags, _ = vocab[topic[i]]
+        k1, k2, k3 = (kws[j % len(kws)] for j in kw_idx[i])
+        adj = _ADJECTIVES[adj_idx[i]]
+        titles[i] = f"The {adj} {k1} {_FORMATS[fmt_idx[i]]}".replace("The ", "", 1).capitalize()
+        descriptions[i] = _DESCRIPTIONS[desc_idx[i]].format(adj=adj, Adj=adj.capitalize(), k1=k1, k2=k2, k3=k3)
+        tags[i] = (name, *(tg for tg, keep in zip(topic_tags, tag_pick[i]) if keep))
+    return titles, descriptions, tags
+
+
+def topic_vocabulary(
+    source: Catalog | Sequence[str],
+    titles_by_topic: Mapping[str, Sequence[str]] | None = None,
+    default_duration: float = 480.0,
+) -> list[TopicVocab]:
+    """Keywords, tags and duration per topic, for writing new items in any catalog's topics.
+
+    A topic named in :data:`TOPICS` uses its entry. Otherwise the keywords are the 12 most frequent
+    title words of the topic's items (from ``titles_by_topic``, or the catalog's own titles), falling
+    back to the topic name; a catalog also supplies the most frequent tags and the median duration
+    (stored divided by :data:`SHORT_VIDEO_SCALE`, so new items match the existing ones).
+    """
+    catalog = source if isinstance(source, Catalog) else None
+    names = catalog.topic_names if catalog is not None else [str(t) for t in source]
+    titles = {k: list(v) for k, v in (titles_by_topic or {}).items()}
+    if catalog is not None and titles_by_topic is None:
+        titles = {name: list(catalog.title[rows]) for name, rows in zip(names, catalog.topic_members)}
+    skip = _STOPWORDS | set(_ADJECTIVES) | {w for f in _FORMATS for w in f.split()}
+    out: list[TopicVocab] = []
+    for t, name in enumerate(names):
+        if name in TOPICS:
+            kws, tags, dur = TOPICS[name]
+            out.append((name, list(kws), list(tags), float(dur)))
+            continue
+        words = Counter(
+            w for title in titles.get(name, []) for w in re.findall(r"[a-z][a-z']+", str(title).lower())
+            if len(w) > 2 and w not in skip
+        )
+        kws = [w for w, _ in words.most_common(12)] or [name.lower()]
+        tags, dur = [re.sub(r"\W+", "", name.lower()) or "topic"], default_duration
+        if catalog is not None:
+            rows = catalog.topic_members[t]
+            common = Counter(g for r in rows for g in catalog.tags[r] if g != name).most_common(3)
+            tags = [g for g, _ in common] or tags
+            if len(rows):
+                dur = float(np.median(catalog.duration[rows])) / SHORT_VIDEO_SCALE
+        out.append((name, kws, tags, dur))
+    return out
