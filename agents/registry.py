@@ -15,6 +15,7 @@ from recoworld.agents.baselines import (
 )
 from recoworld.agents.instruction_following import InstructionFollowing
 from recoworld.agents.lerl import LERLRecommender
+from recoworld.agents.mf import MatrixFactorization
 from recoworld.agents.toolrec import ToolRec
 
 RECOMMENDERS: dict[str, Callable[..., BaseRecommender]] = {
@@ -26,6 +27,7 @@ RECOMMENDERS: dict[str, Callable[..., BaseRecommender]] = {
     "linucb": LinUCB,
     "toolrec": ToolRec,
     "lerl": LERLRecommender,
+    "mf": MatrixFactorization,
 }
 
 
@@ -52,6 +54,11 @@ def make_recommender(name: str, params: dict[str, Any] | None = None, seed: int 
         return RECOMMENDERS[name](seed=seed, **params)
     except TypeError as exc:
         raise ValueError(f"recommender '{name}': bad parameters {sorted(params)} ({exc})") from None
+
+
+def known_recommenders() -> set[str]:
+    """Every name :func:`make_recommender` accepts."""
+    return {*RECOMMENDERS, "instruction_following"}
 
 
 def register(name: str, factory: Callable[..., BaseRecommender]) -> None:
