@@ -7,8 +7,14 @@ and reuse its ranking.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Sequence
+
 import numpy as np
 from recoworld.agents.protocol import Recommendation, SlateChoice, UserView
+from recoworld.agents.scoring import mmr_positions
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 BIG = 1e6
 
@@ -49,6 +55,38 @@ class BaseRecommender:
 
     def observe(self, view: UserView, positions: np.ndarray, clicks: np.ndarray, reviewed: np.ndarray) -> None:
         """Feedback on the slates just served (b, K); stateless baselines ignore it."""
+
+    # ------------------------------------------------ population runs (recoworld.runner)
+    additive_state: tuple[str, ...] = ()  # array attributes that online learning only adds to
+
+    def retrain(self, impressions: "pd.DataFrame") -> None:
+        """Refit on the run's impression logs so far (columns of recoworld.logs.ImpressionRecord);
+        called every ``run.retrain_every`` days. Baselines that learn online ignore it."""
+
+    @property
+    def learns_from_logs(self) -> bool:
+        return type(self).retrain is not BaseRecommender.retrain
+
+    def reseed(self, key: Sequence[int]) -> None:
+        """Fresh random streams from ``key`` for every generator of this recommender and the parts
+        it is built from (a population run reseeds each shard-day, so shards draw independently)."""
+        _reseed(self, np.random.SeedSequence([int(k) for k in key]), depth=0)
+
+    def merge(self, copies: Sequence["BaseRecommender"]) -> None:
+        """Take in what copies of this recommender learned while serving shards of users in
+        parallel: the sum of their changes to each ``additive_state`` array."""
+        for name in self.additive_state:
+            base = getattr(self, name)
+            setattr(self, name, base + sum(getattr(c, name) - base for c in copies))
+
+
+def _reseed(obj: object, seq: np.random.SeedSequence, depth: int) -> None:
+    items = sorted(vars(obj).items())
+    for (name, value), child in zip(items, seq.spawn(len(items))):
+        if isinstance(value, np.random.Generator):
+            setattr(obj, name, np.random.default_rng(child))
+        elif depth < 3 and type(value).__module__.startswith("recoworld.") and hasattr(value, "__dict__"):
+            _reseed(value, child, depth + 1)
 
 
 def _not_consumed(view: UserView) -> np.ndarray:
@@ -103,18 +141,7 @@ class MMRDiversity(GreedyRelevance):
         self.lambda_ = lambda_
 
     def rank(self, view: UserView, scores: np.ndarray) -> SlateChoice:
-        emb = view.candidate_embeddings
-        b, m = scores.shape
-        rows = np.arange(b)
-        max_sim = np.full((b, m), -1.0)
-        taken = np.zeros((b, m), dtype=bool)
-        pos = np.empty((b, view.slate_size), dtype=np.int64)
-        for j in range(view.slate_size):
-            mmr = self.lambda_ * scores - (1.0 - self.lambda_) * np.where(j > 0, max_sim, 0.0) - BIG * taken
-            pick = mmr.argmax(1)
-            pos[:, j] = pick
-            taken[rows, pick] = True
-            max_sim = np.maximum(max_sim, np.einsum("bmd,bd->bm", emb, emb[rows, pick]))
+        pos = mmr_positions(view.catalog.embeddings, view.candidates, scores, self.lambda_, view.slate_size)
         return SlateChoice(pos, np.ones(pos.shape, dtype=np.float32))
 
 
@@ -152,12 +179,15 @@ class LinUCB(BaseRecommender):
 
     name = "linucb"
 
+    additive_state = ("_a", "_b")
+    n_features = 7
+
     def __init__(self, alpha: float = 0.5, ridge: float = 1.0, seed: int = 0) -> None:
         super().__init__(seed)
         self.alpha = alpha
         self.ridge = ridge
-        self._a: np.ndarray | None = None
-        self._b: np.ndarray | None = None
+        self._a = ridge * np.eye(self.n_features)
+        self._b = np.zeros(self.n_features)
 
     @staticmethod
     def features(view: UserView) -> np.ndarray:
@@ -179,14 +209,8 @@ class LinUCB(BaseRecommender):
             axis=2,
         )
 
-    def _ensure(self, d: int) -> None:
-        if self._a is None:
-            self._a = self.ridge * np.eye(d)
-            self._b = np.zeros(d)
-
     def scores(self, view: UserView) -> np.ndarray:
         x = self.features(view)
-        self._ensure(x.shape[2])
         a_inv = np.linalg.inv(self._a)
         theta = a_inv @ self._b
         bonus = np.sqrt(np.einsum("bmd,de,bme->bm", x, a_inv, x))
@@ -194,6 +218,5 @@ class LinUCB(BaseRecommender):
 
     def observe(self, view: UserView, positions: np.ndarray, clicks: np.ndarray, reviewed: np.ndarray) -> None:
         x = np.take_along_axis(self.features(view), positions[:, :, None], 1)[reviewed]
-        self._ensure(x.shape[1])
         self._a += x.T @ x
         self._b += x.T @ clicks[reviewed].astype(np.float64)

@@ -51,9 +51,10 @@ class UserView:
 
     def affinity(self) -> np.ndarray:
         """(b, M) cosine between each user's engagement profile and each candidate (0 when nothing known)."""
+        from recoworld.agents.scoring import candidate_dot
+
         norm = np.linalg.norm(self.est_taste, axis=1, keepdims=True)
-        taste = self.est_taste / np.maximum(norm, 1e-9)
-        return np.einsum("bmd,bd->bm", self.candidate_embeddings, taste)
+        return candidate_dot(self.catalog.embeddings, self.candidates, self.est_taste / np.maximum(norm, 1e-9))
 
 
 class Recommendation(BaseModel):
@@ -72,6 +73,7 @@ class SlateChoice:
 
     positions: np.ndarray
     propensities: np.ndarray
+    fallback: np.ndarray | None = None  # (b,) bool: the slate came from a fallback path (e.g. an LLM failed)
 
 
 @runtime_checkable
