@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --upgrade pip
 	$(BIN)/python -m pip install "torch==2.13.0"
-	$(BIN)/python -m pip install -e ".[dev,rl,llm]"
+	$(BIN)/python -m pip install -e ".[dev,rl,llm,ray]"
 	touch $(STAMP)
 
 run: venv

@@ -200,6 +200,66 @@ class Catalog:
         bounds = np.searchsorted(self.topic[order], np.arange(self.n_topics + 1))
         return [order[bounds[t] : bounds[t + 1]] for t in range(self.n_topics)]
 
+    def extend(self, items: Sequence[Item]) -> "Catalog":
+        """A new catalog: these items in the same rows, then ``items`` (published by creators).
+
+        The new items' embeddings come from the same encoder; the topic centroids and mean
+        embedding stay those of the original catalog (they define users' tastes). New creator
+        names are appended; a topic outside ``topic_names`` is an error.
+        """
+        topic_index = {name: t for t, name in enumerate(self.topic_names)}
+        creator_names = list(self.creator_names)
+        creator_index = {name: c for c, name in enumerate(creator_names)}
+        topics, creators = [], []
+        for it in items:
+            if it.topic not in topic_index:
+                raise ValueError(f"item {it.item_id}: topic '{it.topic}' is not in the catalog")
+            if it.creator not in creator_index:
+                creator_index[it.creator] = len(creator_names)
+                creator_names.append(it.creator)
+            topics.append(topic_index[it.topic])
+            creators.append(creator_index[it.creator])
+        if items and any(str(it.item_id) in self.index_of for it in items):
+            dup = next(it.item_id for it in items if str(it.item_id) in self.index_of)
+            raise ValueError(f"item {dup}: item_id already in the catalog")
+
+        def col(name: str, new: list) -> np.ndarray:
+            old = getattr(self, name)
+            return np.concatenate([old, np.asarray(new, dtype=old.dtype)]) if new else old.copy()
+
+        def objects(name: str, new: list) -> np.ndarray:
+            out = np.empty(len(self) + len(new), dtype=object)
+            out[: len(self)] = getattr(self, name)
+            out[len(self):] = new
+            return out
+
+        new_emb = self.embeddings
+        if items:
+            from recoworld.embeddings import HashingEncoder
+
+            encoder = self._encoder or HashingEncoder()
+            texts = [it.text() for it in items]
+            new_emb = np.concatenate([self.embeddings, _unit_rows(encoder.encode(texts))])
+        out = Catalog(
+            item_id=objects("item_id", [it.item_id for it in items]),
+            title=objects("title", [it.title for it in items]),
+            description=objects("description", [it.description for it in items]),
+            topic=col("topic", topics),
+            topic_names=self.topic_names,
+            tags=objects("tags", [tuple(it.tags) for it in items]),
+            creator=col("creator", creators),
+            creator_names=creator_names,
+            duration=col("duration", [it.duration for it in items]),
+            quality=col("quality", [it.quality for it in items]),
+            created_day=col("created_day", [it.created_day for it in items]),
+            popularity=col("popularity", [it.popularity for it in items]),
+            encoder=self._encoder,
+            embeddings=new_emb,
+        )
+        out.__dict__["mean_embedding"] = self.mean_embedding
+        out.__dict__["topic_centroids"] = self.topic_centroids
+        return out
+
     # ------------------------------------------------------------ conversions
     def to_frame(self) -> pd.DataFrame:
         """A pandas view with readable topic and creator names."""

@@ -77,53 +77,57 @@ def _fmt(value: float, spec: str) -> str:
 @app.command()
 def run(
     scenario: str = typer.Argument(..., help="Bundled scenario name (see `recoworld scenarios`) or a YAML path."),
-    users: Optional[int] = typer.Option(None, "--users", "-n", min=1, help="Users per recommender (default: users.n_users)."),
+    users: Optional[int] = typer.Option(None, "--users", "-n", min=1, help="Users (default: users.n_users)."),
     days: Optional[int] = typer.Option(None, "--days", "-d", min=1, help="Days to simulate (overrides env.horizon_days)."),
     seed: Optional[int] = typer.Option(None, "--seed", "-s", help="Seed (default: the scenario's)."),
     set_: list[str] = typer.Option([], "--set", help="Override a scenario field: key.path=value (repeatable)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Run folder for logs (default: run.output, else runs/<name>)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in the output folder from its last checkpoint."),
+    engine: Optional[str] = typer.Option(None, "--engine", help="local or ray (overrides run.engine)."),
     json_path: Optional[Path] = typer.Option(None, "--json", help="Write the summaries to this JSON file."),
 ) -> None:
-    """Run every recommender of SCENARIO over the same simulated population and compare them."""
-    from recoworld.agents import make_recommender
-    from recoworld.runner import run_population
+    """Simulate SCENARIO day by day; every arm's logs go to the run folder as Parquet per day."""
+    from recoworld.runner import PopulationRun
     from recoworld.scenario import load_scenario
-    from recoworld.simulation import build_catalog
 
     try:
         overrides = parse_overrides(set_)
-        if days is not None:
-            overrides.setdefault("env", {})["horizon_days"] = days
+        for key, value in (("users", {"n_users": users}), ("env", {"horizon_days": days}), ("run", {"engine": engine})):
+            if next(iter(value.values())) is not None:
+                overrides[key] = {**overrides.get(key, {}), **value}
+        if seed is not None:
+            overrides["seed"] = seed
         scn = load_scenario(scenario, overrides)
-        seed = scn.seed if seed is None else seed
-        recs = [make_recommender(spec.name, spec.params, seed) for spec in scn.recommenders]
-        n_users = users or scn.users.n_users
-        catalog = build_catalog(scn.catalog, scn.seed)
+        folder = out or Path(scn.run.output or Path("runs") / scn.name)
+        scn = load_scenario(scn, {"run": {"output": str(folder)}})
+        horizon, console = scn.env.horizon_days, make_console()
+        arms = ", ".join(r.label for r in scn.recommenders)
+        console.print(
+            f"[bold]{scn.name}[/]: {scn.users.n_users} users × {horizon} days, arms {arms} "
+            f"({scn.run.assignment}), {scn.creators.count} creators, engine {scn.run.engine}, seed {scn.seed}"
+        )
+        columns = [TextColumn("{task.description:<10}"), BarColumn(), MofNCompleteColumn(), TextColumn("days"), TimeElapsedColumn()]
+        with Progress(*columns, console=console, transient=False) as progress:
+            task = progress.add_task("simulating", total=horizon)
+            runner = PopulationRun(scn, on_day=lambda d: progress.update(task, completed=d + 1))
+            if resume:
+                progress.update(task, completed=runner.folder.read_manifest().days_completed)
+            result = runner.run(resume=resume)
     except (ValueError, OSError) as exc:  # ScenarioError is a ValueError
         raise fail(str(exc))
-    if not recs:
-        raise fail("recommenders: the scenario lists none")
-
-    horizon, console = scn.env.horizon_days, make_console()
-    console.print(f"[bold]{scn.name}[/]: {n_users} users × {horizon} days, {len(catalog)} items, seed {seed}")
-    summaries: dict[str, dict[str, float]] = {}
-    columns = [TextColumn("{task.description:<24}"), BarColumn(), MofNCompleteColumn(), TextColumn("days"), TimeElapsedColumn()]
-    with Progress(*columns, console=console, transient=False) as progress:
-        for spec, rec in zip(scn.recommenders, recs):
-            label = spec.name if spec.name not in summaries else f"{spec.name}#{len(summaries)}"
-            task = progress.add_task(label, total=horizon)
-            try:
-                result = run_population(scn, rec, n_users, seed, catalog=catalog, on_day=lambda _d, t=task: progress.advance(t))
-            except ValueError as exc:
-                raise fail(f"{label}: {exc}")
-            summaries[label] = result.summary()
-
-    table = Table(title=f"{scn.name}: population means over {n_users} users, {horizon} days", box=box.SIMPLE_HEAD)
-    table.add_column("recommender", style="bold", no_wrap=True, min_width=max(len(k) for k in summaries))
+    summaries = result.summaries()
+    n_users = len(next(iter(result.arms.values())).totals["click"])
+    table = Table(title=f"{scn.name}: population means over {n_users} users per arm, {horizon} days", box=box.SIMPLE_HEAD)
+    table.add_column("arm", style="bold", no_wrap=True, min_width=max(len(k) for k in summaries))
     for _key, title, _spec in COLUMNS:
         table.add_column(title, justify="right", overflow="fold")
     for label, summary in summaries.items():
         table.add_row(label, *(_fmt(summary[key], spec) for key, _title, spec in COLUMNS))
     console.print(table)
+    rows = {}
+    for f in result.manifest.files:
+        rows[f.table] = rows.get(f.table, 0) + f.rows
+    console.print(f"logs: {result.output} ({', '.join(f'{n:,} {t}' for t, n in rows.items())})", highlight=False)
 
     if json_path is not None:
         clean = {k: {m: (None if isinstance(v, float) and math.isnan(v) else v) for m, v in s.items()} for k, s in summaries.items()}

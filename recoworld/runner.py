@@ -1,28 +1,45 @@
-"""Run a recommender over a population for the scenario's days, with the batched world step."""
+"""Population runs: worlds of users, creators and recommenders lived day by day, with durable logs.
+
+Each day, creators publish, then every user shard lives the day (``recoworld.shard``) on the
+chosen engine, then the recommenders merge what their shard copies learned and retrain on the
+logs every ``run.retrain_every`` days, and creators see their own items' feedback. With an
+output folder, each day ends with its Parquet files, the manifest and a checkpoint, so a killed
+run resumes and ends with the same logs as an uninterrupted one.
+"""
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import yaml
 
 from recoworld.agents.baselines import BaseRecommender
-from recoworld.catalog import Catalog
+from recoworld.catalog import Catalog, popularity_percentile
+from recoworld.engines import make_engine
 from recoworld.llm.base import Usage
-from recoworld.rewards import COMPONENTS
+from recoworld.logs import RunFolder, RunManifest, read_table
 from recoworld.scenario import Scenario
+from recoworld.shard import Shard, ShardDay
 from recoworld.simulation import Simulation, build_catalog
+from recoworld.users.creators import CreatorPopulation, creator_feedback
 from recoworld.users.llm_user import make_user_backend
+from recoworld.users.profile import UserProfile
 
 if TYPE_CHECKING:
     from recoworld.llm.base import LanguageModel
 
+RETRAIN_COLUMNS = ["arm", "user", "item", "action", "watch_seconds"]
+
 
 @dataclass
 class PopulationResult:
-    """Per-user totals of one recommender's run (arrays of length n_users)."""
+    """Per-user totals of one arm's run (arrays of length n_users)."""
 
     recommender: str
     totals: dict[str, np.ndarray] = field(default_factory=dict)
@@ -54,6 +71,345 @@ class PopulationResult:
         }
 
 
+@dataclass
+class World:
+    """One copy of the platform: its catalog, creators, user shards and the recommenders serving them."""
+
+    index: int
+    arms: list[int]
+    catalog: Catalog
+    creators: CreatorPopulation | None
+    shards: list[Shard]
+    recommenders: dict[int, BaseRecommender]
+    item_impressions: np.ndarray
+    item_clicks: np.ndarray
+    prior_clicks: np.ndarray  # pseudo-clicks of the items there were at day 0
+    llm_usage: Usage = field(default_factory=Usage)
+
+    def attach(self, backend_for: Callable[[], object]) -> None:
+        """After unpickling: give every shard the world's catalog and a fresh user backend."""
+        for shard in self.shards:
+            shard.sim.set_catalog(self.catalog)
+            shard.sim.backend = backend_for()
+
+
+@dataclass
+class RunState:
+    """Everything a run needs to go on from ``next_day`` (what the checkpoint holds)."""
+
+    scenario_sha256: str
+    next_day: int
+    worlds: list[World]
+    manifest: RunManifest
+    arm_names: list[str]
+    profiles: list[list[UserProfile]]  # each shard's users (shared by every world; saved once, not per day)
+    stopped: str = ""  # why the run ended before its last day, if it did
+
+
+@dataclass
+class RunResult:
+    """Per-arm results of a finished run, and where its logs are."""
+
+    arms: dict[str, PopulationResult]
+    output: Path | None
+    manifest: RunManifest
+
+    def summaries(self) -> dict[str, dict[str, float]]:
+        return {name: result.summary() for name, result in self.arms.items()}
+
+
+def scenario_sha256(scenario: Scenario) -> str:
+    return hashlib.sha256(scenario.model_dump_json().encode()).hexdigest()
+
+
+def sample_profiles(scenario: Scenario, n: int, rng: np.random.Generator, catalog: Catalog) -> list[UserProfile]:
+    """``n`` user profiles: from the scenario's segments, or extracted from an interaction log."""
+    if scenario.users.source == "segments":
+        from recoworld.users.sampler import PopulationSampler
+
+        return PopulationSampler(scenario.users.segments, catalog.topic_names).sample(n, rng)
+    from recoworld import loaders
+    from recoworld.users.diverse import sample_population
+    from recoworld.users.extraction import extract_profiles
+
+    cfg = scenario.users.logs
+    if cfg.interactions is not None:
+        interactions = loaders.load_interactions(cfg.interactions, catalog)
+    elif scenario.catalog.source == "movielens":
+        interactions = loaders.load_movielens(scenario.catalog.path)[1]
+    else:
+        raise ValueError("users.logs.interactions: required unless the catalog is a movielens folder")
+    profiles = extract_profiles(interactions, catalog, min_interactions=cfg.min_interactions)
+    if not profiles:
+        raise ValueError(f"users.logs: no user has {cfg.min_interactions} or more interactions")
+    return sample_population(profiles, n, cfg.sampling, rng)
+
+
+def split_arms(n: int, shares: Sequence[float], rng: np.random.Generator) -> np.ndarray:
+    """(n,) arm per user: disjoint groups in proportion to ``shares`` (largest remainder), shuffled."""
+    quota = np.asarray(shares, dtype=float) / np.sum(shares) * n
+    counts = np.floor(quota).astype(int)
+    counts[np.argsort(-(quota - counts), kind="stable")[: n - counts.sum()]] += 1
+    return rng.permutation(np.repeat(np.arange(len(shares)), counts)).astype(np.int64)
+
+
+class PopulationRun:
+    """A scenario's population run; ``run()`` lives it day by day (see the module docstring)."""
+
+    def __init__(
+        self,
+        scenario: Scenario,
+        recommenders: Sequence[BaseRecommender] | None = None,
+        *,
+        catalog: Catalog | None = None,
+        output: str | Path | None = None,
+        language_model: "LanguageModel | None" = None,
+        on_day: Callable[[int], None] | None = None,
+    ) -> None:
+        self.scenario = scenario
+        self.seed = scenario.seed
+        self.output = output if output is not None else scenario.run.output
+        self.folder = RunFolder(self.output) if self.output is not None else None
+        self.on_day = on_day
+        self.base_catalog = catalog
+        self.engine = make_engine(scenario.run.engine, scenario.run.ray_address)
+        self._given = list(recommenders) if recommenders is not None else None
+        self._model = None
+        if scenario.users.backend != "parametric" or scenario.creators.backend == "llm":
+            from recoworld.llm.config import build_language_model
+
+            self._model = build_language_model(scenario.llm, inner=language_model)
+
+    # ------------------------------------------------------------------ setup
+    def _arms(self) -> tuple[list[str], list[BaseRecommender]]:
+        if self._given is not None:
+            names: list[str] = []
+            for rec in self._given:
+                names.append(rec.name if rec.name not in names else f"{rec.name}#{len(names)}")
+            return names, self._given
+        from recoworld.agents.registry import make_recommender
+
+        specs = self.scenario.recommenders
+        if not specs:
+            raise ValueError("recommenders: the scenario lists none")
+        return [s.label for s in specs], [make_recommender(s.name, s.params, self.seed) for s in specs]
+
+    def _backend(self):
+        return make_user_backend(self.scenario, self._model) if self._model is not None and self.scenario.users.backend != "parametric" else None
+
+    def _fresh_state(self) -> RunState:
+        scn, seed = self.scenario, self.seed
+        arm_names, recs = self._arms()
+        catalog = self.base_catalog or build_catalog(scn.catalog, scn.seed)
+        n = scn.users.n_users
+        profiles = sample_profiles(scn, n, np.random.default_rng(seed), catalog)
+        n = len(profiles)
+        bounds = np.linspace(0, n, min(scn.run.shards, n) + 1).astype(int)
+        segments = np.array([p.segment for p in profiles], dtype=object)
+        if scn.run.assignment == "copies":
+            layouts = [([a], np.full(n, a, dtype=np.int64)) for a in range(len(recs))]
+        else:
+            arm_of = split_arms(n, [s.share for s in scn.recommenders] if self._given is None else [1.0] * len(recs),
+                                np.random.default_rng([seed, 4]))
+            layouts = [(list(range(len(recs))), arm_of)]
+        slices = [profiles[bounds[s]:bounds[s + 1]] for s in range(len(bounds) - 1)]  # shared by every world
+        worlds = []
+        for w, (arms, arm_of) in enumerate(layouts):
+            creators = None
+            world_catalog = catalog
+            if scn.creators.count > 0:
+                creators = CreatorPopulation.sample(scn.creators, catalog.topic_names, np.random.default_rng([seed, 2]))
+                world_catalog = catalog.extend([])  # the world's own copy: its popularity changes
+            shards = []
+            for s in range(len(bounds) - 1):
+                lo, hi = bounds[s], bounds[s + 1]
+                sim = Simulation(scn, world_catalog, slices[s], np.random.default_rng([seed, 1, s]))
+                sim.backend = self._backend()
+                shards.append(Shard(world=w, index=s, sim=sim, arm_of=arm_of[lo:hi], segments=segments[lo:hi]))
+            worlds.append(World(
+                index=w, arms=arms, catalog=world_catalog, creators=creators, shards=shards,
+                recommenders={a: recs[a] for a in arms},
+                item_impressions=np.zeros(len(catalog), dtype=np.int64), item_clicks=np.zeros(len(catalog), dtype=np.int64),
+                prior_clicks=catalog.popularity.astype(np.float64) * scn.run.popularity_prior_clicks,
+            ))
+        manifest = RunManifest(
+            run=scn.name, scenario_sha256=scenario_sha256(scn), seed=seed, engine=scn.run.engine,
+            shards=len(bounds) - 1, arms=arm_names, days_total=scn.env.horizon_days,
+        )
+        if self.folder is not None:
+            self.folder.prepare_fresh()
+            self.folder.write_text("scenario.yaml", yaml.safe_dump(scn.model_dump(mode="json", by_alias=True), sort_keys=False))
+            self.folder.write_table("users", _users_table(profiles))
+            self.folder.write_table("catalog", pa.Table.from_pandas(catalog.to_frame(), preserve_index=False))
+            self.folder.write_manifest(manifest)
+        return RunState(scenario_sha256(scn), 0, worlds, manifest, arm_names, slices)
+
+    def _resumed_state(self) -> RunState:
+        assert self.folder is not None
+        if self.folder.read_manifest().status == "complete":
+            raise ValueError(f"--resume: the run in '{self.folder.path}' is already complete")
+        state: RunState = self.folder.load_checkpoint()
+        if state.scenario_sha256 != scenario_sha256(self.scenario):
+            raise ValueError(f"--resume: the scenario differs from the one the run in '{self.folder.path}' started with")
+        for world in state.worlds:
+            world.attach(self._backend)
+        self.folder.drop_days_from(state.next_day)
+        self.folder.write_manifest(state.manifest)
+        return state
+
+    # ------------------------------------------------------------------ the days
+    def run(self, resume: bool = False) -> RunResult:
+        """Live every day (from the checkpoint with ``resume``) and return per-arm results."""
+        if resume:
+            if self.folder is None:
+                raise ValueError("--resume: needs an output folder")
+            state = self._resumed_state()
+        else:
+            state = self._fresh_state()
+        retrain_logs = self._retrain_logs(state)
+        days = self.scenario.env.horizon_days
+        if state.manifest.status == "complete":
+            days = state.next_day
+        for day in range(state.next_day, days):
+            tables = self._live_day(state, day, retrain_logs)
+            state.next_day = day + 1
+            if any(s.sim.backend is not None and s.sim.backend.exhausted for w in state.worlds for s in w.shards):
+                state.stopped = f"the LLM budget ran out on day {day}"
+            last = state.next_day == days or bool(state.stopped)
+            self._commit(state, day, tables, last)
+            if self.on_day is not None:
+                self.on_day(day)
+            if state.stopped:
+                break
+        return self._result(state)
+
+    def _live_day(self, state: RunState, day: int, retrain_logs: dict[int, list[pd.DataFrame]] | None) -> dict[str, list]:
+        scn = self.scenario
+        tables: dict[str, list] = {"impressions": [], "sessions": [], "creators": [], "items": []}
+        for world in state.worlds:
+            if world.creators is not None:
+                model = self._model if self.scenario.creators.backend == "llm" else None
+                items = world.creators.publish(day, np.random.default_rng([self.seed, 3, day]), model)
+                world.catalog = world.catalog.extend(items)
+                grow = len(world.catalog) - len(world.item_impressions)
+                world.item_impressions = np.concatenate([world.item_impressions, np.zeros(grow, dtype=np.int64)])
+                world.item_clicks = np.concatenate([world.item_clicks, np.zeros(grow, dtype=np.int64)])
+                if items:
+                    frame = pd.DataFrame([it.model_dump() for it in items])
+                    frame.insert(0, "arm", self._world_label(state, world))
+                    decisions = world.creators.decision_frame()
+                    decisions = decisions.loc[decisions["day"] == day, ["item_id", "explore", "recent_feedback", "p_exploit", "fallback"]]
+                    frame = frame.merge(decisions, on="item_id", how="left")
+                    tables["items"].append(pa.Table.from_pandas(frame, preserve_index=False))
+        jobs = [
+            (shard, self.engine.recommenders_for(world.recommenders, len(world.shards)), world.catalog, day, scn.name,
+             state.arm_names, (self.seed, world.index))
+            for world in state.worlds for shard in world.shards
+        ]
+        results = iter(self.engine.run_shard_days(jobs, [w.index for w in state.worlds for _ in w.shards]))
+        for world in state.worlds:
+            done: list[ShardDay] = [next(results) for _ in world.shards]
+            world.shards = [r.shard for r in done]
+            for shard in world.shards:
+                shard.sim.set_catalog(world.catalog)
+            if len(done) == 1:
+                world.recommenders = done[0].recommenders
+            else:
+                for arm, rec in world.recommenders.items():
+                    rec.merge([r.recommenders[arm] for r in done])
+            for r in done:
+                world.item_impressions += r.item_impressions
+                world.item_clicks += r.item_clicks
+                world.llm_usage = world.llm_usage + r.llm_usage
+                tables["impressions"].append(r.impressions)
+                tables["sessions"].append(r.sessions)
+            if world.creators is not None:
+                self._creators_see(world, state, day, tables)
+            if retrain_logs is not None:
+                for r in done:
+                    frame = r.impressions.select(RETRAIN_COLUMNS).to_pandas()
+                    for arm in world.arms:
+                        retrain_logs[arm].append(frame[frame["arm"] == state.arm_names[arm]])
+                if (day + 1) % scn.run.retrain_every == 0:
+                    for arm, rec in world.recommenders.items():
+                        if rec.learns_from_logs:
+                            rec.retrain(pd.concat(retrain_logs[arm], ignore_index=True))
+        return tables
+
+    def _creators_see(self, world: World, state: RunState, day: int, tables: dict[str, list]) -> None:
+        cat = world.catalog
+        agent_of = {name: c for c, name in enumerate(world.creators.names)}
+        owner = np.array([agent_of.get(name, -1) for name in cat.creator_names], dtype=np.int64)[cat.creator]
+        feedback = creator_feedback(
+            world.creators.names, owner, cat.item_id, cat.topic,
+            world.item_impressions, world.item_clicks, cat.n_topics, self.scenario.creators.full_information,
+        )
+        world.creators.observe(feedback)
+        prior = np.concatenate([world.prior_clicks, np.zeros(len(cat) - len(world.prior_clicks))])
+        cat.popularity[:] = popularity_percentile(prior + world.item_clicks)
+        frame = world.creators.day_table(day)
+        frame.insert(0, "arm", self._world_label(state, world))
+        tables["creators"].append(pa.Table.from_pandas(frame, preserve_index=False))
+
+    def _world_label(self, state: RunState, world: World) -> str:
+        return state.arm_names[world.arms[0]] if len(world.arms) == 1 else "shared"
+
+    def _retrain_logs(self, state: RunState) -> dict[int, list[pd.DataFrame]] | None:
+        """Per-arm impression logs kept for recommenders that retrain on them (rebuilt from disk on resume)."""
+        if not any(rec.learns_from_logs for w in state.worlds for rec in w.recommenders.values()):
+            return None
+        logs: dict[int, list[pd.DataFrame]] = {a: [] for a in range(len(state.arm_names))}
+        if state.next_day > 0 and self.folder is not None:
+            past = read_table(self.folder.path, "impressions", RETRAIN_COLUMNS)
+            for a, name in enumerate(state.arm_names):
+                logs[a].append(past[past["arm"] == name])
+        return logs
+
+    def _commit(self, state: RunState, day: int, tables: dict[str, list], last: bool) -> None:
+        """Write the day's tables, then the checkpoint, then the manifest (a crash at any point resumes cleanly)."""
+        if self.folder is None:
+            return
+        m = state.manifest
+        for name, parts in tables.items():
+            if parts:
+                m.files.append(self.folder.write_day(name, day, pa.concat_tables(parts, promote_options="permissive")))
+        m.days_completed = day + 1
+        if last:
+            m.status = "complete"
+        if last:
+            self.folder.checkpoint_path.unlink(missing_ok=True)
+        else:
+            self.folder.save_checkpoint(state, constants=state.profiles)
+        self.folder.write_manifest(m)
+
+    def _result(self, state: RunState) -> RunResult:
+        arms: dict[str, PopulationResult] = {}
+        for a, name in enumerate(state.arm_names):
+            parts: dict[str, list[np.ndarray]] = {}
+            usage = Usage()
+            for world in state.worlds:
+                if a not in world.arms:
+                    continue
+                usage = usage + world.llm_usage if len(world.arms) == 1 else usage
+                for shard in world.shards:
+                    mine = shard.arm_of == a
+                    columns = {**shard.totals, "days_active": shard.sim.days_active.astype(float),
+                               "churned": shard.sim.churned.astype(float)}
+                    for key, value in columns.items():
+                        parts.setdefault(key, []).append(value[mine])
+            arms[name] = PopulationResult(name, {k: np.concatenate(v) for k, v in parts.items()}, usage)
+        return RunResult(arms, self.folder.path if self.folder else None, state.manifest)
+
+
+def _users_table(profiles: Sequence[UserProfile]) -> pa.Table:
+    rows = []
+    for p in profiles:
+        row = {"user": p.user_id, "segment": p.segment, "interests": ", ".join(p.interests), "dislikes": ", ".join(p.dislikes)}
+        row.update({k: v for k, v in p.traits.model_dump().items()})
+        rows.append(row)
+    return pa.Table.from_pandas(pd.DataFrame(rows), preserve_index=False)
+
+
 def run_population(
     scenario: Scenario,
     recommender: BaseRecommender,
@@ -63,50 +419,14 @@ def run_population(
     on_day: Callable[[int], None] | None = None,
     language_model: "LanguageModel | None" = None,
 ) -> PopulationResult:
-    """Simulate ``n_users`` users (the same users for the same seed) served by ``recommender``."""
-    seed = scenario.seed if seed is None else seed
-    n = n_users or scenario.users.n_users
-    rng = np.random.default_rng(seed)
-    sim = Simulation.sample(scenario, n, rng, catalog or build_catalog(scenario.catalog, scenario.seed))
-    sim.backend = make_user_backend(scenario, language_model)
-    totals = {name: np.zeros(n) for name in COMPONENTS}
-    for name in (
-        "reviewed", "slates", "reward", "instructions", "compliance_sum", "compliance_n",
-        "first_session_clicks", "first_session_reviewed", "llm_fallbacks",
-    ):
-        totals[name] = np.zeros(n)
-    for day in range(scenario.env.horizon_days):
-        rows = np.flatnonzero(sim.alive & (sim.day == day))
-        sim.retrieve(rows)  # later slates of the session get candidates drawn by step()
-        while len(rows):
-            view = sim.view(rows, with_text=recommender.needs_text, with_observation=recommender.needs_observation)
-            choice = recommender.slate(view)
-            slates = np.take_along_axis(view.candidates, choice.positions, 1)
-            first = sim.platform.sessions[rows] == 1
-            out = sim.step(rows, slates)
-            resp = out.response
-            recommender.observe(view, choice.positions, resp.click, resp.reviewed)
-            for c, name in enumerate(COMPONENTS):
-                totals[name][rows] += out.components[:, c]
-            n_rev = resp.reviewed.sum(1)
-            n_click = resp.click.sum(1)
-            totals["reviewed"][rows] += n_rev
-            totals["slates"][rows] += 1
-            totals["reward"][rows] += out.reward
-            totals["first_session_clicks"][rows] += n_click * first
-            totals["first_session_reviewed"][rows] += n_rev * first
-            totals["instructions"][rows] += out.effects.emitted
-            scored = ~np.isnan(out.effects.compliance)
-            totals["compliance_sum"][rows[scored]] += out.effects.compliance[scored]
-            totals["compliance_n"][rows[scored]] += 1
-            if sim.backend is not None:
-                totals["llm_fallbacks"][rows] += [rec.fallback for rec in sim.backend.last_records]
-            rows = rows[~out.session_ended]
-        if on_day is not None:
-            on_day(day)
-        if sim.backend is not None and sim.backend.exhausted:
-            break  # the LLM budget ran out: end cleanly with everything simulated so far
-    totals["days_active"] = sim.days_active.astype(float)
-    totals["churned"] = sim.churned.astype(float)
-    usage = sim.backend.model.total if sim.backend is not None else Usage()
-    return PopulationResult(recommender=recommender.name, totals=totals, llm_usage=usage)
+    """One recommender over ``n_users`` users (the same users for the same seed), in memory."""
+    from recoworld.scenario import load_scenario
+
+    overrides: dict = {"run": {"output": None}}
+    if n_users is not None:
+        overrides["users"] = {"n_users": n_users}
+    if seed is not None:
+        overrides["seed"] = seed
+    scenario = load_scenario(scenario, overrides)
+    run = PopulationRun(scenario, [recommender], catalog=catalog, output=None, language_model=language_model, on_day=on_day)
+    return next(iter(run.run().arms.values()))

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import copy
+import re
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from recoworld.llm.config import LLMConfig
 from recoworld.rewards import RewardWeights
 from recoworld.synthetic import SyntheticCatalogConfig
+from recoworld.users.creators import CreatorsConfig
 from recoworld.users.parametric import ParametricUserParams
 from recoworld.users.sampler import SegmentConfig
 
@@ -43,6 +45,15 @@ class CatalogConfig(BaseModel):
     path: str | None = Field(None, description="Dataset folder or file for non-synthetic sources.")
     embedding: EmbeddingConfig = Field(default_factory=EmbeddingConfig)
 
+    @model_validator(mode="after")
+    def _dataset_exists(self) -> "CatalogConfig":
+        if self.source != "synthetic":
+            if self.path is None:
+                raise ValueError(f"path: required for source '{self.source}'")
+            if not Path(self.path).exists():
+                raise ValueError(f"path: '{self.path}' does not exist")
+        return self
+
 
 class EnvConfig(BaseModel):
     """Shape of each decision and of a user's life on the platform."""
@@ -65,13 +76,36 @@ class EnvConfig(BaseModel):
         return self
 
 
+class LoggedUsersConfig(BaseModel):
+    """Profiles extracted from an interaction log, then sampled by density (users.source = logs)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    interactions: str | None = Field(
+        None, description="Interactions CSV/Parquet (user_id, item_id, timestamp, ...); default: the ratings of a movielens catalog."
+    )
+    min_interactions: int = Field(5, ge=1, description="Users with fewer rows are left out.")
+    sampling: Literal["majority", "minority", "flattened", "uniform"] = Field(
+        "uniform", description="How extracted profiles are drawn: by density, against it, flattened, or uniformly."
+    )
+
+    @field_validator("interactions")
+    @classmethod
+    def _exists(cls, value: str | None) -> str | None:
+        if value is not None and not Path(value).is_file():
+            raise ValueError(f"file '{value}' does not exist")
+        return value
+
+
 class UsersConfig(BaseModel):
     """The user population."""
 
     model_config = ConfigDict(extra="forbid")
 
-    n_users: int = Field(1000, ge=1, description="Users simulated per recommender by `recoworld run`.")
+    n_users: int = Field(1000, ge=1, description="Users simulated (per arm when arms are copies, in all when split).")
+    source: Literal["segments", "logs"] = Field("segments", description="Sample profiles from segments, or extract them from logs.")
     segments: list[SegmentConfig] = Field(default_factory=lambda: [SegmentConfig()])
+    logs: LoggedUsersConfig = Field(default_factory=LoggedUsersConfig, description="Used when source is logs.")
     taste_noise: float = Field(0.35, ge=0, description="Spread of latent taste around the interests' topic centroids.")
     backend: Literal["parametric", "llm", "hybrid"] = Field(
         "parametric", description="Who decides: the parametric model, an LLM per slate, or parametric with LLM words."
@@ -80,14 +114,53 @@ class UsersConfig(BaseModel):
         "text", description="How items are shown to LLM users."
     )
 
+    @model_validator(mode="after")
+    def _sizes(self) -> "UsersConfig":
+        sizes = [s.size for s in self.segments]
+        if any(v is not None for v in sizes):
+            if any(v is None for v in sizes):
+                raise ValueError("segments: give 'size' on every segment or on none")
+            total = sum(v for v in sizes if v is not None)
+            if total < 1:
+                raise ValueError("segments: sizes add up to 0")
+            if "n_users" not in self.model_fields_set:
+                self.n_users = total  # else the sizes are proportions of n_users
+        return self
+
 
 class RecommenderSpec(BaseModel):
-    """A recommender by registry name, with its parameters."""
+    """A recommender by registry name, with its parameters: one arm of the run."""
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str
+    name: str = Field(description="Registry name (random, popular, greedy, mmr, egreedy, linucb, mf, toolrec, lerl, sb3, instruction_following).")
     params: dict[str, Any] = Field(default_factory=dict)
+    arm: str | None = Field(None, description="Arm label in logs and reports (default: the name).")
+    share: float = Field(1.0, gt=0, description="Relative share of users when arms split the population.")
+
+    @property
+    def label(self) -> str:
+        return self.arm or self.name
+
+
+class RunConfig(BaseModel):
+    """How a population run is carried out and where its logs go."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    assignment: Literal["copies", "split"] = Field(
+        "copies",
+        description="copies: each arm serves its own copy of the same users, creators and catalog (paired comparison); "
+        "split: one shared world whose users are split between the arms (an A/B test; creators see every arm).",
+    )
+    retrain_every: int = Field(1, ge=1, description="Recommenders that learn from logs retrain every this many days.")
+    engine: Literal["local", "ray"] = Field("local", description="Run shard-days in this process, or as Ray tasks.")
+    shards: int = Field(1, ge=1, description="User shards per world; the same shards give the same logs on every engine.")
+    ray_address: str | None = Field(None, description="Ray cluster to join; none starts a local one.")
+    output: str | None = Field(None, description="Folder for the logs, manifest and checkpoint; none keeps results in memory.")
+    popularity_prior_clicks: float = Field(
+        20.0, ge=0, description="With creators, item popularity is the rank of prior pseudo-clicks (this times the prior) plus observed clicks."
+    )
 
 
 class Scenario(BaseModel):
@@ -103,10 +176,33 @@ class Scenario(BaseModel):
     users: UsersConfig = Field(default_factory=UsersConfig)
     user_model: ParametricUserParams = Field(default_factory=ParametricUserParams)
     rewards: RewardWeights = Field(default_factory=RewardWeights)
-    llm: LLMConfig = Field(default_factory=LLMConfig, description="Language model for LLM and hybrid users.")
+    llm: LLMConfig = Field(default_factory=LLMConfig, description="Language model for LLM and hybrid users and LLM creators.")
+    creators: CreatorsConfig = Field(default_factory=CreatorsConfig, description="Creators who publish during the run.")
     recommenders: list[RecommenderSpec] = Field(
         default_factory=lambda: [RecommenderSpec(name=n) for n in ("random", "popular", "greedy", "mmr", "linucb")]
     )
+    run: RunConfig = Field(default_factory=RunConfig)
+
+    @field_validator("recommenders")
+    @classmethod
+    def _known_arms(cls, specs: list[RecommenderSpec]) -> list[RecommenderSpec]:
+        from recoworld.agents.registry import known_recommenders
+
+        known = known_recommenders()
+        seen: set[str] = set()
+        for i, spec in enumerate(specs):
+            if spec.name not in known:
+                raise ValueError(f"{i}.name: unknown recommender '{spec.name}' (known: {', '.join(sorted(known))})")
+            if spec.label in seen:
+                raise ValueError(f"{i}.arm: arm '{spec.label}' appears twice; give each an 'arm' label")
+            seen.add(spec.label)
+        return specs
+
+    @model_validator(mode="after")
+    def _engine_fits(self) -> "Scenario":
+        if self.run.engine == "ray" and self.users.backend != "parametric":
+            raise ValueError(f"run.engine: 'ray' runs parametric users; use 'local' for {self.users.backend} users")
+        return self
 
 
 def bundled_scenarios() -> list[str]:
@@ -128,11 +224,15 @@ def deep_merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any
 def format_validation_error(err: ValidationError, source: str) -> str:
     """The first problem of a pydantic error as one line naming the field."""
     first = err.errors()[0]
-    loc = ".".join(str(p) for p in first["loc"]) or "(top level)"
+    loc = ".".join(str(p) for p in first["loc"])
     if first["type"] == "extra_forbidden":
         return f"{source}: unknown key '{loc}'"
+    msg = first["msg"].removeprefix("Value error, ")
+    inner = re.match(r"^([\w.\[\]]+): (.*)$", msg)  # a validator naming a field below ``loc``
+    if inner:
+        loc, msg = ".".join(p for p in (loc, inner[1]) if p), inner[2]
     more = f" (and {len(err.errors()) - 1} more)" if len(err.errors()) > 1 else ""
-    return f"{source}: {loc}: {first['msg']}{more}"
+    return f"{source}: {loc or '(top level)'}: {msg}{more}"
 
 
 def load_scenario(ref: str | Path | dict[str, Any] | Scenario = "quickstart", overrides: dict[str, Any] | None = None) -> Scenario:
@@ -149,12 +249,27 @@ def load_scenario(ref: str | Path | dict[str, Any] | Scenario = "quickstart", ov
             raise ScenarioError(f"{source}: not valid YAML ({str(exc).splitlines()[0]})") from None
         if not isinstance(data, dict):
             raise ScenarioError(f"{source}: expected a mapping at the top level")
+        _relative_to(data, Path(str(ref)).parent)
     if overrides:
         data = deep_merge(data, overrides)
     try:
         return Scenario.model_validate(data)
     except ValidationError as err:
         raise ScenarioError(format_validation_error(err, source)) from None
+
+
+DATA_PATHS = (("catalog", "path"), ("users", "logs", "interactions"))
+
+
+def _relative_to(data: dict[str, Any], folder: Path) -> None:
+    """Dataset paths in a scenario file are relative to the file's folder (when they exist there)."""
+    for keys in DATA_PATHS:
+        node: Any = data
+        for key in keys[:-1]:
+            node = node.get(key) if isinstance(node, dict) else None
+        value = node.get(keys[-1]) if isinstance(node, dict) else None
+        if isinstance(value, str) and not Path(value).is_absolute() and (folder / value).exists():
+            node[keys[-1]] = str(folder / value)
 
 
 def _read(ref: str) -> tuple[str, str]:

@@ -108,7 +108,8 @@ class Simulation:
         self.scenario = scenario
         self.env = scenario.env
         self.catalog = catalog
-        self.profiles = list(profiles)
+        self.profiles = profiles if isinstance(profiles, list) else list(profiles)
+        self.user_ids = np.array([p.user_id for p in self.profiles], dtype=object)
         self.rng = rng
         self.model = model or ParametricUserModel(scenario.user_model)
         self.backend = backend  # LLM or hybrid users; None = parametric
@@ -142,6 +143,27 @@ class Simulation:
 
     def __len__(self) -> int:
         return len(self.profiles)
+
+    def __getstate__(self) -> dict:
+        """Pickled without the catalog and the LLM backend: whoever restores it calls :meth:`set_catalog`
+        (the world owns the catalog) and sets ``backend`` again (it holds network clients)."""
+        state = self.__dict__.copy()
+        state["catalog"], state["backend"] = None, None
+        state["_instructions"] = {}  # a cache, rebuilt on demand
+        state["candidates"] = None  # redrawn at the start of every day (see retrieve)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self.candidates = np.zeros((len(self.profiles), self.env.num_candidates), dtype=np.int64)
+
+    def set_catalog(self, catalog: Catalog) -> None:
+        """Serve from ``catalog``: the same items in the same rows, possibly followed by new ones."""
+        need = (len(catalog) + 7) // 8
+        have = self.users.consumed.shape[1]
+        if need > have:
+            self.users.consumed = np.pad(self.users.consumed, ((0, 0), (0, need - have)))
+        self.catalog = catalog
 
     @property
     def alive(self) -> np.ndarray:
@@ -198,14 +220,14 @@ class Simulation:
             catalog=self.catalog,
             candidates=cands,
             slate_size=self.env.slate_size,
-            user_ids=[self.profiles[r].user_id for r in rows],
+            user_ids=self.user_ids[rows].tolist(),
             est_taste=p.est_taste[rows],
             click_topics=p.click_topics[rows],
             shown_topics=p.shown_topics[rows],
             consumed=u.has_consumed(rows, cands),
             instr_more=u.instr_more[rows],
             instr_less=u.instr_less[rows],
-            instr_surprise=u.instr_surprise[rows],
+            instr_surprise=u.instr[rows, K.SURPRISE] > 0,
             session_step=self.session_step[rows],
             day=self.day[rows],
             history_items=hist_items,
@@ -255,7 +277,8 @@ class Simulation:
 
     def _instruction_key(self, row: int) -> tuple[int, ...]:
         u = self.users
-        return (int(u.instr_more[row]), int(u.instr_less[row]), int(u.instr_surprise[row]), int(self.day[row]))
+        more, less, surprise = (int(v) for v in u.instr[row, [K.MORE, K.LESS, K.SURPRISE]])
+        return (more, less, int(surprise > 0), int(self.clock.day[row]))
 
     def instruction(self, row: int) -> Instruction | None:
         """The pending instruction of user ``row``, with its words, or None."""

@@ -14,6 +14,11 @@ from recoworld.scenario import load_scenario
 SMALL = ["--users", "30", "--days", "3"]
 
 
+@pytest.fixture(autouse=True)
+def in_tmp(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)  # `recoworld run` writes its logs under ./runs by default
+
+
 @pytest.fixture
 def runner() -> CliRunner:
     try:  # click < 8.2 mixes stderr into stdout unless told not to
@@ -106,3 +111,47 @@ def test_parse_overrides_types() -> None:
         "name": "x",
         "users": {"taste_noise": 0.2},
     }
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        (["--set", "env.slat_size=5"], "env.slat_size"),
+        (["--set", "env.max_slates_per_session=many"], "env.max_slates_per_session"),
+        (["--set", "users.segments=[{name: a, size: -5}]"], "users.segments.0.size"),
+        (["--set", "recommenders=[{name: greedy}, {name: nope}]"], "recommenders.1.name"),
+        (["--set", "catalog.source=items", "--set", "catalog.path=missing/items.csv"], "catalog.path"),
+        (["--set", "users.source=logs", "--set", "users.logs.interactions=missing.csv"], "users.logs.interactions"),
+        (["--set", "run.engine=spark"], "run.engine"),
+    ],
+)
+def test_bad_scenarios_fail_before_simulating_with_one_line(runner: CliRunner, tmp_path, overrides, field) -> None:
+    result = runner.invoke(app, ["run", "quickstart", *SMALL, *overrides])
+    assert result.exit_code == 2
+    lines = error_lines(result)
+    assert len(lines) == 1 and field in lines[0], lines
+    assert not (tmp_path / "runs").exists()  # nothing was simulated or written
+
+
+def test_schema_validates_every_bundled_scenario(runner: CliRunner) -> None:
+    jsonschema = pytest.importorskip("jsonschema")
+    from importlib import resources
+
+    from recoworld.scenario import bundled_scenarios
+
+    schema = json.loads(runner.invoke(app, ["schema"]).stdout)
+    validator = jsonschema.Draft202012Validator(schema)
+    for name in bundled_scenarios():
+        data = yaml.safe_load(resources.files("recoworld.scenarios").joinpath(f"{name}.yaml").read_text())
+        errors = [e.message for e in validator.iter_errors(data)]
+        assert not errors, (name, errors)
+    assert list(validator.iter_errors({"env": {"slate_size": "ten"}}))  # and it does reject bad ones
+    assert list(validator.iter_errors({"unknown": 1}))
+
+
+def test_run_writes_logs_to_the_run_folder(runner: CliRunner, tmp_path) -> None:
+    result = runner.invoke(app, ["run", "quickstart", *SMALL, "--set", "recommenders=[{name: greedy}]"])
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((tmp_path / "runs" / "quickstart" / "manifest.json").read_text())
+    assert manifest["status"] == "complete" and manifest["arms"] == ["greedy"]
+    assert "impressions" in result.stdout

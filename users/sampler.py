@@ -50,7 +50,8 @@ class SegmentConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field("default", description="Segment name, carried into each profile.")
-    weight: float = Field(1.0, gt=0.0, description="Relative share of the population.")
+    weight: float = Field(1.0, gt=0.0, description="Relative share of the population (ignored when sizes are given).")
+    size: int | None = Field(None, ge=0, description="Users in this segment; give it on every segment or none.")
     n_interests: tuple[int, int] = Field((2, 4), description="Inclusive range of interest topics per user.")
     interest_topics: list[str] | None = Field(None, description="Restrict interests to these topics.")
     interest_concentration: float = Field(1.0, gt=0.0, description="Dirichlet alpha of interest weights.")
@@ -86,7 +87,13 @@ class PopulationSampler:
             for topic in seg.interest_topics or []:
                 if topic not in known:
                     raise ValueError(f"users.segments[{seg.name}].interest_topics: unknown topic '{topic}'")
-        weights = np.array([s.weight for s in self.segments], dtype=float)
+        sizes = [s.size for s in self.segments]
+        if any(v is not None for v in sizes) and any(v is None for v in sizes):
+            raise ValueError("users.segments: give 'size' on every segment or on none")
+        self._sizes = np.array(sizes, dtype=float) if sizes[0] is not None else None
+        if self._sizes is not None and self._sizes.sum() <= 0:
+            raise ValueError("users.segments: sizes add up to 0")
+        weights = self._sizes if self._sizes is not None else np.array([s.weight for s in self.segments], dtype=float)
         self._weights = weights / weights.sum()
         self._cum_weights = np.cumsum(self._weights)
         # per segment: interest pool, Beta parameters of the traits, tone and age-band tables
@@ -106,8 +113,15 @@ class PopulationSampler:
         self._bands = [(list(seg.age_bands), np.cumsum(list(seg.age_bands.values()))) for seg in self.segments]
 
     def sample(self, n: int, rng: np.random.Generator, id_prefix: str = "u", start: int = 0) -> list[UserProfile]:
-        """``n`` profiles; segment membership drawn by weight."""
-        seg_of = np.searchsorted(self._cum_weights, rng.random(n) * self._cum_weights[-1], side="right")
+        """``n`` profiles; segment membership drawn by weight, or in exact quotas when sizes are given
+        (the sizes themselves for ``n`` = their sum, else proportional by largest remainder)."""
+        if self._sizes is not None:
+            quota = self._weights * n
+            counts = np.floor(quota).astype(int)
+            counts[np.argsort(-(quota - counts), kind="stable")[: n - counts.sum()]] += 1
+            seg_of = rng.permutation(np.repeat(np.arange(len(self.segments)), counts))
+        else:
+            seg_of = np.searchsorted(self._cum_weights, rng.random(n) * self._cum_weights[-1], side="right")
         return [self._sample_one(int(s), rng, f"{id_prefix}{start + k}") for k, s in enumerate(seg_of)]
 
     def _sample_one(self, s: int, rng: np.random.Generator, user_id: str) -> UserProfile:

@@ -62,13 +62,14 @@ class Usage(BaseModel):
     cost_usd: float = 0.0
 
     def __add__(self, other: "Usage") -> "Usage":
-        return Usage(
-            calls=self.calls + other.calls,
-            cache_hits=self.cache_hits + other.cache_hits,
-            prompt_tokens=self.prompt_tokens + other.prompt_tokens,
-            completion_tokens=self.completion_tokens + other.completion_tokens,
-            cost_usd=self.cost_usd + other.cost_usd,
-        )
+        return self._combine(other, 1)
+
+    def __sub__(self, other: "Usage") -> "Usage":
+        """What was spent since ``other`` (an earlier reading of the same running total)."""
+        return self._combine(other, -1)
+
+    def _combine(self, other: "Usage", sign: int) -> "Usage":
+        return Usage(**{name: getattr(self, name) + sign * getattr(other, name) for name in Usage.model_fields})
 
     @property
     def total_tokens(self) -> int:

@@ -1,0 +1,305 @@
+"""Run logs: one record per shown item, per session and per creator-day, as Parquet per day.
+
+A run folder holds ``scenario.yaml``, ``manifest.json``, ``users.parquet``, ``catalog.parquet``
+and one file per table and day (``impressions/day=007.parquet``). The pydantic record models
+below are the schema of each table (their fields are the columns, in order); the writers build
+Arrow columns from numpy arrays directly, so a million rows cost no Python loop.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import pickle
+import shutil
+from pathlib import Path
+from typing import Any, Literal, Sequence
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from pydantic import BaseModel, ConfigDict, Field
+
+TABLES = ("impressions", "sessions", "creators", "items")
+
+
+class ImpressionRecord(BaseModel):
+    """One item shown to one user in one slate."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    run: str = Field(description="Run id (scenario name).")
+    arm: str = Field(description="Recommender arm that chose the slate.")
+    day: int
+    session: int = Field(description="The user's session number (1 = first).")
+    step: int = Field(description="Slate number within the session (1 = first).")
+    position: int = Field(description="Slot in the slate (0 = top).")
+    user: str
+    item: str
+    creator: str
+    topic: str
+    action: str = Field(description="Strongest action: unseen, skip, click, like, comment, share, leave.")
+    clicked: bool
+    liked: bool
+    shared: bool
+    commented: bool
+    skipped: bool
+    left: bool = Field(description="The user left the session at this item.")
+    watch_seconds: float
+    reward: float = Field(description="Weighted item-level reward components (session-level ones are in sessions).")
+    propensity: float = Field(description="Probability with which the recommender put this item in this slot.")
+    candidate_index: int = Field(description="Position of the item in the retrieved candidate set.")
+    instruction: str | None = Field(description="The user's pending instruction in words, if any.")
+    compliance: float = Field(description="Compliance of the slate with the pending instruction; NaN if none.")
+    user_fallback: bool = Field(description="An LLM user's decision fell back to the parametric model.")
+    recommender_fallback: bool = Field(description="The recommender fell back from its LLM path.")
+
+
+class SessionRecord(BaseModel):
+    """One session of one user."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    run: str
+    arm: str
+    day: int
+    session: int
+    user: str
+    segment: str
+    slates: int
+    reviewed: int
+    clicks: int
+    likes: int
+    shares: int
+    comments: int
+    watch_seconds: float
+    reward: float = Field(description="All reward components of the session, return and churn included.")
+    left: bool = Field(description="Ended by leaving (else by the slate cap).")
+    churned: bool = Field(description="Will not come back within the churn window.")
+    return_gap_days: int = Field(description="Days until the next session; 0 if none follows.")
+    instructions: int = Field(description="Instructions voiced in the session.")
+    compliance: float = Field(description="Mean compliance of slates with a pending instruction; NaN if none.")
+    user_fallbacks: int
+
+
+class DayFile(BaseModel):
+    """One Parquet file of one table and day."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    table: str
+    day: int
+    path: str = Field(description="Relative to the run folder.")
+    rows: int
+    sha256: str
+
+
+class RunManifest(BaseModel):
+    """What a run folder holds; rewritten after every completed day."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    run: str
+    scenario_sha256: str = Field(description="Hash of the resolved scenario; a resume must match it.")
+    seed: int
+    engine: str
+    shards: int
+    arms: list[str]
+    days_total: int
+    days_completed: int = 0
+    status: Literal["running", "complete"] = "running"
+    files: list[DayFile] = Field(default_factory=list)
+
+    def paths(self, table: str) -> list[str]:
+        return [f.path for f in self.files if f.table == table]
+
+
+# ------------------------------------------------------------------ arrow helpers
+def dictionary(codes: np.ndarray, values: Any) -> pa.DictionaryArray:
+    """A dictionary-encoded string column from integer codes into ``values`` (-1 = null)."""
+    codes = np.asarray(codes, dtype=np.int32)
+    mask = codes < 0
+    return pa.DictionaryArray.from_arrays(
+        pa.array(np.where(mask, 0, codes), type=pa.int32(), mask=mask if mask.any() else None),
+        pa.array(np.asarray(values, dtype=object).astype(str), type=pa.string()),
+    )
+
+
+def constant(value: str, n: int) -> pa.DictionaryArray:
+    return dictionary(np.zeros(n, dtype=np.int32), [value])
+
+
+def table_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that a reader never sees a partial file (write, fsync, rename)."""
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+# ------------------------------------------------------------------ the run folder
+class RunFolder:
+    """A run's output folder: day tables, manifest and the checkpoint that lets a killed run resume."""
+
+    MARKER = "manifest.json"
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.path / self.MARKER
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.path / "checkpoint.pkl"
+
+    def exists(self) -> bool:
+        return self.manifest_path.is_file()
+
+    def prepare_fresh(self) -> None:
+        """Create the folder, or clear a previous run in it; a folder holding anything else is refused."""
+        if self.path.exists() and not self.path.is_dir():
+            raise ValueError(f"run.output: '{self.path}' exists and is not a folder")
+        if self.path.is_dir() and any(self.path.iterdir()) and not self.exists():
+            raise ValueError(f"run.output: folder '{self.path}' is not empty and holds no RecoWorld run; choose another")
+        self.path.mkdir(parents=True, exist_ok=True)
+        for table in TABLES:
+            shutil.rmtree(self.path / table, ignore_errors=True)
+        for name in (self.MARKER, "checkpoint.pkl", "constants.pkl", "scenario.yaml", "users.parquet", "catalog.parquet"):
+            (self.path / name).unlink(missing_ok=True)
+
+    def read_manifest(self) -> RunManifest:
+        try:
+            return RunManifest.model_validate_json(self.manifest_path.read_text())
+        except FileNotFoundError:
+            raise ValueError(f"{self.path}: no RecoWorld run here (no {self.MARKER})") from None
+        except ValueError as exc:
+            raise ValueError(f"{self.manifest_path}: not a valid manifest ({str(exc).splitlines()[0]})") from None
+
+    def write_manifest(self, manifest: RunManifest) -> None:
+        atomic_write_bytes(self.manifest_path, (manifest.model_dump_json(indent=2) + "\n").encode())
+
+    def write_text(self, name: str, text: str) -> None:
+        atomic_write_bytes(self.path / name, text.encode())
+
+    def write_table(self, name: str, table: pa.Table) -> None:
+        """A whole-run table such as ``users.parquet``."""
+        tmp = self.path / f"{name}.parquet.tmp"
+        pq.write_table(table, tmp)
+        os.replace(tmp, self.path / f"{name}.parquet")
+
+    def write_day(self, table_name: str, day: int, table: pa.Table) -> DayFile:
+        """Write one table's rows of one day; the file appears whole or not at all."""
+        folder = self.path / table_name
+        folder.mkdir(exist_ok=True)
+        rel = f"{table_name}/day={day:03d}.parquet"
+        tmp = self.path / (rel + ".tmp")
+        pq.write_table(table, tmp, compression="zstd")
+        os.replace(tmp, self.path / rel)
+        return DayFile(table=table_name, day=day, path=rel, rows=table.num_rows, sha256=table_sha256(self.path / rel))
+
+    def drop_days_from(self, day: int) -> None:
+        """Remove day files of ``day`` and later (left by a run killed mid-day)."""
+        for table in TABLES:
+            folder = self.path / table
+            if folder.is_dir():
+                for f in folder.iterdir():
+                    if f.name.endswith(".tmp") or (f.name.startswith("day=") and int(f.name[4:7]) >= day):
+                        f.unlink()
+
+    def save_checkpoint(self, state: Any, constants: Sequence[object] = ()) -> None:
+        """Pickle ``state`` with numpy arrays as out-of-band buffers written straight to the file
+        (no copies), then rename into place: survives the process being killed at any moment.
+        ``constants`` (objects that never change, e.g. user profiles) go to their own file once
+        and the checkpoint refers to them."""
+        const_path = self.path / "constants.pkl"
+        if constants and not const_path.exists():
+            atomic_write_bytes(const_path, pickle.dumps(list(constants), protocol=5))
+        ids = {id(obj): i for i, obj in enumerate(constants)}
+
+        class _Pickler(pickle.Pickler):
+            def persistent_id(self, obj: object) -> tuple[str, int] | None:
+                i = ids.get(id(obj))
+                return None if i is None else ("constant", i)
+
+        buffers: list[pickle.PickleBuffer] = []
+        out = io.BytesIO()
+        try:
+            _Pickler(out, protocol=5, buffer_callback=buffers.append).dump(state)
+        except (pickle.PicklingError, TypeError, AttributeError) as exc:
+            raise ValueError(f"checkpoint: the run's state cannot be saved ({exc})") from None
+        head = out.getbuffer()
+        views = [b.raw() for b in buffers]
+        tmp = self.checkpoint_path.with_name("checkpoint.pkl.tmp")
+        with open(tmp, "wb") as fh:
+            fh.write(np.array([len(head), len(views), *(v.nbytes for v in views)], dtype=np.int64).tobytes())
+            fh.write(head)
+            for v in views:
+                fh.write(v)
+        os.replace(tmp, self.checkpoint_path)
+
+    def load_checkpoint(self) -> Any:
+        try:
+            data = memoryview(self.checkpoint_path.read_bytes())
+        except FileNotFoundError:
+            raise ValueError(f"{self.path}: no checkpoint to resume from") from None
+        const_path = self.path / "constants.pkl"
+        constants = pickle.loads(const_path.read_bytes()) if const_path.exists() else []
+        n_head, n_buf = (int(v) for v in np.frombuffer(data[:16], dtype=np.int64))
+        sizes = np.frombuffer(data[16 : 16 + 8 * n_buf], dtype=np.int64)
+        at = 16 + 8 * n_buf
+        head = data[at : at + n_head]
+        at += n_head
+        buffers = []
+        for size in sizes:
+            buffers.append(bytearray(data[at : at + int(size)]))  # writable: restored arrays are updated in place
+            at += int(size)
+
+        class _Unpickler(pickle.Unpickler):
+            def persistent_load(self, pid: tuple[str, int]) -> object:
+                return constants[pid[1]]
+
+        return _Unpickler(io.BytesIO(head), buffers=buffers).load()
+
+
+def read_table(run_dir: str | Path, table: str, columns: list[str] | None = None) -> pd.DataFrame:
+    """All days of one table of a run as one frame (dictionary columns come back as categoricals)."""
+    folder = RunFolder(run_dir)
+    manifest = folder.read_manifest()
+    if table in ("users", "catalog"):
+        return pd.read_parquet(folder.path / f"{table}.parquet", columns=columns)
+    if table not in TABLES:
+        raise ValueError(f"read_table: unknown table '{table}' (known: users, catalog, {', '.join(TABLES)})")
+    paths = [folder.path / p for p in manifest.paths(table)]
+    if not paths:
+        return pd.DataFrame(columns=columns or [])
+    return pa.concat_tables([pq.read_table(p, columns=columns) for p in paths], promote_options="permissive").to_pandas()
+
+
+def schema_columns(model: type[BaseModel]) -> list[str]:
+    return list(model.model_fields)
+
+
+def manifest_summary(manifest: RunManifest) -> dict[str, Any]:
+    rows: dict[str, int] = {}
+    for f in manifest.files:
+        rows[f.table] = rows.get(f.table, 0) + f.rows
+    return {"run": manifest.run, "days": f"{manifest.days_completed}/{manifest.days_total}", "status": manifest.status, "rows": rows}
+
+
+def to_json(data: Any) -> str:
+    return json.dumps(data, indent=2, default=str)

@@ -1,0 +1,279 @@
+"""One shard-day: a slice of a world's users lives through one day, served by the recommenders.
+
+This is the unit of work of every engine: the local engine runs shard-days in this process,
+the Ray engine in Ray tasks. A shard-day depends only on its arguments (the shard, copies of the
+recommenders, the day's catalog), so both engines produce the same logs for the same seed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+
+from recoworld.agents.baselines import BaseRecommender
+from recoworld.catalog import Catalog
+from recoworld.llm.base import Usage
+from recoworld.logs import constant, dictionary
+from recoworld.rewards import COMPONENTS
+from recoworld.simulation import Simulation
+from recoworld.users import kernels as K
+
+TOTALS = (
+    *COMPONENTS, "reviewed", "slates", "reward", "instructions", "compliance_sum", "compliance_n",
+    "first_session_clicks", "first_session_reviewed", "llm_fallbacks",
+)
+ITEM_COMPONENTS = slice(0, 7)  # click, like, share, comment, watch_minutes, skip, leave: per item
+_SESSION_SUMS = ("slates", "reviewed", "clicks", "likes", "shares", "comments", "watch_seconds", "reward",
+                 "instructions", "compliance_sum", "compliance_n", "user_fallbacks")
+
+
+@dataclass
+class Shard:
+    """A slice of one world's users: their simulation, the arm serving each, and per-user run totals."""
+
+    world: int
+    index: int
+    sim: Simulation
+    arm_of: np.ndarray  # (n,) arm index per user
+    segments: np.ndarray  # (n,) segment name per user (object)
+    totals: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.totals:
+            self.totals = {name: np.zeros(len(self.sim)) for name in TOTALS}
+
+    def __len__(self) -> int:
+        return len(self.sim)
+
+
+@dataclass
+class ShardDay:
+    """What one shard-day produced."""
+
+    shard: Shard
+    recommenders: dict[int, BaseRecommender]
+    impressions: pa.Table
+    sessions: pa.Table
+    item_impressions: np.ndarray  # (N,) items reviewed, per catalog row
+    item_clicks: np.ndarray  # (N,)
+    llm_usage: Usage
+
+
+class _Impressions:
+    """Column chunks of the impression records of one shard-day, one chunk per served batch."""
+
+    def __init__(self, n_users: int) -> None:
+        self.cols: dict[str, list[np.ndarray]] = {}
+        self.texts: dict[str, int] = {}
+        self._key = np.full((n_users, 4), -2, dtype=np.int64)  # instruction key each user's code is for
+        self._code = np.full(n_users, -1, dtype=np.int32)
+
+    def add(self, **cols: np.ndarray) -> None:
+        for name, value in cols.items():
+            self.cols.setdefault(name, []).append(value.reshape(-1, value.shape[-1]) if name == "comp" else value.reshape(-1))
+
+    def instructions(self, sim: Simulation, rows: np.ndarray) -> np.ndarray:
+        """(b,) code of each user's pending instruction text, -1 where none; words are looked up
+        only when a user's instruction changed since the last slate."""
+        u = sim.users
+        key = np.concatenate([u.instr[rows][:, [K.MORE, K.LESS]], (u.instr[rows, K.SURPRISE] > 0)[:, None], sim.day[rows, None]], 1)
+        pending = u.instr[rows, K.AGE] >= 0
+        stale = pending & (self._key[rows] != key).any(1)
+        for i in np.flatnonzero(stale):
+            said = sim.instruction(int(rows[i]))
+            self._code[rows[i]] = self.texts.setdefault(said.text, len(self.texts)) if said is not None else -1
+        self._key[rows[stale]] = key[stale]
+        return np.where(pending, self._code[rows], -1).astype(np.int32)
+
+    def column(self, name: str) -> np.ndarray:
+        return np.concatenate(self.cols[name]) if name in self.cols else np.zeros(0)
+
+
+def run_shard_day(
+    shard: Shard,
+    recommenders: dict[int, BaseRecommender],
+    catalog: Catalog,
+    day: int,
+    run: str,
+    arm_names: list[str],
+    reseed: tuple[int, ...],
+) -> ShardDay:
+    """Every session of ``day`` for the shard's users; the recommenders learn online as they serve."""
+    for part in (shard, catalog, *recommenders.values()):
+        own_arrays(part)
+    sim = shard.sim
+    sim.set_catalog(catalog)
+    for arm, rec in recommenders.items():
+        rec.reseed((*reseed, day, shard.index, arm))
+    n, k = len(sim), sim.env.slate_size
+    weights = sim.weights[ITEM_COMPONENTS].astype(np.float32)
+    usage_before = sim.backend.model.total if sim.backend is not None else Usage()
+    acc = {name: np.zeros(n) for name in _SESSION_SUMS}
+    sessions: dict[str, list[np.ndarray]] = {}
+    log = _Impressions(n)
+    item_imp = np.zeros(len(catalog), dtype=np.int64)
+    item_clk = np.zeros(len(catalog), dtype=np.int64)
+    t = shard.totals
+
+    rows = np.flatnonzero(sim.alive & (sim.day == day))
+    sim.retrieve(rows)
+    while len(rows):
+        still = []
+        for arm in np.unique(shard.arm_of[rows]):
+            r = rows[shard.arm_of[rows] == arm]
+            rec = recommenders[int(arm)]
+            view = sim.view(r, with_text=rec.needs_text, with_observation=rec.needs_observation)
+            choice = rec.slate(view)
+            slates = np.take_along_axis(view.candidates, choice.positions, 1)
+            session_no = sim.platform.sessions[r].astype(np.int32)
+            step_no = (sim.session_step[r] + 1).astype(np.int32)
+            instr = log.instructions(sim, r)
+            out = sim.step(r, slates)
+            resp = out.response
+            rec.observe(view, choice.positions, resp.click, resp.reviewed)
+            fallback = np.zeros(len(r), dtype=bool)
+            if sim.backend is not None:
+                fallback = np.array([x.fallback for x in sim.backend.last_records], dtype=bool)
+            rec_fallback = choice.fallback if choice.fallback is not None else np.zeros(len(r), dtype=bool)
+
+            items = resp.items
+            left_here = resp.left[:, None] & (np.arange(k)[None, :] == resp.left_at[:, None])
+            comp = np.stack(
+                [resp.click, resp.like, resp.share, resp.comment, resp.watch_seconds / 60.0, resp.skip, left_here], axis=2,
+            ).astype(np.float32)
+            rep = lambda a: np.repeat(a, k)  # noqa: E731  (per user → per slot)
+            log.add(
+                arm=np.full(len(r) * k, arm, dtype=np.int32), session=rep(session_no), step=rep(step_no),
+                position=np.tile(np.arange(k, dtype=np.int16), len(r)), user=rep(r.astype(np.int32)), item=slates,
+                action=resp.action_codes.astype(np.int32), watch_seconds=items[:, :, K.O_WATCH_SECONDS].astype(np.float32),
+                comp=comp.reshape(-1, 7), propensity=choice.propensities.astype(np.float32),
+                candidate_index=choice.positions.astype(np.int16), instruction=rep(instr),
+                compliance=rep(out.effects.compliance.astype(np.float32)), user_fallback=rep(fallback),
+                recommender_fallback=rep(np.asarray(rec_fallback, dtype=bool)),
+            )
+            seen = resp.reviewed
+            item_imp += np.bincount(slates[seen], minlength=len(catalog))
+            item_clk += np.bincount(slates[resp.click], minlength=len(catalog))
+
+            # per-user run totals and per-session sums
+            first = session_no == 1
+            n_rev, n_click = seen.sum(1), resp.click.sum(1)
+            for c, name in enumerate(COMPONENTS):
+                t[name][r] += out.components[:, c]
+            scored = ~np.isnan(out.effects.compliance)
+            for name, value in (
+                ("reviewed", n_rev), ("slates", 1), ("reward", out.reward), ("instructions", out.effects.emitted),
+                ("first_session_clicks", n_click * first), ("first_session_reviewed", n_rev * first),
+                ("llm_fallbacks", fallback), ("compliance_n", scored),
+                ("compliance_sum", np.where(scored, out.effects.compliance, 0.0)),
+            ):
+                t[name][r] += value
+            for name, value in (
+                ("slates", 1), ("reviewed", n_rev), ("clicks", n_click), ("likes", resp.like.sum(1)),
+                ("shares", resp.share.sum(1)), ("comments", resp.comment.sum(1)),
+                ("watch_seconds", resp.watch_seconds.sum(1)), ("reward", out.reward),
+                ("instructions", out.effects.emitted), ("compliance_n", scored),
+                ("compliance_sum", np.where(scored, out.effects.compliance, 0.0)), ("user_fallbacks", fallback),
+            ):
+                acc[name][r] += value
+            ended = out.session_ended
+            e = r[ended]
+            for name, value in (
+                ("user", e), ("arm", shard.arm_of[e]), ("session", session_no[ended]), ("left", resp.left[ended]),
+                ("churned", out.churned[ended]), ("gap", out.gap_days[ended]),
+                *((name, acc[name][e].copy()) for name in _SESSION_SUMS),
+            ):
+                sessions.setdefault(name, []).append(np.asarray(value))
+            still.append(r[~ended])
+        rows = np.sort(np.concatenate(still)) if still else rows[:0]
+
+    usage = sim.backend.model.total - usage_before if sim.backend is not None else Usage()
+    return ShardDay(
+        shard=shard,
+        recommenders=recommenders,
+        impressions=_impression_table(log, sim, catalog, run, arm_names, weights, day),
+        sessions=_session_table(sessions, sim, shard, run, arm_names, day),
+        item_impressions=item_imp,
+        item_clicks=item_clk,
+        llm_usage=usage,
+    )
+
+
+def own_arrays(obj: object, depth: int = 0) -> None:
+    """Replace read-only numpy arrays in ``obj`` (and the recoworld objects and dicts it holds) by
+    writable copies: Ray hands task arguments over zero-copy, and those arrays are read-only."""
+    items = obj.items() if isinstance(obj, dict) else vars(obj).items() if hasattr(obj, "__dict__") else ()
+    for name, value in list(items):
+        if isinstance(value, np.ndarray):
+            if not value.flags.writeable:
+                if isinstance(obj, dict):
+                    obj[name] = value.copy()
+                else:
+                    setattr(obj, name, value.copy())
+        elif depth < 4 and (isinstance(value, dict) or type(value).__module__.startswith("recoworld.")):
+            own_arrays(value, depth + 1)
+
+
+def _impression_table(log: _Impressions, sim: Simulation, catalog: Catalog, run: str, arm_names: list[str],
+                      weights: np.ndarray, day: int) -> pa.Table:
+    item = log.column("item").astype(np.int64)
+    m = len(item)
+    comp = np.concatenate(log.cols["comp"]) if m else np.zeros((0, 7), dtype=np.float32)
+    texts = np.array(list(log.texts) or [""], dtype=object)
+    return pa.table({
+        "run": constant(run, m),
+        "arm": dictionary(log.column("arm"), arm_names),
+        "day": pa.array(np.full(m, day, dtype=np.int32)),
+        "session": pa.array(log.column("session").astype(np.int32)),
+        "step": pa.array(log.column("step").astype(np.int32)),
+        "position": pa.array(log.column("position").astype(np.int32)),
+        "user": dictionary(log.column("user"), sim.user_ids),
+        "item": dictionary(item, catalog.item_id),
+        "creator": dictionary(catalog.creator[item], catalog.creator_names),
+        "topic": dictionary(catalog.topic[item], catalog.topic_names),
+        "action": dictionary(log.column("action"), K.ACTION_LABELS),
+        "clicked": pa.array(comp[:, 0] > 0),
+        "liked": pa.array(comp[:, 1] > 0),
+        "shared": pa.array(comp[:, 2] > 0),
+        "commented": pa.array(comp[:, 3] > 0),
+        "skipped": pa.array(comp[:, 5] > 0),
+        "left": pa.array(comp[:, 6] > 0),
+        "watch_seconds": pa.array(log.column("watch_seconds").astype(np.float32)),
+        "reward": pa.array((comp @ weights).astype(np.float32)),
+        "propensity": pa.array(log.column("propensity").astype(np.float32)),
+        "candidate_index": pa.array(log.column("candidate_index").astype(np.int32)),
+        "instruction": dictionary(log.column("instruction"), texts),
+        "compliance": pa.array(log.column("compliance").astype(np.float32)),
+        "user_fallback": pa.array(log.column("user_fallback").astype(bool)),
+        "recommender_fallback": pa.array(log.column("recommender_fallback").astype(bool)),
+    })
+
+
+def _session_table(sessions: dict[str, list[np.ndarray]], sim: Simulation, shard: Shard, run: str,
+                   arm_names: list[str], day: int) -> pa.Table:
+    col = {name: (np.concatenate(v) if v else np.zeros(0)) for name, v in sessions.items()}
+    user = col.get("user", np.zeros(0)).astype(np.int64)
+    m = len(user)
+    get = lambda name: col.get(name, np.zeros(0))  # noqa: E731
+    comp_n = get("compliance_n")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        compliance = np.where(comp_n > 0, get("compliance_sum") / np.maximum(comp_n, 1), np.nan)
+    return pa.table({
+        "run": constant(run, m),
+        "arm": dictionary(get("arm"), arm_names),
+        "day": pa.array(np.full(m, day, dtype=np.int32)),
+        "session": pa.array(get("session").astype(np.int32)),
+        "user": dictionary(user, sim.user_ids),
+        "segment": pa.array(shard.segments[user].astype(str) if m else np.zeros(0, dtype=str), type=pa.string()),
+        **{name: pa.array(get(name).astype(np.int32)) for name in ("slates", "reviewed", "clicks", "likes", "shares", "comments")},
+        "watch_seconds": pa.array(get("watch_seconds").astype(np.float32)),
+        "reward": pa.array(get("reward").astype(np.float32)),
+        "left": pa.array(get("left").astype(bool)),
+        "churned": pa.array(get("churned").astype(bool)),
+        "return_gap_days": pa.array(get("gap").astype(np.int32)),
+        "instructions": pa.array(get("instructions").astype(np.int32)),
+        "compliance": pa.array(compliance.astype(np.float32)),
+        "user_fallbacks": pa.array(get("user_fallbacks").astype(np.int32)),
+    })
