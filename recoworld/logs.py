@@ -9,13 +9,11 @@ Arrow columns from numpy arrays directly, so a million rows cost no Python loop.
 from __future__ import annotations
 
 import hashlib
-import io
-import json
 import os
 import pickle
 import shutil
 from pathlib import Path
-from typing import Any, Literal, Sequence
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -179,7 +177,7 @@ class RunFolder:
         self.path.mkdir(parents=True, exist_ok=True)
         for table in TABLES:
             shutil.rmtree(self.path / table, ignore_errors=True)
-        for name in (self.MARKER, "checkpoint.pkl", "constants.pkl", "scenario.yaml", "users.parquet", "catalog.parquet"):
+        for name in (self.MARKER, "checkpoint.pkl", "profiles.pkl", "scenario.yaml", "users.parquet", "catalog.parquet"):
             (self.path / name).unlink(missing_ok=True)
 
     def read_manifest(self) -> RunManifest:
@@ -221,35 +219,25 @@ class RunFolder:
                     if f.name.endswith(".tmp") or (f.name.startswith("day=") and int(f.name[4:7]) >= day):
                         f.unlink()
 
-    def save_checkpoint(self, state: Any, constants: Sequence[object] = ()) -> None:
-        """Pickle ``state`` with numpy arrays as out-of-band buffers written straight to the file
-        (no copies), then rename into place: survives the process being killed at any moment.
-        ``constants`` (objects that never change, e.g. user profiles) go to their own file once
-        and the checkpoint refers to them."""
-        const_path = self.path / "constants.pkl"
-        if constants and not const_path.exists():
-            atomic_write_bytes(const_path, pickle.dumps(list(constants), protocol=5))
-        ids = {id(obj): i for i, obj in enumerate(constants)}
-
-        class _Pickler(pickle.Pickler):
-            def persistent_id(self, obj: object) -> tuple[str, int] | None:
-                i = ids.get(id(obj))
-                return None if i is None else ("constant", i)
-
+    @staticmethod
+    def snapshot(state: Any) -> tuple[bytes, list[bytes]]:
+        """``state`` pickled now, numpy arrays as out-of-band buffers copied out (the state may change next)."""
         buffers: list[pickle.PickleBuffer] = []
-        out = io.BytesIO()
         try:
-            _Pickler(out, protocol=5, buffer_callback=buffers.append).dump(state)
+            head = pickle.dumps(state, protocol=5, buffer_callback=buffers.append)
         except (pickle.PicklingError, TypeError, AttributeError) as exc:
             raise ValueError(f"checkpoint: the run's state cannot be saved ({exc})") from None
-        head = out.getbuffer()
-        views = [b.raw() for b in buffers]
+        return head, [bytes(b.raw()) for b in buffers]
+
+    def save_checkpoint(self, snapshot: tuple[bytes, list[bytes]]) -> None:
+        """Write a :meth:`snapshot` and rename it into place: survives the process being killed at any moment."""
+        head, buffers = snapshot
         tmp = self.checkpoint_path.with_name("checkpoint.pkl.tmp")
         with open(tmp, "wb") as fh:
-            fh.write(np.array([len(head), len(views), *(v.nbytes for v in views)], dtype=np.int64).tobytes())
+            fh.write(np.array([len(head), len(buffers), *(len(b) for b in buffers)], dtype=np.int64).tobytes())
             fh.write(head)
-            for v in views:
-                fh.write(v)
+            for b in buffers:
+                fh.write(b)
         os.replace(tmp, self.checkpoint_path)
 
     def load_checkpoint(self) -> Any:
@@ -257,8 +245,6 @@ class RunFolder:
             data = memoryview(self.checkpoint_path.read_bytes())
         except FileNotFoundError:
             raise ValueError(f"{self.path}: no checkpoint to resume from") from None
-        const_path = self.path / "constants.pkl"
-        constants = pickle.loads(const_path.read_bytes()) if const_path.exists() else []
         n_head, n_buf = (int(v) for v in np.frombuffer(data[:16], dtype=np.int64))
         sizes = np.frombuffer(data[16 : 16 + 8 * n_buf], dtype=np.int64)
         at = 16 + 8 * n_buf
@@ -268,12 +254,16 @@ class RunFolder:
         for size in sizes:
             buffers.append(bytearray(data[at : at + int(size)]))  # writable: restored arrays are updated in place
             at += int(size)
+        return pickle.loads(head, buffers=buffers)
 
-        class _Unpickler(pickle.Unpickler):
-            def persistent_load(self, pid: tuple[str, int]) -> object:
-                return constants[pid[1]]
+    def write_pickle(self, name: str, obj: Any) -> None:
+        atomic_write_bytes(self.path / name, pickle.dumps(obj, protocol=5))
 
-        return _Unpickler(io.BytesIO(head), buffers=buffers).load()
+    def read_pickle(self, name: str) -> Any:
+        try:
+            return pickle.loads((self.path / name).read_bytes())
+        except FileNotFoundError:
+            raise ValueError(f"{self.path}: {name} is missing; the run cannot resume") from None
 
 
 def read_table(run_dir: str | Path, table: str, columns: list[str] | None = None) -> pd.DataFrame:
@@ -288,18 +278,3 @@ def read_table(run_dir: str | Path, table: str, columns: list[str] | None = None
     if not paths:
         return pd.DataFrame(columns=columns or [])
     return pa.concat_tables([pq.read_table(p, columns=columns) for p in paths], promote_options="permissive").to_pandas()
-
-
-def schema_columns(model: type[BaseModel]) -> list[str]:
-    return list(model.model_fields)
-
-
-def manifest_summary(manifest: RunManifest) -> dict[str, Any]:
-    rows: dict[str, int] = {}
-    for f in manifest.files:
-        rows[f.table] = rows.get(f.table, 0) + f.rows
-    return {"run": manifest.run, "days": f"{manifest.days_completed}/{manifest.days_total}", "status": manifest.status, "rows": rows}
-
-
-def to_json(data: Any) -> str:
-    return json.dumps(data, indent=2, default=str)

@@ -10,6 +10,8 @@ run resumes and ends with the same logs as an uninterrupted one.
 from __future__ import annotations
 
 import hashlib
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Sequence
@@ -86,9 +88,10 @@ class World:
     prior_clicks: np.ndarray  # pseudo-clicks of the items there were at day 0
     llm_usage: Usage = field(default_factory=Usage)
 
-    def attach(self, backend_for: Callable[[], object]) -> None:
-        """After unpickling: give every shard the world's catalog and a fresh user backend."""
+    def attach(self, profiles: list[list[UserProfile]], backend_for: Callable[[], object]) -> None:
+        """After unpickling: give every shard its users' profiles, the world's catalog and a fresh user backend."""
         for shard in self.shards:
+            shard.sim.profiles = profiles[shard.index]
             shard.sim.set_catalog(self.catalog)
             shard.sim.backend = backend_for()
 
@@ -102,8 +105,28 @@ class RunState:
     worlds: list[World]
     manifest: RunManifest
     arm_names: list[str]
-    profiles: list[list[UserProfile]]  # each shard's users (shared by every world; saved once, not per day)
+    profiles: list[list[UserProfile]]  # each shard's users, shared by every world (saved once in profiles.pkl)
     stopped: str = ""  # why the run ended before its last day, if it did
+
+    def __getstate__(self) -> dict:
+        """Pickled without the user profiles (they never change): the simulations' too."""
+        state = self.__dict__.copy()
+        state["profiles"] = None
+        return state
+
+
+@contextmanager
+def _without_profiles(state: RunState):
+    """Detach the profiles from every simulation while ``state`` is pickled (they are saved once)."""
+    sims = [shard.sim for world in state.worlds for shard in world.shards]
+    kept = [sim.profiles for sim in sims]
+    for sim in sims:
+        sim.profiles = None
+    try:
+        yield
+    finally:
+        for sim, profiles in zip(sims, kept):
+            sim.profiles = profiles
 
 
 @dataclass
@@ -174,6 +197,8 @@ class PopulationRun:
         self.base_catalog = catalog
         self.engine = make_engine(scenario.run.engine, scenario.run.ray_address)
         self._given = list(recommenders) if recommenders is not None else None
+        self._writer: threading.Thread | None = None
+        self._write_error: BaseException | None = None
         self._model = None
         if scenario.users.backend != "parametric" or scenario.creators.backend == "llm":
             from recoworld.llm.config import build_language_model
@@ -240,21 +265,28 @@ class PopulationRun:
             self.folder.prepare_fresh()
             self.folder.write_text("scenario.yaml", yaml.safe_dump(scn.model_dump(mode="json", by_alias=True), sort_keys=False))
             self.folder.write_table("users", _users_table(profiles))
+            self.folder.write_pickle("profiles.pkl", slices)
             self.folder.write_table("catalog", pa.Table.from_pandas(catalog.to_frame(), preserve_index=False))
             self.folder.write_manifest(manifest)
         return RunState(scenario_sha256(scn), 0, worlds, manifest, arm_names, slices)
 
     def _resumed_state(self) -> RunState:
+        """The checkpoint is what counts: day files and manifest entries after it are dropped and redone."""
         assert self.folder is not None
-        if self.folder.read_manifest().status == "complete":
+        manifest = self.folder.read_manifest()
+        if manifest.status == "complete":
             raise ValueError(f"--resume: the run in '{self.folder.path}' is already complete")
         state: RunState = self.folder.load_checkpoint()
         if state.scenario_sha256 != scenario_sha256(self.scenario):
             raise ValueError(f"--resume: the scenario differs from the one the run in '{self.folder.path}' started with")
+        state.profiles = self.folder.read_pickle("profiles.pkl")
         for world in state.worlds:
-            world.attach(self._backend)
+            world.attach(state.profiles, self._backend)
         self.folder.drop_days_from(state.next_day)
-        self.folder.write_manifest(state.manifest)
+        manifest.files = [f for f in manifest.files if f.day < state.next_day]
+        manifest.days_completed = state.next_day
+        state.manifest = manifest
+        self.folder.write_manifest(manifest)
         return state
 
     # ------------------------------------------------------------------ the days
@@ -268,8 +300,6 @@ class PopulationRun:
             state = self._fresh_state()
         retrain_logs = self._retrain_logs(state)
         days = self.scenario.env.horizon_days
-        if state.manifest.status == "complete":
-            days = state.next_day
         for day in range(state.next_day, days):
             tables = self._live_day(state, day, retrain_logs)
             state.next_day = day + 1
@@ -366,21 +396,46 @@ class PopulationRun:
         return logs
 
     def _commit(self, state: RunState, day: int, tables: dict[str, list], last: bool) -> None:
-        """Write the day's tables, then the checkpoint, then the manifest (a crash at any point resumes cleanly)."""
+        """Hand the day's tables and a snapshot of the state to the writer thread, which writes the day
+        files, then the manifest, then the checkpoint, while the next day is simulated. A kill at any
+        point resumes from the last checkpoint (later files and manifest entries are redone)."""
         if self.folder is None:
             return
-        m = state.manifest
-        for name, parts in tables.items():
-            if parts:
-                m.files.append(self.folder.write_day(name, day, pa.concat_tables(parts, promote_options="permissive")))
-        m.days_completed = day + 1
+        self._wait_for_writer()
+        snapshot = None
+        if not last:
+            with _without_profiles(state):
+                snapshot = self.folder.snapshot(state)
+        job = (state.manifest, day, {name: pa.concat_tables(parts, promote_options="permissive")
+                                     for name, parts in tables.items() if parts}, last, snapshot)
+        self._writer = threading.Thread(target=self._write, args=job, name="recoworld-log-writer")
+        self._writer.start()
         if last:
-            m.status = "complete"
-        if last:
-            self.folder.checkpoint_path.unlink(missing_ok=True)
-        else:
-            self.folder.save_checkpoint(state, constants=state.profiles)
-        self.folder.write_manifest(m)
+            self._wait_for_writer()
+
+    def _write(self, manifest: RunManifest, day: int, tables: dict[str, pa.Table], last: bool, snapshot) -> None:
+        assert self.folder is not None
+        try:
+            for name, table in tables.items():
+                manifest.files.append(self.folder.write_day(name, day, table))
+            manifest.days_completed = day + 1
+            if last:
+                manifest.status = "complete"
+            self.folder.write_manifest(manifest)
+            if last:
+                self.folder.checkpoint_path.unlink(missing_ok=True)
+            else:
+                self.folder.save_checkpoint(snapshot)
+        except BaseException as exc:  # raised again in the main thread
+            self._write_error = exc
+
+    def _wait_for_writer(self) -> None:
+        if self._writer is not None:
+            self._writer.join()
+            self._writer = None
+        if self._write_error is not None:
+            error, self._write_error = self._write_error, None
+            raise error
 
     def _result(self, state: RunState) -> RunResult:
         arms: dict[str, PopulationResult] = {}

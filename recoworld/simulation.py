@@ -142,7 +142,7 @@ class Simulation:
         return cls(scenario, catalog, sampler.sample(n_users, rng), rng)
 
     def __len__(self) -> int:
-        return len(self.profiles)
+        return len(self.user_ids)
 
     def __getstate__(self) -> dict:
         """Pickled without the catalog and the LLM backend: whoever restores it calls :meth:`set_catalog`
@@ -155,7 +155,7 @@ class Simulation:
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
-        self.candidates = np.zeros((len(self.profiles), self.env.num_candidates), dtype=np.int64)
+        self.candidates = np.zeros((len(self.user_ids), self.env.num_candidates), dtype=np.int64)
 
     def set_catalog(self, catalog: Catalog) -> None:
         """Serve from ``catalog``: the same items in the same rows, possibly followed by new ones."""

@@ -19,7 +19,7 @@ from recoworld.agents.baselines import GreedyRelevance
 from recoworld.agents.mf import MatrixFactorization
 from recoworld.logs import ImpressionRecord, RunFolder, SessionRecord, read_table
 from recoworld.runner import PopulationRun, run_population
-from recoworld.scenario import deep_merge, load_scenario
+from recoworld.scenario import bundled_scenarios, deep_merge, load_scenario
 
 SMALL = {
     "name": "small",
@@ -204,7 +204,7 @@ def _cli(*args: str, cwd: Path) -> subprocess.Popen:
 
 def test_a_run_killed_mid_way_resumes_to_the_same_logs(tmp_path):
     scenario = tmp_path / "kill.yaml"
-    data = small(users={"n_users": 3000}, env={"horizon_days": 10}, creators={"count": 60},
+    data = small(users={"n_users": 1500}, env={"horizon_days": 8}, creators={"count": 60},
                  recommenders=[{"name": "linucb"}, {"name": "mf"}, {"name": "mmr"}], run={"shards": 2})
     scenario.write_text(yaml.safe_dump(data))
     whole = _cli(str(scenario), "--out", str(tmp_path / "whole"), cwd=tmp_path)
@@ -214,14 +214,14 @@ def test_a_run_killed_mid_way_resumes_to_the_same_logs(tmp_path):
     manifest = tmp_path / "killed" / "manifest.json"
     deadline = time.time() + 600
     while time.time() < deadline:
-        if manifest.exists() and json.loads(manifest.read_text())["days_completed"] >= 4:
+        if manifest.exists() and json.loads(manifest.read_text())["days_completed"] >= 3:
             break
         assert killed.poll() is None, "the run ended before it could be killed"
         time.sleep(0.02)
     killed.send_signal(signal.SIGKILL)
     killed.wait(timeout=60)
     state = json.loads(manifest.read_text())
-    assert state["status"] == "running" and state["days_completed"] < 10
+    assert state["status"] == "running" and state["days_completed"] < 8
 
     resumed = _cli(str(scenario), "--out", str(tmp_path / "killed"), "--resume", cwd=tmp_path)
     assert resumed.wait(timeout=600) == 0, resumed.stdout.read()
@@ -270,3 +270,69 @@ def test_ray_engine_writes_the_same_logs_as_the_local_engine(tmp_path):
         ray.shutdown()
     run(data, tmp_path / "local")
     assert day_hashes(tmp_path / "ray") == day_hashes(tmp_path / "local")
+
+
+# ------------------------------------------------------------------ bundled scenarios and LLM parts
+@pytest.mark.parametrize("name", bundled_scenarios())
+def test_every_bundled_scenario_runs_end_to_end(name, tmp_path, llm_server):
+    from test_llm_users import decision
+
+    overrides: dict = {"users": {"n_users": 40}, "env": {"horizon_days": 2}}
+    if load_scenario(name).users.backend != "parametric":  # the real litellm client against a local server
+        llm_server.responder = lambda body: json.dumps(decision(body["messages"], click=(0,)))
+        overrides["llm"] = {"model": "openai/test-model", "api_base": llm_server.base_url, "max_retries": 0,
+                            "cache_path": str(tmp_path / "cache.sqlite")}
+    scn = load_scenario(name, overrides)
+    result = PopulationRun(scn, output=tmp_path / "run").run()
+    manifest = RunFolder(tmp_path / "run").read_manifest()
+    assert manifest.status == "complete" and manifest.arms == [r.label for r in scn.recommenders]
+    assert list(result.arms) == manifest.arms
+    imp = read_table(tmp_path / "run", "impressions", ["arm", "user_fallback", "clicked"])
+    assert set(imp["arm"]) == set(manifest.arms) and imp["clicked"].any()
+    if scn.users.backend != "parametric":
+        assert len(llm_server.requests) > 0 and not imp["user_fallback"].all()
+
+
+def test_llm_creators_write_the_items_and_fall_back_when_the_model_fails(tmp_path):
+    from recoworld.llm.base import LLMServerError
+    from recoworld.llm.scripted import ScriptedModel
+
+    calls = {"n": 0}
+
+    def respond(messages, schema):
+        calls["n"] += 1
+        if calls["n"] % 4 == 0:
+            raise LLMServerError("down")
+        return {"topic": "cooking", "explore": False, "title": f"Pan pizza no. {calls['n']}",
+                "description": "Crisp and quick.", "tags": ["pizza"]}
+
+    data = small(creators={"backend": "llm", "count": 10, "items_per_day": 1.0}, env={"horizon_days": 2},
+                 llm={"max_retries": 0}, recommenders=[{"name": "greedy"}])
+    run(data, tmp_path / "run", language_model=ScriptedModel(respond))
+    items = read_table(tmp_path / "run", "items")
+    from_model = items[~items["fallback"]]
+    assert len(from_model) > 0 and (from_model["topic"] == "cooking").all()
+    assert from_model["title"].str.startswith("Pan pizza").all()
+    assert items["fallback"].any()  # the failed calls became parametric items, flagged
+
+
+def test_users_extracted_from_an_interaction_log(tmp_path):
+    from recoworld.simulation import build_catalog
+
+    scn = load_scenario(small(creators={"count": 0}))
+    catalog = build_catalog(scn.catalog, scn.seed)
+    rng = np.random.default_rng(0)
+    rows = []
+    for u in range(60):  # each logged user watches items of two topics
+        topics = rng.choice(catalog.n_topics, 2, replace=False)
+        pool = np.flatnonzero(np.isin(catalog.topic, topics))
+        for k, item in enumerate(rng.choice(pool, 12, replace=False)):
+            rows.append({"user_id": f"L{u}", "item_id": catalog.item_id[item], "timestamp": 1_700_000_000 + 600 * k, "click": 1})
+    path = tmp_path / "log.csv"
+    pd.DataFrame(rows).to_csv(path, index=False)
+    data = small(creators={"count": 0}, users={"source": "logs", "n_users": 30, "logs": {"interactions": str(path)}},
+                 recommenders=[{"name": "greedy"}])
+    result = run(data, tmp_path / "run")
+    users = read_table(tmp_path / "run", "users")
+    assert len(users) == 30 and users["user"].str.startswith("L").all()
+    assert result.arms["greedy"].summary()["ctr"] > 0
