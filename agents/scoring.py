@@ -14,30 +14,27 @@ from recoworld.users.kernels import FASTMATH
 PARALLEL_USERS = 256  # smaller batches run on one thread
 
 
+@njit(cache=True, inline="always", fastmath=FASTMATH)
+def _affinity_row(emb, cands, taste, out):
+    d = emb.shape[1]
+    for j in range(cands.shape[0]):
+        acc = 0.0
+        row = cands[j]
+        for k in range(d):
+            acc += emb[row, k] * taste[k]
+        out[j] = acc
+
+
 @njit(cache=True, parallel=True, fastmath=FASTMATH)
 def _affinity_parallel(emb, cands, taste, out):
-    b, m = cands.shape
-    d = emb.shape[1]
-    for i in prange(b):
-        for j in range(m):
-            acc = 0.0
-            row = cands[i, j]
-            for k in range(d):
-                acc += emb[row, k] * taste[i, k]
-            out[i, j] = acc
+    for i in prange(cands.shape[0]):
+        _affinity_row(emb, cands[i], taste[i], out[i])
 
 
 @njit(cache=True, fastmath=FASTMATH)
 def _affinity_serial(emb, cands, taste, out):
-    b, m = cands.shape
-    d = emb.shape[1]
-    for i in range(b):
-        for j in range(m):
-            acc = 0.0
-            row = cands[i, j]
-            for k in range(d):
-                acc += emb[row, k] * taste[i, k]
-            out[i, j] = acc
+    for i in range(cands.shape[0]):
+        _affinity_row(emb, cands[i], taste[i], out[i])
 
 
 def candidate_dot(embeddings: np.ndarray, candidates: np.ndarray, vectors: np.ndarray) -> np.ndarray:
