@@ -110,6 +110,7 @@ class InstructionFollowing(BaseRecommender):
         self.parsed = 0  # instructions turned into non-empty constraints
         self.unparsed = 0  # instructions the parser could not read
         self.fallbacks = 0  # LLM parses that fell back to the rules
+        self._fell_back = np.zeros(0, dtype=bool)  # per user of the last batch
 
     # ------------------------------------------------------------- parsing
     def parse(self, instruction: Instruction, topics: list[str]) -> Constraints:
@@ -146,11 +147,14 @@ class InstructionFollowing(BaseRecommender):
         """Each user's constraints for this slate: a new instruction replaces what is held."""
         topics = view.catalog.topic_names
         out: list[Constraints | None] = []
+        self._fell_back = np.zeros(len(view), dtype=bool)
         for i, user in enumerate(view.user_ids):
             instruction = view.instructions[i] if i < len(view.instructions) else None
             held = self.held.get(user)
             if instruction is not None and (held is None or held.text != instruction.text):
+                before = self.fallbacks
                 constraints = self.parse(instruction, topics)
+                self._fell_back[i] = self.fallbacks > before
                 if constraints.empty:
                     self.unparsed += 1
                 else:
@@ -191,7 +195,10 @@ class InstructionFollowing(BaseRecommender):
         return scores
 
     def rank(self, view: UserView, scores: np.ndarray) -> SlateChoice:
-        return self.base.rank(view, scores)
+        choice = self.base.rank(view, scores)
+        if len(self._fell_back) == len(view):
+            choice.fallback = self._fell_back  # where the LLM parse of a new instruction fell back to the rules
+        return choice
 
     def observe(self, view: UserView, positions: np.ndarray, clicks: np.ndarray, reviewed: np.ndarray) -> None:
         self.base.observe(view, positions, clicks, reviewed)

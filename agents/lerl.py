@@ -264,7 +264,11 @@ class LERLRecommender(BaseRecommender):
 
     def slate(self, view: UserView) -> SlateChoice:
         n_topics = view.catalog.n_topics
-        allowed = [self.planner.plan(view, i) for i in range(len(view))]
+        allowed, fell_back = [], np.zeros(len(view), dtype=bool)
+        for i in range(len(view)):
+            before = getattr(self.planner, "fallbacks", 0)
+            allowed.append(self.planner.plan(view, i))
+            fell_back[i] = getattr(self.planner, "fallbacks", 0) > before
         obs = {k: v.copy() for k, v in view.observation.items()}
         for i, cats in enumerate(allowed):
             masked = mask_candidates({k: v[i] for k, v in obs.items()}, view.candidate_topics[i], cats, n_topics)
@@ -274,4 +278,4 @@ class LERLRecommender(BaseRecommender):
         positions = np.stack(
             [project_action(actions[i], view.candidate_topics[i], allowed[i], affinity[i]) for i in range(len(view))]
         )
-        return SlateChoice(positions, np.ones(positions.shape, dtype=np.float32))
+        return SlateChoice(positions, np.ones(positions.shape, dtype=np.float32), fell_back)

@@ -695,14 +695,17 @@ class ToolRec(BaseRecommender):
         scores = self.base.scores(view)
         b, k = len(view), view.slate_size
         positions = np.empty((b, k), dtype=np.int64)
+        fell_back = np.zeros(b, dtype=bool)
         self.trajectories = []
         for i in range(b):
             one = user_view(view, i) if b != 1 else view
+            before = self.fallbacks
             slate, trajectory = self.run(one, scores[i])
             positions[i] = slate
+            fell_back[i] = self.fallbacks > before
             self.trajectories.append(trajectory)
         self.last_trajectory = self.trajectories[-1] if self.trajectories else []
-        return SlateChoice(positions, np.ones(positions.shape, dtype=np.float32))
+        return SlateChoice(positions, np.ones(positions.shape, dtype=np.float32), fell_back)
 
 
 def reasoning(trajectory: list[ToolCall]) -> str:

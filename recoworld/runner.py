@@ -10,6 +10,8 @@ run resumes and ends with the same logs as an uninterrupted one.
 from __future__ import annotations
 
 import hashlib
+import io
+import pickle
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -116,17 +118,66 @@ class RunState:
 
 
 @contextmanager
-def _without_profiles(state: RunState):
-    """Detach the profiles from every simulation while ``state`` is pickled (they are saved once)."""
+def _detached(state: RunState):
+    """Detach the profiles (saved once) and the recommenders (pickled on their own, see
+    :func:`_pickle_recommenders`) from ``state`` while it is pickled."""
     sims = [shard.sim for world in state.worlds for shard in world.shards]
     kept = [sim.profiles for sim in sims]
+    recs = [world.recommenders for world in state.worlds]
     for sim in sims:
         sim.profiles = None
+    for world in state.worlds:
+        world.recommenders = {}
     try:
         yield
     finally:
         for sim, profiles in zip(sims, kept):
             sim.profiles = profiles
+        for world, r in zip(state.worlds, recs):
+            world.recommenders = r
+
+
+def _language_models(obj: object, path: str = "", out: dict[str, object] | None = None, depth: int = 0) -> dict[str, object]:
+    """Language models held anywhere inside recommenders, by attribute path (``0.controller.model``)."""
+    from recoworld.llm.base import LanguageModel
+
+    out = {} if out is None else out
+    items = obj.items() if isinstance(obj, dict) else enumerate(obj) if isinstance(obj, list) else sorted(vars(obj).items())
+    for key, value in items:
+        here = f"{path}.{key}" if path else str(key)
+        if isinstance(value, LanguageModel):
+            out[here] = value
+        elif depth < 5 and (isinstance(value, (dict, list)) or type(value).__module__.startswith("recoworld.")):
+            if hasattr(value, "__dict__") or isinstance(value, (dict, list)):
+                _language_models(value, here, out, depth + 1)
+    return out
+
+
+def _pickle_recommenders(recs: list[dict[int, BaseRecommender]]) -> bytes:
+    """Recommenders with their language models left out by reference (clients and caches are not state)."""
+    paths = {id(model): path for path, model in _language_models(recs).items()}
+
+    class _Pickler(pickle.Pickler):
+        def persistent_id(self, obj: object) -> str | None:
+            return paths.get(id(obj))
+
+    out = io.BytesIO()
+    try:
+        _Pickler(out, protocol=5).dump(recs)
+    except (pickle.PicklingError, TypeError, AttributeError) as exc:
+        raise ValueError(f"checkpoint: a recommender's state cannot be saved ({exc})") from None
+    return out.getvalue()
+
+
+def _unpickle_recommenders(blob: bytes, fresh: list[dict[int, BaseRecommender]]) -> list[dict[int, BaseRecommender]]:
+    """Restore :func:`_pickle_recommenders` output, taking language models from freshly built recommenders."""
+    models = _language_models(fresh)
+
+    class _Unpickler(pickle.Unpickler):
+        def persistent_load(self, pid: str) -> object:
+            return models.get(pid)  # None where the fresh recommender builds its model lazily
+
+    return _Unpickler(io.BytesIO(blob)).load()
 
 
 @dataclass
@@ -276,9 +327,13 @@ class PopulationRun:
         manifest = self.folder.read_manifest()
         if manifest.status == "complete":
             raise ValueError(f"--resume: the run in '{self.folder.path}' is already complete")
-        state: RunState = self.folder.load_checkpoint()
+        state, blob = self.folder.load_checkpoint()
         if state.scenario_sha256 != scenario_sha256(self.scenario):
             raise ValueError(f"--resume: the scenario differs from the one the run in '{self.folder.path}' started with")
+        fresh = self._arms()[1]
+        recs = _unpickle_recommenders(blob, [{a: fresh[a] for a in world.arms} for world in state.worlds])
+        for world, r in zip(state.worlds, recs):
+            world.recommenders = r
         state.profiles = self.folder.read_pickle("profiles.pkl")
         for world in state.worlds:
             world.attach(state.profiles, self._backend)
@@ -300,17 +355,24 @@ class PopulationRun:
             state = self._fresh_state()
         retrain_logs = self._retrain_logs(state)
         days = self.scenario.env.horizon_days
-        for day in range(state.next_day, days):
-            tables = self._live_day(state, day, retrain_logs)
-            state.next_day = day + 1
-            if any(s.sim.backend is not None and s.sim.backend.exhausted for w in state.worlds for s in w.shards):
-                state.stopped = f"the LLM budget ran out on day {day}"
-            last = state.next_day == days or bool(state.stopped)
-            self._commit(state, day, tables, last)
-            if self.on_day is not None:
-                self.on_day(day)
-            if state.stopped:
-                break
+        try:
+            for day in range(state.next_day, days):
+                tables = self._live_day(state, day, retrain_logs)
+                state.next_day = day + 1
+                if any(s.sim.backend is not None and s.sim.backend.exhausted for w in state.worlds for s in w.shards):
+                    state.stopped = f"the LLM budget ran out on day {day}"
+                last = state.next_day == days or bool(state.stopped)
+                self._commit(state, day, tables, last)
+                if self.on_day is not None:
+                    self.on_day(day)
+                if state.stopped:
+                    break
+        finally:
+            if self._writer is not None:  # let the day being written finish, whatever happened
+                self._writer.join()
+                self._writer = None
+        if self._write_error is not None:
+            raise self._write_error
         return self._result(state)
 
     def _live_day(self, state: RunState, day: int, retrain_logs: dict[int, list[pd.DataFrame]] | None) -> dict[str, list]:
@@ -404,8 +466,9 @@ class PopulationRun:
         self._wait_for_writer()
         snapshot = None
         if not last:
-            with _without_profiles(state):
-                snapshot = self.folder.snapshot(state)
+            recs = _pickle_recommenders([world.recommenders for world in state.worlds])
+            with _detached(state):
+                snapshot = self.folder.snapshot((state, recs))
         job = (state.manifest, day, {name: pa.concat_tables(parts, promote_options="permissive")
                                      for name, parts in tables.items() if parts}, last, snapshot)
         self._writer = threading.Thread(target=self._write, args=job, name="recoworld-log-writer")

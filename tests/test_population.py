@@ -336,3 +336,44 @@ def test_users_extracted_from_an_interaction_log(tmp_path):
     users = read_table(tmp_path / "run", "users")
     assert len(users) == 30 and users["user"].str.startswith("L").all()
     assert result.arms["greedy"].summary()["ctr"] > 0
+
+
+def test_recommender_fallbacks_are_flagged_on_the_slates_they_shaped(tmp_path):
+    from recoworld.agents.instruction_following import InstructionFollowing
+    from recoworld.llm.base import LLMServerError
+    from recoworld.llm.scripted import ScriptedModel
+
+    def down(messages, schema):
+        raise LLMServerError("parser model down")
+
+    rec = InstructionFollowing(GreedyRelevance(), parser="llm", language_model=ScriptedModel(down))
+    scn = load_scenario(small(creators={"count": 0}, env={"horizon_days": 3}))
+    PopulationRun(scn, [rec], output=tmp_path / "run").run()
+    imp = read_table(tmp_path / "run", "impressions", ["recommender_fallback", "instruction"])
+    flagged = imp[imp["recommender_fallback"]]
+    assert rec.fallbacks > 0 and len(flagged) == rec.fallbacks * 5  # every slot of each slate that fell back
+    assert flagged["instruction"].notna().all()
+
+
+def test_a_run_with_an_llm_recommender_resumes_after_a_crash_with_its_model_given_again(tmp_path):
+    from recoworld.agents.instruction_following import InstructionFollowing
+    from recoworld.llm.scripted import ScriptedModel
+
+    def parse(messages, schema):
+        return {"include_topics": [], "exclude_topics": [], "more_novelty": True}
+
+    def arm() -> InstructionFollowing:
+        return InstructionFollowing(GreedyRelevance(), parser="llm", language_model=ScriptedModel(parse))
+
+    scn = load_scenario(small(creators={"count": 20}, env={"horizon_days": 5}))
+    PopulationRun(scn, [arm()], output=tmp_path / "whole").run()
+
+    def crash(day: int) -> None:
+        if day == 2:
+            raise KeyboardInterrupt  # the analyst pressed Ctrl-C after day 2 was handed to the writer
+
+    with pytest.raises(KeyboardInterrupt):
+        PopulationRun(scn, [arm()], output=tmp_path / "cut", on_day=crash).run()
+    assert RunFolder(tmp_path / "cut").read_manifest().days_completed == 3
+    PopulationRun(scn, [arm()], output=tmp_path / "cut").run(resume=True)
+    assert day_hashes(tmp_path / "cut") == day_hashes(tmp_path / "whole")
