@@ -377,9 +377,11 @@ class PopulationRun:
 
     def _live_day(self, state: RunState, day: int, retrain_logs: dict[int, list[pd.DataFrame]] | None) -> dict[str, list]:
         scn = self.scenario
-        tables: dict[str, list] = {"impressions": [], "sessions": [], "creators": [], "items": []}
+        tables: dict[str, list] = {"impressions": [], "sessions": [], "creators": [], "items": [], "llm": []}
+        creator_usage = {}
         for world in state.worlds:
             if world.creators is not None:
+                creator_usage[world.index] = world.creators.usage
                 model = self._model if self.scenario.creators.backend == "llm" else None
                 items = world.creators.publish(day, np.random.default_rng([self.seed, 3, day]), model)
                 world.catalog = world.catalog.extend(items)
@@ -417,6 +419,13 @@ class PopulationRun:
                 tables["sessions"].append(r.sessions)
             if world.creators is not None:
                 self._creators_see(world, state, day, tables)
+            used = {"users": sum((r.llm_usage for r in done), Usage())}
+            if world.creators is not None:
+                used["creators"] = world.creators.usage - creator_usage[world.index]
+            rows = [{"arm": self._world_label(state, world), "day": day, "source": k, **u.model_dump()}
+                    for k, u in used.items() if u.calls or u.cache_hits]
+            if rows:
+                tables["llm"].append(pa.Table.from_pylist(rows))
             if retrain_logs is not None:
                 for r in done:
                     frame = r.impressions.select(RETRAIN_COLUMNS).to_pandas()
