@@ -48,6 +48,13 @@ class BaseRecommender:
     def slate(self, view: UserView) -> SlateChoice:
         return self.rank(view, self.scores(view))
 
+    def inclusion(self, view: UserView) -> np.ndarray:
+        """(b, M) probability that each candidate would be in this recommender's slate (what off-policy
+        estimators weigh logged items by). The default treats the slate as deterministic."""
+        out = np.zeros(view.candidates.shape)
+        np.put_along_axis(out, self.slate(view).positions, 1.0, axis=1)
+        return out
+
     def recommend(self, view: UserView) -> Recommendation:
         if len(view) != 1:
             raise ValueError(f"recommend: expects a view of one user, got {len(view)}; use slate() for batches")
@@ -106,6 +113,9 @@ class RandomRecommender(BaseRecommender):
         m = view.candidates.shape[1]
         return SlateChoice(pos, np.full(pos.shape, view.slate_size / m, dtype=np.float32))
 
+    def inclusion(self, view: UserView) -> np.ndarray:
+        return np.full(view.candidates.shape, view.slate_size / view.candidates.shape[1])
+
 
 class PopularRecommender(BaseRecommender):
     """Most popular candidates the user has not watched."""
@@ -163,15 +173,37 @@ class EpsilonGreedy(GreedyRelevance):
         explore = self.rng.random((b, k)) < self.epsilon
         pos = greedy.copy()
         taken = np.zeros((b, m), dtype=bool)
-        np.put_along_axis(taken, np.where(explore, 0, greedy), ~explore, axis=1)
+        kept_rows, kept_slots = np.nonzero(~explore)
+        taken[kept_rows, greedy[kept_rows, kept_slots]] = True
         for j in range(k):  # random slots take a candidate not already in the slate
             rows = np.flatnonzero(explore[:, j])
             if len(rows):
                 noise = self.rng.random((len(rows), m)) - BIG * taken[rows]
                 pos[rows, j] = noise.argmax(1)
                 taken[rows, pos[rows, j]] = True
-        prop = np.where(explore, self.epsilon / m, 1.0 - self.epsilon + self.epsilon / m).astype(np.float32)
+        prop = np.take_along_axis(self._inclusion(greedy, m, k), pos, 1).astype(np.float32)
         return SlateChoice(pos, prop)
+
+    def _inclusion(self, greedy: np.ndarray, m: int, k: int) -> np.ndarray:
+        """Exact marginal inclusion. With e explored slots, the explored picks are e draws without
+        replacement from the M − K + e candidates no kept greedy slot holds, so each of those is in the
+        slate with probability e / (M − K + e). A greedy item is kept (1 − ε) or freed and drawn again."""
+        from math import comb
+
+        eps = self.epsilon
+
+        def pmf(n: int, e: int) -> float:
+            return comb(n, e) * eps**e * (1 - eps) ** (n - e)
+
+        other = sum(pmf(k, e) * e / (m - k + e) for e in range(1, k + 1))
+        freed = sum(pmf(k - 1, e) * (e + 1) / (m - k + e + 1) for e in range(k))
+        incl = np.full((len(greedy), m), other)
+        np.put_along_axis(incl, greedy, 1.0 - eps + eps * freed, axis=1)
+        return incl
+
+    def inclusion(self, view: UserView) -> np.ndarray:
+        m, k = view.candidates.shape[1], view.slate_size
+        return self._inclusion(top_k(self.scores(view), k), m, k)
 
 
 class LinUCB(BaseRecommender):

@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict, Field
 
-TABLES = ("impressions", "sessions", "creators", "items", "llm")
+TABLES = ("impressions", "sessions", "creators", "items", "llm", "ope")
 
 
 class ImpressionRecord(BaseModel):

@@ -257,6 +257,12 @@ class PopulationRun:
             self._model = build_language_model(scenario.llm, inner=language_model)
 
     # ------------------------------------------------------------------ setup
+    def _targets(self) -> list[BaseRecommender]:
+        """Fresh off-policy targets (run.ope_targets); they sit in each world under keys -1, -2, ..."""
+        from recoworld.agents.registry import make_recommender
+
+        return [make_recommender(s.name, s.params, self.seed) for s in self.scenario.run.ope_targets]
+
     def _arms(self) -> tuple[list[str], list[BaseRecommender]]:
         if self._given is not None:
             names: list[str] = []
@@ -304,7 +310,7 @@ class PopulationRun:
                 shards.append(Shard(world=w, index=s, sim=sim, arm_of=arm_of[lo:hi], segments=segments[lo:hi]))
             worlds.append(World(
                 index=w, arms=arms, catalog=world_catalog, creators=creators, shards=shards,
-                recommenders={a: recs[a] for a in arms},
+                recommenders={**{a: recs[a] for a in arms}, **{-t - 1: rec for t, rec in enumerate(self._targets())}},
                 item_impressions=np.zeros(len(catalog), dtype=np.int64), item_clicks=np.zeros(len(catalog), dtype=np.int64),
                 prior_clicks=catalog.popularity.astype(np.float64) * scn.run.popularity_prior_clicks,
             ))
@@ -331,7 +337,10 @@ class PopulationRun:
         if state.scenario_sha256 != scenario_sha256(self.scenario):
             raise ValueError(f"--resume: the scenario differs from the one the run in '{self.folder.path}' started with")
         fresh = self._arms()[1]
-        recs = _unpickle_recommenders(blob, [{a: fresh[a] for a in world.arms} for world in state.worlds])
+        recs = _unpickle_recommenders(
+            blob,
+            [{**{a: fresh[a] for a in world.arms}, **{-t - 1: r for t, r in enumerate(self._targets())}} for world in state.worlds],
+        )
         for world, r in zip(state.worlds, recs):
             world.recommenders = r
         state.profiles = self.folder.read_pickle("profiles.pkl")
@@ -377,7 +386,7 @@ class PopulationRun:
 
     def _live_day(self, state: RunState, day: int, retrain_logs: dict[int, list[pd.DataFrame]] | None) -> dict[str, list]:
         scn = self.scenario
-        tables: dict[str, list] = {"impressions": [], "sessions": [], "creators": [], "items": [], "llm": []}
+        tables: dict[str, list] = {"impressions": [], "sessions": [], "creators": [], "items": [], "llm": [], "ope": []}
         creator_usage = {}
         for world in state.worlds:
             if world.creators is not None:
@@ -397,7 +406,7 @@ class PopulationRun:
                     tables["items"].append(pa.Table.from_pandas(frame, preserve_index=False))
         jobs = [
             (shard, self.engine.recommenders_for(world.recommenders, len(world.shards)), world.catalog, day, scn.name,
-             state.arm_names, (self.seed, world.index))
+             state.arm_names, (self.seed, world.index), [t.label for t in scn.run.ope_targets])
             for world in state.worlds for shard in world.shards
         ]
         results = iter(self.engine.run_shard_days(jobs, [w.index for w in state.worlds for _ in w.shards]))
@@ -417,6 +426,8 @@ class PopulationRun:
                 world.llm_usage = world.llm_usage + r.llm_usage
                 tables["impressions"].append(r.impressions)
                 tables["sessions"].append(r.sessions)
+                if r.ope is not None:
+                    tables["ope"].append(r.ope)
             if world.creators is not None:
                 self._creators_see(world, state, day, tables)
             used = {"users": sum((r.llm_usage for r in done), Usage())}
@@ -432,9 +443,10 @@ class PopulationRun:
                     for arm in world.arms:
                         retrain_logs[arm].append(frame[frame["arm"] == state.arm_names[arm]])
                 if (day + 1) % scn.run.retrain_every == 0:
-                    for arm, rec in world.recommenders.items():
-                        if rec.learns_from_logs:
-                            rec.retrain(pd.concat(retrain_logs[arm], ignore_index=True))
+                    for key, rec in world.recommenders.items():
+                        if rec.learns_from_logs:  # an off-policy target (key < 0) learns from its world's arms
+                            parts = retrain_logs[key] if key >= 0 else [p for a in world.arms for p in retrain_logs[a]]
+                            rec.retrain(pd.concat(parts, ignore_index=True))
         return tables
 
     def _creators_see(self, world: World, state: RunState, day: int, tables: dict[str, list]) -> None:

@@ -143,6 +143,21 @@ class RecommenderSpec(BaseModel):
         return self.arm or self.name
 
 
+def check_specs(specs: list[RecommenderSpec]) -> list[RecommenderSpec]:
+    """Every name registered, every arm label used once."""
+    from recoworld.agents.registry import known_recommenders
+
+    known = known_recommenders()
+    seen: set[str] = set()
+    for i, spec in enumerate(specs):
+        if spec.name not in known:
+            raise ValueError(f"{i}.name: unknown recommender '{spec.name}' (known: {', '.join(sorted(known))})")
+        if spec.label in seen:
+            raise ValueError(f"{i}.arm: arm '{spec.label}' appears twice; give each an 'arm' label")
+        seen.add(spec.label)
+    return specs
+
+
 class RunConfig(BaseModel):
     """How a population run is carried out and where its logs go."""
 
@@ -158,9 +173,19 @@ class RunConfig(BaseModel):
     shards: int = Field(1, ge=1, description="User shards per world; the same shards give the same logs on every engine.")
     ray_address: str | None = Field(None, description="Ray cluster to join; none starts a local one.")
     output: str | None = Field(None, description="Folder for the logs, manifest and checkpoint; none keeps results in memory.")
+    ope_targets: list[RecommenderSpec] = Field(
+        default_factory=list,
+        description="Recommenders evaluated off-policy: on every slate an arm serves, each target's inclusion "
+        "probabilities are logged (table ope) for IPS, SNIPS and DR estimates; targets never serve.",
+    )
     popularity_prior_clicks: float = Field(
         20.0, ge=0, description="With creators, item popularity is the rank of prior pseudo-clicks (this times the prior) plus observed clicks."
     )
+
+    @field_validator("ope_targets")
+    @classmethod
+    def _known_targets(cls, specs: list[RecommenderSpec]) -> list[RecommenderSpec]:
+        return check_specs(specs)
 
 
 class Scenario(BaseModel):
@@ -186,17 +211,7 @@ class Scenario(BaseModel):
     @field_validator("recommenders")
     @classmethod
     def _known_arms(cls, specs: list[RecommenderSpec]) -> list[RecommenderSpec]:
-        from recoworld.agents.registry import known_recommenders
-
-        known = known_recommenders()
-        seen: set[str] = set()
-        for i, spec in enumerate(specs):
-            if spec.name not in known:
-                raise ValueError(f"{i}.name: unknown recommender '{spec.name}' (known: {', '.join(sorted(known))})")
-            if spec.label in seen:
-                raise ValueError(f"{i}.arm: arm '{spec.label}' appears twice; give each an 'arm' label")
-            seen.add(spec.label)
-        return specs
+        return check_specs(specs)
 
     @model_validator(mode="after")
     def _engine_fits(self) -> "Scenario":

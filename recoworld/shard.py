@@ -8,6 +8,7 @@ recommenders, the day's catalog), so both engines produce the same logs for the 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -56,6 +57,7 @@ class ShardDay:
     recommenders: dict[int, BaseRecommender]
     impressions: pa.Table
     sessions: pa.Table
+    ope: pa.Table | None  # off-policy target probabilities (None without targets)
     item_impressions: np.ndarray  # (N,) items reviewed, per catalog row
     item_clicks: np.ndarray  # (N,)
     llm_usage: Usage
@@ -99,6 +101,7 @@ def run_shard_day(
     run: str,
     arm_names: list[str],
     reseed: tuple[int, ...],
+    target_names: Sequence[str] = (),
 ) -> ShardDay:
     """Every session of ``day`` for the shard's users; the recommenders learn online as they serve."""
     for part in (shard, catalog, *recommenders.values()):
@@ -106,7 +109,9 @@ def run_shard_day(
     sim = shard.sim
     sim.set_catalog(catalog)
     for arm, rec in recommenders.items():
-        rec.reseed((*reseed, day, shard.index, arm))
+        rec.reseed((*reseed, day, shard.index, arm if arm >= 0 else 1000 - arm))  # targets: 1001, 1002, ...
+    targets = {-key - 1: rec for key, rec in recommenders.items() if key < 0}  # off-policy targets: they never serve
+    ope: dict[str, list[np.ndarray]] = {}
     n, k = len(sim), sim.env.slate_size
     weights = sim.weights[ITEM_COMPONENTS].astype(np.float32)
     usage_before = sim.backend.model.total if sim.backend is not None else Usage()
@@ -130,9 +135,13 @@ def run_shard_day(
             session_no = sim.platform.sessions[r].astype(np.int32)
             step_no = (sim.session_step[r] + 1).astype(np.int32)
             instr = log.instructions(sim, r)
+            for index, target in targets.items():
+                _log_target(ope, target, index, view, choice, int(arm), r, step_no)
             out = sim.step(r, slates)
             resp = out.response
             rec.observe(view, choice.positions, resp.click, resp.reviewed)
+            for target in targets.values():
+                target.observe(view, choice.positions, resp.click, resp.reviewed)
             fallback = np.zeros(len(r), dtype=bool)
             if sim.backend is not None:
                 fallback = np.array([x.fallback for x in sim.backend.last_records], dtype=bool)
@@ -195,10 +204,51 @@ def run_shard_day(
         recommenders=recommenders,
         impressions=_impression_table(log, sim, catalog, run, arm_names, weights, day),
         sessions=_session_table(sessions, sim, shard, run, arm_names, day),
+        ope=_ope_table(ope, sim, catalog, run, arm_names, list(target_names), day),
         item_impressions=item_imp,
         item_clicks=item_clk,
         llm_usage=usage,
     )
+
+
+def _log_target(ope: dict[str, list[np.ndarray]], target: BaseRecommender, t: int, view, choice, arm: int,
+                rows: np.ndarray, step_no: np.ndarray) -> None:
+    """What off-policy target ``t`` would have done on this view: its probability of including each logged
+    item (kind 0) and every candidate it would include with non-zero probability (kind 1)."""
+    incl = target.inclusion(view)  # (b, M)
+    k = choice.positions.shape[1]
+    logged = np.take_along_axis(incl, choice.positions, 1)
+    ui, ci = np.nonzero(incl > 0)
+    for kind, users, cand, prob, pos in (
+        (0, np.repeat(np.arange(len(rows)), k), choice.positions.reshape(-1), logged.reshape(-1), np.tile(np.arange(k), len(rows))),
+        (1, ui, ci, incl[ui, ci], np.full(len(ui), -1)),
+    ):
+        for name, value in (
+            ("arm", np.full(len(users), arm)), ("target", np.full(len(users), t)), ("kind", np.full(len(users), kind)),
+            ("user", rows[users]), ("step", step_no[users]), ("position", pos), ("item", view.candidates[users, cand]),
+            ("target_prob", prob),
+        ):
+            ope.setdefault(name, []).append(np.asarray(value))
+
+
+def _ope_table(ope: dict[str, list[np.ndarray]], sim: Simulation, catalog: Catalog, run: str, arm_names: list[str],
+               target_names: list[str], day: int) -> pa.Table | None:
+    if not ope:
+        return None
+    col = {name: np.concatenate(parts) for name, parts in ope.items()}
+    m = len(col["user"])
+    return pa.table({
+        "run": constant(run, m),
+        "arm": dictionary(col["arm"], arm_names),
+        "day": pa.array(np.full(m, day, dtype=np.int32)),
+        "user": dictionary(col["user"], sim.user_ids),
+        "step": pa.array(col["step"].astype(np.int32)),
+        "target": dictionary(col["target"], target_names),
+        "kind": dictionary(col["kind"], ["logged", "target"]),
+        "position": pa.array(col["position"].astype(np.int32)),
+        "item": dictionary(col["item"], catalog.item_id),
+        "target_prob": pa.array(col["target_prob"].astype(np.float32)),
+    })
 
 
 def own_arrays(obj: object, depth: int = 0) -> None:

@@ -33,6 +33,7 @@ class RunLogs:
     catalog: pd.DataFrame  # items at day 0
     llm: pd.DataFrame
     notes: list[str] = field(default_factory=list)  # what is missing or partial, in words
+    ope: pd.DataFrame = field(default_factory=pd.DataFrame)  # off-policy targets' probabilities (table ope)
     _embeddings: dict[str, dict[str, np.ndarray]] = field(default_factory=dict, repr=False)
 
     @property
@@ -79,12 +80,10 @@ class RunLogs:
             extra[name] = _plain(pd.read_parquet(p)) if p.exists() else pd.DataFrame()
             if not p.exists():
                 notes.append(f"{name}.parquet is missing")
-        llm_path = folder.path / "llm"
-        llm = _plain(read_table(folder.path, "llm")) if llm_path.is_dir() else pd.DataFrame()
         if scenario.creators.count == 0:
             notes.append("no creators published in this run: creator health is not measured")
         return cls(folder.path, manifest, scenario, tables["impressions"], tables["sessions"], tables["creators"],
-                   tables["items"], extra["users"], extra["catalog"], llm, notes)
+                   tables["items"], extra["users"], extra["catalog"], tables["llm"], notes, ope=tables["ope"])
 
     def world_of(self, arm: str) -> str:
         """The world an arm served in: itself when arms are copies, ``shared`` when they split users."""
