@@ -85,8 +85,9 @@ def run(
     resume: bool = typer.Option(False, "--resume", help="Continue the run in the output folder from its last checkpoint."),
     engine: Optional[str] = typer.Option(None, "--engine", help="local or ray (overrides run.engine)."),
     json_path: Optional[Path] = typer.Option(None, "--json", help="Write the summaries to this JSON file."),
+    no_report: bool = typer.Option(False, "--no-report", help="Do not write the report into RUN_FOLDER/report at the end."),
 ) -> None:
-    """Simulate SCENARIO day by day; every arm's logs go to the run folder as Parquet per day."""
+    """Simulate SCENARIO day by day; every arm's logs go to the run folder as Parquet per day, then the report."""
     from recoworld.runner import PopulationRun
     from recoworld.scenario import load_scenario
 
@@ -137,6 +138,47 @@ def run(
             raise fail(f"--json: {exc}")
         console.print(f"summaries written to {json_path}")
 
+    if not no_report and result.output is not None:
+        try:
+            paths = _write_report([Path(result.output)], Path(result.output) / "report", None)
+        except (ValueError, OSError, KeyError) as exc:
+            raise fail(f"report: {_first_line(exc)} (the logs are complete; retry with `recoworld report {result.output}`)")
+        console.print(f"report: {paths.html}", highlight=False)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _write_report(run_dirs: list[Path], out: Path, baseline: Optional[str], seed: int = 0):
+    """Load the run folders and write their report; bad logs raise a one-line ``ValueError``."""
+    from recoworld.evaluation.data import RunLogs
+    from recoworld.evaluation.report import write_report
+
+    return write_report([RunLogs.load(d) for d in run_dirs], out, baseline=baseline, seed=seed)
+
+
+@app.command()
+def report(
+    run_dirs: list[Path] = typer.Argument(..., metavar="RUN_DIR...", help="Run folder(s) written by `recoworld run`."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Report folder (default: RUN_DIR/report for one run, ./report for several)."),
+    baseline: Optional[str] = typer.Option(None, "--baseline", "-b", help="Arm the others are compared with (default: the first; <run>/<arm> with several runs)."),
+    seed: int = typer.Option(0, "--seed", "-s", help="Seed of the bootstrap resamples."),
+) -> None:
+    """Write the HTML report, Markdown summary, metrics JSON and plots of one or several runs."""
+    folder = out or (run_dirs[0] / "report" if len(run_dirs) == 1 else Path("report"))
+    try:
+        paths = _write_report(run_dirs, folder, baseline, seed)
+    except (ValueError, OSError) as exc:  # pyarrow's ArrowInvalid is a ValueError
+        raise fail(_first_line(exc))
+    except KeyError as exc:  # a column beyond the required ones that a metric needs
+        raise fail(f"the logs lack a column the report needs: {_first_line(exc)}")
+    console = make_console()
+    for note in paths.notes:
+        console.print(f"note: {note}", style="yellow", markup=False, highlight=False)
+    console.print(f"report: {paths.html}\nsummary: {paths.markdown}\nmetrics: {paths.metrics}", highlight=False, markup=False)
+
 
 @app.command()
 def scenarios() -> None:
@@ -178,6 +220,41 @@ def train(
     except (ValueError, OSError) as exc:
         raise fail(str(exc))
     make_console().print(format_table(report["results"]), markup=False, highlight=False)
+
+
+@app.command()
+def calibrate(
+    dataset: Path = typer.Argument(..., help="A MovieLens folder, or an interactions CSV/Parquet file (then give --items)."),
+    out: Path = typer.Option(Path("users.parquet"), "--out", "-o", help="Calibration file to write."),
+    items: Optional[Path] = typer.Option(None, "--items", help="Items file the interactions refer to."),
+    label: str = typer.Option("auto", "--label", help="auto, click, rating or watch_ratio."),
+    holdout: float = typer.Option(0.2, "--holdout", help="Share of each user's latest interactions held out."),
+    seed: int = typer.Option(0, "--seed", "-s", help="Catalog seed (use the same seed in scenarios that load the users)."),
+) -> None:
+    """Fit parametric users to logged interactions and report their held-out fidelity."""
+    from recoworld.users.calibration import CalibrationConfig, calibrate_dataset
+
+    try:
+        config = CalibrationConfig(label=label, holdout=holdout)
+        result = calibrate_dataset(dataset, items, config, seed=seed)
+        path = result.save(out)
+    except (ValueError, OSError) as exc:
+        raise fail(str(exc).splitlines()[0])
+    fit = result.result
+    console = make_console()
+    table = Table(title=f"held-out fidelity on {fit.dataset} ({fit.fidelity.n_test:,} interactions, {fit.fidelity.users:,} users)",
+                  box=box.SIMPLE_HEAD)
+    for column in ("model", "AUC", "log-loss"):
+        table.add_column(column, justify="left" if column == "model" else "right")
+    for model in ("simulator", "popularity", "mf"):
+        table.add_row(model, f"{fit.fidelity.auc[model]:.3f}", f"{fit.fidelity.log_loss[model]:.3f}")
+    console.print(table)
+    for rep in fit.replays:
+        jsd = ", ".join(f"{k} {v:.3f}" for k, v in rep.jsd.items())
+        console.print(f"held-out replay ({rep.backend} users, {rep.slates:,} slates): action F1 {rep.f1:.3f}; JSD {jsd}", highlight=False)
+    weights = ", ".join(f"{k} {v:+.3f}" for k, v in fit.weights.model_dump().items())
+    console.print(f"fitted logit weights: {weights}", highlight=False)
+    console.print(f"calibrated users: {path} (use in a scenario: users: {{from_calibration: {path}}})", highlight=False)
 
 
 if __name__ == "__main__":  # pragma: no cover
