@@ -16,7 +16,6 @@ from recoworld.simulation import Simulation, StepOutcome, build_catalog
 from recoworld.users.kernels import ACTION_LABELS
 from recoworld.users.parametric import ParametricUserModel
 from recoworld.users.profile import UserProfile
-from recoworld.users.sampler import PopulationSampler
 
 ALL = slice(None)
 
@@ -62,7 +61,9 @@ class RecoWorldEnv(gym.Env):
         width = self.n_candidates if self.action_mode == "slate" else self.n_topics
         self.action_space = spaces.MultiDiscrete(np.full(self.slate_size, width, dtype=np.int64))
         self.observation_space = observation_space(self.n_candidates, self.n_topics)
-        self._sampler = PopulationSampler(self.scenario.users.segments, self.catalog.topic_names)
+        from recoworld.runner import profile_source
+
+        self._sampler = profile_source(self.scenario, self.catalog)
         self._model = ParametricUserModel(self.scenario.user_model)
         self.sim: Simulation | None = None
         self._last: tuple[np.ndarray, StepOutcome] | None = None

@@ -198,25 +198,45 @@ def scenario_sha256(scenario: Scenario) -> str:
 
 def sample_profiles(scenario: Scenario, n: int, rng: np.random.Generator, catalog: Catalog) -> list[UserProfile]:
     """``n`` user profiles: from the scenario's segments, or extracted from an interaction log."""
+    return profile_source(scenario, catalog).sample(n, rng)
+
+
+def profile_source(scenario: Scenario, catalog: Catalog):
+    """Where users come from: segments, users extracted from a log, or calibrated users (``.sample(n, rng)``)."""
     if scenario.users.source == "segments":
         from recoworld.users.sampler import PopulationSampler
 
-        return PopulationSampler(scenario.users.segments, catalog.topic_names).sample(n, rng)
-    from recoworld import loaders
-    from recoworld.users.diverse import sample_population
-    from recoworld.users.extraction import extract_profiles
+        return PopulationSampler(scenario.users.segments, catalog.topic_names)
+    from recoworld.users.calibration import ProfilePool, load_calibration
 
-    cfg = scenario.users.logs
-    if cfg.interactions is not None:
-        interactions = loaders.load_interactions(cfg.interactions, catalog)
-    elif scenario.catalog.source == "movielens":
-        interactions = loaders.load_movielens(scenario.catalog.path)[1]
-    else:
-        raise ValueError("users.logs.interactions: required unless the catalog is a movielens folder")
-    profiles = extract_profiles(interactions, catalog, min_interactions=cfg.min_interactions)
-    if not profiles:
-        raise ValueError(f"users.logs: no user has {cfg.min_interactions} or more interactions")
-    return sample_population(profiles, n, cfg.sampling, rng)
+    if scenario.users.source == "calibration":
+        return ProfilePool(load_calibration(scenario.users.from_calibration).profiles)
+    return _ExtractedPool(scenario, catalog)
+
+
+class _ExtractedPool:
+    """Profiles extracted from an interaction log, drawn by density (users.logs.sampling)."""
+
+    def __init__(self, scenario: Scenario, catalog: Catalog) -> None:
+        from recoworld import loaders
+        from recoworld.users.extraction import extract_profiles
+
+        cfg = scenario.users.logs
+        if cfg.interactions is not None:
+            interactions = loaders.load_interactions(cfg.interactions, catalog)
+        elif scenario.catalog.source == "movielens":
+            interactions = loaders.load_movielens(scenario.catalog.path)[1]
+        else:
+            raise ValueError("users.logs.interactions: required unless the catalog is a movielens folder")
+        self.profiles = extract_profiles(interactions, catalog, min_interactions=cfg.min_interactions)
+        if not self.profiles:
+            raise ValueError(f"users.logs: no user has {cfg.min_interactions} or more interactions")
+        self.sampling = cfg.sampling
+
+    def sample(self, n: int, rng: np.random.Generator) -> list[UserProfile]:
+        from recoworld.users.diverse import sample_population
+
+        return sample_population(self.profiles, n, self.sampling, rng)
 
 
 def split_arms(n: int, shares: Sequence[float], rng: np.random.Generator) -> np.ndarray:

@@ -103,7 +103,12 @@ class UsersConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     n_users: int = Field(1000, ge=1, description="Users simulated (per arm when arms are copies, in all when split).")
-    source: Literal["segments", "logs"] = Field("segments", description="Sample profiles from segments, or extract them from logs.")
+    source: Literal["segments", "logs", "calibration"] = Field(
+        "segments", description="Sample profiles from segments, extract them from logs, or draw calibrated users (from_calibration)."
+    )
+    from_calibration: str | None = Field(
+        None, description="A calibration file from `recoworld calibrate`: its users (with fitted tastes) and fitted user_model."
+    )
     segments: list[SegmentConfig] = Field(default_factory=lambda: [SegmentConfig()])
     logs: LoggedUsersConfig = Field(default_factory=LoggedUsersConfig, description="Used when source is logs.")
     taste_noise: float = Field(0.35, ge=0, description="Spread of latent taste around the interests' topic centroids.")
@@ -113,6 +118,16 @@ class UsersConfig(BaseModel):
     representation: Literal["text", "semantic_ids", "both"] = Field(
         "text", description="How items are shown to LLM users."
     )
+
+    @model_validator(mode="after")
+    def _calibrated(self) -> "UsersConfig":
+        if self.from_calibration is not None:
+            if not Path(self.from_calibration).is_file():
+                raise ValueError(f"from_calibration: file '{self.from_calibration}' does not exist")
+            self.source = "calibration"
+        elif self.source == "calibration":
+            raise ValueError("from_calibration: required when source is 'calibration'")
+        return self
 
     @model_validator(mode="after")
     def _sizes(self) -> "UsersConfig":
@@ -141,6 +156,16 @@ class RecommenderSpec(BaseModel):
     @property
     def label(self) -> str:
         return self.arm or self.name
+
+
+def _same_catalog(a: "CatalogConfig", b: "CatalogConfig") -> bool:
+    """The same catalog config, dataset paths compared as resolved paths."""
+    def norm(c: CatalogConfig) -> dict:
+        d = c.model_dump()
+        d["path"] = str(Path(c.path).resolve()) if c.path else None
+        return d
+
+    return norm(a) == norm(b)
 
 
 def check_specs(specs: list[RecommenderSpec]) -> list[RecommenderSpec]:
@@ -214,6 +239,23 @@ class Scenario(BaseModel):
         return check_specs(specs)
 
     @model_validator(mode="after")
+    def _calibrated_user_model(self) -> "Scenario":
+        """A calibration's fitted parameters fill the user_model fields the scenario does not set itself."""
+        if self.users.from_calibration is not None:
+            from recoworld.users.calibration import calibration_result
+
+            fitted = calibration_result(self.users.from_calibration)
+            if fitted.catalog and (not _same_catalog(CatalogConfig.model_validate(fitted.catalog), self.catalog) or fitted.seed != self.seed):
+                raise ValueError(
+                    f"users.from_calibration: its tastes live in the embedding space of catalog {fitted.catalog.get('source')} "
+                    f"'{fitted.catalog.get('path')}' with seed {fitted.seed}; set catalog and seed to match"
+                )
+            for name, value in fitted.user_model.items():
+                if name not in self.user_model.model_fields_set:
+                    setattr(self.user_model, name, value)
+        return self
+
+    @model_validator(mode="after")
     def _engine_fits(self) -> "Scenario":
         if self.run.engine == "ray" and self.users.backend != "parametric":
             raise ValueError(f"run.engine: 'ray' runs parametric users; use 'local' for {self.users.backend} users")
@@ -273,7 +315,7 @@ def load_scenario(ref: str | Path | dict[str, Any] | Scenario = "quickstart", ov
         raise ScenarioError(format_validation_error(err, source)) from None
 
 
-DATA_PATHS = (("catalog", "path"), ("users", "logs", "interactions"))
+DATA_PATHS = (("catalog", "path"), ("users", "logs", "interactions"), ("users", "from_calibration"))
 
 
 def _relative_to(data: dict[str, Any], folder: Path) -> None:
