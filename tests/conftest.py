@@ -22,3 +22,17 @@ def llm_server(monkeypatch):
         yield server
     finally:
         server.stop()
+
+
+# --- the command line -----------------------------------------------------------------------
+
+
+@pytest.fixture
+def runner():
+    """A typer CliRunner that keeps stderr apart from stdout."""
+    from typer.testing import CliRunner
+
+    try:  # click < 8.2 mixes stderr into stdout unless told not to
+        return CliRunner(mix_stderr=False)
+    except TypeError:
+        return CliRunner()

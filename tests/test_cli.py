@@ -14,21 +14,15 @@ from recoworld.scenario import load_scenario
 SMALL = ["--users", "30", "--days", "3"]
 
 
+def error_lines(result) -> list[str]:
+    return [line for line in result.stderr.splitlines() if line.strip()]
+
+
 @pytest.fixture(autouse=True)
 def in_tmp(tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)  # `recoworld run` writes its logs under ./runs by default
 
 
-@pytest.fixture
-def runner() -> CliRunner:
-    try:  # click < 8.2 mixes stderr into stdout unless told not to
-        return CliRunner(mix_stderr=False)
-    except TypeError:
-        return CliRunner()
-
-
-def error_lines(result) -> list[str]:
-    return [line for line in result.stderr.splitlines() if line.strip()]
 
 
 def test_run_quickstart_prints_a_row_per_recommender(runner: CliRunner) -> None:

@@ -14,7 +14,7 @@ from typing import ClassVar
 
 import pyarrow.parquet as pq
 import pytest
-from typer.testing import CliRunner
+from test_cli import error_lines
 
 from recoworld.cli import app
 from recoworld.evaluation import RunLogs
@@ -68,16 +68,6 @@ def data(report) -> dict:
     return json.loads(report.metrics.read_text(encoding="utf-8"), parse_constant=no_nan)
 
 
-@pytest.fixture
-def runner() -> CliRunner:
-    try:  # click < 8.2 mixes stderr into stdout unless told not to
-        return CliRunner(mix_stderr=False)
-    except TypeError:
-        return CliRunner()
-
-
-def error_lines(result) -> list[str]:
-    return [line for line in result.stderr.splitlines() if line.strip()]
 
 
 # ------------------------------------------------------------------ HTML structure
