@@ -11,6 +11,7 @@ import pandas as pd
 from recoworld.logs import TABLES, RunFolder, RunManifest, read_table
 from recoworld.scenario import Scenario, load_scenario
 
+LARGE = ("impressions", "ope")  # kept dictionary-encoded (categoricals): millions of rows, a few thousand distinct values
 REQUIRED = {
     "impressions": ["arm", "day", "session", "step", "position", "user", "item", "creator", "topic", "action",
                     "clicked", "watch_seconds", "reward", "propensity"],
@@ -20,7 +21,8 @@ REQUIRED = {
 
 @dataclass
 class RunLogs:
-    """Every table of one run (pandas frames; ``arm``, ``user``, ``item`` ... as plain strings)."""
+    """Every table of one run as pandas frames: string columns as plain strings, except in the large
+    ``impressions`` and ``ope`` tables, where they stay categoricals (as the Parquet dictionaries hold them)."""
 
     path: Path
     manifest: RunManifest
@@ -67,7 +69,7 @@ class RunLogs:
         tables = {}
         for table in TABLES:
             frame = read_table(folder.path, table)
-            tables[table] = _plain(frame)
+            tables[table] = frame if table in LARGE else _plain(frame)
         for table, columns in REQUIRED.items():
             missing = [c for c in columns if c not in tables[table].columns]
             if missing:
