@@ -140,3 +140,11 @@ def test_report_of_a_run_with_calibrated_users_shows_their_fidelity(ground_truth
     data = json.loads(paths.metrics.read_text())
     (run_fit,) = data["fidelity"].values()
     assert run_fit["fidelity"]["auc"]["simulator"] == pytest.approx(fit.result.fidelity.auc["simulator"])
+
+
+def test_hazard_fit_matches_the_training_rate_of_ending_sessions(ground_truth):
+    catalog, interactions = load_movielens(ground_truth)
+    fit = calibrate(interactions, catalog, CalibrationConfig(fit_hazard=True))
+    rate = fit.result.replays[0].leave_rate
+    assert "hazard_bias" in fit.result.user_model
+    assert abs(rate["simulated"] - rate["real"]) < 0.25 * rate["real"]  # held out: close to the training match
