@@ -60,3 +60,39 @@ def test_no_targets_no_table(tmp_path):
     scenario = load_scenario("quickstart", {"users": {"n_users": 30}, "env": {"horizon_days": 1}, "recommenders": [{"name": "random"}]})
     PopulationRun(scenario, output=tmp_path / "run").run()
     assert ope_table(RunLogs.load(tmp_path / "run")) is None
+
+
+def test_estimators_by_hand():
+    """Two slates of two items, logged with propensity 1/2 each; the target keeps or drops them.
+
+    IPS = (2·1 + 0 + 2·1 + 2·1) / 2 slates = 3; SNIPS = K · Σwr / Σw = 2 · 6 / 6 = 2; with q̂ equal to the
+    other fold's mean click rate (large shrinkage; the two users sit in different folds), DR = (2 + 3) / 2.
+    """
+    from pathlib import Path
+
+    import numpy as np
+    import pandas as pd
+
+    from recoworld.logs import RunManifest
+
+    names = [f"user{k}" for k in range(50)]
+    folds = pd.util.hash_array(np.array(names, dtype=object)) % 2
+    u1, u2 = names[int(np.argmax(folds == 0))], names[int(np.argmax(folds == 1))]
+    imp = pd.DataFrame({
+        "arm": "A", "user": [u1, u1, u2, u2], "day": 0, "step": 1, "session": 1, "position": [0, 1, 0, 1],
+        "item": ["a", "b", "c", "a"], "propensity": 0.5, "clicked": [True, False, True, True],
+    })
+    ope = pd.DataFrame({
+        "arm": "A", "target": "T", "day": 0, "step": 1, "user": [u1, u1, u2, u2, u1, u1, u2, u2],
+        "kind": ["logged"] * 4 + ["target"] * 4, "position": [0, 1, 0, 1, -1, -1, -1, -1],
+        "item": ["a", "b", "c", "a", "a", "c", "c", "a"], "target_prob": [1.0, 0.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0],
+    })
+    scenario = load_scenario({"env": {"slate_size": 2, "num_candidates": 4}})
+    manifest = RunManifest(run="h", scenario_sha256="x", seed=0, engine="local", shards=1, arms=["A"], days_total=1,
+                           days_completed=1, status="complete")
+    empty = pd.DataFrame()
+    logs = RunLogs(Path("hand"), manifest, scenario, imp, empty, empty, empty, empty, empty, empty, ope=ope)
+    table = ope_table(logs, shrink=1e9, n_boot=50).set_index("estimator")["value"]
+    assert table["IPS"] == pytest.approx(3.0)
+    assert table["SNIPS"] == pytest.approx(2.0)
+    assert table["DR"] == pytest.approx(2.5, abs=1e-6)

@@ -27,16 +27,17 @@ SLATE = ["arm", "user", "day", "step"]
 ESTIMATORS = ("IPS", "SNIPS", "DR")
 
 
-def _item_rates(frame: pd.DataFrame, reward: str, shrink: float) -> pd.DataFrame:
-    """Per (fold, item) reward rate estimated on the other fold, shrunk towards that fold's mean."""
-    out = []
+def _item_rates(frame: pd.DataFrame, reward: str, shrink: float) -> tuple[pd.DataFrame, dict[int, float]]:
+    """Per (fold, item) reward rate estimated on the other fold, shrunk towards that fold's mean; and the
+    means themselves (the rate of an item the other fold never showed)."""
+    out, prior = [], {}
     for fold in (0, 1):
         other = frame[frame["fold"] != fold]
-        mean = float(other[reward].mean()) if len(other) else 0.0
+        prior[fold] = float(other[reward].mean()) if len(other) else 0.0
         stats = other.groupby("item", observed=True)[reward].agg(["sum", "count"])
-        rate = (stats["sum"] + shrink * mean) / (stats["count"] + shrink)
-        out.append(pd.DataFrame({"fold": fold, "item": rate.index, "q": rate.to_numpy(), "prior": mean}))
-    return pd.concat(out, ignore_index=True)
+        rate = (stats["sum"] + shrink * prior[fold]) / (stats["count"] + shrink)
+        out.append(pd.DataFrame({"fold": fold, "item": rate.index, "q": rate.to_numpy()}))
+    return pd.concat(out, ignore_index=True), prior
 
 
 def _bootstrap(per_user: pd.DataFrame, n_boot: int, seed: int, k: int, level: float) -> dict[str, tuple[float, float, float]]:
@@ -93,9 +94,9 @@ def ope_table(
         )
         if logged.empty:
             continue
-        q = rates[arm]
+        q, prior = rates[arm]
         logged = logged.merge(q, on=["fold", "item"], how="left")
-        logged["q"] = logged["q"].fillna(logged["prior"]).fillna(0.0)
+        logged["q"] = logged["q"].fillna(logged["fold"].map(prior))
         w = logged["target_prob"] / logged["propensity"].clip(lower=1e-6)
         logged["ips"] = w * logged[reward]
         logged["w"] = w
@@ -104,7 +105,7 @@ def ope_table(
         slates = logged[SLATE + ["fold"]].drop_duplicates()
         support = ope.loc[ope["kind"] == "target", [*SLATE, "item", "target_prob"]].merge(slates, on=SLATE, how="inner")
         support = support.merge(q, on=["fold", "item"], how="left")
-        support["dm"] = support["target_prob"] * support["q"].fillna(support["prior"]).fillna(0.0)
+        support["dm"] = support["target_prob"] * support["q"].fillna(support["fold"].map(prior))
         dm = support.groupby(SLATE, observed=True)["dm"].sum()
         per_slate = logged.groupby(SLATE, observed=True)[["ips", "w", "corr"]].sum()
         per_slate["dr"] = per_slate["corr"] + dm.reindex(per_slate.index).fillna(0.0)
