@@ -291,6 +291,13 @@ def test_every_bundled_scenario_runs_end_to_end(name, tmp_path, llm_server):
     assert set(imp["arm"]) == set(manifest.arms) and imp["clicked"].any()
     if scn.users.backend != "parametric":
         assert len(llm_server.requests) > 0 and not imp["user_fallback"].all()
+        from recoworld.evaluation import RunLogs
+        from recoworld.evaluation.report import write_report
+
+        report = write_report([RunLogs.load(tmp_path / "run")], tmp_path / "report")
+        usage = json.loads(report.metrics.read_text())["llm"]
+        assert sum(row["calls"] for row in usage) == len(llm_server.requests)  # cache hits never reach the server
+        assert "LLM usage per world and source" in report.html.read_text()
 
 
 def test_llm_creators_write_the_items_and_fall_back_when_the_model_fails(tmp_path):
