@@ -15,11 +15,9 @@ in the notes section and in the Markdown.
 from __future__ import annotations
 
 import base64
-import importlib
-import importlib.util
 import json
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -263,13 +261,9 @@ def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
 
 
 def _ope_table(logs: RunLogs) -> pd.DataFrame | None:
-    """``recoworld.evaluation.ope.ope_table(logs)`` when that module and function exist, else None."""
-    if importlib.util.find_spec("recoworld.evaluation.ope") is None:
-        return None
-    ope_table: Callable[[RunLogs], pd.DataFrame | None] | None = getattr(
-        importlib.import_module("recoworld.evaluation.ope"), "ope_table", None)
-    if ope_table is None:
-        return None
+    """Off-policy estimates of the run's targets, or None when it logged none."""
+    from recoworld.evaluation.ope import ope_table
+
     # copies of one world show every arm the same first slates: there, on-policy values are comparable
     table = ope_table(logs, scope="first" if logs.scenario.run.assignment == "copies" else "all")
     return None if table is None or table.empty else table
