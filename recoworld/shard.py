@@ -26,6 +26,10 @@ TOTALS = (
     "first_session_clicks", "first_session_reviewed", "llm_fallbacks",
 )
 ITEM_COMPONENTS = slice(0, 7)  # click, like, share, comment, watch_minutes, skip, leave: per item
+_RUN_TOTALS_FROM_SESSION = (  # (run total, session sum it adds up)
+    ("reviewed", "reviewed"), ("slates", "slates"), ("reward", "reward"), ("instructions", "instructions"),
+    ("compliance_sum", "compliance_sum"), ("compliance_n", "compliance_n"), ("llm_fallbacks", "user_fallbacks"),
+)
 _SESSION_SUMS = ("slates", "reviewed", "clicks", "likes", "shares", "comments", "watch_seconds", "reward",
                  "instructions", "compliance_sum", "compliance_n", "user_fallbacks")
 
@@ -166,19 +170,11 @@ def run_shard_day(
             item_imp += np.bincount(slates[seen], minlength=len(catalog))
             item_clk += np.bincount(slates[resp.click], minlength=len(catalog))
 
-            # per-user run totals and per-session sums
-            first = session_no == 1
-            n_rev, n_click = seen.sum(1), resp.click.sum(1)
+            # per-session sums; the per-user run totals take them in when the session ends
             for c, name in enumerate(COMPONENTS):
                 t[name][r] += out.components[:, c]
             scored = ~np.isnan(out.effects.compliance)
-            for name, value in (
-                ("reviewed", n_rev), ("slates", 1), ("reward", out.reward), ("instructions", out.effects.emitted),
-                ("first_session_clicks", n_click * first), ("first_session_reviewed", n_rev * first),
-                ("llm_fallbacks", fallback), ("compliance_n", scored),
-                ("compliance_sum", np.where(scored, out.effects.compliance, 0.0)),
-            ):
-                t[name][r] += value
+            n_rev, n_click = seen.sum(1), resp.click.sum(1)
             for name, value in (
                 ("slates", 1), ("reviewed", n_rev), ("clicks", n_click), ("likes", resp.like.sum(1)),
                 ("shares", resp.share.sum(1)), ("comments", resp.comment.sum(1)),
@@ -189,6 +185,11 @@ def run_shard_day(
                 acc[name][r] += value
             ended = out.session_ended
             e = r[ended]
+            for name, source in _RUN_TOTALS_FROM_SESSION:
+                t[name][e] += acc[source][e]
+            first = (session_no[ended] == 1).astype(np.float64)
+            t["first_session_clicks"][e] += acc["clicks"][e] * first
+            t["first_session_reviewed"][e] += acc["reviewed"][e] * first
             for name, value in (
                 ("user", e), ("arm", shard.arm_of[e]), ("session", session_no[ended]), ("left", resp.left[ended]),
                 ("churned", out.churned[ended]), ("gap", out.gap_days[ended]),
