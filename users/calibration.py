@@ -210,17 +210,9 @@ class ProfilePool:
         self.profiles = profiles
 
     def sample(self, n: int, rng: np.random.Generator) -> list[UserProfile]:
-        m = len(self.profiles)
-        if n <= m:
-            return [self.profiles[i] for i in rng.choice(m, n, replace=False)]
-        picks = rng.choice(m, n, replace=True)
-        seen: dict[int, int] = {}
-        out = []
-        for i in picks.tolist():
-            seen[i] = seen.get(i, 0) + 1
-            p = self.profiles[i]
-            out.append(p if seen[i] == 1 else p.model_copy(update={"user_id": f"{p.user_id}#{seen[i]}"}))
-        return out
+        from recoworld.users.diverse import draw_profiles
+
+        return draw_profiles(self.profiles, n, rng)
 
 
 # ------------------------------------------------------------------ data preparation

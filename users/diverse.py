@@ -112,12 +112,20 @@ def sample_population(
     if not profiles:
         raise ValueError("sample_population: no profiles to sample from")
     topics = sorted({t for p in profiles for t in p.interests})
-    p = sampling_weights(density(profile_vectors(profiles, topics), k), mode)
+    return draw_profiles(profiles, n, rng, sampling_weights(density(profile_vectors(profiles, topics), k), mode))
+
+
+def draw_profiles(profiles: Sequence[UserProfile], n: int, rng: np.random.Generator, p: np.ndarray | None = None) -> list[UserProfile]:
+    """``n`` of ``profiles`` drawn with probabilities ``p`` (uniform when None): without replacement while
+    they last, else with replacement, a repeat getting a ``#2``, ``#3``, ... suffix on its ``user_id``."""
+    if not profiles:
+        raise ValueError("users: no profiles to draw from")
     m = len(profiles)
     if n <= m:
-        # Efraimidis-Spirakis: the n smallest Exp(1)/p keys are a weighted draw without replacement
-        keys = rng.exponential(size=m) / p
-        picks = np.argsort(keys, kind="stable")[:n]
+        if p is None:
+            picks = rng.choice(m, n, replace=False)
+        else:  # Efraimidis-Spirakis: the n smallest Exp(1)/p keys are a weighted draw without replacement
+            picks = np.argsort(rng.exponential(size=m) / p, kind="stable")[:n]
         return [profiles[i] for i in picks]
     picks = rng.choice(m, size=n, replace=True, p=p)
     seen: dict[int, int] = {}
