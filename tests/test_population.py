@@ -17,6 +17,7 @@ import yaml
 
 from recoworld.agents.baselines import GreedyRelevance
 from recoworld.agents.mf import MatrixFactorization
+from recoworld.evaluation.metrics import gini
 from recoworld.logs import ImpressionRecord, RunFolder, SessionRecord, read_table
 from recoworld.runner import PopulationRun, run_population
 from recoworld.scenario import bundled_scenarios, deep_merge, load_scenario
@@ -145,12 +146,6 @@ def test_mf_retrained_on_logs_runs_in_a_population():
 
 
 # ------------------------------------------------------------------ creators in the world
-def gini(values: np.ndarray) -> float:
-    x = np.sort(np.asarray(values, dtype=float))
-    n = len(x)
-    return float((2 * np.arange(1, n + 1) - n - 1) @ x / (n * x.sum()))
-
-
 def test_popularity_ranking_starves_creators_compared_with_a_diversity_reranker(tmp_path):
     data = small(
         users={"n_users": 1500}, env={"horizon_days": 12, "num_candidates": 60, "slate_size": 6},
