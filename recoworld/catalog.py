@@ -107,7 +107,7 @@ class Catalog:
                 raise ValueError(f"catalog: column '{name}' must lie in [0, 1]")
         self._encoder = encoder
         if embeddings is not None:
-            self.__dict__["embeddings"] = _unit_rows(np.asarray(embeddings, dtype=np.float32))
+            self.__dict__["embeddings"] = unit_rows(np.asarray(embeddings, dtype=np.float32))
 
     # ------------------------------------------------------------------ basics
     def __len__(self) -> int:
@@ -168,7 +168,7 @@ class Catalog:
         from recoworld.embeddings import HashingEncoder
 
         encoder = self._encoder or HashingEncoder()
-        return _unit_rows(encoder.encode(self.texts))
+        return unit_rows(encoder.encode(self.texts))
 
     @cached_property
     def mean_embedding(self) -> np.ndarray:
@@ -181,7 +181,7 @@ class Catalog:
         emb = self.embeddings
         sums = np.zeros((self.n_topics, emb.shape[1]), dtype=np.float64)
         np.add.at(sums, self.topic, emb)
-        return _unit_rows(sums.astype(np.float32))
+        return unit_rows(sums.astype(np.float32))
 
     def semantic_ids(self, levels: int = 3, codebook_size: int = 64, seed: int = 0) -> np.ndarray:
         """Residual k-means codes (N, levels) over the embeddings; cached per arguments."""
@@ -239,7 +239,7 @@ class Catalog:
 
             encoder = self._encoder or HashingEncoder()
             texts = [it.text() for it in items]
-            new_emb = np.concatenate([self.embeddings, _unit_rows(encoder.encode(texts))])
+            new_emb = np.concatenate([self.embeddings, unit_rows(encoder.encode(texts))])
         out = Catalog(
             item_id=objects("item_id", [it.item_id for it in items]),
             title=objects("title", [it.title for it in items]),
@@ -348,7 +348,8 @@ def require_columns(frame: pd.DataFrame, required: Sequence[str], source: str) -
             raise ValueError(f"{source}: missing required column '{name}'")
 
 
-def _unit_rows(x: np.ndarray) -> np.ndarray:
+def unit_rows(x: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length (zero rows stay zero), as float32."""
     norms = np.linalg.norm(x, axis=1, keepdims=True)
     return (x / np.maximum(norms, 1e-12)).astype(np.float32)
 

@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict, Field
 
-from recoworld.catalog import Catalog
+from recoworld.catalog import Catalog, unit_rows
 from recoworld.users.profile import Traits, UserProfile
 
 FEATURES = ("taste", "quality", "popularity", "satiation", "fatigue")
@@ -261,10 +261,6 @@ def _satiation(frame: pd.DataFrame, topics: np.ndarray, window: int) -> np.ndarr
     return out
 
 
-def _unit(x: np.ndarray) -> np.ndarray:
-    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
-
-
 def user_tastes(frame: pd.DataFrame, y: np.ndarray, emb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(users, codes): per-user unit taste = mean embedding of engaged items − mean of the others."""
     codes, users = pd.factorize(frame["user_id"], sort=False)
@@ -276,7 +272,7 @@ def user_tastes(frame: pd.DataFrame, y: np.ndarray, emb: np.ndarray) -> tuple[np
     n_pos = np.bincount(codes[y > 0], minlength=len(users))[:, None]
     n_neg = np.bincount(codes[y == 0], minlength=len(users))[:, None]
     taste = pos / np.maximum(n_pos, 1) - neg / np.maximum(n_neg, 1)
-    return _unit(taste), np.asarray(users)
+    return unit_rows(taste), np.asarray(users)
 
 
 def features(frame: pd.DataFrame, catalog_rows: np.ndarray, catalog: Catalog, taste: np.ndarray, user_codes: np.ndarray,
