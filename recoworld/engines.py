@@ -10,7 +10,7 @@ import copy
 from typing import Any, Sequence
 
 from recoworld.agents.baselines import BaseRecommender
-from recoworld.shard import ShardDay, run_shard_day
+from recoworld.shard import ShardDay, own_arrays, run_shard_day
 
 Job = tuple[Any, ...]  # the arguments of run_shard_day
 
@@ -41,7 +41,7 @@ class RayEngine:
         if not ray.is_initialized():
             ray.init(address=address, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
         self._ray = ray
-        self._task = ray.remote(run_shard_day)
+        self._task = ray.remote(_writable_shard_day)
 
     def recommenders_for(self, recommenders: dict[int, BaseRecommender], n_shards: int) -> dict[int, BaseRecommender]:
         return recommenders  # serialised for each task: every shard gets its own copy
@@ -55,6 +55,13 @@ class RayEngine:
             recs_ref, catalog_ref = shared[group]
             refs.append(self._task.remote(shard, recs_ref, catalog_ref, *rest))
         return self._ray.get(refs)
+
+
+def _writable_shard_day(shard, recommenders, catalog, *rest) -> ShardDay:
+    """:func:`run_shard_day` in a Ray task, whose arguments arrive zero-copy with read-only arrays."""
+    for part in (shard, catalog, *recommenders.values()):
+        own_arrays(part)
+    return run_shard_day(shard, recommenders, catalog, *rest)
 
 
 def make_engine(name: str, address: str | None = None) -> LocalEngine | RayEngine:

@@ -108,8 +108,6 @@ def run_shard_day(
     target_names: Sequence[str] = (),
 ) -> ShardDay:
     """Every session of ``day`` for the shard's users; the recommenders learn online as they serve."""
-    for part in (shard, catalog, *recommenders.values()):
-        own_arrays(part)
     sim = shard.sim
     sim.set_catalog(catalog)
     for arm, rec in recommenders.items():
