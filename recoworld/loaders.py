@@ -1,4 +1,4 @@
-"""Read real catalogs and interaction logs: MovieLens folders and generic CSV/Parquet files.
+"""Read real catalogs and interaction logs: MovieLens folders, RecBole atomic files and generic CSV/Parquet.
 
 Every bad input raises a one-line ``ValueError`` (``FileNotFoundError`` for a missing path)
 that starts with the offending file's name, e.g. ``ratings.csv: missing required column 'movieId'``.
@@ -149,6 +149,67 @@ def _timestamps(frame: pd.DataFrame, column: str, source: str) -> np.ndarray:
     if pd.api.types.is_integer_dtype(col) and not col.isna().any():
         return col.to_numpy(dtype=np.int64)
     return np.floor(_numeric(frame, column, source, float)).astype(np.int64)
+
+
+# ------------------------------------------------------------- RecBole atomic files
+ATOMIC_TYPES = ("token", "token_seq", "float", "float_seq")
+
+
+def read_atomic(path: str | Path) -> pd.DataFrame:
+    """A RecBole atomic file (``.inter``, ``.item``, ``.user``, ...) as a typed frame.
+
+    The header names each column ``name:type``; ``token`` columns stay strings, ``float`` columns
+    become float64, and ``token_seq`` / ``float_seq`` columns become lists (space-separated).
+    Columns are named without their type.
+    """
+    p = _existing(path)
+    if p.is_dir():
+        raise ValueError(f"{p.name}: is a directory, expected a RecBole atomic file")
+    try:
+        header = p.open(encoding="utf-8", errors="replace").readline().rstrip("\r\n")
+    except OSError as exc:
+        raise ValueError(f"{p.name}: cannot read file ({_one_line(exc)})") from None
+    if not header.strip():
+        raise ValueError(f"{p.name}: empty file, expected a 'name:type' header")
+    names, types = [], []
+    for field in header.split("\t"):
+        name, sep, kind = field.strip().rpartition(":")
+        if not sep or not name or kind not in ATOMIC_TYPES:
+            raise ValueError(f"{p.name}: header field {field!r} is not 'name:type' with a type among {', '.join(ATOMIC_TYPES)}")
+        names.append(name)
+        types.append(kind)
+    if len(set(names)) != len(names):
+        raise ValueError(f"{p.name}: header repeats a column name ({', '.join(names)})")
+    try:
+        frame = pd.read_csv(
+            p, sep="\t", header=None, skiprows=1, names=names, dtype=str, quoting=3,
+            keep_default_na=False, na_values=[""], encoding="utf-8", encoding_errors="replace",
+        )
+    except pd.errors.EmptyDataError:
+        return pd.DataFrame({n: pd.Series(dtype=float if t == "float" else object) for n, t in zip(names, types)})
+    except pd.errors.ParserError as exc:
+        raise ValueError(f"{p.name}: expected {len(names)} tab-separated fields per line ({_one_line(exc)})") from None
+    for name, kind in zip(names, types):
+        if kind == "float":
+            frame[name] = _numeric(frame, name, p.name, float, allow_missing=True)
+        elif kind == "token_seq":
+            frame[name] = [s.split() if isinstance(s, str) else [] for s in frame[name]]
+        elif kind == "float_seq":
+            seqs = [s.split() if isinstance(s, str) else [] for s in frame[name]]
+            try:
+                frame[name] = [[float(v) for v in seq] for seq in seqs]
+            except ValueError:
+                row = next(i for i, seq in enumerate(seqs) if not all(_is_float(v) for v in seq))
+                raise ValueError(f"{p.name}: column '{name}' has a non-numeric value at row {row}") from None
+    return frame
+
+
+def _is_float(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 # ---------------------------------------------------------------------- MovieLens

@@ -360,3 +360,34 @@ def test_require_columns_helper() -> None:
     loaders.require_columns(frame, ("a", "b"), "f.csv")
     with pytest.raises(ValueError, match=r"^f\.csv: missing required column 'c'$"):
         loaders.require_columns(frame, ("a", "c", "d"), "f.csv")
+
+
+# ------------------------------------------------------------- RecBole atomic files
+def test_read_atomic_types_columns(tmp_path: Path) -> None:
+    inter = tmp_path / "toy.inter"
+    inter.write_text("user_id:token\titem_id:token\trating:float\ttimestamp:float\n7\t42\t4\t881250949\n8\t05\t\t881250950\n")
+    item = tmp_path / "toy.item"
+    item.write_text("item_id:token\tmovie_title:token_seq\tscores:float_seq\n42\tToy Story\t1 2.5\n")
+    frame = loaders.read_atomic(inter)
+    assert list(frame.columns) == ["user_id", "item_id", "rating", "timestamp"]
+    assert list(frame["item_id"]) == ["42", "05"]  # tokens keep leading zeros
+    assert frame["rating"].iloc[0] == 4.0 and np.isnan(frame["rating"].iloc[1])
+    items = loaders.read_atomic(item)
+    assert items["movie_title"].iloc[0] == ["Toy", "Story"] and items["scores"].iloc[0] == [1.0, 2.5]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", "toy.inter: empty file"),
+        ("user_id\titem_id:token\n1\t2\n", "toy.inter: header field 'user_id' is not 'name:type'"),
+        ("user_id:token\trating:float\n1\tgood\n", "toy.inter: column 'rating' has a non-numeric value 'good' at row 0"),
+        ("user_id:token\tuser_id:token\n1\t2\n", "toy.inter: header repeats a column name"),
+    ],
+)
+def test_read_atomic_bad_files_one_line(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "toy.inter"
+    path.write_text(text)
+    with pytest.raises(ValueError) as err:
+        loaders.read_atomic(path)
+    assert str(err.value).startswith(message) and "\n" not in str(err.value)
