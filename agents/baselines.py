@@ -63,11 +63,11 @@ class BaseRecommender:
     def observe(self, view: UserView, positions: np.ndarray, clicks: np.ndarray, reviewed: np.ndarray) -> None:
         """Feedback on the slates just served (b, K); stateless baselines ignore it."""
 
-    # ------------------------------------------------ population runs (recoworld.runner)
+    # ------------------------------------------------ population runs (recoworld.runs.runner)
     additive_state: tuple[str, ...] = ()  # array attributes that online learning only adds to
 
     def retrain(self, impressions: "pd.DataFrame") -> None:
-        """Refit on the run's impression logs so far (columns of recoworld.logs.ImpressionRecord);
+        """Refit on the run's impression logs so far (columns of recoworld.runs.logs.ImpressionRecord);
         called every ``run.retrain_every`` days. Baselines that learn online ignore it."""
 
     @property

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from recoworld.agents.baselines import BaseRecommender
 from recoworld.agents.protocol import SlateChoice, UserView
 from recoworld.llm.base import LanguageModel, LLMError
-from recoworld.observation import CANDIDATE_FEATURES
+from recoworld.world.observation import CANDIDATE_FEATURES
 from recoworld.users.instructions import NO_TOPIC
 
 MIN_CATEGORIES = 2

@@ -19,7 +19,7 @@ import pandas as pd
 
 from recoworld.agents.baselines import BaseRecommender, GreedyRelevance
 from recoworld.agents.protocol import UserView
-from recoworld.catalog import Catalog, require_columns
+from recoworld.world.catalog import Catalog, require_columns
 
 REQUIRED_COLUMNS: tuple[str, ...] = ("user", "item", "action", "watch_seconds")
 # how much each engaged action is worth (the confidence is 1 + alpha * strength)

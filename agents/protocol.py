@@ -8,7 +8,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from recoworld.catalog import Catalog
+from recoworld.world.catalog import Catalog
 from recoworld.users.instructions import NO_TOPIC, Instruction
 
 

@@ -166,7 +166,7 @@ def _torch_parts():
     from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
     from torch import nn
 
-    from recoworld.observation import CANDIDATE_FEATURES
+    from recoworld.world.observation import CANDIDATE_FEATURES
 
     n_feat = len(CANDIDATE_FEATURES)
     neg = -1e9  # logit of a candidate already in the slate

@@ -34,7 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from recoworld.agents.baselines import BaseRecommender, GreedyRelevance
 from recoworld.agents.protocol import Recommendation, SlateChoice, UserView
-from recoworld.embeddings import HashingEncoder, tokenize
+from recoworld.world.embeddings import HashingEncoder, tokenize
 from recoworld.llm.base import LanguageModel, LLMError, Message
 from recoworld.users.instructions import NO_TOPIC
 

@@ -18,7 +18,7 @@ import numpy as np
 
 import recoworld  # noqa: F401  (registers RecoWorld-v0)
 from recoworld.scenario import load_scenario
-from recoworld.simulation import Simulation
+from recoworld.world.simulation import Simulation
 
 CONFIG = {"catalog": {"synthetic": {"n_items": 10_000}}, "env": {"num_candidates": 100, "slate_size": 10}}
 

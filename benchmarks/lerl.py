@@ -4,7 +4,7 @@ Trains two PPO policies with the same budget: the low-level policy of LERL on Pl
 heuristic planner, and a plain PPO on RecoWorld-v0. Both are evaluated on the same held-out users
 (seeds >= 100,000), along with LERL under an LLM planner. No LLM is reachable here: the LLM planner
 runs through the real litellm client against the local OpenAI-compatible server
-(recoworld.llm.fake_server), whose scripted answer picks the user's two most engaged topics plus
+(recoworld.testing.fake_server), whose scripted answer picks the user's two most engaged topics plus
 one from the reflections, so that row measures the pipeline (prompts, reflections, fallbacks),
 not a model's judgement.
 
@@ -26,7 +26,7 @@ from stable_baselines3 import PPO
 import recoworld  # noqa: F401
 from recoworld.agents.lerl import HeuristicPlanner, LLMPlanner, PlannedEnv
 from recoworld.llm.config import LLMConfig, build_language_model
-from recoworld.llm.fake_server import FakeLLMServer
+from recoworld.testing.fake_server import FakeLLMServer
 
 os.environ.setdefault("OPENAI_API_KEY", "sk-local-benchmark")
 CONFIG = {"catalog": {"synthetic": {"n_items": 5000}}}

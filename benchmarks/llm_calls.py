@@ -1,7 +1,7 @@
 """LLM users at a researcher's budget: calls per user-step, cache replay, concurrency, predicted cost.
 
 Runs LLM and hybrid users of the quickstart scenario through the real litellm client against a
-local OpenAI-compatible server (recoworld.llm.fake_server; no key, no network), then:
+local OpenAI-compatible server (recoworld.testing.fake_server; no key, no network), then:
 - LLM calls per user-step for llm users (target <= 1) and hybrid users (target <= 0.1);
 - calls made by a second run replaying the answer cache (target 0);
 - achieved concurrency at 64 requests in flight against a server with a fixed latency:
@@ -30,10 +30,10 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 os.environ.setdefault("OPENAI_API_KEY", "sk-local-benchmark")  # the local server ignores it
 
 from recoworld.agents import make_recommender  # noqa: E402
-from recoworld.llm.fake_server import FakeLLMServer  # noqa: E402
+from recoworld.testing.fake_server import FakeLLMServer  # noqa: E402
 from recoworld.llm.litellm_model import LiteLLMModel  # noqa: E402
 from recoworld.llm.wrappers import generate_many  # noqa: E402
-from recoworld.runner import run_population  # noqa: E402
+from recoworld.runs.runner import run_population  # noqa: E402
 from recoworld.scenario import load_scenario  # noqa: E402
 from pydantic import BaseModel  # noqa: E402
 
@@ -109,7 +109,7 @@ def predicted_cost(server: FakeLLMServer, first: int, last: int) -> tuple[int, i
 def concurrency(in_flight: int, latency: float, n: int) -> float:
     """Throughput / (in-flight / latency) against a server in its own process (no shared interpreter)."""
     server = subprocess.Popen(
-        [sys.executable, "-m", "recoworld.llm.fake_server", "--latency", str(latency)], stdout=subprocess.PIPE, text=True
+        [sys.executable, "-m", "recoworld.testing.fake_server", "--latency", str(latency)], stdout=subprocess.PIPE, text=True
     )
     try:
         base_url = server.stdout.readline().strip()

@@ -19,8 +19,8 @@ import gymnasium as gym
 
 from recoworld.evaluation import RunLogs
 from recoworld.evaluation.report import write_report
-from recoworld.logs import read_table
-from recoworld.runner import PopulationRun
+from recoworld.runs.logs import read_table
+from recoworld.runs.runner import PopulationRun
 from recoworld.scenario import load_scenario
 
 TARGET_SECONDS = 60.0

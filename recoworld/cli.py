@@ -88,7 +88,7 @@ def run(
     no_report: bool = typer.Option(False, "--no-report", help="Do not write the report into RUN_FOLDER/report at the end."),
 ) -> None:
     """Simulate SCENARIO day by day; every arm's logs go to the run folder as Parquet per day, then the report."""
-    from recoworld.runner import PopulationRun
+    from recoworld.runs.runner import PopulationRun
     from recoworld.scenario import load_scenario
 
     try:

@@ -1,7 +1,7 @@
 """Shared pytest fixtures."""
 
 
-# --- LLM layer: a local OpenAI-compatible server (recoworld.llm.fake_server) -----------------
+# --- LLM layer: a local OpenAI-compatible server (recoworld.testing.fake_server) -----------------
 
 import pytest
 
@@ -14,7 +14,7 @@ def llm_server(monkeypatch):
     OPENAI_API_KEY is set to "sk-test" for the test only (no real key is ever needed).
     Set ``llm_server.responder``, ``.latency`` and ``.fault`` in the test.
     """
-    from recoworld.llm.fake_server import FakeLLMServer
+    from recoworld.testing.fake_server import FakeLLMServer
 
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
     server = FakeLLMServer().start()

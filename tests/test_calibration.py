@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from recoworld.loaders import load_movielens
+from recoworld.world.loaders import load_movielens
 from recoworld.scenario import ScenarioError, load_scenario
-from recoworld.synthetic import SyntheticCatalogConfig, generate_catalog
+from recoworld.world.synthetic import SyntheticCatalogConfig, generate_catalog
 from recoworld.users.calibration import GROUND_TRUTH as TRUE
 from recoworld.users.calibration import CalibrationConfig, calibrate, calibrate_dataset, load_calibration, write_ground_truth
 
@@ -68,7 +68,7 @@ def test_cli_calibrates_a_movielens_folder_and_scenarios_and_the_env_use_it(grou
     assert explicit.user_model.w_taste == 1.25  # what the scenario sets wins over the fit
 
     from recoworld.agents.baselines import GreedyRelevance
-    from recoworld.runner import run_population
+    from recoworld.runs.runner import run_population
 
     res = run_population(scenario, GreedyRelevance())
     assert len(res.totals["click"]) == 50 and res.summary()["ctr"] > 0
@@ -125,7 +125,7 @@ def test_report_of_a_run_with_calibrated_users_shows_their_fidelity(ground_truth
 
     from recoworld.evaluation import RunLogs
     from recoworld.evaluation.report import write_report
-    from recoworld.runner import PopulationRun
+    from recoworld.runs.runner import PopulationRun
 
     fit = calibrate_dataset(ground_truth)
     fit.save(tmp_path / "users.parquet")

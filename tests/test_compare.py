@@ -10,7 +10,7 @@ import pytest
 
 from recoworld.evaluation.compare import COLUMNS, bootstrap_compare, compare_runs, run_labels
 from recoworld.evaluation.data import RunLogs
-from recoworld.logs import RunManifest
+from recoworld.runs.logs import RunManifest
 from recoworld.scenario import load_scenario
 
 

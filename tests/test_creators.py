@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from recoworld.catalog import Catalog, Item
+from recoworld.world.catalog import Catalog, Item
 from recoworld.llm.base import LLMTimeout
 from recoworld.llm.scripted import ScriptedModel
-from recoworld.synthetic import TOPICS, topic_vocabulary
+from recoworld.world.synthetic import TOPICS, topic_vocabulary
 from recoworld.users.creators import (
     MAX_TAGS,
     TITLE_CHARS,

@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from recoworld.catalog import Catalog
+from recoworld.world.catalog import Catalog
 from recoworld.llm.base import Generation, LanguageModel, LLMMalformedOutput, LLMTimeout
-from recoworld.synthetic import SyntheticCatalogConfig, generate_catalog
+from recoworld.world.synthetic import SyntheticCatalogConfig, generate_catalog
 from recoworld.users.diverse import density, profile_vectors, sample_population, sampling_weights
 from recoworld.users.extraction import (
     ProfileText,

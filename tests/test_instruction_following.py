@@ -10,9 +10,9 @@ from recoworld.agents.baselines import GreedyRelevance
 from recoworld.agents.instruction_following import InstructionFollowing, parse_rules
 from recoworld.llm.base import LLMTimeout
 from recoworld.llm.scripted import ScriptedModel
-from recoworld.runner import run_population
+from recoworld.runs.runner import run_population
 from recoworld.scenario import load_scenario
-from recoworld.simulation import Simulation
+from recoworld.world.simulation import Simulation
 from recoworld.users.instructions import InstructionIntent, instruction_text
 
 TOPICS = ["cooking", "fitness", "gaming", "music", "travel", "tech"]

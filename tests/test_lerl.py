@@ -19,7 +19,7 @@ from recoworld.agents.lerl import (
 )
 from recoworld.llm.base import LLMTimeout
 from recoworld.llm.scripted import ScriptedModel
-from recoworld.runner import run_population
+from recoworld.runs.runner import run_population
 from recoworld.scenario import load_scenario
 
 CONFIG = {"catalog": {"synthetic": {"n_items": 2000}}}

@@ -1,6 +1,6 @@
 """The LLM layer: litellm adapter against a local server, wrappers, test double.
 
-No network and no API key: the adapter talks to recoworld.llm.fake_server on 127.0.0.1 or uses
+No network and no API key: the adapter talks to recoworld.testing.fake_server on 127.0.0.1 or uses
 litellm's ``mock_response``.
 """
 

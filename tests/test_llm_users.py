@@ -9,7 +9,7 @@ import gymnasium as gym
 import pytest
 
 import recoworld  # noqa: F401
-from recoworld.env import RecoWorldEnv
+from recoworld.env.single import RecoWorldEnv
 from recoworld.llm.base import LLMMalformedOutput
 from recoworld.llm.scripted import ScriptedModel
 from recoworld.llm.wrappers import FaultInjectingModel

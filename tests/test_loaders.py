@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from recoworld import loaders
-from recoworld.catalog import Catalog
-from recoworld.embeddings import HashingEncoder
+from recoworld.world import loaders
+from recoworld.world.catalog import Catalog
+from recoworld.world.embeddings import HashingEncoder
 
 MOVIES_CSV = """movieId,title,genres
 1,Toy Story (1995),Adventure|Animation|Children|Comedy|Fantasy
@@ -168,7 +168,7 @@ def test_load_catalog_dispatch(tmp_path: Path) -> None:
 
 def test_build_catalog_from_scenario_config(tmp_path: Path) -> None:
     from recoworld.scenario import CatalogConfig
-    from recoworld.simulation import build_catalog
+    from recoworld.world.simulation import build_catalog
 
     folder = write_ml_small(tmp_path / "ml")
     catalog = build_catalog(CatalogConfig(source="movielens", path=str(folder)), seed=0)

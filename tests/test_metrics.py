@@ -11,7 +11,7 @@ import pytest
 
 from recoworld.evaluation import metrics as M
 from recoworld.evaluation.data import RunLogs
-from recoworld.logs import RunManifest
+from recoworld.runs.logs import RunManifest
 from recoworld.scenario import load_scenario
 
 FLAGS = {  # action -> (clicked, liked, shared, commented, skipped, left)
@@ -296,7 +296,7 @@ def test_ndcg_retention_2x2_by_hand(logs):
 
 # ------------------------------------------------------------------ a real small run
 def test_small_quickstart_run_orderings(tmp_path):
-    from recoworld.runner import PopulationRun
+    from recoworld.runs.runner import PopulationRun
 
     scn = load_scenario("quickstart", {"users": {"n_users": 200}, "env": {"horizon_days": 5}})
     result = PopulationRun(scn, output=tmp_path / "run").run()

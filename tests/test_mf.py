@@ -10,7 +10,7 @@ import pytest
 
 from recoworld.agents import GreedyRelevance, UserView, make_recommender
 from recoworld.agents.mf import MatrixFactorization, implicit_als
-from recoworld.synthetic import SyntheticCatalogConfig, generate_catalog
+from recoworld.world.synthetic import SyntheticCatalogConfig, generate_catalog
 from recoworld.users.instructions import NO_TOPIC
 
 X, Y = 0, 1  # group A likes topic X and skips topic Y; group B the reverse

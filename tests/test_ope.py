@@ -6,7 +6,7 @@ import pytest
 
 from recoworld.evaluation import RunLogs
 from recoworld.evaluation.ope import ope_table
-from recoworld.runner import PopulationRun
+from recoworld.runs.runner import PopulationRun
 from recoworld.scenario import load_scenario
 
 
@@ -73,7 +73,7 @@ def test_estimators_by_hand():
     import numpy as np
     import pandas as pd
 
-    from recoworld.logs import RunManifest
+    from recoworld.runs.logs import RunManifest
 
     names = [f"user{k}" for k in range(50)]
     folds = pd.util.hash_array(np.array(names, dtype=object)) % 2

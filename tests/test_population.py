@@ -18,8 +18,8 @@ import yaml
 from recoworld.agents.baselines import GreedyRelevance
 from recoworld.agents.mf import MatrixFactorization
 from recoworld.evaluation.metrics import gini
-from recoworld.logs import ImpressionRecord, RunFolder, SessionRecord, read_table
-from recoworld.runner import PopulationRun, run_population
+from recoworld.runs.logs import ImpressionRecord, RunFolder, SessionRecord, read_table
+from recoworld.runs.runner import PopulationRun, run_population
 from recoworld.scenario import bundled_scenarios, deep_merge, load_scenario
 
 SMALL = {
@@ -319,7 +319,7 @@ def test_llm_creators_write_the_items_and_fall_back_when_the_model_fails(tmp_pat
 
 
 def test_users_extracted_from_an_interaction_log(tmp_path):
-    from recoworld.simulation import build_catalog
+    from recoworld.world.simulation import build_catalog
 
     scn = load_scenario(small(creators={"count": 0}))
     catalog = build_catalog(scn.catalog, scn.seed)

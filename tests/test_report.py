@@ -19,7 +19,7 @@ from test_cli import error_lines
 from recoworld.cli import app
 from recoworld.evaluation import RunLogs
 from recoworld.evaluation.report import NO_OPE, SECTIONS, ReportPaths, fmt, kind_of, write_report
-from recoworld.runner import PopulationRun
+from recoworld.runs.runner import PopulationRun
 from recoworld.scenario import load_scenario
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

@@ -18,7 +18,7 @@ from recoworld.agents import (
     make_recommender,
     rl,
 )
-from recoworld.runner import run_population
+from recoworld.runs.runner import run_population
 from recoworld.scenario import deep_merge, load_scenario
 
 CONFIG = rl.retention_config()  # 20 candidates, slates of 5, retention rewards

@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from recoworld.catalog import Catalog
-from recoworld.semantic_ids import SemanticIds, residual_kmeans, semantic_id_collisions
-from recoworld.synthetic import SyntheticCatalogConfig, generate_catalog
+from recoworld.world.catalog import Catalog
+from recoworld.world.semantic_ids import SemanticIds, residual_kmeans, semantic_id_collisions
+from recoworld.world.synthetic import SyntheticCatalogConfig, generate_catalog
 
 
 @pytest.fixture(scope="module")

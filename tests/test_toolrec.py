@@ -24,7 +24,7 @@ from recoworld.agents.toolrec import (
 )
 from recoworld.llm.base import LLMMalformedOutput
 from recoworld.llm.scripted import ScriptedModel
-from recoworld.runner import run_population
+from recoworld.runs.runner import run_population
 from recoworld.scenario import load_scenario
 
 SMALL = {"catalog": {"synthetic": {"n_items": 1500}}}

@@ -9,7 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from recoworld.scenario import load_scenario
-from recoworld.simulation import Simulation
+from recoworld.world.simulation import Simulation
 from recoworld.users import ParametricUserParams, PopulationSampler, SegmentConfig, Traits, UserProfile
 from recoworld.users.instructions import NO_TOPIC, InstructionIntent, compliance, familiar_topics, instruction_text
 
@@ -319,7 +319,7 @@ def test_only_users_with_a_voice_give_instructions():
 def test_mindset_snapshot_reflects_hidden_state_and_memory() -> None:
     """Simulation.mindset() reads the hidden state: satiation of the watched topic, recent items in order."""
     from recoworld.scenario import load_scenario
-    from recoworld.simulation import Simulation
+    from recoworld.world.simulation import Simulation
 
     scenario = load_scenario("quickstart", {"catalog": {"synthetic": {"n_items": 2000}}})
     sim = Simulation.sample(scenario, 1, np.random.default_rng(3))

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from recoworld.agents import make_recommender
-from recoworld.runner import run_population
+from recoworld.runs.runner import run_population
 from recoworld.scenario import load_scenario
 
 N_USERS = 2000

@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict, Field
 
-from recoworld.catalog import Catalog, unit_rows
+from recoworld.world.catalog import Catalog, unit_rows
 from recoworld.users.profile import Traits, UserProfile
 
 FEATURES = ("taste", "quality", "popularity", "satiation", "fatigue")
@@ -180,9 +180,9 @@ def calibrate_dataset(dataset: str | Path, items: str | Path | None = None, conf
                       seed: int = 0, embedding_dim: int = 64) -> Calibration:
     """Calibrate on a MovieLens folder, or on an interactions file with an ``items`` file (generic or
     KuaiRec-style, e.g. with a watch_ratio column); the catalog is built as a scenario would build it."""
-    from recoworld import loaders
+    from recoworld.world import loaders
     from recoworld.scenario import CatalogConfig
-    from recoworld.simulation import build_catalog
+    from recoworld.world.simulation import build_catalog
 
     dataset = Path(dataset)
     if dataset.is_dir():
@@ -358,7 +358,7 @@ def calibrate(interactions: pd.DataFrame, catalog: Catalog, config: CalibrationC
     base = float(y[train].mean())
     quality = (liked + 10 * base) / (seen + 10)  # Bayesian-average engagement rate
     quality = np.clip(0.5 + (quality - base), 0.0, 1.0)
-    from recoworld.catalog import popularity_percentile
+    from recoworld.world.catalog import popularity_percentile
 
     popularity = popularity_percentile(seen).astype(np.float64)
     popularity[seen == 0] = 0.0
@@ -500,7 +500,7 @@ def replay(frame: pd.DataFrame, catalog: Catalog, calibration: Calibration, scen
     """Serve each user's held-out interactions, in order and in slates of ``env.slate_size``, to the
     scenario's user backend (parametric, hybrid or LLM) with the calibrated tastes; compare what it does
     with what the real users did. ``frame`` is :func:`split_by_time` output with a ``y`` label column."""
-    from recoworld.simulation import Simulation
+    from recoworld.world.simulation import Simulation
     from recoworld.users.llm_user import make_user_backend
 
     test = frame[frame["test"] if part == "test" else ~frame["test"]]
@@ -582,8 +582,8 @@ GROUND_TRUTH = {"taste": 4.0, "satiation": -0.6, "fatigue": -0.08, "intercept": 
 def write_ground_truth(folder: Path, n_users: int = 300, sessions: int = 8, length: int = 15, seed: int = 0) -> None:
     """A MovieLens-layout folder (movies.csv, ratings.csv) whose ratings come from :data:`GROUND_TRUTH`:
     an engaged item is rated 5, another 2; sessions are a day apart, items a minute apart."""
-    from recoworld.loaders import load_movielens
-    from recoworld.synthetic import SyntheticCatalogConfig, generate_catalog
+    from recoworld.world.loaders import load_movielens
+    from recoworld.world.synthetic import SyntheticCatalogConfig, generate_catalog
 
     folder.mkdir(parents=True, exist_ok=True)
     synth = generate_catalog(SyntheticCatalogConfig(n_items=600, n_topics=8, n_creators=30), seed=seed)

@@ -23,9 +23,9 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from recoworld.catalog import Item
+from recoworld.world.catalog import Item
 from recoworld.llm.base import LanguageModel, LLMError, Message, Usage
-from recoworld.synthetic import SHORT_VIDEO_SCALE, TopicVocab, compose_texts, draw_text_choices, topic_vocabulary
+from recoworld.world.synthetic import SHORT_VIDEO_SCALE, TopicVocab, compose_texts, draw_text_choices, topic_vocabulary
 
 TITLE_CHARS, DESCRIPTION_CHARS, TAG_CHARS, MAX_TAGS = 100, 300, 30, 6
 _DEFAULT_REFERENCE = {"ctr": 0.2, "clicks": 2.0}

@@ -1,7 +1,7 @@
 """USP-style implicit profiles extracted from logged interaction histories.
 
 Two extractors turn an interaction frame (``user_id``, ``item_id``, ``timestamp`` and optionally
-``rating`` / ``click``; see :mod:`recoworld.loaders`) into :class:`UserProfile` objects:
+``rating`` / ``click``; see :mod:`recoworld.world.loaders`) into :class:`UserProfile` objects:
 
 * :func:`extract_profiles` — statistical and deterministic. Interests are the topic shares of the
   user's positive interactions, dislikes the topics they rate low, and the observable traits
@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
-from recoworld.catalog import Catalog, popularity_percentile
+from recoworld.world.catalog import Catalog, popularity_percentile
 from recoworld.llm.base import LanguageModel, LLMError, Message
 from recoworld.users.profile import Tone, Traits, UserProfile
 

@@ -35,7 +35,7 @@ ITEM_OUTPUTS = 9
 ACTION_LABELS = ("unseen", "skip", "click", "like", "comment", "share", "leave")
 A_UNSEEN, A_SKIP, A_CLICK, A_LIKE, A_COMMENT, A_SHARE, A_LEAVE = range(7)
 # columns of the per-user output; the first N_COMPONENTS are the reward components in
-# recoworld.rewards.COMPONENTS order
+# recoworld.world.rewards.COMPONENTS order
 (U_CLICKS, U_LIKES, U_SHARES, U_COMMENTS, U_WATCH_MINUTES, U_SKIPS, U_LEFT, U_RETURN, U_CHURN,
  U_LEFT_AT, U_COMPLIANCE, U_RESOLVED, U_IGNORED, U_EMITTED, U_RISK, U_ENDED, U_GAP, U_FINISHED, U_REWARD) = range(19)
 N_COMPONENTS = 9
@@ -586,7 +586,7 @@ def observe_kernel(
     rows, cands, day, session_step, cat_topic, cat_emb, cat_quality, cat_popularity, cat_log_duration, cat_created,
     consumed, est_taste, p_topics, p_stats, instr, env_scale, feats, user, topics_out, instruction,
 ):
-    """Fill the observation arrays (row i for user ``rows[i]``; see recoworld.observation for the layout).
+    """Fill the observation arrays (row i for user ``rows[i]``; see recoworld.world.observation for the layout).
 
     ``cands`` is the (B, M) candidate table of all users; ``env_scale`` = (max_slates_per_session,
     churn_window_days, horizon_days, slate_size).

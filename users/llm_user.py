@@ -24,7 +24,7 @@ from recoworld.users.parametric import ForcedDecisions
 
 if TYPE_CHECKING:
     from recoworld.scenario import Scenario
-    from recoworld.simulation import Simulation, StepOutcome
+    from recoworld.world.simulation import Simulation, StepOutcome
 
 Representation = Literal["text", "semantic_ids", "both"]
 ENGAGING = {"click": 0, "like": 1, "share": 2, "comment": 3}

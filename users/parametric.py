@@ -13,12 +13,12 @@ from typing import TYPE_CHECKING, Sequence
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from recoworld.catalog import Catalog
+from recoworld.world.catalog import Catalog
 from recoworld.users import kernels as K
 from recoworld.users.profile import TONES, UserProfile
 
 if TYPE_CHECKING:
-    from recoworld.platform import Clock, PlatformState
+    from recoworld.world.platform import Clock, PlatformState
 
 Index = np.ndarray | slice
 
@@ -315,11 +315,11 @@ class ParametricUserModel:
         """One world step for users ``idx``: they review their slates (catalog rows, (b, K)) in order;
         mindsets, the platform log and the clock update; ended sessions lead to a return or churn.
         Fresh candidates for the next decision are written to ``candidates``; with ``observation``
-        buffers (see recoworld.observation) the next observation is filled in too. ``decisions``
+        buffers (see recoworld.world.observation) the next observation is filled in too. ``decisions``
         carries the actions of users whose choices come from elsewhere (LLM users).
 
         ``env_vec`` = (max_slates_per_session, churn_window_days, horizon_days); ``reward_weights``
-        weigh the reward components (recoworld.rewards.COMPONENTS order).
+        weigh the reward components (recoworld.world.rewards.COMPONENTS order).
         """
         rows = user_rows(users, idx)
         slates = np.ascontiguousarray(slates, dtype=np.int64)

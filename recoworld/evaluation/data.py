@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from recoworld.logs import TABLES, RunFolder, RunManifest, read_table
+from recoworld.runs.logs import TABLES, RunFolder, RunManifest, read_table
 from recoworld.scenario import Scenario, load_scenario
 
 LARGE = ("impressions", "ope")  # kept dictionary-encoded (categoricals): millions of rows, a few thousand distinct values
@@ -101,8 +101,8 @@ class RunLogs:
         """Unit item embeddings by item id in ``arm``'s world, from the scenario's encoder (as the run computed them)."""
         world = self.world_of(arm)
         if world not in self._embeddings:
-            from recoworld.catalog import Item
-            from recoworld.simulation import build_catalog
+            from recoworld.world.catalog import Item
+            from recoworld.world.simulation import build_catalog
 
             cat = build_catalog(self.scenario.catalog, self.scenario.seed)
             new = self.published(arm)

@@ -28,7 +28,7 @@ import pandas as pd
 from recoworld import __version__
 from recoworld.evaluation import plots
 from recoworld.evaluation.data import RunLogs
-from recoworld.logs import atomic_write_bytes
+from recoworld.runs.logs import atomic_write_bytes
 
 TEMPLATES = Path(__file__).parent / "templates"
 

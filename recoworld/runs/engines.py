@@ -1,6 +1,6 @@
 """Where shard-days run: in this process (``local``) or as Ray tasks (``ray``).
 
-Both call :func:`recoworld.shard.run_shard_day` with the same arguments, so the same scenario
+Both call :func:`recoworld.runs.shard.run_shard_day` with the same arguments, so the same scenario
 and seed give the same logs on either engine.
 """
 
@@ -10,7 +10,7 @@ import copy
 from typing import Any, Sequence
 
 from recoworld.agents.baselines import BaseRecommender
-from recoworld.shard import ShardDay, own_arrays, run_shard_day
+from recoworld.runs.shard import ShardDay, own_arrays, run_shard_day
 
 Job = tuple[Any, ...]  # the arguments of run_shard_day
 

@@ -14,11 +14,11 @@ import numpy as np
 import pyarrow as pa
 
 from recoworld.agents.baselines import BaseRecommender
-from recoworld.catalog import Catalog
+from recoworld.world.catalog import Catalog
 from recoworld.llm.base import Usage
-from recoworld.logs import constant, dictionary
-from recoworld.rewards import COMPONENTS
-from recoworld.simulation import Simulation
+from recoworld.runs.logs import constant, dictionary
+from recoworld.world.rewards import COMPONENTS
+from recoworld.world.simulation import Simulation
 from recoworld.users import kernels as K
 
 TOTALS = (

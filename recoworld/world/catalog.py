@@ -10,7 +10,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 if TYPE_CHECKING:
-    from recoworld.embeddings import TextEncoder
+    from recoworld.world.embeddings import TextEncoder
 
 ITEM_COLUMNS: tuple[str, ...] = (
     "item_id",
@@ -165,7 +165,7 @@ class Catalog:
     @cached_property
     def embeddings(self) -> np.ndarray:
         """Unit-norm item embeddings (N, D), from the catalog's text encoder."""
-        from recoworld.embeddings import HashingEncoder
+        from recoworld.world.embeddings import HashingEncoder
 
         encoder = self._encoder or HashingEncoder()
         return unit_rows(encoder.encode(self.texts))
@@ -188,7 +188,7 @@ class Catalog:
         key = (levels, codebook_size, seed)
         cache = self.__dict__.setdefault("_semantic_ids", {})
         if key not in cache:
-            from recoworld.semantic_ids import residual_kmeans
+            from recoworld.world.semantic_ids import residual_kmeans
 
             cache[key] = residual_kmeans(self.embeddings, levels, codebook_size, seed).codes
         return cache[key]
@@ -235,7 +235,7 @@ class Catalog:
 
         new_emb = self.embeddings
         if items:
-            from recoworld.embeddings import HashingEncoder
+            from recoworld.world.embeddings import HashingEncoder
 
             encoder = self._encoder or HashingEncoder()
             texts = [it.text() for it in items]

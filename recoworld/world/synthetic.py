@@ -9,8 +9,8 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from recoworld.catalog import Catalog, popularity_percentile
-from recoworld.embeddings import TextEncoder
+from recoworld.world.catalog import Catalog, popularity_percentile
+from recoworld.world.embeddings import TextEncoder
 
 # topic -> (keywords for titles/descriptions, tags, median duration in seconds)
 TOPICS: dict[str, tuple[list[str], list[str], float]] = {

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from recoworld.catalog import Catalog
+from recoworld.world.catalog import Catalog
 from recoworld.users import kernels as K
 
 

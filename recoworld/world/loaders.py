@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from recoworld.catalog import REQUIRED_COLUMNS, Catalog, popularity_percentile, require_columns
+from recoworld.world.catalog import REQUIRED_COLUMNS, Catalog, popularity_percentile, require_columns
 
 if TYPE_CHECKING:
-    from recoworld.embeddings import TextEncoder
+    from recoworld.world.embeddings import TextEncoder
 
 MOVIE_DURATION_S = 6000.0
 QUALITY_PRIOR_WEIGHT = 10  # m of the Bayesian average: ratings a movie needs to outweigh the global mean

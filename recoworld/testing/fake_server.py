@@ -223,7 +223,7 @@ class FakeLLMServer:
 def main() -> None:
     """Serve ``DEFAULT_CONTENT`` with a fixed latency in this process until killed; prints the base URL.
 
-    ``python -m recoworld.llm.fake_server --latency 1.0`` (used by benchmarks/llm_calls.py so the
+    ``python -m recoworld.testing.fake_server --latency 1.0`` (used by benchmarks/llm_calls.py so the
     server does not share the client's interpreter).
     """
     import argparse

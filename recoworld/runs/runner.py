@@ -1,6 +1,6 @@
 """Population runs: worlds of users, creators and recommenders lived day by day, with durable logs.
 
-Each day, creators publish, then every user shard lives the day (``recoworld.shard``) on the
+Each day, creators publish, then every user shard lives the day (``recoworld.runs.shard``) on the
 chosen engine, then the recommenders merge what their shard copies learned and retrain on the
 logs every ``run.retrain_every`` days, and creators see their own items' feedback. With an
 output folder, each day ends with its Parquet files, the manifest and a checkpoint, so a killed
@@ -24,13 +24,13 @@ import pyarrow as pa
 import yaml
 
 from recoworld.agents.baselines import BaseRecommender
-from recoworld.catalog import Catalog, popularity_percentile
-from recoworld.engines import make_engine
+from recoworld.world.catalog import Catalog, popularity_percentile
+from recoworld.runs.engines import make_engine
 from recoworld.llm.base import Usage
-from recoworld.logs import RunFolder, RunManifest, read_table
+from recoworld.runs.logs import RunFolder, RunManifest, read_table
 from recoworld.scenario import Scenario
-from recoworld.shard import Shard, ShardDay
-from recoworld.simulation import Simulation, build_catalog
+from recoworld.runs.shard import Shard, ShardDay
+from recoworld.world.simulation import Simulation, build_catalog
 from recoworld.users.creators import CreatorPopulation, creator_feedback
 from recoworld.users.llm_user import make_user_backend
 from recoworld.users.profile import UserProfile
@@ -218,7 +218,7 @@ class _ExtractedPool:
     """Profiles extracted from an interaction log, drawn by density (users.logs.sampling)."""
 
     def __init__(self, scenario: Scenario, catalog: Catalog) -> None:
-        from recoworld import loaders
+        from recoworld.world import loaders
         from recoworld.users.extraction import extract_profiles
 
         cfg = scenario.users.logs

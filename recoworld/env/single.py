@@ -9,10 +9,10 @@ import numpy as np
 from gymnasium import spaces
 
 from recoworld.llm.base import Usage
-from recoworld.observation import observation_space, observe
-from recoworld.rewards import as_dict
+from recoworld.world.observation import observation_space, observe
+from recoworld.world.rewards import as_dict
 from recoworld.scenario import load_scenario
-from recoworld.simulation import Simulation, StepOutcome, build_catalog
+from recoworld.world.simulation import Simulation, StepOutcome, build_catalog
 from recoworld.users.kernels import ACTION_LABELS
 from recoworld.users.parametric import ParametricUserModel
 from recoworld.users.profile import UserProfile
@@ -28,7 +28,7 @@ def action_labels(out: StepOutcome, row: int = 0) -> list[str]:
 class RecoWorldEnv(gym.Env):
     """A recommender serves slates to one simulated user over days until churn or the horizon.
 
-    Observation: a Dict of Box arrays of what the platform can see (see ``recoworld.observation``).
+    Observation: a Dict of Box arrays of what the platform can see (see ``recoworld.world.observation``).
     Action: ``MultiDiscrete([M] * K)`` candidate positions, or with ``action_mode="topic"``
     ``MultiDiscrete([T] * K)`` topics, each slot filled by the in-topic ranker.
     Reward: weighted components, reported in ``info["rewards"]``.
@@ -61,7 +61,7 @@ class RecoWorldEnv(gym.Env):
         width = self.n_candidates if self.action_mode == "slate" else self.n_topics
         self.action_space = spaces.MultiDiscrete(np.full(self.slate_size, width, dtype=np.int64))
         self.observation_space = observation_space(self.n_candidates, self.n_topics)
-        from recoworld.runner import profile_source
+        from recoworld.runs.runner import profile_source
 
         self._sampler = profile_source(self.scenario, self.catalog)
         self._model = ParametricUserModel(self.scenario.user_model)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from gymnasium import spaces
 
-from recoworld.simulation import Simulation
+from recoworld.world.simulation import Simulation
 from recoworld.users import kernels as K
 from recoworld.users.parametric import Index, user_rows
 

@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
-from recoworld.catalog import Catalog
-from recoworld.platform import Clock, PlatformState
-from recoworld.rewards import COMPONENTS
+from recoworld.world.catalog import Catalog
+from recoworld.world.platform import Clock, PlatformState
+from recoworld.world.rewards import COMPONENTS
 from recoworld.scenario import CatalogConfig, Scenario, ScenarioError
 from recoworld.users import kernels as K
 from recoworld.users.instructions import NO_TOPIC, Instruction, InstructionIntent, instruction_text
@@ -37,16 +37,16 @@ def build_catalog(config: CatalogConfig, seed: int) -> Catalog:
 
 @lru_cache(maxsize=8)
 def _cached_catalog(config_json: str, seed: int) -> Catalog:
-    from recoworld.embeddings import make_encoder
+    from recoworld.world.embeddings import make_encoder
 
     cfg = CatalogConfig.model_validate(json.loads(config_json))
     enc = make_encoder(cfg.embedding.type, cfg.embedding.dim, seed, cfg.embedding.model)
     if cfg.source == "synthetic":
-        from recoworld.synthetic import generate_catalog
+        from recoworld.world.synthetic import generate_catalog
 
         catalog = generate_catalog(cfg.synthetic, seed=seed, encoder=enc)
     else:
-        from recoworld import loaders
+        from recoworld.world import loaders
 
         if cfg.path is None:
             raise ScenarioError(f"catalog.path: required for source '{cfg.source}'")
@@ -129,7 +129,7 @@ class Simulation:
         self._all_rows = np.arange(b)
         self._instructions: dict[int, tuple[tuple[int, ...], Instruction]] = {}
         self._words: dict[int, tuple[tuple[int, ...], str]] = {}  # instruction text written by an LLM
-        from recoworld.observation import observation_buffers, observe  # (observation imports this module)
+        from recoworld.world.observation import observation_buffers, observe  # (observation imports this module)
 
         self._observation_buffers = observation_buffers
         self._observe = observe
@@ -192,7 +192,7 @@ class Simulation:
         """Serve one slate (catalog rows, shape (b, K)) to each user in ``idx``.
 
         The users' next candidates are drawn in the same pass; with ``observe`` the outcome
-        carries their next observation (recoworld.observation layout, leading batch axis).
+        carries their next observation (recoworld.world.observation layout, leading batch axis).
         """
         obs = self._observation_buffers(self, len(slates)) if observe else None
         rows = self._rows(idx)
