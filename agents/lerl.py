@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from recoworld.agents.baselines import BaseRecommender
 from recoworld.agents.protocol import SlateChoice, UserView
 from recoworld.llm.base import LanguageModel, LLMError
+from recoworld.llm.text import DATA_RULE, quote
 from recoworld.world.observation import CANDIDATE_FEATURES
 from recoworld.users.instructions import NO_TOPIC
 
@@ -137,14 +138,14 @@ class LLMPlanner:
         lines = [
             f"Topics: {', '.join(names)}.",
             f"The user engaged most with: {', '.join(liked) or 'nothing yet'}.",
-            f"The user said: <<< {instruction} >>>" if instruction else "The user has not asked for anything.",
+            f"The user said: {quote(instruction, 300)}" if instruction else "The user has not asked for anything.",
         ]
         reflections = self.memory.sample(self.rng)
         if reflections:
             lines.append("Lessons from earlier sessions: " + " | ".join(reflections))
         lines.append(f"Pick at least {MIN_CATEGORIES} topics for the next slate, to keep the user coming back.")
         messages = [
-            {"role": "system", "content": "You plan a video recommender's next slate by choosing topics."},
+            {"role": "system", "content": f"You plan a video recommender's next slate by choosing topics. {DATA_RULE}"},
             {"role": "user", "content": "\n".join(lines)},
         ]
         self.calls += 1

@@ -1,15 +1,19 @@
-"""The recommender contract: what a recommender sees (UserView) and what it returns."""
+"""The recommender contract: what a recommender sees (UserView), what it returns (Recommendation,
+SlateChoice) and the full protocol the runs need (Recommender)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from recoworld.world.catalog import Catalog
 from recoworld.users.instructions import NO_TOPIC, Instruction
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @dataclass
@@ -78,8 +82,44 @@ class SlateChoice:
 
 @runtime_checkable
 class Recommender(Protocol):
-    """Anything that turns a view of one user into a recommendation."""
+    """Everything a population run, the env loop and off-policy evaluation ask of a recommender.
+
+    ``recoworld.agents.baselines.BaseRecommender`` implements it; a new recommender may subclass
+    it or implement these members itself."""
 
     name: str
+    needs_text: bool  # wants the users' instructions in words (UserView.instructions)
+    needs_observation: bool  # wants the RecoWorld-v0 observation arrays (UserView.observation)
 
-    def recommend(self, view: UserView) -> Recommendation: ...
+    def recommend(self, view: UserView) -> Recommendation:
+        """One user's slate (a view of one user), with optional words."""
+        ...
+
+    def slate(self, view: UserView) -> SlateChoice:
+        """Slates for a batch of users, with the propensity of each choice."""
+        ...
+
+    def inclusion(self, view: UserView) -> np.ndarray:
+        """(b, M) probability that each candidate would be in the slate (for off-policy estimates)."""
+        ...
+
+    def observe(self, view: UserView, positions: np.ndarray, clicks: np.ndarray, reviewed: np.ndarray) -> None:
+        """Feedback on the slates just served (b, K)."""
+        ...
+
+    def retrain(self, impressions: pd.DataFrame) -> None:
+        """Refit on the run's impression logs so far (every ``run.retrain_every`` days)."""
+        ...
+
+    @property
+    def learns_from_logs(self) -> bool:
+        """Whether :meth:`retrain` does anything (the runner keeps logs in memory only then)."""
+        ...
+
+    def reseed(self, key: Sequence[int]) -> None:
+        """Fresh random streams from ``key`` (each shard-day draws independently)."""
+        ...
+
+    def merge(self, copies: Sequence[Recommender]) -> None:
+        """Take in what copies learned while serving shards of users in parallel."""
+        ...

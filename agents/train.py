@@ -18,7 +18,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from recoworld.agents.rl import HELD_OUT_OFFSET, evaluate, retention_config, save, train
+from recoworld.agents.rl.envs import HELD_OUT_OFFSET, retention_config
+from recoworld.agents.rl.evaluation import evaluate
+from recoworld.agents.rl.training import save, train
 from recoworld.scenario import deep_merge
 
 BASELINES: tuple[str, ...] = ("random", "popular", "greedy", "mmr", "linucb")
@@ -44,7 +46,7 @@ def compare(
     ``out`` the model is saved there as an SB3 zip.
     """
     from recoworld.agents import make_recommender
-    from recoworld.agents.rl import _algo_class
+    from recoworld.agents.rl.training import _algo_class
 
     _algo_class(algo)  # an unusable algo (dqn) fails here, before anything runs
     config = deep_merge(retention_config(), overrides or {})
@@ -117,7 +119,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--set", dest="set_", action="append", default=[], help="config override key.path=value")
     parser.add_argument("--json", type=Path, default=None, help="write the results (with per-user values) here")
     args = parser.parse_args(argv)
-    from recoworld.cli import parse_overrides
+    from recoworld.scenario import parse_overrides
 
     try:
         report = compare(

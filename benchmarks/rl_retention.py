@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from recoworld.agents.rl import PPO_DEFAULTS
+from recoworld.agents.rl.training import PPO_DEFAULTS
 from recoworld.agents.train import compare, format_table
 
 BASELINES = ("random", "popular", "greedy", "mmr", "linucb", "instruction_following")

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any, Optional
 
 import typer
-import yaml
 from rich import box
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -49,27 +48,6 @@ def fail(message: str) -> typer.Exit:
     return typer.Exit(code=2)
 
 
-def parse_overrides(pairs: list[str]) -> dict[str, Any]:
-    """``["env.slate_size=5", ...]`` → ``{"env": {"slate_size": 5}}``; values are parsed as YAML."""
-    out: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, raw = pair.partition("=")
-        parts = key.strip().split(".")
-        if not sep or not all(parts):
-            raise ValueError(f"--set '{pair}': expected key.path=value")
-        try:
-            value = yaml.safe_load(raw) if raw.strip() else raw
-        except yaml.YAMLError:
-            raise ValueError(f"--set '{pair}': value is not valid YAML") from None
-        node = out
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict):
-                raise ValueError(f"--set '{pair}': '{part}' was already set to a value")
-        node[parts[-1]] = value
-    return out
-
-
 def _fmt(value: float, spec: str) -> str:
     return "–" if isinstance(value, float) and math.isnan(value) else spec.format(value)
 
@@ -89,7 +67,7 @@ def run(
 ) -> None:
     """Simulate SCENARIO day by day; every arm's logs go to the run folder as Parquet per day, then the report."""
     from recoworld.runs.runner import PopulationRun
-    from recoworld.scenario import load_scenario
+    from recoworld.scenario import load_scenario, parse_overrides
 
     try:
         overrides = parse_overrides(set_)
@@ -213,6 +191,7 @@ def train(
     """Train an RL recommender for retention (needs the rl extra) and compare it with baselines on held-out users."""
     try:
         from recoworld.agents.train import compare, format_table
+        from recoworld.scenario import parse_overrides
 
         report = compare(timesteps, algo, users, out, scenario, parse_overrides(set_), seed, [b for b in baselines.split(",") if b])
     except ImportError as exc:

@@ -169,14 +169,18 @@ def _same_catalog(a: "CatalogConfig", b: "CatalogConfig") -> bool:
 
 
 def check_specs(specs: list[RecommenderSpec]) -> list[RecommenderSpec]:
-    """Every name registered, every arm label used once."""
-    from recoworld.agents.registry import known_recommenders
+    """Every name registered, its params valid for it, every arm label used once."""
+    from recoworld.agents.registry import known_recommenders, validate_params
 
     known = known_recommenders()
     seen: set[str] = set()
     for i, spec in enumerate(specs):
         if spec.name not in known:
             raise ValueError(f"{i}.name: unknown recommender '{spec.name}' (known: {', '.join(sorted(known))})")
+        try:
+            validate_params(spec.name, spec.params)
+        except ValueError as exc:
+            raise ValueError(f"{i}.{exc}") from None
         if spec.label in seen:
             raise ValueError(f"{i}.arm: arm '{spec.label}' appears twice; give each an 'arm' label")
         seen.add(spec.label)
@@ -275,6 +279,27 @@ def deep_merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any
             out[key] = deep_merge(out[key], value)
         else:
             out[key] = copy.deepcopy(value)
+    return out
+
+
+def parse_overrides(pairs: list[str]) -> dict[str, Any]:
+    """``["env.slate_size=5", ...]`` → ``{"env": {"slate_size": 5}}``; values are parsed as YAML."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        parts = key.strip().split(".")
+        if not sep or not all(parts):
+            raise ValueError(f"--set '{pair}': expected key.path=value")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else raw
+        except yaml.YAMLError:
+            raise ValueError(f"--set '{pair}': value is not valid YAML") from None
+        node = out
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ValueError(f"--set '{pair}': '{part}' was already set to a value")
+        node[parts[-1]] = value
     return out
 
 

@@ -1,9 +1,20 @@
 """Shared pytest fixtures."""
 
-
-# --- LLM layer: a local OpenAI-compatible server (recoworld.testing.fake_server) -----------------
+import sys
 
 import pytest
+
+# --- CPU: torch on one thread (small networks; two threads fight the env for 2 cores) ---------
+
+
+def pytest_runtest_setup(item):
+    """torch, once any test module has imported it, runs on one thread (before the test's fixtures)."""
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.get_num_threads() != 1:
+        torch.set_num_threads(1)
+
+
+# --- LLM layer: a local OpenAI-compatible server (recoworld.testing.fake_server) -----------------
 
 
 @pytest.fixture

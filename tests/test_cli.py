@@ -8,7 +8,8 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from recoworld.cli import app, parse_overrides
+from recoworld.cli import app
+from recoworld.scenario import parse_overrides
 from recoworld.scenario import load_scenario
 
 SMALL = ["--users", "30", "--days", "3"]

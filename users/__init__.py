@@ -1,28 +1,35 @@
-"""Who lives in the world: profiles, population sampling, mindsets and user simulators."""
+"""Who lives in the world (import: ``recoworld.users``).
 
-from recoworld.users.diverse import density, profile_vectors, sample_population
-from recoworld.users.extraction import extract_profiles, extract_profiles_llm
-from recoworld.users.instructions import Instruction, InstructionIntent
-from recoworld.users.mindset import MemoryEntry, Mindset
-from recoworld.users.parametric import ParametricUserModel, ParametricUserParams, UserBatch
-from recoworld.users.profile import Traits, UserProfile
-from recoworld.users.sampler import PopulationSampler, SegmentConfig
+What lives here: profiles (``profile``), population sampling (``sampler``, ``diverse``), the
+hidden mindset (``mindset``), reflective instructions (``instructions``), the parametric user
+model and its compiled part of the step (``parametric``, ``kernels``), LLM and hybrid users
+(``llm_user``), CreAgent creators (``creators``), profile extraction from logs (``extraction``)
+and calibration against logged data (``calibration``).
 
-__all__ = [
-    "density",
-    "extract_profiles",
-    "extract_profiles_llm",
-    "profile_vectors",
-    "sample_population",
-    "Instruction",
-    "InstructionIntent",
-    "MemoryEntry",
-    "Mindset",
-    "ParametricUserModel",
-    "ParametricUserParams",
-    "PopulationSampler",
-    "SegmentConfig",
-    "Traits",
-    "UserBatch",
-    "UserProfile",
-]
+May import: numpy, numba, pydantic, ``recoworld.llm`` and ``recoworld.world.catalog`` /
+``recoworld.world.platform`` types; never ``recoworld.runs``, ``recoworld.env`` or
+``recoworld.agents`` at module level. Names below are re-exported lazily.
+"""
+
+from recoworld.lazy import lazy_exports
+
+_EXPORTS = {
+    "density": "diverse",
+    "profile_vectors": "diverse",
+    "sample_population": "diverse",
+    "extract_profiles": "extraction",
+    "extract_profiles_llm": "extraction",
+    "Instruction": "instructions",
+    "InstructionIntent": "instructions",
+    "MemoryEntry": "mindset",
+    "Mindset": "mindset",
+    "ParametricUserModel": "parametric",
+    "ParametricUserParams": "parametric",
+    "UserBatch": "parametric",
+    "Traits": "profile",
+    "UserProfile": "profile",
+    "PopulationSampler": "sampler",
+    "SegmentConfig": "sampler",
+}
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -28,6 +28,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict, Field
 
+from recoworld.evaluation.stats import auc, jensen_shannon
+
 from recoworld.world.catalog import Catalog, unit_rows
 from recoworld.users.profile import Traits, UserProfile
 
@@ -309,16 +311,6 @@ def predict(x: np.ndarray, beta: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-(x @ beta[:-1] + beta[-1])))
 
 
-def auc(y: np.ndarray, score: np.ndarray) -> float:
-    """Area under the ROC curve (rank formulation, ties averaged)."""
-    pos = y > 0
-    n_pos, n_neg = int(pos.sum()), int((~pos).sum())
-    if n_pos == 0 or n_neg == 0:
-        return float("nan")
-    ranks = pd.Series(score).rank(method="average").to_numpy()
-    return float((ranks[pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
-
-
 def log_loss(y: np.ndarray, p: np.ndarray) -> float:
     p = np.clip(p, 1e-6, 1 - 1e-6)
     return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
@@ -478,19 +470,6 @@ def _platt(score: np.ndarray, y: np.ndarray, train: np.ndarray) -> np.ndarray:
 
 
 # ------------------------------------------------------------------ replaying held-out slates
-def jensen_shannon(p: np.ndarray, q: np.ndarray) -> float:
-    """JSD in bits (0 = same distribution, 1 = disjoint) of two histograms over the same bins."""
-    p = np.asarray(p, dtype=np.float64) / max(np.sum(p), 1e-12)
-    q = np.asarray(q, dtype=np.float64) / max(np.sum(q), 1e-12)
-    m = (p + q) / 2
-
-    def kl(a: np.ndarray) -> float:
-        mask = a > 0
-        return float(np.sum(a[mask] * np.log2(a[mask] / m[mask])))
-
-    return float(np.clip((kl(p) + kl(q)) / 2, 0.0, 1.0))
-
-
 def _histogram(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
     return np.histogram(np.clip(values, edges[0], edges[-1] - 1e-9), bins=edges)[0]
 

@@ -13,12 +13,14 @@ from typing import TYPE_CHECKING, Sequence
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from recoworld.world.catalog import Catalog
+from recoworld.llm.base import Usage
 from recoworld.users import kernels as K
+from recoworld.world.catalog import Catalog
 from recoworld.users.profile import TONES, UserProfile
 
 if TYPE_CHECKING:
     from recoworld.world.platform import Clock, PlatformState
+    from recoworld.world.simulation import Simulation, StepOutcome
 
 Index = np.ndarray | slice
 
@@ -287,6 +289,27 @@ class SlateEffects:
 def user_rows(users: UserBatch, idx: Index) -> np.ndarray:
     """The batch rows that ``idx`` selects, as an index array."""
     return np.arange(len(users))[idx] if isinstance(idx, slice) else np.asarray(idx, dtype=np.int64)
+
+
+class ParametricUserBackend:
+    """Parametric users as a :class:`~recoworld.users.protocol.UserBackend`: the compiled model
+    decides everything, so ``decide`` returns None and nothing is ever called or spent."""
+
+    kind = "parametric"
+    exhausted = False
+
+    @property
+    def usage(self) -> Usage:
+        return Usage()
+
+    def decide(self, sim: "Simulation", rows: np.ndarray, slates: np.ndarray) -> None:
+        return None
+
+    def after_step(self, sim: "Simulation", rows: np.ndarray, slates: np.ndarray, outcome: "StepOutcome") -> None:
+        return None
+
+    def fallbacks(self, n: int) -> np.ndarray:
+        return np.zeros(n, dtype=bool)
 
 
 class ParametricUserModel:

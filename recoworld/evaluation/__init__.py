@@ -1,6 +1,16 @@
-"""Offline evaluation from run logs: metrics, arm comparisons with bootstrap intervals, off-policy
-estimates and the HTML / Markdown / JSON report."""
+"""Offline evaluation from run logs (import: ``recoworld.evaluation``).
 
-from recoworld.evaluation.data import RunLogs
+What lives here: reading a run folder (``data.RunLogs``), metrics, arm comparisons with bootstrap
+intervals (``compare``), off-policy estimates (``ope``), plots and the HTML / Markdown / JSON
+report (``report``).
 
-__all__ = ["RunLogs"]
+May import: ``recoworld.runs.logs`` (the log schema), ``recoworld.scenario``, ``recoworld.world``
+(catalog), pandas, matplotlib, jinja2; never the runner or the env. Names below are re-exported
+lazily.
+"""
+
+from recoworld.lazy import lazy_exports
+
+_EXPORTS = {"RunLogs": "data"}
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

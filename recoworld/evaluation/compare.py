@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from recoworld.evaluation.metrics import user_table
+from recoworld.evaluation.stats import percentile_interval, resampled_means
 
 if TYPE_CHECKING:
     from recoworld.evaluation.data import RunLogs
@@ -41,7 +42,6 @@ PHRASES = {
     "compliance": ("follows instructions {x} more closely than", "follows instructions {x} less closely than"),
     "instructions": ("draws {x} more instructions per user than", "draws {x} fewer instructions per user than"),
 }
-_CHUNK = 4_000_000  # resampled values held at once
 
 
 def _fmt(value: float) -> str:
@@ -50,17 +50,6 @@ def _fmt(value: float) -> str:
         return "n/a"
     text = f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.3g}"
     return text.replace("-", "−")
-
-
-def _boot_means(x: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndarray:
-    """Means of ``n_boot`` resamples (with replacement, same size) of ``x``, drawn in blocks of rows."""
-    n = x.size
-    out = np.empty(n_boot)
-    block = max(1, _CHUNK // max(n, 1))
-    for lo in range(0, n_boot, block):  # a loop over blocks of resamples, not over users
-        hi = min(n_boot, lo + block)
-        out[lo:hi] = x[rng.integers(0, n, size=(hi - lo, n))].mean(axis=1)
-    return out
 
 
 def _statement(arm: str, baseline: str, metric: str, diff: float, low: float, high: float, level: float,
@@ -108,7 +97,6 @@ def bootstrap_compare(
     values = users[["arm", "user", metric]].copy()
     values[metric] = pd.to_numeric(values[metric], errors="coerce").astype(np.float64)
     base = values[values["arm"] == baseline].set_index("user")[metric]
-    q = [(1 - level) / 2, (1 + level) / 2]
     rows = []
     for arm in arms:
         if arm == baseline:
@@ -119,14 +107,14 @@ def bootstrap_compare(
         if pair:
             both = pd.concat([mine.rename("a"), base.rename("b")], axis=1, join="inner").dropna()
             a, b = both["a"].to_numpy(), both["b"].to_numpy()
-            boots = _boot_means(a - b, n_boot, rng) if a.size else np.full(n_boot, np.nan)
+            boots = resampled_means(a - b, n_boot, rng) if a.size else np.full(n_boot, np.nan)
         else:
             a, b = mine.dropna().to_numpy(), base.dropna().to_numpy()
-            boots = _boot_means(a, n_boot, rng) - _boot_means(b, n_boot, rng) if a.size and b.size else np.full(n_boot, np.nan)
+            boots = resampled_means(a, n_boot, rng) - resampled_means(b, n_boot, rng) if a.size and b.size else np.full(n_boot, np.nan)
         value = float(a.mean()) if a.size else float("nan")
         base_value = float(b.mean()) if b.size else float("nan")
         diff = value - base_value
-        low, high = (float(v) for v in np.quantile(boots, q)) if np.isfinite(boots).all() else (float("nan"),) * 2
+        low, high = (float(v) for v in percentile_interval(boots, level)) if np.isfinite(boots).all() else (float("nan"),) * 2
         significant = bool(low > 0 or high < 0)
         better = (diff < 0) if metric in LOWER_IS_BETTER else (diff > 0)
         rows.append({

@@ -18,11 +18,12 @@ Terms used throughout:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from statistics import NormalDist
 from typing import TYPE_CHECKING, Callable, Literal, TypeVar
 
 import numpy as np
 import pandas as pd
+
+from recoworld.evaluation.stats import km_curves
 
 if TYPE_CHECKING:
     from recoworld.evaluation.data import RunLogs
@@ -77,39 +78,6 @@ def slate_ndcg(slate: np.ndarray, position: np.ndarray, gain: np.ndarray, n_slat
     end1 = end2 + by_gain[:, 1]
     idcg = 3 * prefix[end3] + 2 * (prefix[end2] - prefix[end3]) + (prefix[end1] - prefix[end2])
     return np.divide(dcg, idcg, out=np.zeros(n_slates), where=idcg > 0)
-
-
-def _km_curves(durations: np.ndarray, events: np.ndarray, group: np.ndarray, n_groups: int, horizon: int,
-               level: float = 0.95) -> dict[str, np.ndarray]:
-    """Kaplan–Meier survival per group on days 0..horizon (arrays of shape (n_groups, horizon + 1)).
-
-    ``S(t) = Π_{s≤t} (1 − d_s / n_s)`` with ``d_s`` churns at day s and ``n_s`` users whose duration is at
-    least s (a user censored at s is still at risk at s); Greenwood variance ``Σ d/(n(n−d))`` with a
-    log-log interval; survival is NaN on days where nobody is at risk.
-    """
-    width = horizon + 1
-    d = np.clip(np.asarray(durations, dtype=np.int64), 0, horizon)
-    cell = np.asarray(group, dtype=np.int64) * width + d
-    deaths = np.bincount(cell, np.asarray(events, dtype=np.float64), n_groups * width).reshape(n_groups, width)
-    leaving = np.bincount(cell, minlength=n_groups * width).reshape(n_groups, width)
-    at_risk = np.cumsum(leaving[:, ::-1], axis=1)[:, ::-1]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        hazard = np.where(at_risk > 0, deaths / np.maximum(at_risk, 1), 0.0)
-        surv = np.cumprod(1.0 - hazard, axis=1)
-        step = np.where(at_risk > deaths, deaths / (at_risk * (at_risk - deaths)), np.where(deaths > 0, np.inf, 0.0))
-        var = np.cumsum(step, axis=1)
-        z = NormalDist().inv_cdf(0.5 + level / 2)
-        log_s = np.log(surv)
-        se = np.sqrt(var) / np.abs(log_s)
-        low = np.where((surv > 0) & (surv < 1), surv ** np.exp(z * se), surv)
-        high = np.where((surv > 0) & (surv < 1), surv ** np.exp(-z * se), surv)
-    missing = at_risk == 0
-    return {
-        "survival": np.where(missing, np.nan, surv),
-        "ci_low": np.where(missing, np.nan, np.clip(np.nan_to_num(low, nan=0.0), 0, 1)),
-        "ci_high": np.where(missing, np.nan, np.clip(np.nan_to_num(high, nan=1.0), 0, 1)),
-        "at_risk": at_risk,
-    }
 
 
 # ------------------------------------------------------------------ impressions encoded once per RunLogs
@@ -310,7 +278,7 @@ def _km_frame(logs: RunLogs, users: pd.DataFrame, level: float = 0.95) -> pd.Dat
     horizon = logs.manifest.days_completed
     group = pd.Index(arms).get_indexer(users["arm"])
     ok = group >= 0
-    km = _km_curves(users["survival_days"].to_numpy()[ok], users["event"].to_numpy()[ok], group[ok], len(arms), horizon, level)
+    km = km_curves(users["survival_days"].to_numpy()[ok], users["event"].to_numpy()[ok], group[ok], len(arms), horizon, level)
     width = horizon + 1
     return pd.DataFrame({
         "arm": np.repeat(np.asarray(arms, dtype=object), width), "day": np.tile(np.arange(width), len(arms)),

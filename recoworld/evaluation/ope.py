@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from recoworld.evaluation.data import RunLogs
+from recoworld.evaluation.stats import percentile_interval, resampled_sums
 
 SLATE = ["arm", "user", "day", "step"]
 ESTIMATORS = ("IPS", "SNIPS", "DR")
@@ -43,15 +44,12 @@ def _item_rates(frame: pd.DataFrame, reward: str, shrink: float) -> tuple[pd.Dat
 def _bootstrap(per_user: pd.DataFrame, n_boot: int, seed: int, k: int, level: float) -> dict[str, tuple[float, float, float]]:
     """Point estimates and percentile intervals of the three estimators from per-user sums."""
     cols = per_user[["ips", "w", "dr", "n"]].to_numpy(dtype=np.float64)
-    rng = np.random.default_rng(seed)
-    counts = rng.multinomial(len(cols), np.full(len(cols), 1.0 / len(cols)), size=n_boot)  # (B, users)
-    sums = counts @ cols  # (B, 4)
+    sums = resampled_sums(cols, n_boot, np.random.default_rng(seed))  # (B, 4)
     point = cols.sum(0)
-    alpha = (1.0 - level) / 2
     out = {}
     for name, (num, den, scale) in {"IPS": (0, 3, 1.0), "SNIPS": (0, 1, float(k)), "DR": (2, 3, 1.0)}.items():
         boot = scale * sums[:, num] / np.maximum(sums[:, den], 1e-12)
-        lo, hi = np.quantile(boot, [alpha, 1 - alpha])
+        lo, hi = percentile_interval(boot, level)
         out[name] = (scale * point[num] / max(point[den], 1e-12), float(lo), float(hi))
     return out
 

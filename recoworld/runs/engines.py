@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 from typing import Any, Sequence
 
-from recoworld.agents.baselines import BaseRecommender
+from recoworld.agents.protocol import Recommender
 from recoworld.runs.shard import ShardDay, own_arrays, run_shard_day
 
 Job = tuple[Any, ...]  # the arguments of run_shard_day
@@ -20,7 +20,7 @@ class LocalEngine:
 
     name = "local"
 
-    def recommenders_for(self, recommenders: dict[int, BaseRecommender], n_shards: int) -> dict[int, BaseRecommender]:
+    def recommenders_for(self, recommenders: dict[int, Recommender], n_shards: int) -> dict[int, Recommender]:
         """What a shard serves with: the recommenders themselves when there is one shard, else copies."""
         return recommenders if n_shards == 1 else copy.deepcopy(recommenders)
 
@@ -43,7 +43,7 @@ class RayEngine:
         self._ray = ray
         self._task = ray.remote(_writable_shard_day)
 
-    def recommenders_for(self, recommenders: dict[int, BaseRecommender], n_shards: int) -> dict[int, BaseRecommender]:
+    def recommenders_for(self, recommenders: dict[int, Recommender], n_shards: int) -> dict[int, Recommender]:
         return recommenders  # serialised for each task: every shard gets its own copy
 
     def run_shard_days(self, jobs: Sequence[Job], groups: Sequence[int]) -> list[ShardDay]:

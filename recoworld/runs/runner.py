@@ -23,7 +23,7 @@ import pandas as pd
 import pyarrow as pa
 import yaml
 
-from recoworld.agents.baselines import BaseRecommender
+from recoworld.agents.protocol import Recommender
 from recoworld.world.catalog import Catalog, popularity_percentile
 from recoworld.runs.engines import make_engine
 from recoworld.llm.base import Usage
@@ -33,7 +33,9 @@ from recoworld.runs.shard import Shard, ShardDay
 from recoworld.world.simulation import Simulation, build_catalog
 from recoworld.users.creators import CreatorPopulation, creator_feedback
 from recoworld.users.llm_user import make_user_backend
+from recoworld.users.parametric import ParametricUserBackend
 from recoworld.users.profile import UserProfile
+from recoworld.users.protocol import UserBackend
 
 if TYPE_CHECKING:
     from recoworld.llm.base import LanguageModel
@@ -84,7 +86,7 @@ class World:
     catalog: Catalog
     creators: CreatorPopulation | None
     shards: list[Shard]
-    recommenders: dict[int, BaseRecommender]
+    recommenders: dict[int, Recommender]
     item_impressions: np.ndarray
     item_clicks: np.ndarray
     prior_clicks: np.ndarray  # pseudo-clicks of the items there were at day 0
@@ -153,7 +155,7 @@ def _language_models(obj: object, path: str = "", out: dict[str, object] | None 
     return out
 
 
-def _pickle_recommenders(recs: list[dict[int, BaseRecommender]]) -> bytes:
+def _pickle_recommenders(recs: list[dict[int, Recommender]]) -> bytes:
     """Recommenders with their language models left out by reference (clients and caches are not state)."""
     paths = {id(model): path for path, model in _language_models(recs).items()}
 
@@ -169,7 +171,7 @@ def _pickle_recommenders(recs: list[dict[int, BaseRecommender]]) -> bytes:
     return out.getvalue()
 
 
-def _unpickle_recommenders(blob: bytes, fresh: list[dict[int, BaseRecommender]]) -> list[dict[int, BaseRecommender]]:
+def _unpickle_recommenders(blob: bytes, fresh: list[dict[int, Recommender]]) -> list[dict[int, Recommender]]:
     """Restore :func:`_pickle_recommenders` output, taking language models from freshly built recommenders."""
     models = _language_models(fresh)
 
@@ -253,7 +255,7 @@ class PopulationRun:
     def __init__(
         self,
         scenario: Scenario,
-        recommenders: Sequence[BaseRecommender] | None = None,
+        recommenders: Sequence[Recommender] | None = None,
         *,
         catalog: Catalog | None = None,
         output: str | Path | None = None,
@@ -277,13 +279,13 @@ class PopulationRun:
             self._model = build_language_model(scenario.llm, inner=language_model)
 
     # ------------------------------------------------------------------ setup
-    def _targets(self) -> list[BaseRecommender]:
+    def _targets(self) -> list[Recommender]:
         """Fresh off-policy targets (run.ope_targets); they sit in each world under keys -1, -2, ..."""
         from recoworld.agents.registry import make_recommender
 
         return [make_recommender(s.name, s.params, self.seed) for s in self.scenario.run.ope_targets]
 
-    def _arms(self) -> tuple[list[str], list[BaseRecommender]]:
+    def _arms(self) -> tuple[list[str], list[Recommender]]:
         if self._given is not None:
             names: list[str] = []
             for rec in self._given:
@@ -296,8 +298,10 @@ class PopulationRun:
             raise ValueError("recommenders: the scenario lists none")
         return [s.label for s in specs], [make_recommender(s.name, s.params, self.seed) for s in specs]
 
-    def _backend(self):
-        return make_user_backend(self.scenario, self._model) if self._model is not None and self.scenario.users.backend != "parametric" else None
+    def _backend(self) -> UserBackend:
+        if self._model is None:  # parametric users (a model is built whenever users or creators need one)
+            return ParametricUserBackend()
+        return make_user_backend(self.scenario, self._model)
 
     def _fresh_state(self) -> RunState:
         scn, seed = self.scenario, self.seed
@@ -388,7 +392,7 @@ class PopulationRun:
             for day in range(state.next_day, days):
                 tables = self._live_day(state, day, retrain_logs)
                 state.next_day = day + 1
-                if any(s.sim.backend is not None and s.sim.backend.exhausted for w in state.worlds for s in w.shards):
+                if any(s.sim.backend.exhausted for w in state.worlds for s in w.shards):
                     state.stopped = f"the LLM budget ran out on day {day}"
                 last = state.next_day == days or bool(state.stopped)
                 self._commit(state, day, tables, last)
@@ -571,7 +575,7 @@ def _users_table(profiles: Sequence[UserProfile]) -> pa.Table:
 
 def run_population(
     scenario: Scenario,
-    recommender: BaseRecommender,
+    recommender: Recommender,
     n_users: int | None = None,
     seed: int | None = None,
     catalog: Catalog | None = None,

@@ -13,7 +13,7 @@ from typing import Sequence
 import numpy as np
 import pyarrow as pa
 
-from recoworld.agents.baselines import BaseRecommender
+from recoworld.agents.protocol import Recommender
 from recoworld.world.catalog import Catalog
 from recoworld.llm.base import Usage
 from recoworld.runs.logs import constant, dictionary
@@ -58,7 +58,7 @@ class ShardDay:
     """What one shard-day produced."""
 
     shard: Shard
-    recommenders: dict[int, BaseRecommender]
+    recommenders: dict[int, Recommender]
     impressions: pa.Table
     sessions: pa.Table
     ope: pa.Table | None  # off-policy target probabilities (None without targets)
@@ -99,7 +99,7 @@ class _Impressions:
 
 def run_shard_day(
     shard: Shard,
-    recommenders: dict[int, BaseRecommender],
+    recommenders: dict[int, Recommender],
     catalog: Catalog,
     day: int,
     run: str,
@@ -116,7 +116,7 @@ def run_shard_day(
     ope: dict[str, list[np.ndarray]] = {}
     n, k = len(sim), sim.env.slate_size
     weights = sim.weights[ITEM_COMPONENTS].astype(np.float32)
-    usage_before = sim.backend.model.total if sim.backend is not None else Usage()
+    usage_before = sim.backend.usage
     acc = {name: np.zeros(n) for name in _SESSION_SUMS}
     sessions: dict[str, list[np.ndarray]] = {}
     log = _Impressions(n)
@@ -144,9 +144,7 @@ def run_shard_day(
             rec.observe(view, choice.positions, resp.click, resp.reviewed)
             for target in targets.values():
                 target.observe(view, choice.positions, resp.click, resp.reviewed)
-            fallback = np.zeros(len(r), dtype=bool)
-            if sim.backend is not None:
-                fallback = np.array([x.fallback for x in sim.backend.last_records], dtype=bool)
+            fallback = sim.backend.fallbacks(len(r))
             rec_fallback = choice.fallback if choice.fallback is not None else np.zeros(len(r), dtype=bool)
 
             items = resp.items
@@ -197,7 +195,7 @@ def run_shard_day(
             still.append(r[~ended])
         rows = np.sort(np.concatenate(still)) if still else rows[:0]
 
-    usage = sim.backend.model.total - usage_before if sim.backend is not None else Usage()
+    usage = sim.backend.usage - usage_before
     return ShardDay(
         shard=shard,
         recommenders=recommenders,
@@ -210,7 +208,7 @@ def run_shard_day(
     )
 
 
-def _log_target(ope: dict[str, list[np.ndarray]], target: BaseRecommender, t: int, view, choice, arm: int,
+def _log_target(ope: dict[str, list[np.ndarray]], target: Recommender, t: int, view, choice, arm: int,
                 rows: np.ndarray, step_no: np.ndarray) -> None:
     """What off-policy target ``t`` would have done on this view: its probability of including each logged
     item (kind 0) and every candidate it would include with non-zero probability (kind 1)."""

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 from gymnasium import spaces
 
-from recoworld.world.simulation import Simulation
 from recoworld.users import kernels as K
 from recoworld.users.parametric import Index, user_rows
+
+if TYPE_CHECKING:
+    from recoworld.world.simulation import Simulation
 
 CANDIDATE_FEATURES: tuple[str, ...] = (
     "quality",

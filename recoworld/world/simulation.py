@@ -16,15 +16,13 @@ from recoworld.scenario import CatalogConfig, Scenario, ScenarioError
 from recoworld.users import kernels as K
 from recoworld.users.instructions import NO_TOPIC, Instruction, InstructionIntent, instruction_text
 from recoworld.users.mindset import MemoryEntry, Mindset
-from recoworld.users.parametric import ForcedDecisions, Index, ParametricUserModel, SlateEffects, SlateResponse, UserBatch, user_rows
+from recoworld.users.parametric import ForcedDecisions, Index, ParametricUserBackend, ParametricUserModel, SlateEffects, SlateResponse, UserBatch, user_rows
 from recoworld.users.profile import TONES, UserProfile
+from recoworld.users.protocol import UserBackend
 from recoworld.users.sampler import PopulationSampler
 
 if TYPE_CHECKING:
     from recoworld.agents.protocol import UserView
-    from recoworld.users.llm_user import HybridUserBackend, LLMUserBackend
-
-    UserBackend = LLMUserBackend | HybridUserBackend
 
 # the kernel writes the reward components in COMPONENTS order
 assert K.N_COMPONENTS == len(COMPONENTS), "kernels.N_COMPONENTS must match rewards.COMPONENTS"
@@ -103,7 +101,7 @@ class Simulation:
         profiles: Sequence[UserProfile],
         rng: np.random.Generator,
         model: ParametricUserModel | None = None,
-        backend: "UserBackend | None" = None,
+        backend: UserBackend | None = None,
     ) -> None:
         self.scenario = scenario
         self.env = scenario.env
@@ -112,7 +110,7 @@ class Simulation:
         self.user_ids = np.array([p.user_id for p in self.profiles], dtype=object)
         self.rng = rng
         self.model = model or ParametricUserModel(scenario.user_model)
-        self.backend = backend  # LLM or hybrid users; None = parametric
+        self.backend: UserBackend = backend if backend is not None else ParametricUserBackend()
         self.users = UserBatch.from_profiles(self.profiles, catalog, rng, scenario.users.taste_noise)
         b = len(self.profiles)
         self.platform = PlatformState.empty(b, catalog, max(scenario.env.history_length, scenario.env.slate_size))
@@ -146,9 +144,9 @@ class Simulation:
 
     def __getstate__(self) -> dict:
         """Pickled without the catalog and the LLM backend: whoever restores it calls :meth:`set_catalog`
-        (the world owns the catalog) and sets ``backend`` again (it holds network clients)."""
+        (the world owns the catalog) and sets an LLM ``backend`` again (it holds network clients)."""
         state = self.__dict__.copy()
-        state["catalog"], state["backend"] = None, None
+        state["catalog"], state["backend"] = None, ParametricUserBackend()
         state["_instructions"] = {}  # a cache, rebuilt on demand
         state["candidates"] = None  # redrawn at the start of every day (see retrieve)
         return state
@@ -196,15 +194,14 @@ class Simulation:
         """
         obs = self._observation_buffers(self, len(slates)) if observe else None
         rows = self._rows(idx)
-        if self.backend is not None and decisions is None:
+        if decisions is None:
             decisions = self.backend.decide(self, rows, slates)
         resp, effects = self.model.serve(
             self.users, self.platform, self.clock, rows, slates, self.catalog, self.rng, self._env_vec,
             self.weights, self.candidates, obs, self.obs_scale, decisions,
         )
         outcome = StepOutcome(resp, effects, obs)
-        if self.backend is not None:
-            self.backend.after_step(self, rows, slates, outcome)
+        self.backend.after_step(self, rows, slates, outcome)
         return outcome
 
     def view(self, idx: Index, with_text: bool = False, with_observation: bool = False) -> "UserView":

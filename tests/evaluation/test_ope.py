@@ -26,6 +26,7 @@ def logs(tmp_path_factory) -> RunLogs:
     return RunLogs.load(out)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("logging_arm", ["random", "egreedy"])
 @pytest.mark.parametrize("estimator", ["IPS", "SNIPS", "DR"])
 def test_estimates_of_greedy_cover_its_on_policy_value(logs, logging_arm, estimator):
@@ -36,6 +37,7 @@ def test_estimates_of_greedy_cover_its_on_policy_value(logs, logging_arm, estima
     assert row["ci_high"] - row["ci_low"] < 0.25 * row["on_policy"]  # informative, not vacuous
 
 
+@pytest.mark.slow
 def test_estimates_of_random_from_egreedy_logs_cover_its_on_policy_value(logs):
     table = ope_table(logs, scope="first", seed=2)
     rows = table[(table["arm"] == "egreedy") & (table["target"] == "random")]
@@ -43,12 +45,14 @@ def test_estimates_of_random_from_egreedy_logs_cover_its_on_policy_value(logs):
         assert row.ci_low <= row.on_policy <= row.ci_high, row
 
 
+@pytest.mark.slow
 def test_a_policy_evaluated_on_its_own_logs_gets_its_logged_value_exactly(logs):
     table = ope_table(logs, scope="first")
     own = table[(table["arm"] == "greedy") & (table["target"] == "greedy")]
     assert (own["value"] - own["on_policy"]).abs().max() < 1e-9
 
 
+@pytest.mark.slow
 def test_deterministic_logging_cannot_evaluate_a_different_policy_and_ips_shows_it(logs):
     """Greedy's logs never show what random would pick: IPS far below random's value (no support)."""
     table = ope_table(logs, scope="first")

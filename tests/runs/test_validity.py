@@ -11,6 +11,8 @@ from recoworld.agents import make_recommender
 from recoworld.runs.runner import run_population
 from recoworld.scenario import load_scenario
 
+pytestmark = pytest.mark.slow  # statistical claims over whole populations
+
 N_USERS = 2000
 RECOMMENDERS = {
     "random": ("random", {}),

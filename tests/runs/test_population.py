@@ -145,6 +145,7 @@ def test_mf_retrained_on_logs_runs_in_a_population():
     assert rec.trained and result.summary()["ctr"] > 0
 
 
+@pytest.mark.slow
 # ------------------------------------------------------------------ creators in the world
 def test_popularity_ranking_starves_creators_compared_with_a_diversity_reranker(tmp_path):
     data = small(
@@ -166,6 +167,7 @@ def test_popularity_ranking_starves_creators_compared_with_a_diversity_reranker(
     assert exposure["popular"] > exposure["mmr"] + 0.1
 
 
+@pytest.mark.slow
 def test_creators_exploit_more_after_better_feedback_in_a_run(tmp_path):
     data = small(users={"n_users": 1500}, env={"horizon_days": 10}, creators={"count": 120, "items_per_day": 0.8},
                  recommenders=[{"name": "mmr"}])
@@ -270,7 +272,7 @@ def test_ray_engine_writes_the_same_logs_as_the_local_engine(tmp_path):
 # ------------------------------------------------------------------ bundled scenarios and LLM parts
 @pytest.mark.parametrize("name", bundled_scenarios())
 def test_every_bundled_scenario_runs_end_to_end(name, tmp_path, llm_server):
-    from test_llm_users import decision
+    from tests.users.test_llm_users import decision
 
     overrides: dict = {"users": {"n_users": 40}, "env": {"horizon_days": 2}}
     if load_scenario(name).users.backend != "parametric":  # the real litellm client against a local server

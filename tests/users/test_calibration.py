@@ -102,7 +102,7 @@ def test_generic_interactions_with_watch_ratios_calibrate(tmp_path):
 def test_held_out_replay_scores_any_user_backend(ground_truth):
     import json
 
-    from test_llm_users import decision
+    from tests.users.test_llm_users import decision
 
     from recoworld.llm.scripted import ScriptedModel
     from recoworld.users.calibration import jensen_shannon, replay_interactions

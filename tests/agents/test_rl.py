@@ -122,7 +122,6 @@ def test_vec_env_workers_serve_different_training_users() -> None:
 
 # ------------------------------------------------------------------ the slate distribution
 def test_slate_distribution_is_plackett_luce_without_replacement() -> None:
-    rl._torch_parts()
     gen = th.Generator().manual_seed(0)
     scores = th.randn(64, M, generator=gen)
     dist = rl.SlateDistribution(M, K).proba_distribution(scores)
@@ -249,6 +248,7 @@ def retention_run():
     return {"model": model, "train_seconds": train_seconds, "eval_seconds": seconds - train_seconds, "results": results, "seconds": seconds}
 
 
+@pytest.mark.slow
 def test_ppo_for_retention_beats_random_and_greedy_on_days_active(retention_run) -> None:
     res = retention_run["results"]
     lines = [f"{name}: {r['days_active_mean']:.2f} ± {r['days_active_sem']:.2f} days active" for name, r in res.items()]

@@ -14,7 +14,7 @@ from typing import ClassVar
 
 import pyarrow.parquet as pq
 import pytest
-from test_cli import error_lines
+from tests.test_cli import error_lines
 
 from recoworld.cli import app
 from recoworld.evaluation import RunLogs

@@ -11,6 +11,7 @@ import pytest
 
 from recoworld.evaluation import metrics as M
 from recoworld.evaluation.data import RunLogs
+from recoworld.evaluation.stats import km_curves
 from recoworld.runs.logs import RunManifest
 from recoworld.scenario import load_scenario
 
@@ -131,7 +132,7 @@ def test_slate_ndcg_matches_definition():
 
 def test_kaplan_meier_by_hand():
     # durations 1, 2, 2+, 3, 4+: S(1) = 4/5, S(2) = 4/5·3/4, S(3) = 0.6·1/2, S(4) = 0.3
-    km = M._km_curves(np.array([1, 2, 2, 3, 4]), np.array([1, 1, 0, 1, 0]), np.zeros(5, int), 1, horizon=5)
+    km = km_curves(np.array([1, 2, 2, 3, 4]), np.array([1, 1, 0, 1, 0]), np.zeros(5, int), 1, horizon=5)
     assert km["survival"][0] == pytest.approx([1.0, 0.8, 0.6, 0.3, 0.3, np.nan], nan_ok=True)
     assert km["at_risk"][0].tolist() == [5, 5, 4, 2, 1, 0]
     # Greenwood log-log at day 1: V = 1/(5·4), se = √V / |ln S|, low = S^exp(1.96·se)

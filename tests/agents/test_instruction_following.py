@@ -52,6 +52,7 @@ def runs():
     }
 
 
+@pytest.mark.slow
 def test_parsed_instructions_are_followed_and_users_stay_longer(runs) -> None:
     rec = runs["recommender"]
     assert rec.parsed > 1000 and rec.unparsed == 0  # every instruction of the population was read

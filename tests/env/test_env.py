@@ -312,22 +312,6 @@ def test_unknown_bundled_scenario():
         gym.make("RecoWorld-v0", scenario="no_such_world")
 
 
-# ---------------------------------------------------------------------------------- SB3 PPO
-def test_ppo_learns_and_predicts():
-    from stable_baselines3 import PPO
-
-    env = gym.make("RecoWorld-v0", config=SMALL)
-    model = PPO("MultiInputPolicy", env, n_steps=256, batch_size=64, seed=0, device="cpu", verbose=0)
-    model.learn(2048)
-    obs, _ = env.reset(seed=1)
-    for _ in range(5):
-        action, _ = model.predict(obs, deterministic=True)
-        assert env.action_space.contains(np.asarray(action))
-        obs, _, terminated, truncated, _ = env.step(action)
-        if terminated or truncated:
-            obs, _ = env.reset()
-
-
 # ------------------------------------------------------------------------------- topic mode
 def check_topic_fill(view, requested: np.ndarray, served_ids: list[str]) -> int:
     """Each slot holds an unused candidate; it has the requested topic whenever one is left. Returns #in-topic."""

@@ -1,0 +1,176 @@
+"""The slate policy's torch modules: a shared candidate scorer (CandidateEncoder, CandidateHead),
+Plackett-Luce slates (SlateDistribution), the actor-critic policy (SlatePolicy), and the callback
+that keeps the best validation weights (KeepBest).
+
+Ordinary classes at module level, so SB3 zips pickle them by their import path. Importing this
+module imports torch and stable_baselines3 (the ``rl`` extra).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from typing import Any
+
+import numpy as np
+import torch as th
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.distributions import MultiCategoricalDistribution
+from stable_baselines3.common.policies import MultiInputActorCriticPolicy
+from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
+from torch import nn
+
+from recoworld.world.observation import CANDIDATE_FEATURES
+
+N_FEATURES = len(CANDIDATE_FEATURES)
+NEG = -1e9  # logit of a candidate already in the slate
+
+
+class CandidateEncoder(BaseFeaturesExtractor):
+    """Scores every candidate with one shared network (permutation-equivariant).
+
+    Per candidate: its topic one-hot and features, whether its topic is the one the user asked
+    for / asked to avoid, the surprise flag, and a context embedding of the user, topic and
+    instruction arrays. Output: ``[per-candidate (hidden, own inputs) (M x (H + I)), context (C),
+    mean over candidates (H + I)]``; the head scores each candidate linearly from its block, so
+    a score can lean on the raw inputs (affinity, consumed, asked-for topic) from the start.
+    """
+
+    def __init__(self, observation_space, hidden: int = 64, candidate_dim: int = 32, context_dim: int = 32):
+        n_instr = observation_space["instruction"].shape[0]
+        n_topics = (n_instr - 1) // 2
+        width = n_topics + N_FEATURES
+        n_cand = observation_space["candidates"].shape[0] // width
+        n_in = width + 3  # the candidate's own inputs
+        out_dim = candidate_dim + n_in  # hidden vector, then the inputs themselves (a linear skip path)
+        super().__init__(observation_space, n_cand * out_dim + context_dim + out_dim)
+        self.n_topics, self.n_candidates, self.width, self.candidate_dim = n_topics, n_cand, width, out_dim
+        n_ctx = observation_space["user"].shape[0] + observation_space["topics"].shape[0] + n_instr
+        self.context = nn.Sequential(nn.Linear(n_ctx, context_dim), nn.ReLU())
+        self.candidate = nn.Sequential(
+            nn.Linear(n_in + context_dim, hidden), nn.ReLU(), nn.Linear(hidden, candidate_dim), nn.ReLU()
+        )
+
+    def forward(self, obs: dict[str, th.Tensor]) -> th.Tensor:
+        t = self.n_topics
+        cand = obs["candidates"].reshape(-1, self.n_candidates, self.width)
+        instr = obs["instruction"]
+        onehot = cand[..., :t]
+        more = (onehot * instr[:, None, :t]).sum(-1, keepdim=True)
+        less = (onehot * instr[:, None, t : 2 * t]).sum(-1, keepdim=True)
+        surprise = instr[:, None, 2 * t :].expand(-1, self.n_candidates, 1)
+        ctx = self.context(th.cat([obs["user"], obs["topics"], instr], dim=1))
+        x = th.cat([cand, more, less, surprise], dim=2)
+        h = self.candidate(th.cat([x, ctx[:, None, :].expand(-1, self.n_candidates, -1)], dim=2))
+        h = th.cat([h, x], dim=2)
+        return th.cat([h.flatten(1), ctx, h.mean(1)], dim=1)
+
+class CandidateHead(nn.Module):
+    """One shared linear score per candidate from its hidden vector: (B, M*H + ...) -> (B, M)."""
+
+    def __init__(self, n_candidates: int, candidate_dim: int):
+        super().__init__()
+        self.n_candidates, self.candidate_dim = n_candidates, candidate_dim
+        self.score = nn.Linear(candidate_dim, 1)
+
+    def forward(self, latent: th.Tensor) -> th.Tensor:
+        h = latent[:, : self.n_candidates * self.candidate_dim].reshape(-1, self.n_candidates, self.candidate_dim)
+        return self.score(h).squeeze(-1)
+
+class SlateDistribution(MultiCategoricalDistribution):
+    """Plackett-Luce over M candidates: a slate of K distinct positions drawn without replacement
+    from softmax(scores) (Gumbel top-K); the mode is the top-K by score. The action is still a
+    ``MultiDiscrete([M] * K)`` vector, so the env is unchanged."""
+
+    def __init__(self, n_candidates: int, slate_size: int):
+        super().__init__([n_candidates] * slate_size)
+        self.n_candidates, self.slate_size = n_candidates, slate_size
+        self.scores: th.Tensor | None = None
+        self._last: th.Tensor | None = None
+
+    def proba_distribution(self, action_logits: th.Tensor) -> SlateDistribution:
+        self.scores, self._last = action_logits, None
+        return self
+
+    def _slot_log_probs(self, actions: th.Tensor) -> th.Tensor:
+        """(B, K, M) log-probabilities of each slot given the candidates placed before it."""
+        onehot = nn.functional.one_hot(actions.long(), self.n_candidates).to(self.scores.dtype)
+        before = onehot.cumsum(1) - onehot
+        logits = self.scores[:, None, :].masked_fill(before > 0, NEG)
+        return th.log_softmax(logits, dim=-1)
+
+    def log_prob(self, actions: th.Tensor) -> th.Tensor:
+        actions = actions.long()
+        self._last = actions
+        return self._slot_log_probs(actions).gather(2, actions[..., None]).squeeze(-1).sum(1)
+
+    def entropy(self) -> th.Tensor:
+        """Chain rule along the slate just evaluated: sum_k H(slot k | slots < k) (an unbiased
+        estimate of the slate entropy when the slate was sampled from this distribution)."""
+        actions = self._last if self._last is not None else self.mode()
+        logp = self._slot_log_probs(actions)
+        return -(logp.exp() * logp).sum(-1).sum(-1)
+
+    def sample(self) -> th.Tensor:
+        u = th.rand_like(self.scores).clamp_(1e-10, 1.0 - 1e-7)
+        return th.topk(self.scores - th.log(-th.log(u)), self.slate_size, dim=1).indices
+
+    def mode(self) -> th.Tensor:
+        return th.topk(self.scores, self.slate_size, dim=1).indices
+
+class SlatePolicy(MultiInputActorCriticPolicy):
+    """Actor-critic for ``action_mode="slate"``: a shared candidate scorer and a Plackett-Luce slate
+    (distinct items, no duplicates). The critic has its own encoder by default (its large,
+    noisy value loss would otherwise drown the actor's gradient in shared features)."""
+
+    def __init__(self, observation_space, action_space, lr_schedule, head_gain: float = 0.01, **kwargs):
+        kwargs.setdefault("features_extractor_class", CandidateEncoder)
+        kwargs.setdefault("net_arch", {"pi": [], "vf": [64, 64]})
+        kwargs.setdefault("share_features_extractor", False)
+        self.head_gain = head_gain
+        super().__init__(observation_space, action_space, lr_schedule, **kwargs)
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        data = super()._get_constructor_parameters()
+        data.update(head_gain=self.head_gain, share_features_extractor=self.share_features_extractor)
+        return data
+
+    def _build(self, lr_schedule) -> None:
+        nvec = np.asarray(self.action_space.nvec)
+        enc = self.pi_features_extractor
+        if not isinstance(enc, CandidateEncoder):
+            raise TypeError("policy_kwargs.features_extractor_class: the slate policy needs CandidateEncoder")
+        if len(set(nvec.tolist())) != 1 or int(nvec[0]) != enc.n_candidates or len(nvec) > enc.n_candidates:
+            raise ValueError(
+                f"slate policy: action space {nvec.tolist()} is not a slate over the {enc.n_candidates} candidates "
+                "(topic mode? use policy='MultiInputPolicy')"
+            )
+        if self.net_arch.get("pi") if isinstance(self.net_arch, dict) else self.net_arch:
+            raise ValueError("policy_kwargs.net_arch: the slate policy scores candidates itself; use dict(pi=[], vf=[...])")
+        self.action_dist = SlateDistribution(int(nvec[0]), len(nvec))
+        self._build_mlp_extractor()
+        self.action_net = CandidateHead(enc.n_candidates, enc.candidate_dim)
+        self.value_net = nn.Linear(self.mlp_extractor.latent_dim_vf, 1)
+        if self.ortho_init:
+            from functools import partial
+
+            gains = {self.mlp_extractor: math.sqrt(2), self.action_net: self.head_gain, self.value_net: 1.0}
+            for extractor in {self.pi_features_extractor, self.vf_features_extractor}:
+                gains[extractor] = math.sqrt(2)
+            for module, gain in gains.items():
+                module.apply(partial(self.init_weights, gain=gain))
+        self.optimizer = self.optimizer_class(self.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs)
+
+
+class KeepBest(BaseCallback):
+    """EvalCallback's ``callback_on_new_best``: copies the best-scoring weights into ``best``."""
+
+    def __init__(self, best: dict[str, Any]) -> None:
+        super().__init__()
+        self.best = best
+
+    def _on_step(self) -> bool:
+        self.best["state"] = copy.deepcopy(self.model.policy.state_dict())
+        self.best["reward"] = float(self.parent.best_mean_reward)
+        self.best["step"] = int(self.num_timesteps)
+        return True

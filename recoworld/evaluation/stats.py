@@ -1,0 +1,104 @@
+"""The statistics every evaluation uses, written once: the bootstrap, Kaplan–Meier survival with
+Greenwood intervals, ROC AUC and the Jensen–Shannon divergence.
+
+Imports: numpy and pandas only.
+"""
+
+from __future__ import annotations
+
+from statistics import NormalDist
+
+import numpy as np
+import pandas as pd
+
+CHUNK = 4_000_000  # resampled values held in memory at once
+
+
+def _blocks(n: int, n_boot: int, width: int, rng: np.random.Generator):
+    """(lo, hi, rows) per block of resamples: ``rows`` (hi - lo, n) drawn with replacement; blocks keep
+    at most ``CHUNK`` resampled values in memory."""
+    block = max(1, CHUNK // max(n * width, 1))
+    for lo in range(0, n_boot, block):  # a loop over blocks of resamples, not over rows
+        hi = min(n_boot, lo + block)
+        yield lo, hi, rng.integers(0, n, size=(hi - lo, n))
+
+
+def resampled_means(values: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndarray:
+    """(n_boot,) means of ``n_boot`` resamples (with replacement, same size) of ``values`` (n,)."""
+    x = np.asarray(values, dtype=np.float64)
+    out = np.empty(n_boot)
+    for lo, hi, rows in _blocks(x.size, n_boot, 1, rng):
+        out[lo:hi] = x[rows].mean(axis=1)
+    return out
+
+
+def resampled_sums(values: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndarray:
+    """(n_boot, c) column sums of ``n_boot`` resamples of the rows of ``values`` (n, c)."""
+    x = np.asarray(values, dtype=np.float64)
+    out = np.empty((n_boot, x.shape[1]))
+    for lo, hi, rows in _blocks(len(x), n_boot, x.shape[1], rng):
+        out[lo:hi] = x[rows].sum(axis=1)
+    return out
+
+
+def percentile_interval(boots: np.ndarray, level: float = 0.95, axis: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """The percentile interval at ``level`` of bootstrap replicates (low, high)."""
+    low, high = np.quantile(boots, [(1 - level) / 2, (1 + level) / 2], axis=axis)
+    return low, high
+
+
+def km_curves(durations: np.ndarray, events: np.ndarray, group: np.ndarray, n_groups: int, horizon: int,
+              level: float = 0.95) -> dict[str, np.ndarray]:
+    """Kaplan–Meier survival per group on days 0..horizon (arrays of shape (n_groups, horizon + 1)).
+
+    ``S(t) = Π_{s≤t} (1 − d_s / n_s)`` with ``d_s`` churns at day s and ``n_s`` users whose duration is at
+    least s (a user censored at s is still at risk at s); Greenwood variance ``Σ d/(n(n−d))`` with a
+    log-log interval; survival is NaN on days where nobody is at risk.
+    """
+    width = horizon + 1
+    d = np.clip(np.asarray(durations, dtype=np.int64), 0, horizon)
+    cell = np.asarray(group, dtype=np.int64) * width + d
+    deaths = np.bincount(cell, np.asarray(events, dtype=np.float64), n_groups * width).reshape(n_groups, width)
+    leaving = np.bincount(cell, minlength=n_groups * width).reshape(n_groups, width)
+    at_risk = np.cumsum(leaving[:, ::-1], axis=1)[:, ::-1]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        hazard = np.where(at_risk > 0, deaths / np.maximum(at_risk, 1), 0.0)
+        surv = np.cumprod(1.0 - hazard, axis=1)
+        step = np.where(at_risk > deaths, deaths / (at_risk * (at_risk - deaths)), np.where(deaths > 0, np.inf, 0.0))
+        var = np.cumsum(step, axis=1)
+        z = NormalDist().inv_cdf(0.5 + level / 2)
+        log_s = np.log(surv)
+        se = np.sqrt(var) / np.abs(log_s)
+        low = np.where((surv > 0) & (surv < 1), surv ** np.exp(z * se), surv)
+        high = np.where((surv > 0) & (surv < 1), surv ** np.exp(-z * se), surv)
+    missing = at_risk == 0
+    return {
+        "survival": np.where(missing, np.nan, surv),
+        "ci_low": np.where(missing, np.nan, np.clip(np.nan_to_num(low, nan=0.0), 0, 1)),
+        "ci_high": np.where(missing, np.nan, np.clip(np.nan_to_num(high, nan=1.0), 0, 1)),
+        "at_risk": at_risk,
+    }
+
+
+def auc(y: np.ndarray, score: np.ndarray) -> float:
+    """Area under the ROC curve (rank formulation, ties averaged)."""
+    pos = y > 0
+    n_pos, n_neg = int(pos.sum()), int((~pos).sum())
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    ranks = pd.Series(score).rank(method="average").to_numpy()
+    return float((ranks[pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+
+def jensen_shannon(p: np.ndarray, q: np.ndarray) -> float:
+    """JSD in bits (0 = same distribution, 1 = disjoint) of two histograms over the same bins."""
+    p = np.asarray(p, dtype=np.float64) / max(np.sum(p), 1e-12)
+    q = np.asarray(q, dtype=np.float64) / max(np.sum(q), 1e-12)
+    m = (p + q) / 2
+
+    def kl(a: np.ndarray) -> float:
+        mask = a > 0
+        return float(np.sum(a[mask] * np.log2(a[mask] / m[mask])))
+
+    return float(np.clip((kl(p) + kl(q)) / 2, 0.0, 1.0))
