@@ -19,7 +19,8 @@ from recoworld.agents.baselines import BIG, BaseRecommender, top_k
 from recoworld.agents.protocol import SlateChoice, UserView
 from recoworld.llm.base import LanguageModel, LLMError
 from recoworld.llm.text import DATA_RULE, quote
-from recoworld.users.instructions import Instruction, familiar_topics
+from recoworld.users.compliance import familiar_topics
+from recoworld.users.instructions import Instruction
 
 _NEGATIVE = re.compile(r"\b(less|fewer|no more|stop|enough|too much|break from|skip|tired of|not|avoid|had my fill|done with)\b")
 _NOVELTY = re.compile(r"\b(surprise|different|something else|new|never seen|bored|boring|fresh)\b")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from recoworld.users.kernels import FASTMATH
+from recoworld.users.jit import FASTMATH
 
 PARALLEL_USERS = 256  # smaller batches run on one thread
 

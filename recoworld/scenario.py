@@ -12,11 +12,11 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from recoworld.llm.config import LLMConfig
-from recoworld.world.rewards import RewardWeights
-from recoworld.world.synthetic import SyntheticCatalogConfig
 from recoworld.users.creators import CreatorsConfig
 from recoworld.users.parametric import ParametricUserParams
-from recoworld.users.sampler import SegmentConfig
+from recoworld.users.population import SegmentConfig
+from recoworld.world.rewards import RewardWeights
+from recoworld.world.synthetic import SyntheticCatalogConfig
 
 
 class ScenarioError(ValueError):

@@ -1,6 +1,6 @@
 """Who lives in the world (import: ``recoworld.users``).
 
-What lives here: profiles (``profile``), population sampling (``sampler``, ``diverse``), the
+What lives here: profiles (``profile``), populations (``population``: segments, density sampling, pools), the
 hidden mindset (``mindset``), reflective instructions (``instructions``), the parametric user
 model and its compiled part of the step (``parametric``, ``kernels``), LLM and hybrid users
 (``llm_user``), CreAgent creators (``creators``), profile extraction from logs (``extraction``)
@@ -14,9 +14,9 @@ May import: numpy, numba, pydantic, ``recoworld.llm`` and ``recoworld.world.cata
 from recoworld.lazy import lazy_exports
 
 _EXPORTS = {
-    "density": "diverse",
-    "profile_vectors": "diverse",
-    "sample_population": "diverse",
+    "density": "population",
+    "profile_vectors": "population",
+    "sample_population": "population",
     "extract_profiles": "extraction",
     "extract_profiles_llm": "extraction",
     "Instruction": "instructions",
@@ -28,8 +28,8 @@ _EXPORTS = {
     "UserBatch": "parametric",
     "Traits": "profile",
     "UserProfile": "profile",
-    "PopulationSampler": "sampler",
-    "SegmentConfig": "sampler",
+    "PopulationSampler": "population",
+    "SegmentConfig": "population",
 }
 __all__ = sorted(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -212,7 +212,7 @@ class ProfilePool:
         self.profiles = profiles
 
     def sample(self, n: int, rng: np.random.Generator) -> list[UserProfile]:
-        from recoworld.users.diverse import draw_profiles
+        from recoworld.users.population import draw_profiles
 
         return draw_profiles(self.profiles, n, rng)
 

@@ -1,8 +1,9 @@
-"""Reflective instructions: what a disengaging user tells the recommender, and compliance scoring."""
+"""Reflective instructions: what a disengaging user tells the recommender (intent and words).
+
+Compliance with an instruction is scored in ``recoworld.users.compliance``."""
 
 from __future__ import annotations
 
-import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 NO_TOPIC = -1
@@ -69,41 +70,3 @@ def instruction_text(intent: InstructionIntent, tone: str, variant: int) -> str:
         key = "surprise"
     options = table[key]
     return options[variant % len(options)].format(more=intent.more_topic, less=intent.less_topic)
-
-
-def familiar_topics(exposure: np.ndarray, top: int = 3) -> np.ndarray:
-    """(b, T) bool: each user's ``top`` most-shown topics (what 'something different' is measured against)."""
-    top = min(top, exposure.shape[1])
-    order = np.argpartition(-exposure, top - 1, axis=1)[:, :top]
-    out = np.zeros(exposure.shape, dtype=bool)
-    np.put_along_axis(out, order, exposure[np.arange(len(exposure))[:, None], order] > 0, axis=1)
-    return out
-
-
-def compliance(
-    slate_topics: np.ndarray,
-    more: np.ndarray,
-    less: np.ndarray,
-    surprise: np.ndarray,
-    familiar: np.ndarray,
-    more_share: float = 0.3,
-) -> np.ndarray:
-    """Score in [0, 1] of how well each slate follows its user's instruction.
-
-    ``more``: share of slate items in the wanted topic, full marks at ``more_share``.
-    ``less``: full marks with no item of the unwanted topic, falling to 0 at a third of the slate.
-    ``surprise``: share of items outside the user's familiar topics, full marks at half the slate.
-    The score is the mean of the parts the instruction asks for.
-    """
-    b, k = slate_topics.shape
-    parts = np.zeros((b, 3))
-    asked = np.zeros((b, 3), dtype=bool)
-    asked[:, 0] = more != NO_TOPIC
-    asked[:, 1] = less != NO_TOPIC
-    asked[:, 2] = surprise
-    parts[:, 0] = np.minimum(1.0, (slate_topics == more[:, None]).mean(1) / more_share)
-    parts[:, 1] = np.maximum(0.0, 1.0 - 3.0 * (slate_topics == less[:, None]).mean(1))
-    unfamiliar = ~np.take_along_axis(familiar, slate_topics, axis=1)
-    parts[:, 2] = np.minimum(1.0, unfamiliar.mean(1) / 0.5)
-    n_asked = asked.sum(1)
-    return np.where(n_asked > 0, (parts * asked).sum(1) / np.maximum(n_asked, 1), 1.0)

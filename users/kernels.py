@@ -15,6 +15,10 @@ import math
 import numpy as np
 from numba import njit, prange
 
+from recoworld.users.compliance import familiar_mask, slate_compliance
+from recoworld.users.instructions import NO_TOPIC
+from recoworld.users.jit import FASTMATH
+
 # columns of UserBatch.traits
 PATIENCE, NOVELTY, CONFORMITY, ACTIVITY, VERBOSITY, EXTRAVERSION, AGREEABLENESS, NEUROTICISM = range(8)
 TRAIT_COLUMNS = ("patience", "novelty_seeking", "conformity", "activity", "verbosity", "extraversion", "agreeableness", "neuroticism")
@@ -74,10 +78,6 @@ PARAM_ORDER = (
  W_SIMILARITY, SIMILARITY_STEP_DECAY, SIMILARITY_DAY_DECAY, SIMILARITY_TOLERANCE) = range(len(PARAM_ORDER))
 
 # reassociation lets loops over embedding dimensions vectorise; NaN and inf semantics are kept
-FASTMATH = {"reassoc", "contract", "nsz", "arcp", "afn"}
-NO_TOPIC = -1
-MORE_SHARE = 0.3  # share of the slate in the wanted topic that earns full compliance
-FAMILIAR_TOP = 3  # a user's most-shown topics count as familiar for 'surprise me'
 
 
 @njit(cache=True, inline="always", fastmath=FASTMATH)
@@ -95,43 +95,6 @@ def has_consumed(bits, r: int, item: int) -> bool:
 def _decay(x: float, factor: float) -> float:
     y = x * factor
     return y if abs(y) > 1e-20 else 0.0
-
-
-@njit(cache=True, inline="always", fastmath=FASTMATH)
-def _familiar(exposure: np.ndarray, out: np.ndarray) -> None:
-    """Mark the FAMILIAR_TOP most exposed topics (with exposure > 0) in ``out``."""
-    out[:] = False
-    for _ in range(min(FAMILIAR_TOP, len(exposure))):
-        best, best_v = -1, 0.0
-        for t in range(len(exposure)):
-            if not out[t] and exposure[t] > best_v:
-                best, best_v = t, exposure[t]
-        if best < 0:
-            break
-        out[best] = True
-
-
-@njit(cache=True, inline="always", fastmath=FASTMATH)
-def _compliance(slate_topics: np.ndarray, more: int, less: int, surprise: bool, familiar: np.ndarray) -> float:
-    """Mean of the asked-for parts: share of 'more' (full at MORE_SHARE), absence of 'less', unfamiliar share."""
-    k = len(slate_topics)
-    n_more = n_less = n_new = 0
-    for j in range(k):
-        t = slate_topics[j]
-        n_more += t == more
-        n_less += t == less
-        n_new += not familiar[t]
-    total, parts = 0.0, 0
-    if more != NO_TOPIC:
-        total += min(1.0, n_more / k / MORE_SHARE)
-        parts += 1
-    if less != NO_TOPIC:
-        total += max(0.0, 1.0 - 3.0 * n_less / k)
-        parts += 1
-    if surprise:
-        total += min(1.0, n_new / k / 0.5)
-        parts += 1
-    return total / parts if parts else 1.0
 
 
 @njit(cache=True, inline="always", fastmath=FASTMATH)
@@ -334,7 +297,7 @@ def _serve_user(
     for d in range(dim):
         est_taste[r, d] = _decay(est_taste[r, d], p[PLATFORM_DECAY])
         recent[r, d] = _decay(recent[r, d], p[SIMILARITY_STEP_DECAY])
-    _familiar(ts[EXPOSURE], familiar)
+    familiar_mask(ts[EXPOSURE], familiar)
     fatigue, boredom = md[FATIGUE], md[BOREDOM]
     value = 0.0
     ou_counts = out_user[i]
@@ -460,7 +423,7 @@ def _serve_user(
 
     # compliance with a pending instruction
     if instr[r, AGE] >= 0:
-        c = _compliance(slate_topics, instr[r, MORE], instr[r, LESS], instr[r, SURPRISE] > 0, familiar)
+        c = slate_compliance(slate_topics, instr[r, MORE], instr[r, LESS], instr[r, SURPRISE] > 0, familiar)
         ou[U_COMPLIANCE] = c
         satisfaction += p[COMPLIANCE_SATISFACTION] * (c - 0.5)
         trust += p[COMPLIANCE_TRUST] * (c - 0.5) * (1.0 + 0.5 * (tr[NEUROTICISM] - 0.5))

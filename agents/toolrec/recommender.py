@@ -214,19 +214,3 @@ class ToolRec(BaseRecommender):
 def reasoning(trajectory: list[ToolCall]) -> str:
     """A compact log line: ``retrieve[topic, 'cooking', k=10]->10; rerank[diversity, k=20]->20; finish->10``."""
     return "; ".join(call.brief() for call in trajectory)
-
-
-__all__ = [
-    "LLMToolController",
-    "PoolRanking",
-    "ScriptedToolController",
-    "ToolAction",
-    "ToolBox",
-    "ToolCall",
-    "ToolContext",
-    "ToolController",
-    "ToolError",
-    "ToolRec",
-    "reasoning",
-    "user_view",
-]

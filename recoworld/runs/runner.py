@@ -10,11 +10,7 @@ run resumes and ends with the same logs as an uninterrupted one.
 from __future__ import annotations
 
 import hashlib
-import io
-import pickle
 import threading
-from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Sequence
 
@@ -24,221 +20,36 @@ import pyarrow as pa
 import yaml
 
 from recoworld.agents.protocol import Recommender
-from recoworld.world.catalog import Catalog, popularity_percentile
-from recoworld.runs.engines import make_engine
 from recoworld.llm.base import Usage
+from recoworld.runs.engines import make_engine
 from recoworld.runs.logs import RunFolder, RunManifest, read_table
-from recoworld.scenario import Scenario
 from recoworld.runs.shard import Shard, ShardDay
-from recoworld.world.simulation import Simulation, build_catalog
+from recoworld.scenario import Scenario
 from recoworld.users.creators import CreatorPopulation, creator_feedback
 from recoworld.users.llm_user import make_user_backend
 from recoworld.users.parametric import ParametricUserBackend
+from recoworld.users.population import sample_profiles
 from recoworld.users.profile import UserProfile
 from recoworld.users.protocol import UserBackend
+from recoworld.world.catalog import Catalog, popularity_percentile
+from recoworld.world.simulation import Simulation, build_catalog
 
 if TYPE_CHECKING:
     from recoworld.llm.base import LanguageModel
+from recoworld.runs.checkpoints import (
+    RunState,
+    World,
+    detached,
+    pickle_recommenders,
+    unpickle_recommenders,
+)
+from recoworld.runs.results import PopulationResult, RunResult
 
 RETRAIN_COLUMNS = ["arm", "user", "item", "action", "watch_seconds"]
 
 
-@dataclass
-class PopulationResult:
-    """Per-user totals of one arm's run (arrays of length n_users)."""
-
-    recommender: str
-    totals: dict[str, np.ndarray] = field(default_factory=dict)
-    llm_usage: Usage = field(default_factory=Usage)  # LLM calls, tokens and cost of the run (a sum)
-
-    def frame(self) -> pd.DataFrame:
-        return pd.DataFrame(self.totals)
-
-    def summary(self) -> dict[str, float]:
-        """Population means of the headline engagement and retention figures."""
-        t = self.totals
-        reviewed = t["reviewed"].sum()
-        first = t["first_session_reviewed"].sum()
-        told = t["instructions"].sum()
-        return {
-            "ctr": float(t["click"].sum() / max(reviewed, 1)),
-            "first_session_ctr": float(t["first_session_clicks"].sum() / max(first, 1)),
-            "clicks_per_user": float(t["click"].mean()),
-            "watch_minutes_per_user": float(t["watch_minutes"].mean()),
-            "likes_per_user": float(t["like"].mean()),
-            "slates_per_session": float(t["slates"].sum() / max(t["days_active"].sum(), 1)),
-            "days_active": float(t["days_active"].mean()),
-            "churn_rate": float(t["churned"].mean()),
-            "instructions_per_user": float(t["instructions"].mean()),
-            "compliance": float(t["compliance_sum"].sum() / max(t["compliance_n"].sum(), 1)) if told else float("nan"),
-            "reward_per_user": float(t["reward"].mean()),
-            "llm_calls_per_user_step": float(self.llm_usage.calls / max(t["slates"].sum(), 1)),
-            "llm_fallback_rate": float(t["llm_fallbacks"].sum() / max(t["slates"].sum(), 1)),
-        }
-
-
-@dataclass
-class World:
-    """One copy of the platform: its catalog, creators, user shards and the recommenders serving them."""
-
-    index: int
-    arms: list[int]
-    catalog: Catalog
-    creators: CreatorPopulation | None
-    shards: list[Shard]
-    recommenders: dict[int, Recommender]
-    item_impressions: np.ndarray
-    item_clicks: np.ndarray
-    prior_clicks: np.ndarray  # pseudo-clicks of the items there were at day 0
-    llm_usage: Usage = field(default_factory=Usage)
-
-    def attach(self, profiles: list[list[UserProfile]], backend_for: Callable[[], object]) -> None:
-        """After unpickling: give every shard its users' profiles, the world's catalog and a fresh user backend."""
-        for shard in self.shards:
-            shard.sim.profiles = profiles[shard.index]
-            shard.sim.set_catalog(self.catalog)
-            shard.sim.backend = backend_for()
-
-
-@dataclass
-class RunState:
-    """Everything a run needs to go on from ``next_day`` (what the checkpoint holds)."""
-
-    scenario_sha256: str
-    next_day: int
-    worlds: list[World]
-    manifest: RunManifest
-    arm_names: list[str]
-    profiles: list[list[UserProfile]]  # each shard's users, shared by every world (saved once in profiles.pkl)
-    stopped: str = ""  # why the run ended before its last day, if it did
-
-    def __getstate__(self) -> dict:
-        """Pickled without the user profiles (they never change): the simulations' too."""
-        state = self.__dict__.copy()
-        state["profiles"] = None
-        return state
-
-
-@contextmanager
-def _detached(state: RunState):
-    """Detach the profiles (saved once) and the recommenders (pickled on their own, see
-    :func:`_pickle_recommenders`) from ``state`` while it is pickled."""
-    sims = [shard.sim for world in state.worlds for shard in world.shards]
-    kept = [sim.profiles for sim in sims]
-    recs = [world.recommenders for world in state.worlds]
-    for sim in sims:
-        sim.profiles = None
-    for world in state.worlds:
-        world.recommenders = {}
-    try:
-        yield
-    finally:
-        for sim, profiles in zip(sims, kept):
-            sim.profiles = profiles
-        for world, r in zip(state.worlds, recs):
-            world.recommenders = r
-
-
-def _language_models(obj: object, path: str = "", out: dict[str, object] | None = None, depth: int = 0) -> dict[str, object]:
-    """Language models held anywhere inside recommenders, by attribute path (``0.controller.model``)."""
-    from recoworld.llm.base import LanguageModel
-
-    out = {} if out is None else out
-    items = obj.items() if isinstance(obj, dict) else enumerate(obj) if isinstance(obj, list) else sorted(vars(obj).items())
-    for key, value in items:
-        here = f"{path}.{key}" if path else str(key)
-        if isinstance(value, LanguageModel):
-            out[here] = value
-        elif depth < 5 and (isinstance(value, (dict, list)) or type(value).__module__.startswith("recoworld.")):
-            if hasattr(value, "__dict__") or isinstance(value, (dict, list)):
-                _language_models(value, here, out, depth + 1)
-    return out
-
-
-def _pickle_recommenders(recs: list[dict[int, Recommender]]) -> bytes:
-    """Recommenders with their language models left out by reference (clients and caches are not state)."""
-    paths = {id(model): path for path, model in _language_models(recs).items()}
-
-    class _Pickler(pickle.Pickler):
-        def persistent_id(self, obj: object) -> str | None:
-            return paths.get(id(obj))
-
-    out = io.BytesIO()
-    try:
-        _Pickler(out, protocol=5).dump(recs)
-    except (pickle.PicklingError, TypeError, AttributeError) as exc:
-        raise ValueError(f"checkpoint: a recommender's state cannot be saved ({exc})") from None
-    return out.getvalue()
-
-
-def _unpickle_recommenders(blob: bytes, fresh: list[dict[int, Recommender]]) -> list[dict[int, Recommender]]:
-    """Restore :func:`_pickle_recommenders` output, taking language models from freshly built recommenders."""
-    models = _language_models(fresh)
-
-    class _Unpickler(pickle.Unpickler):
-        def persistent_load(self, pid: str) -> object:
-            return models.get(pid)  # None where the fresh recommender builds its model lazily
-
-    return _Unpickler(io.BytesIO(blob)).load()
-
-
-@dataclass
-class RunResult:
-    """Per-arm results of a finished run, and where its logs are."""
-
-    arms: dict[str, PopulationResult]
-    output: Path | None
-    manifest: RunManifest
-
-    def summaries(self) -> dict[str, dict[str, float]]:
-        return {name: result.summary() for name, result in self.arms.items()}
-
-
 def scenario_sha256(scenario: Scenario) -> str:
     return hashlib.sha256(scenario.model_dump_json().encode()).hexdigest()
-
-
-def sample_profiles(scenario: Scenario, n: int, rng: np.random.Generator, catalog: Catalog) -> list[UserProfile]:
-    """``n`` user profiles: from the scenario's segments, or extracted from an interaction log."""
-    return profile_source(scenario, catalog).sample(n, rng)
-
-
-def profile_source(scenario: Scenario, catalog: Catalog):
-    """Where users come from: segments, users extracted from a log, or calibrated users (``.sample(n, rng)``)."""
-    if scenario.users.source == "segments":
-        from recoworld.users.sampler import PopulationSampler
-
-        return PopulationSampler(scenario.users.segments, catalog.topic_names)
-    from recoworld.users.calibration import ProfilePool, load_calibration
-
-    if scenario.users.source == "calibration":
-        return ProfilePool(load_calibration(scenario.users.from_calibration).profiles)
-    return _ExtractedPool(scenario, catalog)
-
-
-class _ExtractedPool:
-    """Profiles extracted from an interaction log, drawn by density (users.logs.sampling)."""
-
-    def __init__(self, scenario: Scenario, catalog: Catalog) -> None:
-        from recoworld.world import loaders
-        from recoworld.users.extraction import extract_profiles
-
-        cfg = scenario.users.logs
-        if cfg.interactions is not None:
-            interactions = loaders.load_interactions(cfg.interactions, catalog)
-        elif scenario.catalog.source == "movielens":
-            interactions = loaders.load_movielens(scenario.catalog.path)[1]
-        else:
-            raise ValueError("users.logs.interactions: required unless the catalog is a movielens folder")
-        self.profiles = extract_profiles(interactions, catalog, min_interactions=cfg.min_interactions)
-        if not self.profiles:
-            raise ValueError(f"users.logs: no user has {cfg.min_interactions} or more interactions")
-        self.sampling = cfg.sampling
-
-    def sample(self, n: int, rng: np.random.Generator) -> list[UserProfile]:
-        from recoworld.users.diverse import sample_population
-
-        return sample_population(self.profiles, n, self.sampling, rng)
 
 
 def split_arms(n: int, shares: Sequence[float], rng: np.random.Generator) -> np.ndarray:
@@ -361,7 +172,7 @@ class PopulationRun:
         if state.scenario_sha256 != scenario_sha256(self.scenario):
             raise ValueError(f"--resume: the scenario differs from the one the run in '{self.folder.path}' started with")
         fresh = self._arms()[1]
-        recs = _unpickle_recommenders(
+        recs = unpickle_recommenders(
             blob,
             [{**{a: fresh[a] for a in world.arms}, **{-t - 1: r for t, r in enumerate(self._targets())}} for world in state.worlds],
         )
@@ -511,8 +322,8 @@ class PopulationRun:
         self._wait_for_writer()
         snapshot = None
         if not last:
-            recs = _pickle_recommenders([world.recommenders for world in state.worlds])
-            with _detached(state):
+            recs = pickle_recommenders([world.recommenders for world in state.worlds])
+            with detached(state):
                 snapshot = self.folder.snapshot((state, recs))
         job = (state.manifest, day, {name: pa.concat_tables(parts, promote_options="permissive")
                                      for name, parts in tables.items() if parts}, last, snapshot)

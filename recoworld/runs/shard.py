@@ -14,12 +14,12 @@ import numpy as np
 import pyarrow as pa
 
 from recoworld.agents.protocol import Recommender
-from recoworld.world.catalog import Catalog
 from recoworld.llm.base import Usage
 from recoworld.runs.logs import constant, dictionary
+from recoworld.users import kernels as K
+from recoworld.world.catalog import Catalog
 from recoworld.world.rewards import COMPONENTS
 from recoworld.world.simulation import Simulation
-from recoworld.users import kernels as K
 
 TOTALS = (
     *COMPONENTS, "reviewed", "slates", "reward", "instructions", "compliance_sum", "compliance_n",

@@ -9,17 +9,26 @@ from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
-from recoworld.world.catalog import Catalog
-from recoworld.world.platform import Clock, PlatformState
-from recoworld.world.rewards import COMPONENTS
 from recoworld.scenario import CatalogConfig, Scenario, ScenarioError
 from recoworld.users import kernels as K
 from recoworld.users.instructions import NO_TOPIC, Instruction, InstructionIntent, instruction_text
 from recoworld.users.mindset import MemoryEntry, Mindset
-from recoworld.users.parametric import ForcedDecisions, Index, ParametricUserBackend, ParametricUserModel, SlateEffects, SlateResponse, UserBatch, user_rows
+from recoworld.users.parametric import (
+    ForcedDecisions,
+    Index,
+    ParametricUserBackend,
+    ParametricUserModel,
+    SlateEffects,
+    SlateResponse,
+    UserBatch,
+    user_rows,
+)
+from recoworld.users.population import PopulationSampler
 from recoworld.users.profile import TONES, UserProfile
 from recoworld.users.protocol import UserBackend
-from recoworld.users.sampler import PopulationSampler
+from recoworld.world.catalog import Catalog
+from recoworld.world.platform import Clock, PlatformState
+from recoworld.world.rewards import COMPONENTS
 
 if TYPE_CHECKING:
     from recoworld.agents.protocol import UserView

@@ -9,9 +9,10 @@ import pytest
 from pydantic import ValidationError
 
 from recoworld.scenario import load_scenario
-from recoworld.world.simulation import Simulation
 from recoworld.users import ParametricUserParams, PopulationSampler, SegmentConfig, Traits, UserProfile
-from recoworld.users.instructions import NO_TOPIC, InstructionIntent, compliance, familiar_topics, instruction_text
+from recoworld.users.compliance import compliance, familiar_topics
+from recoworld.users.instructions import NO_TOPIC, InstructionIntent, instruction_text
+from recoworld.world.simulation import Simulation
 
 ALL = slice(None)
 TOPICS = ["cooking", "fitness", "gaming", "music", "travel", "science", "comedy", "tech"]

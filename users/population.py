@@ -1,0 +1,349 @@
+"""User populations, in one place: where a world's users come from.
+
+- Segments (``SegmentConfig``, ``PopulationSampler``): seeded profiles from a scenario's segments.
+- Diverse sampling after USP: profile vectors, kNN density and density-aware draws
+  (``profile_vectors``, ``density``, ``sampling_weights``, ``sample_population``, ``draw_profiles``).
+- Pools: :func:`profile_source` gives a scenario's source (segments, profiles extracted from an
+  interaction log and drawn by density, or calibrated users); each has ``.sample(n, rng)``.
+
+Diverse sampling: profiles are embedded as their interests over the topics plus the ten trait values, each column
+standardised. The density of a profile is 1 / (mean Euclidean distance to its k nearest
+neighbours). Populations are then drawn towards the crowded middle (``majority``), towards the
+sparse edges (``minority``), so that every density level is equally represented (``flattened``:
+each profile weighted by the inverse size of its log-density bin, so the sample's density
+histogram is flat), or uniformly.
+
+Imports: numpy, pydantic, ``recoworld.users.profile``; the extraction, loaders and calibration
+modules only inside the functions that need them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Literal, Protocol
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from recoworld.users.profile import TONES, TRAIT_NAMES, Tone, Traits, UserProfile
+
+if TYPE_CHECKING:
+    from recoworld.scenario import Scenario
+    from recoworld.world.catalog import Catalog
+
+
+# ------------------------------------------------------------------ segments
+_OCCUPATIONS = ["student", "nurse", "engineer", "teacher", "designer", "driver", "retiree", "chef", "analyst", "artist", "sales clerk", "researcher"]
+_GOALS = ["relaxing after work", "learning new things", "keeping up with friends", "getting inspired", "killing time on the commute", "following creators they like"]
+_AGE_BANDS = {"18-24": 0.25, "25-34": 0.3, "35-44": 0.2, "45-54": 0.15, "55+": 0.1}
+_LOCALES = ["en-US", "en-GB", "en-IN", "es-ES", "pt-BR", "fr-FR", "de-DE"]
+
+
+class BetaPrior(BaseModel):
+    """A Beta distribution on [0, 1] given by its mean and concentration (a + b)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    mean: float = Field(0.5, gt=0.0, lt=1.0)
+    concentration: float = Field(6.0, gt=0.0)
+
+    def sample(self, rng: np.random.Generator, size: int) -> np.ndarray:
+        return rng.beta(self.mean * self.concentration, (1 - self.mean) * self.concentration, size=size)
+
+
+class TraitPriors(BaseModel):
+    """Per-trait priors of a segment; a trait left out uses Beta(mean 0.5, concentration 6)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    openness: BetaPrior = BetaPrior()
+    conscientiousness: BetaPrior = BetaPrior()
+    extraversion: BetaPrior = BetaPrior()
+    agreeableness: BetaPrior = BetaPrior()
+    neuroticism: BetaPrior = BetaPrior()
+    patience: BetaPrior = BetaPrior()
+    novelty_seeking: BetaPrior = BetaPrior()
+    conformity: BetaPrior = BetaPrior()
+    activity: BetaPrior = BetaPrior()
+    verbosity: BetaPrior = BetaPrior()
+
+
+class SegmentConfig(BaseModel):
+    """A slice of the population with its own distributions of interests and traits."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field("default", description="Segment name, carried into each profile.")
+    weight: float = Field(1.0, gt=0.0, description="Relative share of the population (ignored when sizes are given).")
+    size: int | None = Field(None, ge=0, description="Users in this segment; give it on every segment or none.")
+    n_interests: tuple[int, int] = Field((2, 4), description="Inclusive range of interest topics per user.")
+    interest_topics: list[str] | None = Field(None, description="Restrict interests to these topics.")
+    interest_concentration: float = Field(1.0, gt=0.0, description="Dirichlet alpha of interest weights.")
+    n_dislikes: tuple[int, int] = Field((0, 1), description="Inclusive range of disliked topics per user.")
+    traits: TraitPriors = Field(default_factory=TraitPriors)
+    tones: dict[Tone, float] = Field(default_factory=lambda: {t: 1.0 for t in TONES})
+    age_bands: dict[str, float] = Field(default_factory=lambda: dict(_AGE_BANDS))
+
+    @model_validator(mode="after")
+    def _check_ranges(self) -> "SegmentConfig":
+        for name in ("n_interests", "n_dislikes"):
+            lo, hi = getattr(self, name)
+            if lo < 0 or hi < lo:
+                raise ValueError(f"{name} must be a range [lo, hi] with 0 <= lo <= hi")
+        if self.n_interests[0] < 1:
+            raise ValueError("n_interests must start at 1 or more")
+        return self
+
+
+def _pick(rng_value: float, cumulative: np.ndarray) -> int:
+    """Index drawn from a categorical given one uniform and the cumulative probabilities."""
+    return int(np.searchsorted(cumulative, rng_value * cumulative[-1], side="right"))
+
+
+class PopulationSampler:
+    """Samples :class:`UserProfile` objects from weighted segments over a catalog's topics."""
+
+    def __init__(self, segments: Sequence[SegmentConfig], topic_names: Sequence[str]) -> None:
+        self.segments = list(segments) or [SegmentConfig()]
+        self.topic_names = list(topic_names)
+        known = set(self.topic_names)
+        for seg in self.segments:
+            for topic in seg.interest_topics or []:
+                if topic not in known:
+                    raise ValueError(f"users.segments[{seg.name}].interest_topics: unknown topic '{topic}'")
+        sizes = [s.size for s in self.segments]
+        if any(v is not None for v in sizes) and any(v is None for v in sizes):
+            raise ValueError("users.segments: give 'size' on every segment or on none")
+        self._sizes = np.array(sizes, dtype=float) if sizes[0] is not None else None
+        if self._sizes is not None and self._sizes.sum() <= 0:
+            raise ValueError("users.segments: sizes add up to 0")
+        weights = self._sizes if self._sizes is not None else np.array([s.weight for s in self.segments], dtype=float)
+        self._weights = weights / weights.sum()
+        self._cum_weights = np.cumsum(self._weights)
+        # per segment: interest pool, Beta parameters of the traits, tone and age-band tables
+        self._in_pool = []
+        for seg in self.segments:
+            mask = np.zeros(len(self.topic_names), dtype=bool)
+            mask[[self.topic_names.index(t) for t in seg.interest_topics] if seg.interest_topics else slice(None)] = True
+            self._in_pool.append(mask)
+        self._beta = [
+            (
+                np.array([getattr(seg.traits, t).mean * getattr(seg.traits, t).concentration for t in TRAIT_NAMES]),
+                np.array([(1 - getattr(seg.traits, t).mean) * getattr(seg.traits, t).concentration for t in TRAIT_NAMES]),
+            )
+            for seg in self.segments
+        ]
+        self._tones = [(list(seg.tones), np.cumsum(list(seg.tones.values()))) for seg in self.segments]
+        self._bands = [(list(seg.age_bands), np.cumsum(list(seg.age_bands.values()))) for seg in self.segments]
+
+    def sample(self, n: int, rng: np.random.Generator, id_prefix: str = "u", start: int = 0) -> list[UserProfile]:
+        """``n`` profiles; segment membership drawn by weight, or in exact quotas when sizes are given
+        (the sizes themselves for ``n`` = their sum, else proportional by largest remainder)."""
+        if self._sizes is not None:
+            quota = self._weights * n
+            counts = np.floor(quota).astype(int)
+            counts[np.argsort(-(quota - counts), kind="stable")[: n - counts.sum()]] += 1
+            seg_of = rng.permutation(np.repeat(np.arange(len(self.segments)), counts))
+        else:
+            seg_of = np.searchsorted(self._cum_weights, rng.random(n) * self._cum_weights[-1], side="right")
+        return [self._sample_one(int(s), rng, f"{id_prefix}{start + k}") for k, s in enumerate(seg_of)]
+
+    def _sample_one(self, s: int, rng: np.random.Generator, user_id: str) -> UserProfile:
+        seg, in_pool = self.segments[s], self._in_pool[s]
+        u = rng.random(8)
+        lo, hi = seg.n_interests
+        order = rng.permutation(len(self.topic_names))
+        candidates = order[in_pool[order]]
+        k = min(lo + int(u[0] * (hi - lo + 1)), len(candidates))
+        chosen = candidates[:k]
+        weights = rng.dirichlet(np.full(k, seg.interest_concentration))
+        interests = {self.topic_names[t]: round(float(w), 4) for t, w in sorted(zip(chosen, weights), key=lambda p: -p[1])}
+        is_chosen = np.zeros(len(self.topic_names), dtype=bool)
+        is_chosen[chosen] = True
+        rest = order[~is_chosen[order]]  # a random order of the other topics
+        d_lo, d_hi = seg.n_dislikes
+        n_dis = min(d_lo + int(u[1] * (d_hi - d_lo + 1)), len(rest))
+        dislikes = [self.topic_names[t] for t in rest[:n_dis]]
+        a, b = self._beta[s]
+        trait_values = dict(zip(TRAIT_NAMES, np.round(rng.beta(a, b), 4).tolist()))
+        tones, tone_cum = self._tones[s]
+        bands, band_cum = self._bands[s]
+        goals = (int(u[5] * len(_GOALS)), int(u[6] * (len(_GOALS) - 1)))
+        return UserProfile(
+            user_id=user_id,
+            segment=seg.name,
+            age_band=bands[_pick(u[2], band_cum)],
+            occupation=_OCCUPATIONS[int(u[3] * len(_OCCUPATIONS))],
+            locale=_LOCALES[int(u[4] * len(_LOCALES))],
+            goals=[_GOALS[goals[0]], [g for g in _GOALS if g != _GOALS[goals[0]]][goals[1]]],
+            interests=interests,
+            dislikes=dislikes,
+            traits=Traits(**trait_values, tone=tones[_pick(u[7], tone_cum)]),
+        )
+
+
+# ------------------------------------------------------------------ diverse sampling (USP)
+SampleMode = Literal["majority", "minority", "flattened", "uniform"]
+MODES: tuple[str, ...] = ("majority", "minority", "flattened", "uniform")
+FLATTEN_BINS = 10  # density levels that "flattened" sampling makes equally likely
+_BLOCK_FLOATS = 4_000_000  # distance block of about 32 MB (float64) per chunk
+
+
+def profile_vectors(profiles: Sequence[UserProfile], topic_names: Sequence[str]) -> np.ndarray:
+    """(n, T + 10) float64: interest weights over ``topic_names`` then the traits in ``TRAIT_NAMES``
+    order, each column standardised (zero mean, unit variance; constant columns become 0).
+    Interests in topics outside ``topic_names`` are ignored."""
+    index = {name: k for k, name in enumerate(topic_names)}
+    t_count = len(index)
+    x = np.zeros((len(profiles), t_count + len(TRAIT_NAMES)), dtype=np.float64)
+    for r, prof in enumerate(profiles):
+        for topic, w in prof.interests.items():
+            k = index.get(topic)
+            if k is not None:
+                x[r, k] = w
+        x[r, t_count:] = [getattr(prof.traits, name) for name in TRAIT_NAMES]
+    if len(profiles) == 0:
+        return x
+    mean = x.mean(0)
+    std = x.std(0)
+    return (x - mean) / np.where(std > 1e-12, std, 1.0)
+
+
+def density(vectors: np.ndarray, k: int = 10, *, chunk_rows: int | None = None) -> np.ndarray:
+    """1 / mean Euclidean distance to the ``k`` nearest other rows (k capped at n - 1).
+
+    Exact brute force in row chunks, so the memory is O(chunk_rows × n): 20k profiles use about
+    32 MB at a time. A single row gets density 1; coincident rows get a large finite density.
+    """
+    x = np.asarray(vectors, dtype=np.float64)
+    if x.ndim != 2:
+        raise ValueError("density: vectors must be a 2-d array (n, d)")
+    if k < 1:
+        raise ValueError("density: k must be >= 1")
+    n = len(x)
+    if n <= 1:
+        return np.ones(n)
+    k = min(int(k), n - 1)
+    sq = np.einsum("ij,ij->i", x, x)
+    step = chunk_rows or max(1, _BLOCK_FLOATS // n)
+    mean_dist = np.empty(n)
+    for start in range(0, n, step):
+        stop = min(start + step, n)
+        d2 = sq[start:stop, None] + sq[None, :] - 2.0 * (x[start:stop] @ x.T)
+        np.maximum(d2, 0.0, out=d2)
+        d2[np.arange(stop - start), np.arange(start, stop)] = np.inf  # not your own neighbour
+        nearest = np.partition(d2, k - 1, axis=1)[:, :k]
+        mean_dist[start:stop] = np.sqrt(nearest).mean(1)
+    return 1.0 / np.maximum(mean_dist, 1e-9)
+
+
+def sampling_weights(dens: np.ndarray, mode: SampleMode) -> np.ndarray:
+    """Draw probabilities (summing to 1) of each profile for a sampling ``mode``."""
+    if mode not in MODES:
+        raise ValueError(f"sample_population: unknown mode '{mode}' (expected one of {', '.join(MODES)})")
+    d = np.asarray(dens, dtype=np.float64)
+    if mode == "uniform":
+        w = np.ones_like(d)
+    elif mode == "majority":
+        w = d.copy()
+    elif mode == "minority":
+        w = 1.0 / d
+    else:  # flattened: every density level equally likely (inverse count of the profile's density bin)
+        log_d = np.log(d)
+        edges = np.linspace(log_d.min(), log_d.max() + 1e-12, FLATTEN_BINS + 1)
+        bins = np.clip(np.searchsorted(edges, log_d, side="right") - 1, 0, FLATTEN_BINS - 1)
+        w = 1.0 / np.bincount(bins, minlength=FLATTEN_BINS)[bins]
+    return w / w.sum()
+
+
+def sample_population(
+    profiles: Sequence[UserProfile],
+    n: int,
+    mode: SampleMode,
+    rng: np.random.Generator,
+    k: int = 10,
+) -> list[UserProfile]:
+    """``n`` profiles drawn by density (see the module docstring), seeded by ``rng`` only.
+
+    Without replacement when ``n <= len(profiles)`` (weighted draws in sequence, so the order is
+    the draw order), else with replacement; a profile drawn again is a copy whose ``user_id``
+    gets a ``#2``, ``#3``, ... suffix so ids stay unique.
+    """
+    if mode not in MODES:
+        raise ValueError(f"sample_population: unknown mode '{mode}' (expected one of {', '.join(MODES)})")
+    if n < 0:
+        raise ValueError("sample_population: n must be >= 0")
+    if n == 0:
+        return []
+    if not profiles:
+        raise ValueError("sample_population: no profiles to sample from")
+    topics = sorted({t for p in profiles for t in p.interests})
+    return draw_profiles(profiles, n, rng, sampling_weights(density(profile_vectors(profiles, topics), k), mode))
+
+
+def draw_profiles(profiles: Sequence[UserProfile], n: int, rng: np.random.Generator, p: np.ndarray | None = None) -> list[UserProfile]:
+    """``n`` of ``profiles`` drawn with probabilities ``p`` (uniform when None): without replacement while
+    they last, else with replacement, a repeat getting a ``#2``, ``#3``, ... suffix on its ``user_id``."""
+    if not profiles:
+        raise ValueError("users: no profiles to draw from")
+    m = len(profiles)
+    if n <= m:
+        if p is None:
+            picks = rng.choice(m, n, replace=False)
+        else:  # Efraimidis-Spirakis: the n smallest Exp(1)/p keys are a weighted draw without replacement
+            picks = np.argsort(rng.exponential(size=m) / p, kind="stable")[:n]
+        return [profiles[i] for i in picks]
+    picks = rng.choice(m, size=n, replace=True, p=p)
+    seen: dict[int, int] = {}
+    out: list[UserProfile] = []
+    for i in picks.tolist():
+        seen[i] = seen.get(i, 0) + 1
+        prof = profiles[i]
+        out.append(prof if seen[i] == 1 else prof.model_copy(update={"user_id": f"{prof.user_id}#{seen[i]}"}))
+    return out
+
+
+# ------------------------------------------------------------------ pools: where a scenario's users come from
+class ProfileSource(Protocol):
+    """Anything that draws ``n`` user profiles with a seeded generator."""
+
+    def sample(self, n: int, rng: np.random.Generator) -> list[UserProfile]: ...
+
+
+def sample_profiles(scenario: Scenario, n: int, rng: np.random.Generator, catalog: Catalog) -> list[UserProfile]:
+    """``n`` user profiles: from the scenario's segments, or extracted from an interaction log."""
+    return profile_source(scenario, catalog).sample(n, rng)
+
+
+def profile_source(scenario: Scenario, catalog: Catalog) -> ProfileSource:
+    """Where users come from: segments, users extracted from a log, or calibrated users (``.sample(n, rng)``)."""
+    if scenario.users.source == "segments":
+        return PopulationSampler(scenario.users.segments, catalog.topic_names)
+    from recoworld.users.calibration import ProfilePool, load_calibration
+
+    if scenario.users.source == "calibration":
+        return ProfilePool(load_calibration(scenario.users.from_calibration).profiles)
+    return _ExtractedPool(scenario, catalog)
+
+
+class _ExtractedPool:
+    """Profiles extracted from an interaction log, drawn by density (users.logs.sampling)."""
+
+    def __init__(self, scenario: Scenario, catalog: Catalog) -> None:
+        from recoworld.users.extraction import extract_profiles
+        from recoworld.world import loaders
+
+        cfg = scenario.users.logs
+        if cfg.interactions is not None:
+            interactions = loaders.load_interactions(cfg.interactions, catalog)
+        elif scenario.catalog.source == "movielens":
+            interactions = loaders.load_movielens(scenario.catalog.path)[1]
+        else:
+            raise ValueError("users.logs.interactions: required unless the catalog is a movielens folder")
+        self.profiles = extract_profiles(interactions, catalog, min_interactions=cfg.min_interactions)
+        if not self.profiles:
+            raise ValueError(f"users.logs: no user has {cfg.min_interactions} or more interactions")
+        self.sampling = cfg.sampling
+
+    def sample(self, n: int, rng: np.random.Generator) -> list[UserProfile]:
+        return sample_population(self.profiles, n, self.sampling, rng)
