@@ -12,7 +12,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from recoworld.llm.config import LLMConfig
-from recoworld.users.creators import CreatorsConfig
+from recoworld.users.creator_inputs import CreatorsConfig
 from recoworld.users.parametric import ParametricUserParams
 from recoworld.users.population import SegmentConfig
 from recoworld.world.rewards import RewardWeights

@@ -1,14 +1,17 @@
 """Who lives in the world (import: ``recoworld.users``).
 
-What lives here: profiles (``profile``), populations (``population``: segments, density sampling, pools), the
-hidden mindset (``mindset``), reflective instructions (``instructions``), the parametric user
-model and its compiled part of the step (``parametric``, ``kernels``), LLM and hybrid users
-(``llm_user``), CreAgent creators (``creators``), profile extraction from logs (``extraction``)
-and calibration against logged data (``calibration``).
+What lives here:
+- ``protocol``: the UserBackend contract that parametric, LLM and hybrid users implement;
+- ``profile``, ``mindset``, ``instructions`` (what a disengaging user says), ``compliance`` (how
+  well a slate follows it, written once in numba);
+- ``population``: segments, USP density sampling and profile pools (where a world's users come from);
+- ``parametric`` and ``kernels``: the parametric user model and the compiled step; ``jit``: compile settings;
+- ``llm_user``: LLM and hybrid users; ``creators`` and ``creator_inputs``: CreAgent creators;
+- ``extraction`` and ``llm_extraction``: profiles from logs; ``calibration``: fitting users to logged data.
 
-May import: numpy, numba, pydantic, ``recoworld.llm`` and ``recoworld.world.catalog`` /
-``recoworld.world.platform`` types; never ``recoworld.runs``, ``recoworld.env`` or
-``recoworld.agents`` at module level. Names below are re-exported lazily.
+May import: numpy, numba, pydantic, ``recoworld.llm`` and ``recoworld.world`` catalog / platform
+types; never ``recoworld.runs``, ``recoworld.env`` or ``recoworld.agents`` at module level. Names
+below are re-exported lazily.
 """
 
 from recoworld.lazy import lazy_exports
@@ -18,7 +21,7 @@ _EXPORTS = {
     "profile_vectors": "population",
     "sample_population": "population",
     "extract_profiles": "extraction",
-    "extract_profiles_llm": "extraction",
+    "extract_profiles_llm": "llm_extraction",
     "Instruction": "instructions",
     "InstructionIntent": "instructions",
     "MemoryEntry": "mindset",

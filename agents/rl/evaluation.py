@@ -3,28 +3,26 @@
 from __future__ import annotations
 
 import copy
-import math
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from recoworld.agents.baselines import BaseRecommender
 from recoworld.agents.rl.envs import HELD_OUT_OFFSET, gym_env
+from recoworld.evaluation import headline as H
 
 if TYPE_CHECKING:  # pragma: no cover
     from stable_baselines3.common.base_class import BaseAlgorithm
-
-
-def _sem(x: np.ndarray) -> float:
-    return float(x.std(ddof=1) / math.sqrt(len(x))) if len(x) > 1 else float("nan")
 
 
 def _summary(name: str, per_user: dict[str, np.ndarray], seed_offset: int) -> dict[str, Any]:
     out: dict[str, Any] = {"policy": name, "n_users": len(per_user["days_active"]), "seeds": [seed_offset, seed_offset + len(per_user["days_active"])]}
     for key in ("days_active", "reward", "steps", "clicks"):
         out[f"{key}_mean"] = float(per_user[key].mean())
-        out[f"{key}_sem"] = _sem(per_user[key])
-    out["churned_share"] = float(per_user["churned"].mean())
+        out[f"{key}_sem"] = H.sem(per_user[key])
+    n = len(per_user["days_active"])
+    out["slates_per_session"] = H.slates_per_session(float(per_user["steps"].sum()), float(per_user["sessions"].sum()))
+    out["churned_share"] = H.churn_rate(float(per_user["churned"].sum()), n)
     out["per_user"] = {k: v.tolist() for k, v in per_user.items()}
     return out
 
@@ -59,7 +57,7 @@ def evaluate(
 
 
 def _new_totals(n: int) -> dict[str, np.ndarray]:
-    return {k: np.zeros(n) for k in ("days_active", "reward", "steps", "clicks", "churned")}
+    return {k: np.zeros(n) for k in ("days_active", "reward", "steps", "clicks", "churned", "sessions")}
 
 
 CLICKED = frozenset({"click", "like", "comment", "share"})
@@ -86,6 +84,7 @@ def _evaluate_recommender(rec: BaseRecommender, n: int, offset: int, scenario: s
             totals["reward"][i] += reward
             totals["steps"][i] += 1
             totals["clicks"][i] += clicks.sum()
+            totals["sessions"][i] += info["session_ended"]
             done = terminated or truncated
         totals["days_active"][i] = base.sim.days_active[0]
         totals["churned"][i] = float(terminated)
@@ -122,6 +121,7 @@ def _evaluate_model(model: BaseAlgorithm, n: int, offset: int, scenario: str, co
             totals["reward"][i] += reward
             totals["steps"][i] += 1
             totals["clicks"][i] += info["rewards"]["click"]
+            totals["sessions"][i] += info["session_ended"]
             if terminated or truncated:
                 totals["days_active"][i] = env.unwrapped.sim.days_active[0]
                 totals["churned"][i] = float(terminated)

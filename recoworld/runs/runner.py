@@ -25,7 +25,8 @@ from recoworld.runs.engines import make_engine
 from recoworld.runs.logs import RunFolder, RunManifest, read_table
 from recoworld.runs.shard import Shard, ShardDay
 from recoworld.scenario import Scenario
-from recoworld.users.creators import CreatorPopulation, creator_feedback
+from recoworld.users.creator_inputs import creator_feedback
+from recoworld.users.creators import CreatorPopulation
 from recoworld.users.llm_user import make_user_backend
 from recoworld.users.parametric import ParametricUserBackend
 from recoworld.users.population import sample_profiles

@@ -23,7 +23,7 @@ from recoworld.world.simulation import Simulation
 
 TOTALS = (
     *COMPONENTS, "reviewed", "slates", "reward", "instructions", "compliance_sum", "compliance_n",
-    "first_session_clicks", "first_session_reviewed", "llm_fallbacks",
+    "first_session_clicks", "first_session_reviewed", "llm_fallbacks", "sessions",
 )
 ITEM_COMPONENTS = slice(0, 7)  # click, like, share, comment, watch_minutes, skip, leave: per item
 _RUN_TOTALS_FROM_SESSION = (  # (run total, session sum it adds up)
@@ -114,7 +114,7 @@ def run_shard_day(
         rec.reseed((*reseed, day, shard.index, arm if arm >= 0 else 1000 - arm))  # targets: 1001, 1002, ...
     targets = {-key - 1: rec for key, rec in recommenders.items() if key < 0}  # off-policy targets: they never serve
     ope: dict[str, list[np.ndarray]] = {}
-    n, k = len(sim), sim.env.slate_size
+    n = len(sim)
     weights = sim.weights[ITEM_COMPONENTS].astype(np.float32)
     usage_before = sim.backend.usage
     acc = {name: np.zeros(n) for name in _SESSION_SUMS}
@@ -122,8 +122,6 @@ def run_shard_day(
     log = _Impressions(n)
     item_imp = np.zeros(len(catalog), dtype=np.int64)
     item_clk = np.zeros(len(catalog), dtype=np.int64)
-    t = shard.totals
-
     rows = np.flatnonzero(sim.alive & (sim.day == day))
     sim.retrieve(rows)
     while len(rows):
@@ -147,51 +145,11 @@ def run_shard_day(
             fallback = sim.backend.fallbacks(len(r))
             rec_fallback = choice.fallback if choice.fallback is not None else np.zeros(len(r), dtype=bool)
 
-            items = resp.items
-            left_here = resp.left[:, None] & (np.arange(k)[None, :] == resp.left_at[:, None])
-            comp = np.stack(
-                [resp.click, resp.like, resp.share, resp.comment, resp.watch_seconds / 60.0, resp.skip, left_here], axis=2,
-            ).astype(np.float32)
-            rep = lambda a: np.repeat(a, k)  # noqa: E731  (per user → per slot)
-            log.add(
-                arm=np.full(len(r) * k, arm, dtype=np.int32), session=rep(session_no), step=rep(step_no),
-                position=np.tile(np.arange(k, dtype=np.int16), len(r)), user=rep(r.astype(np.int32)), item=slates,
-                action=resp.action_codes.astype(np.int32), watch_seconds=items[:, :, K.O_WATCH_SECONDS].astype(np.float32),
-                comp=comp.reshape(-1, 7), propensity=choice.propensities.astype(np.float32),
-                candidate_index=choice.positions.astype(np.int16), instruction=rep(instr),
-                compliance=rep(out.effects.compliance.astype(np.float32)), user_fallback=rep(fallback),
-                recommender_fallback=rep(np.asarray(rec_fallback, dtype=bool)),
-            )
+            _log_slates(log, int(arm), r, slates, session_no, step_no, instr, out, choice, fallback, rec_fallback)
             seen = resp.reviewed
             item_imp += np.bincount(slates[seen], minlength=len(catalog))
             item_clk += np.bincount(slates[resp.click], minlength=len(catalog))
-
-            # per-session sums; the per-user run totals take them in when the session ends
-            for c, name in enumerate(COMPONENTS):
-                t[name][r] += out.components[:, c]
-            scored = ~np.isnan(out.effects.compliance)
-            n_rev, n_click = seen.sum(1), resp.click.sum(1)
-            for name, value in (
-                ("slates", 1), ("reviewed", n_rev), ("clicks", n_click), ("likes", resp.like.sum(1)),
-                ("shares", resp.share.sum(1)), ("comments", resp.comment.sum(1)),
-                ("watch_seconds", resp.watch_seconds.sum(1)), ("reward", out.reward),
-                ("instructions", out.effects.emitted), ("compliance_n", scored),
-                ("compliance_sum", np.where(scored, out.effects.compliance, 0.0)), ("user_fallbacks", fallback),
-            ):
-                acc[name][r] += value
-            ended = out.session_ended
-            e = r[ended]
-            for name, source in _RUN_TOTALS_FROM_SESSION:
-                t[name][e] += acc[source][e]
-            first = (session_no[ended] == 1).astype(np.float64)
-            t["first_session_clicks"][e] += acc["clicks"][e] * first
-            t["first_session_reviewed"][e] += acc["reviewed"][e] * first
-            for name, value in (
-                ("user", e), ("arm", shard.arm_of[e]), ("session", session_no[ended]), ("left", resp.left[ended]),
-                ("churned", out.churned[ended]), ("gap", out.gap_days[ended]),
-                *((name, acc[name][e].copy()) for name in _SESSION_SUMS),
-            ):
-                sessions.setdefault(name, []).append(np.asarray(value))
+            ended = _add_up(shard, acc, sessions, r, session_no, out, fallback)
             still.append(r[~ended])
         rows = np.sort(np.concatenate(still)) if still else rows[:0]
 
@@ -206,6 +164,61 @@ def run_shard_day(
         item_clicks=item_clk,
         llm_usage=usage,
     )
+
+
+def _log_slates(log: _Impressions, arm: int, r: np.ndarray, slates: np.ndarray, session_no: np.ndarray, step_no: np.ndarray,
+                instr: np.ndarray, out, choice, fallback: np.ndarray, rec_fallback) -> None:
+    """One impression row per shown item of the slates just served to users ``r``."""
+    resp = out.response
+    k = slates.shape[1]
+    items = resp.items
+    left_here = resp.left[:, None] & (np.arange(k)[None, :] == resp.left_at[:, None])
+    comp = np.stack(
+        [resp.click, resp.like, resp.share, resp.comment, resp.watch_seconds / 60.0, resp.skip, left_here], axis=2,
+    ).astype(np.float32)
+    rep = lambda a: np.repeat(a, k)  # noqa: E731  (per user → per slot)
+    log.add(
+        arm=np.full(len(r) * k, arm, dtype=np.int32), session=rep(session_no), step=rep(step_no),
+        position=np.tile(np.arange(k, dtype=np.int16), len(r)), user=rep(r.astype(np.int32)), item=slates,
+        action=resp.action_codes.astype(np.int32), watch_seconds=items[:, :, K.O_WATCH_SECONDS].astype(np.float32),
+        comp=comp.reshape(-1, 7), propensity=choice.propensities.astype(np.float32),
+        candidate_index=choice.positions.astype(np.int16), instruction=rep(instr),
+        compliance=rep(out.effects.compliance.astype(np.float32)), user_fallback=rep(fallback),
+        recommender_fallback=rep(np.asarray(rec_fallback, dtype=bool)),
+    )
+
+
+def _add_up(shard: Shard, acc: dict[str, np.ndarray], sessions: dict[str, list[np.ndarray]], r: np.ndarray,
+            session_no: np.ndarray, out, fallback: np.ndarray) -> np.ndarray:
+    """Per-session sums of the step; the per-user run totals and the session rows take them in when a
+    session ends. Returns which of ``r`` ended their session."""
+    resp, t = out.response, shard.totals
+    for c, name in enumerate(COMPONENTS):
+        t[name][r] += out.components[:, c]
+    scored = ~np.isnan(out.effects.compliance)
+    for name, value in (
+        ("slates", 1), ("reviewed", resp.reviewed.sum(1)), ("clicks", resp.click.sum(1)), ("likes", resp.like.sum(1)),
+        ("shares", resp.share.sum(1)), ("comments", resp.comment.sum(1)),
+        ("watch_seconds", resp.watch_seconds.sum(1)), ("reward", out.reward),
+        ("instructions", out.effects.emitted), ("compliance_n", scored),
+        ("compliance_sum", np.where(scored, out.effects.compliance, 0.0)), ("user_fallbacks", fallback),
+    ):
+        acc[name][r] += value
+    ended = out.session_ended
+    e = r[ended]
+    for name, source in _RUN_TOTALS_FROM_SESSION:
+        t[name][e] += acc[source][e]
+    t["sessions"][e] += 1
+    first = (session_no[ended] == 1).astype(np.float64)
+    t["first_session_clicks"][e] += acc["clicks"][e] * first
+    t["first_session_reviewed"][e] += acc["reviewed"][e] * first
+    for name, value in (
+        ("user", e), ("arm", shard.arm_of[e]), ("session", session_no[ended]), ("left", resp.left[ended]),
+        ("churned", out.churned[ended]), ("gap", out.gap_days[ended]),
+        *((name, acc[name][e].copy()) for name in _SESSION_SUMS),
+    ):
+        sessions.setdefault(name, []).append(np.asarray(value))
+    return ended
 
 
 def _log_target(ope: dict[str, list[np.ndarray]], target: Recommender, t: int, view, choice, arm: int,

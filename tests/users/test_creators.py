@@ -13,15 +13,8 @@ from recoworld.world.catalog import Catalog, Item
 from recoworld.llm.base import LLMTimeout
 from recoworld.llm.scripted import ScriptedModel
 from recoworld.world.synthetic import TOPICS, topic_vocabulary
-from recoworld.users.creators import (
-    MAX_TAGS,
-    TITLE_CHARS,
-    CreatorDraft,
-    CreatorFeedback,
-    CreatorPopulation,
-    CreatorsConfig,
-    creator_feedback,
-)
+from recoworld.users.creator_inputs import CreatorFeedback, CreatorsConfig, creator_feedback
+from recoworld.users.creators import MAX_TAGS, TITLE_CHARS, CreatorDraft, CreatorPopulation
 
 TOPIC_NAMES = list(TOPICS)[:12]
 

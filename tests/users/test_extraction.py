@@ -10,11 +10,11 @@ import pandas as pd
 import pytest
 
 from recoworld.llm.base import Generation, LanguageModel, LLMMalformedOutput, LLMTimeout
-from recoworld.users.extraction import (
+from recoworld.users.extraction import extract_profiles
+from recoworld.users.llm_extraction import (
     ProfileText,
     aextract_profiles_llm,
     extract_profile_texts_llm,
-    extract_profiles,
     extract_profiles_llm,
 )
 from recoworld.users.population import density, profile_vectors, sample_population, sampling_weights
@@ -352,7 +352,7 @@ def test_sampling_extracted_profiles(log: pd.DataFrame, catalog: Catalog) -> Non
 
 def test_llm_paragraphs_become_the_profile_text() -> None:
     """The two USP paragraphs the LLM wrote are what the profile renders for later LLM prompts."""
-    from recoworld.users.extraction import ProfileText, _from_text
+    from recoworld.users.llm_extraction import ProfileText, _from_text
     from recoworld.users.profile import UserProfile
 
     catalog = generate_catalog(SyntheticCatalogConfig(n_items=50, n_topics=4), seed=0)

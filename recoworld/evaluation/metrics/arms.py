@@ -7,10 +7,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-if TYPE_CHECKING:
-    from recoworld.evaluation.data import RunLogs
+from recoworld.evaluation import headline as H
 from recoworld.evaluation.metrics.base import ILD_SLATES, RETENTION_DAYS, Encoded, encoded, exposure_of, gini, world_items
 from recoworld.evaluation.metrics.users import km_frame, returned_mask, user_table
+
+if TYPE_CHECKING:
+    from recoworld.evaluation.data import RunLogs
 
 
 # ------------------------------------------------------------------ per arm
@@ -44,23 +46,22 @@ def arm_summary(logs: RunLogs, seed: int = 0, ild_slates: int = ILD_SLATES) -> p
     out["users"] = per_user.size().reindex(arms).fillna(0).astype(np.int64)
     summed = ["sessions", "slates", "reviewed", "clicks", "watch_minutes", "likes", "shares", "comments", "churned"]
     tot = per_user[summed].sum().reindex(arms)
-    n = out["users"].where(out["users"] > 0)
-    out["ctr"] = tot["clicks"] / tot["reviewed"].where(tot["reviewed"] > 0)
+    n = out["users"].astype(np.float64)
+    out["ctr"] = H.ctr(tot["clicks"], tot["reviewed"])
     for c in ("watch_minutes", "likes", "shares", "comments"):
-        out[f"{c}_per_user"] = tot[c] / n
-    n_sessions = tot["sessions"].where(tot["sessions"] > 0)
-    out["slates_per_session"] = tot["slates"] / n_sessions
-    out["items_per_session"] = tot["reviewed"] / n_sessions
-    out["sessions_per_user"] = tot["sessions"] / n
+        out[f"{c}_per_user"] = H.per_user(tot[c], n)
+    out["slates_per_session"] = H.slates_per_session(tot["slates"], tot["sessions"])
+    out["items_per_session"] = H.ratio(tot["reviewed"], tot["sessions"])
+    out["sessions_per_user"] = H.per_user(tot["sessions"], n)
     returned = pd.Series(returned_mask(sessions), index=sessions.index)
     out["return_rate"] = returned.groupby(sessions["arm"]).mean().reindex(arms)
-    out["churn_rate"] = tot["churned"] / n
+    out["churn_rate"] = H.churn_rate(tot["churned"], n)
     km = km_frame(logs, users).set_index(["arm", "day"])["survival"]
     horizon = logs.manifest.days_completed
     for d in RETENTION_DAYS:
         out[f"retention_d{d}"] = km.xs(d, level="day").reindex(arms) if d <= horizon else np.nan
     instr = sessions["instructions"] if "instructions" in sessions.columns else pd.Series(0, index=sessions.index)
-    out["instruction_rate"] = instr.groupby(sessions["arm"]).sum().reindex(arms) / n_sessions
+    out["instruction_rate"] = H.ratio(instr.groupby(sessions["arm"]).sum().reindex(arms), tot["sessions"])
     sl = enc.slates
     slate_arm = np.asarray(enc.arms, dtype=object)[sl["arm"].to_numpy()]
     out["compliance"] = sl["compliance"].groupby(slate_arm).mean().reindex(arms)
