@@ -7,7 +7,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv run test bench clean
+.PHONY: venv run test test-fast bench clean
 
 venv: $(STAMP)
 
@@ -25,6 +25,10 @@ run: venv
 
 test: venv
 	$(BIN)/python -m pytest -q
+
+# the suite without the statistical and training claims (marked slow; CI runs everything)
+test-fast: venv
+	$(BIN)/python -m pytest -q -m "not slow"
 
 bench: venv
 	@set -e; for f in benchmarks/*.py; do echo "== $$f"; $(BIN)/python $$f; done

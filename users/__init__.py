@@ -5,7 +5,8 @@ What lives here:
 - ``profile``, ``mindset``, ``instructions`` (what a disengaging user says), ``compliance`` (how
   well a slate follows it, written once in numba);
 - ``population``: segments, USP density sampling and profile pools (where a world's users come from);
-- ``parametric`` and ``kernels``: the parametric user model and the compiled step; ``jit``: compile settings;
+- ``parametric``: the parametric user model (its params and state; the fused compiled step it runs
+  lives in ``recoworld.world.kernel``); ``jit``: compile settings;
 - ``llm_user``: LLM and hybrid users; ``creators`` and ``creator_inputs``: CreAgent creators;
 - ``extraction`` and ``llm_extraction``: profiles from logs; ``calibration``: fitting users to logged data.
 

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from recoworld.llm.base import LanguageModel, LLMBudgetExceeded, LLMError, LLMMalformedOutput, Message, Usage
 from recoworld.llm.text import CLOSE, DATA_RULE, OPEN, inert
-from recoworld.users import kernels as K
+from recoworld.world import kernel as K
 from recoworld.users.parametric import ForcedDecisions, ParametricUserBackend
 from recoworld.users.protocol import UserBackend
 

@@ -1,7 +1,7 @@
 """The reference parametric user model over a batch of users.
 
 State lives in :class:`UserBatch` (a few packed arrays, with named views). The per-slate
-dynamics run in one compiled kernel (``recoworld.users.kernels``) for any batch size, so the
+dynamics run in one compiled kernel (``recoworld.world.kernel``) for any batch size, so the
 single-user env (a batch of one) and the population runner share one implementation.
 """
 
@@ -14,7 +14,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from recoworld.llm.base import Usage
-from recoworld.users import kernels as K
+from recoworld.world import kernel as K
 from recoworld.world.catalog import Catalog
 from recoworld.users.profile import TONES, UserProfile
 
@@ -219,7 +219,7 @@ def _item_out(col: int, doc: str, as_bool: bool = True) -> property:
 class SlateResponse:
     """What each user did with each slot of their slate (b users x K slots), as written by the kernel.
 
-    ``items`` is (b, K, kernels.ITEM_OUTPUTS), ``per_user`` is (b, kernels.USER_OUTPUTS); the
+    ``items`` is (b, K, kernel.ITEM_OUTPUTS), ``per_user`` is (b, kernel.USER_OUTPUTS); the
     properties below are views on them.
     """
 
@@ -242,7 +242,7 @@ class SlateResponse:
 
     @property
     def action_codes(self) -> np.ndarray:
-        """(b, K) index into kernels.ACTION_LABELS."""
+        """(b, K) index into kernel.ACTION_LABELS."""
         return self.items[:, :, K.O_ACTION].astype(np.int64)
 
     @property
@@ -376,7 +376,7 @@ class ForcedDecisions:
     """Actions decided outside the parametric model (e.g. by an LLM), for some users of a step.
 
     ``forced[i]`` marks user i's slate as decided; ``actions[i, j]`` = (click, watch fraction, like,
-    share, comment) per slot (kernels.F_* columns); ``leave_at[i]`` = slot they leave at, -1 to stay.
+    share, comment) per slot (kernel.F_* columns); ``leave_at[i]`` = slot they leave at, -1 to stay.
     """
 
     forced: np.ndarray  # (b,) bool

@@ -13,7 +13,7 @@ from recoworld.world.observation import observation_space, observe
 from recoworld.world.rewards import as_dict
 from recoworld.scenario import load_scenario
 from recoworld.world.simulation import Simulation, StepOutcome, build_catalog
-from recoworld.users.kernels import ACTION_LABELS
+from recoworld.world.kernel import ACTION_LABELS
 from recoworld.users.parametric import ParametricUserModel
 from recoworld.users.profile import UserProfile
 

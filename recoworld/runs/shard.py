@@ -16,7 +16,7 @@ import pyarrow as pa
 from recoworld.agents.protocol import Recommender
 from recoworld.llm.base import Usage
 from recoworld.runs.logs import constant, dictionary
-from recoworld.users import kernels as K
+from recoworld.world import kernel as K
 from recoworld.world.catalog import Catalog
 from recoworld.world.rewards import COMPONENTS
 from recoworld.world.simulation import Simulation

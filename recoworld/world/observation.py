@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from gymnasium import spaces
 
-from recoworld.users import kernels as K
+from recoworld.world import kernel as K
 from recoworld.users.parametric import Index, user_rows
 
 if TYPE_CHECKING:

@@ -1,6 +1,6 @@
 """What the platform can see about each user: engagement history, session stats, instructions told.
 
-The compiled world-step kernel (``recoworld.users.kernels``) writes these arrays in place;
+The compiled world-step kernel (``recoworld.world.kernel``) writes these arrays in place;
 this module owns them.
 """
 
@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from recoworld.world.catalog import Catalog
-from recoworld.users import kernels as K
+from recoworld.world import kernel as K
 
 
 def _stat(col: int, doc: str) -> property:

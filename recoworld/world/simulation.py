@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Sequence
 import numpy as np
 
 from recoworld.scenario import CatalogConfig, Scenario, ScenarioError
-from recoworld.users import kernels as K
+from recoworld.world import kernel as K
 from recoworld.users.instructions import NO_TOPIC, Instruction, InstructionIntent, instruction_text
 from recoworld.users.mindset import MemoryEntry, Mindset
 from recoworld.users.parametric import (
@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from recoworld.agents.protocol import UserView
 
 # the kernel writes the reward components in COMPONENTS order
-assert K.N_COMPONENTS == len(COMPONENTS), "kernels.N_COMPONENTS must match rewards.COMPONENTS"
+assert K.N_COMPONENTS == len(COMPONENTS), "kernel.N_COMPONENTS must match rewards.COMPONENTS"
 
 
 def build_catalog(config: CatalogConfig, seed: int) -> Catalog:

@@ -1,4 +1,9 @@
-"""Compiled (numba) kernels of the parametric user model and the platform log.
+"""The fused compiled (numba) world step: the users' review of a slate, their mindset update, the
+platform log, the session end, the next candidates and the observation, in one pass per user.
+
+The users' compliance rule is inlined from ``recoworld.users.compliance``. Splitting the rest into
+named parts with state in named structures is the next step of the restructuring (issue 11, step 5);
+``_serve_user`` stays one long function until then because numba fuses it into one loop body.
 
 One kernel serves every batch size: the Gym env calls it with one user, the population
 runner with thousands. Items of a slate are reviewed strictly in order, so satiation,
@@ -278,6 +283,10 @@ def _serve_user(
     familiar, slate_topics, liked, is_forced, forced_row, forced_leave_at,
 ):
     """User ``r`` (row i of the step) reviews slate i; see :func:`world_step`.
+
+    One long compiled function (236 lines, over the ~80-line rule): numba compiles it as one loop body
+    for the fused step; its split into named @njit parts (choice, mindset, platform log, session end)
+    with named state structures is not done yet (issue 11, step 5).
 
     ``familiar`` (T,), ``slate_topics`` (K,) and ``liked`` (D,) are scratch buffers. With
     ``is_forced``, ``forced_row`` (K, 5) and ``forced_leave_at`` are the user's decisions.
