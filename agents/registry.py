@@ -37,7 +37,14 @@ def _sb3(seed: int = 0, **params: Any) -> BaseRecommender:
     return SB3Recommender(seed=seed, **params)
 
 
+def _sasrec(seed: int = 0, **params: Any) -> BaseRecommender:
+    from recoworld.agents.sasrec_arm import SASRecRecommender  # imports torch: only when asked for
+
+    return SASRecRecommender(seed=seed, **params)
+
+
 RECOMMENDERS["sb3"] = _sb3
+RECOMMENDERS["sasrec"] = _sasrec
 
 
 def make_recommender(name: str, params: dict[str, Any] | None = None, seed: int = 0) -> BaseRecommender:

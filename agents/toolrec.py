@@ -594,6 +594,13 @@ class ToolRec(BaseRecommender):
     def observe(self, view: UserView, positions: np.ndarray, clicks: np.ndarray, reviewed: np.ndarray) -> None:
         self.base.observe(view, positions, clicks, reviewed)
 
+    def retrain(self, impressions) -> None:
+        self.base.retrain(impressions)  # a base that learns from logs (mf, sasrec) retrains underneath
+
+    @property
+    def learns_from_logs(self) -> bool:
+        return self.base.learns_from_logs
+
     # -- the loop ------------------------------------------------------------------------------
     def run(self, view: UserView, base_scores: np.ndarray | None = None) -> tuple[list[int], list[ToolCall]]:
         """Run the controller for a one-user view: (K distinct positions, trajectory). Never raises on
