@@ -3,6 +3,8 @@ uses as a population-run arm and as ToolRec's base ranker."""
 
 from __future__ import annotations
 
+import pickle
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -116,6 +118,18 @@ def test_the_arm_learns_each_users_next_item_from_impression_logs():
     codes = {item: code for code, item in enumerate(rec.item_ids)}
     scores = rec.fitted.score([[codes["i4"], codes["i5"], codes["i6"]]])[0]
     assert rec.item_ids[scores.argmax()] == "i7"
+    # run checkpoints and shard copies pickle the arm
+    copy = pickle.loads(pickle.dumps(rec))
+    np.testing.assert_array_equal(copy.fitted.score([[codes["i4"]]]), rec.fitted.score([[codes["i4"]]]))
+
+
+def test_wrappers_retrain_their_sasrec_base():
+    following = make_recommender("instruction_following", {"base": "sasrec", "base_params": {"epochs": 1}})
+    assert following.learns_from_logs and not make_recommender("toolrec").learns_from_logs
+    logs = pd.DataFrame({"user": ["a", "a", "a"], "item": ["x", "y", "z"], "action": ["click", "like", "skip"],
+                         "watch_seconds": [5.0, 9.0, 0.0]})
+    following.retrain(logs)
+    assert following.base.trained and following.base.sequences == {"a": [0, 1]}
 
 
 SMALL_RUN = {
