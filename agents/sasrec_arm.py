@@ -100,12 +100,12 @@ class SASRecRecommender(BaseRecommender):
     def histories(self, view: UserView, codes: np.ndarray) -> list[list[int]]:
         """Each user's model input: the logged sequence plus newer engaged items of the view's history."""
         out = []
+        engaged = (view.history_items >= 0) & (view.history_engagement > 0)
         for i, user in enumerate(view.user_ids):
-            seq = list(self.sequences.get(str(user), ()))
-            seen = set(seq)
-            recent = view.history_items[i][(view.history_items[i] >= 0) & (view.history_engagement[i] > 0)]
-            seq += [c for c in codes[recent].tolist() if c >= 0 and c not in seen]
-            out.append(seq)
+            logged = self.sequences.get(str(user), [])
+            seen = self._seen.setdefault(str(user), set(logged))
+            recent = codes[view.history_items[i][engaged[i]]].tolist()
+            out.append(logged[-self.config.max_len :] + [c for c in recent if c >= 0 and c not in seen])
         return out
 
     def _codes(self, catalog: Catalog) -> np.ndarray:
@@ -122,8 +122,9 @@ class SASRecRecommender(BaseRecommender):
     def _reset_cache(self) -> None:
         self._map_catalog: Catalog | None = None
         self._row_map = np.empty(0, dtype=np.int64)
+        self._seen: dict[str, set[int]] = {}  # user id -> the logged sequence as a set (built on first use)
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
-        state.update(_map_catalog=None, _row_map=np.empty(0, dtype=np.int64))
+        state.update(_map_catalog=None, _row_map=np.empty(0, dtype=np.int64), _seen={})
         return state

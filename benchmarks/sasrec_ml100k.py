@@ -70,7 +70,8 @@ def run_ours(data: dict, n_items: int, config: SASRecConfig) -> dict:
     # the test history includes the validation item, as in RecBole's leave-one-out
     return {"test": ranking_metrics(fitted.score(data["test"][0]), data["test"][1]),
             "valid": ranking_metrics(fitted.score(data["valid"][0]), data["valid"][1]),
-            "best_epoch": fitted.best_epoch, "epochs_run": fitted.log[-1]["epoch"], "seconds": fitted.train_seconds}
+            "best_epoch": fitted.best_epoch, "epochs_run": fitted.log[-1]["epoch"], "seconds": fitted.train_seconds,
+            "cpu_seconds": fitted.train_cpu_seconds}
 
 
 # ----------------------------------------------------------------------------- RecBole
@@ -85,7 +86,7 @@ config = {
     "eval_args": {"split": {"LS": "valid_and_test"}, "order": "TO", "mode": "full", "group_by": "user"},
     "train_neg_sample_args": None, "loss_type": "CE", "MAX_ITEM_LIST_LENGTH": 50,
     "metrics": ["Hit", "NDCG", "MRR"], "topk": [10], "valid_metric": "NDCG@10",
-    "epochs": 300, "stopping_step": 10, "worker": 0,
+    "epochs": int(sys.argv[4]), "stopping_step": 10, "worker": 0,
 }
 start = time.perf_counter()
 result = run_recbole(model="SASRec", dataset="ml-100k", config_dict=config)
@@ -109,7 +110,7 @@ def recbole_venv() -> Path:
     return python
 
 
-def run_recbole(folder: Path, threads: int) -> dict:
+def run_recbole(folder: Path, threads: int, epochs: int = 300) -> dict:
     """RecBole 1.2.1's SASRec (CE loss) on the same atomic file and protocol; its test metrics and time."""
     python = recbole_venv()
     work = cache_dir() / "recbole-run"
@@ -118,7 +119,7 @@ def run_recbole(folder: Path, threads: int) -> dict:
     script.write_text(RECBOLE_SCRIPT)
     # torch >= 2.6 loads weights-only by default; RecBole 1.2.1 reloads its own full checkpoint
     env = {**os.environ, "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1", "OMP_NUM_THREADS": str(threads)}
-    done = subprocess.run([str(python), str(script), str(folder.parent), str(work / "saved"), str(threads)],
+    done = subprocess.run([str(python), str(script), str(folder.parent), str(work / "saved"), str(threads), str(epochs)],
                           capture_output=True, text=True, cwd=work, env=env)
     (work / "log.txt").write_text(done.stdout + done.stderr)
     lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
@@ -138,6 +139,7 @@ def row(name: str, m: dict[str, float], extra: str = "") -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--recbole", action="store_true", help="also run RecBole 1.2.1's SASRec (throwaway venv)")
+    parser.add_argument("--recbole-epochs", type=int, default=300, help="RecBole's epoch cap (early stopping as ours)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads for training")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--epochs", type=int, default=200)
@@ -155,10 +157,10 @@ def main() -> None:
     print(f"\n{'model (test, full rank)':<22} {'Hit@10':>8} {'NDCG@10':>8} {'MRR@10':>8}")
     print(row("Pop", popularity_metrics(data)))
     print(row("SASRec (RecoWorld)", ours["test"],
-              f"train {ours['seconds']:.0f} s, {ours['epochs_run']} epochs (best {ours['best_epoch']}), {args.threads} thread(s)"))
+              f"train {ours['seconds']:.0f} s wall ({ours['cpu_seconds']:.0f} s CPU), {ours['epochs_run']} epochs (best {ours['best_epoch']}), {args.threads} thread(s)"))
     if args.recbole:
         try:
-            rb = run_recbole(folder, args.threads)
+            rb = run_recbole(folder, args.threads, args.recbole_epochs)
             print(row("SASRec (RecBole 1.2.1)", rb["test"], f"run {rb['seconds']:.0f} s, {args.threads} thread(s)"))
         except RuntimeError as exc:
             print(f"SASRec (RecBole 1.2.1): did not run: {exc}")
