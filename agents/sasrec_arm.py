@@ -23,6 +23,7 @@ from recoworld.agents.sasrec import FittedSASRec, SASRecConfig, fit_sasrec
 from recoworld.catalog import Catalog, require_columns
 
 ENGAGED = tuple(ACTION_STRENGTH)  # click, like, comment, share
+SCORE_USERS = 1024  # users per candidate-scoring product
 # lighter than the ML-100K benchmark: a retrain happens every few simulated days, without validation
 ARM_DEFAULTS: dict[str, Any] = {"epochs": 20, "windows": 2, "batch_size": 64, "dropout": 0.2}
 
@@ -87,7 +88,9 @@ class SASRecRecommender(BaseRecommender):
         states = self.fitted.states(histories)
         cand = codes[view.candidates]  # (b, M) model codes, -1 = unknown to the last retrain
         vectors = np.vstack([self.fitted.item_vectors(), np.zeros((1, self.config.hidden), np.float32)])
-        logits = np.einsum("bmd,bd->bm", vectors[cand], states).astype(np.float64)
+        logits = np.empty(cand.shape)
+        for s in range(0, len(cand), SCORE_USERS):  # bounded (users, candidates, hidden) temporaries
+            logits[s : s + SCORE_USERS] = np.einsum("bmd,bd->bm", vectors[cand[s : s + SCORE_USERS]], states[s : s + SCORE_USERS])
         known = cand >= 0
         # known items keep their order above every unknown one; unknown ones by popularity
         floor = np.where(known, logits, np.inf).min(1, keepdims=True)

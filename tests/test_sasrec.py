@@ -11,7 +11,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from recoworld.agents import make_recommender  # noqa: E402
+from recoworld.agents import PopularRecommender, make_recommender  # noqa: E402
 from recoworld.agents.sasrec import SASRecConfig, SASRecModel, fit_sasrec, ranking_metrics  # noqa: E402
 from recoworld.agents.sasrec_arm import SASRecRecommender  # noqa: E402
 from recoworld.runner import PopulationRun  # noqa: E402
@@ -160,3 +160,35 @@ def test_toolrec_with_a_sasrec_base_finishes_its_slates_in_a_scenario():
     assert rec.learns_from_logs and rec.base.trained  # retrained underneath after day 1, served on day 2
     assert result.summaries()["toolrec"]["ctr"] > 0
     assert rec.trajectories and all(t[-1].action.kind == "finish" and not t[-1].error for t in rec.trajectories)
+
+
+def test_the_arm_scores_thousands_of_users_in_one_call():
+    from recoworld.agents.protocol import UserView
+    from recoworld.synthetic import SyntheticCatalogConfig, generate_catalog
+    from recoworld.users.instructions import NO_TOPIC
+
+    catalog = generate_catalog(SyntheticCatalogConfig(n_items=200, n_topics=4, n_creators=10), seed=0)
+    rng = np.random.default_rng(0)
+    rows = [(f"u{u}", catalog.item_id[i], "click", 10.0) for u in range(50) for i in rng.choice(150, 8, replace=False)]
+    rec = SASRecRecommender(**{**SMALL_ARM, "epochs": 2})
+    rec.retrain(pd.DataFrame(rows, columns=["user", "item", "action", "watch_seconds"]))
+    b, m, t, d = 3000, 40, catalog.n_topics, catalog.embeddings.shape[1]
+    history = np.full((b, 6), -1)
+    history[::2, -2:] = rng.integers(0, 200, size=(b // 2, 2))  # half the strangers engaged with two items
+    consumed = np.zeros((b, m), dtype=bool)
+    consumed[:, 0] = True
+    view = UserView(
+        catalog=catalog, candidates=rng.integers(0, 200, size=(b, m)), slate_size=5,
+        user_ids=[f"u{k % 60}" if k < 120 else f"new{k}" for k in range(b)],
+        est_taste=np.zeros((b, d), np.float32), click_topics=np.zeros((b, t)), shown_topics=np.zeros((b, t)),
+        consumed=consumed, instr_more=np.full(b, NO_TOPIC), instr_less=np.full(b, NO_TOPIC),
+        instr_surprise=np.zeros(b, dtype=bool), session_step=np.zeros(b, np.int64), day=np.zeros(b, np.int64),
+        history_items=history, history_engagement=(history >= 0).astype(float),
+    )
+    scores = rec.scores(view)
+    assert scores.shape == (b, m) and np.isfinite(scores).all()
+    assert (scores.argmin(1) == 0).all()  # a watched candidate goes last
+    popular = PopularRecommender().scores(view)
+    nothing_known = np.array([k >= 120 and k % 2 == 1 for k in range(b)])  # strangers without engagement
+    np.testing.assert_array_equal(scores[nothing_known], popular[nothing_known])
+    assert not np.allclose(scores[~nothing_known], popular[~nothing_known])
