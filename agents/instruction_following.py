@@ -205,3 +205,10 @@ class InstructionFollowing(BaseRecommender):
     def observe(self, view: UserView, positions: np.ndarray, clicks: np.ndarray, reviewed: np.ndarray) -> None:
         self.base.observe(view, positions, clicks, reviewed)
 
+    def retrain(self, impressions) -> None:
+        self.base.retrain(impressions)  # a base that learns from logs (mf, sasrec) retrains underneath
+
+    @property
+    def learns_from_logs(self) -> bool:
+        return self.base.learns_from_logs
+

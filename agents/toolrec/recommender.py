@@ -95,6 +95,13 @@ class ToolRec(BaseRecommender):
     def observe(self, view: UserView, positions: np.ndarray, clicks: np.ndarray, reviewed: np.ndarray) -> None:
         self.base.observe(view, positions, clicks, reviewed)
 
+    def retrain(self, impressions) -> None:
+        self.base.retrain(impressions)  # a base that learns from logs (mf, sasrec) retrains underneath
+
+    @property
+    def learns_from_logs(self) -> bool:
+        return self.base.learns_from_logs
+
     # -- the loop ------------------------------------------------------------------------------
     def _apply(self, action: ToolAction, ctx: ToolContext, tools: ToolBox, pool: list[int]) -> list[int]:
         """What one retrieve or rerank action returns (ToolError on a bad action)."""
