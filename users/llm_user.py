@@ -81,8 +81,18 @@ def slate_schema(k: int) -> type[SlateDecision]:
             f"(position 0 to {k - 1}); decisions after a 'leave' are ignored.",
         )
 
-    return type("SlateDecision", (SlateDecision,), {"__doc__": SlateDecision.__doc__,
-                                                     "model_config": ConfigDict(extra="forbid", json_schema_extra=exactly_k)})
+    def decoding_schema(cls: type[SlateDecision]) -> dict:
+        """For constrained decoders: decision j must have position j (the prompt's schema stays short)."""
+        schema = cls.model_json_schema()
+        item = schema["$defs"]["ItemDecision"]
+        tuple_items = [{**item, "properties": {**item["properties"], "position": {"const": j}}} for j in range(k)]
+        schema["properties"]["items"] = {"type": "array", "prefixItems": tuple_items, "minItems": k, "maxItems": k}
+        return schema
+
+    return type("SlateDecision", (SlateDecision,), {
+        "__doc__": SlateDecision.__doc__, "decoding_schema": classmethod(decoding_schema),
+        "model_config": ConfigDict(extra="forbid", json_schema_extra=exactly_k),
+    })
 
 
 class InstructionWords(BaseModel):

@@ -102,7 +102,14 @@ class _ServerClient(LiteLLMModel):
         return local_prompt(messages, schema)
 
     def response_schema(self, schema: type[BaseModel]) -> dict[str, Any]:
-        return cap_schema(schema.model_json_schema(), self.max_chars, self.max_items)
+        return cap_schema(decoding_schema(schema), self.max_chars, self.max_items)
+
+
+def decoding_schema(schema: type[BaseModel]) -> dict[str, Any]:
+    """The grammar's JSON schema: the class's stricter ``decoding_schema()`` if it has one (e.g. fixed
+    positions in a tuple, too long to show in the prompt), else its JSON schema."""
+    stricter = getattr(schema, "decoding_schema", None)
+    return stricter() if callable(stricter) else schema.model_json_schema()
 
 
 def local_prompt(messages: list[Message], schema: type[BaseModel]) -> list[Message]:
