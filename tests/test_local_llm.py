@@ -101,6 +101,8 @@ def test_bad_local_model_strings_are_one_line_errors(tmp_path, monkeypatch) -> N
     assert "\n" not in str(err.value)
     with pytest.raises(ValueError, match="n_threads"):
         LLMConfig(model="local/smollm2-135m", local={"n_threads": 0})
+    with pytest.raises(ValueError, match="not used with a local/ model"):
+        LLMConfig(model="local/smollm2-135m", api_base="http://127.0.0.1:8000/v1")
 
 
 def test_remote_models_keep_the_litellm_adapter_and_its_defaults() -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from recoworld.llm.base import LanguageModel
 from recoworld.llm.litellm_model import LiteLLMModel, ResponseFormat
@@ -50,6 +50,12 @@ class LLMConfig(BaseModel):
     max_in_flight: int = Field(16, ge=1, description="Concurrent requests in batched generation.")
     seed: int = Field(0, description="Seed of the retry-jitter generator.")
     local: LocalLLMConfig = Field(default_factory=LocalLLMConfig, description="Threads and context of a local/ model.")
+
+    @model_validator(mode="after")
+    def _local_needs_no_endpoint(self) -> "LLMConfig":
+        if is_local(self.model) and (self.api_base or self.api_key_env):
+            raise ValueError("llm.api_base / llm.api_key_env: not used with a local/ model (it runs its own server, no key)")
+        return self
 
 
 def make_client(cfg: LLMConfig) -> LanguageModel:
