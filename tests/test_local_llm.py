@@ -82,6 +82,17 @@ def test_compact_schema_drops_titles_but_keeps_a_field_named_title() -> None:
     assert "title" not in compact["properties"]["name"] and compact["properties"]["title"]["type"] == "string"
 
 
+def test_raw_control_characters_in_strings_are_read_but_broken_json_is_not() -> None:
+    from recoworld.llm.base import LLMMalformedOutput, parse_structured
+
+    # llama.cpp's JSON grammar lets a raw newline into a string; strict JSON parsers reject it
+    assert parse_structured('{"name": "a\nb", "title": "t", "tags": []}', Sample).name == "a\nb"
+    with pytest.raises(LLMMalformedOutput, match="name"):
+        parse_structured('{"name": "' + "x" * 60 + '\n", "title": "t", "tags": []}', Sample)  # still validated
+    with pytest.raises(LLMMalformedOutput, match="Invalid JSON"):
+        parse_structured('{"name": "a\nb", "title": ', Sample)
+
+
 def test_response_format_shapes() -> None:
     schema = Sample.model_json_schema()
     assert response_format("json_object", Sample, schema) == {"type": "json_object"}
