@@ -13,11 +13,13 @@ venv: $(STAMP)
 
 # torch is installed first and pinned: pip finds the local CPU wheel, whereas an
 # unpinned torch (pulled in by stable-baselines3) would download GBs of CUDA packages.
+# The local extra builds llama-cpp-python from its sdist the first time (10-17 min on 2 cores,
+# needs a C++ compiler); pip's wheel cache makes later installs take seconds.
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --upgrade pip
 	$(BIN)/python -m pip install "torch==2.13.0"
-	$(BIN)/python -m pip install -e ".[dev,rl,llm,ray]"
+	CMAKE_BUILD_PARALLEL_LEVEL=$${CMAKE_BUILD_PARALLEL_LEVEL:-2} $(BIN)/python -m pip install -e ".[dev,rl,llm,local,ray]"
 	touch $(STAMP)
 
 run: venv

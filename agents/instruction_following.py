@@ -9,6 +9,7 @@ so they keep holding once the user stops repeating them, and are replaced by a n
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -43,6 +44,19 @@ class Constraints(BaseModel):
     @property
     def empty(self) -> bool:
         return not (self.include_topics or self.exclude_topics or self.more_novelty or self.shorter or self.longer)
+
+
+@functools.lru_cache(maxsize=64)
+def constraints_schema(topics: tuple[str, ...]) -> type[Constraints]:
+    """Constraints whose ``decoding_schema`` (used by constrained decoders: local models) allows only ``topics``."""
+
+    def decoding_schema(cls: type[Constraints]) -> dict:
+        schema = cls.model_json_schema()
+        for name in ("include_topics", "exclude_topics"):
+            schema["properties"][name]["items"] = {"enum": list(topics)}
+        return schema
+
+    return type("Constraints", (Constraints,), {"__doc__": Constraints.__doc__, "decoding_schema": classmethod(decoding_schema)})
 
 
 def parse_rules(text: str, topics: list[str]) -> Constraints:
@@ -139,7 +153,7 @@ class InstructionFollowing(BaseRecommender):
             },
             {"role": "user", "content": quote(text, 300)},
         ]
-        answer = self._model.generate(messages, Constraints).value
+        answer = self._model.generate(messages, constraints_schema(tuple(topics))).value
         known = {t.lower(): t for t in topics}
         answer.include_topics = [known[t.lower()] for t in answer.include_topics if t.lower() in known]
         answer.exclude_topics = [known[t.lower()] for t in answer.exclude_topics if t.lower() in known]

@@ -9,6 +9,7 @@ both the observation and the action.
 
 from __future__ import annotations
 
+import functools
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -93,6 +94,18 @@ class Plan(BaseModel):
     rationale: str = Field("", max_length=300)
 
 
+@functools.lru_cache(maxsize=64)
+def plan_schema(topics: tuple[str, ...]) -> type[Plan]:
+    """Plan whose ``decoding_schema`` (used by constrained decoders: local models) allows only ``topics``."""
+
+    def decoding_schema(cls: type[Plan]) -> dict:
+        schema = cls.model_json_schema()
+        schema["properties"]["categories"]["items"] = {"enum": list(topics)}
+        return schema
+
+    return type("Plan", (Plan,), {"__doc__": Plan.__doc__, "decoding_schema": classmethod(decoding_schema)})
+
+
 @dataclass
 class ReflectionMemory:
     """Up to ``size`` reflections with the return of the session they came from."""
@@ -150,7 +163,7 @@ class LLMPlanner:
         ]
         self.calls += 1
         try:
-            plan = self.model.generate(messages, Plan).value
+            plan = self.model.generate(messages, plan_schema(tuple(names))).value
         except LLMError:
             self.fallbacks += 1
             return self.fallback.plan(view, i)

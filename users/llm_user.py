@@ -12,6 +12,7 @@ return gaps); an LLM failure falls back to the parametric decision for that step
 from __future__ import annotations
 
 import asyncio
+import functools
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal, Sequence
 
@@ -19,6 +20,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from recoworld.llm.base import LanguageModel, LLMBudgetExceeded, LLMError, LLMMalformedOutput, Message, Usage
+from recoworld.llm.local_model import context_fit
 from recoworld.llm.text import CLOSE, DATA_RULE, OPEN, inert
 from recoworld.world import kernel as K
 from recoworld.users.parametric import ForcedDecisions, ParametricUserBackend
@@ -68,6 +70,31 @@ class SlateDecision(BaseModel):
     session_summary: str | None = Field(
         None, max_length=500, description="If they leave (or this is the last slate): what this session was like."
     )
+
+
+@functools.lru_cache(maxsize=None)
+def slate_schema(k: int) -> type[SlateDecision]:
+    """SlateDecision whose JSON schema (what the prompt shows and a constrained decoder enforces) asks
+    for exactly ``k`` decisions; validation stays SlateDecision's."""
+
+    def exactly_k(schema: dict) -> None:
+        schema["properties"]["items"].update(
+            minItems=k, maxItems=k, description=f"Exactly {k} decisions, one per item in slate order "
+            f"(position 0 to {k - 1}); decisions after a 'leave' are ignored.",
+        )
+
+    def decoding_schema(cls: type[SlateDecision]) -> dict:
+        """For constrained decoders: decision j must have position j (the prompt's schema stays short)."""
+        schema = cls.model_json_schema()
+        item = schema["$defs"]["ItemDecision"]
+        tuple_items = [{**item, "properties": {**item["properties"], "position": {"const": j}}} for j in range(k)]
+        schema["properties"]["items"] = {"type": "array", "prefixItems": tuple_items, "minItems": k, "maxItems": k}
+        return schema
+
+    return type("SlateDecision", (SlateDecision,), {
+        "__doc__": SlateDecision.__doc__, "decoding_schema": classmethod(decoding_schema),
+        "model_config": ConfigDict(extra="forbid", json_schema_extra=exactly_k),
+    })
 
 
 class InstructionWords(BaseModel):
@@ -122,20 +149,26 @@ class LLMUserBackend:
         self.exhausted = False  # a budget cap was reached: the caller should end cleanly
         self.last_records: list[LLMStepRecord] = []
         self._parsed: list[SlateDecision | None] = []
+        self._fits = context_fit(model)
 
     # ----------------------------------------------------------------- prompts
-    def item_line(self, sim: "Simulation", pos: int, item: int) -> str:
+    def item_line(self, sim: "Simulation", pos: int, item: int, max_chars: int | None = None) -> str:
         cat = sim.catalog
         minutes = cat.duration[item] / 60.0
         parts = [f"[{pos}]"]
         if self.representation in ("text", "both"):
-            parts.append(inert(cat.text(item), self.max_item_chars))
+            parts.append(inert(cat.text(item), self.max_item_chars if max_chars is None else max_chars))
         if self.representation in ("semantic_ids", "both"):
             parts.append("sid " + "-".join(str(c) for c in cat.semantic_ids()[item]))
         parts.append(f"(topic {cat.topic_names[cat.topic[item]]}, {minutes:.1f} min)")
         return f"{OPEN} {' '.join(parts)} {CLOSE}"
 
-    def messages(self, sim: "Simulation", row: int, slate: np.ndarray) -> list[Message]:
+    def messages(
+        self, sim: "Simulation", row: int, slate: np.ndarray, memory_items: int | None = None, max_chars: int | None = None
+    ) -> list[Message]:
+        """The prompt for one slate; ``memory_items`` and ``max_chars`` trim the memory and item texts
+        (default: the backend's settings; with no memory, earlier sessions' summaries go too)."""
+        memory_items = self.memory_items if memory_items is None else memory_items
         profile = sim.profiles[row]
         mem = self.memory.setdefault(row, UserMemory())
         mindset = sim.mindset(row, memory=0)
@@ -150,14 +183,14 @@ class LLMUserBackend:
         ]
         if mem.mindset:
             lines.append(f"In your own words after the last slate: {mem.mindset}")
-        if mem.summaries:
+        if mem.summaries and memory_items > 0:
             lines.append("Earlier sessions: " + " | ".join(mem.summaries[-3:]))
-        if mem.interactions:
-            lines.append("Recently: " + "; ".join(mem.interactions[-self.memory_items :]))
+        if mem.interactions and memory_items > 0:
+            lines.append("Recently: " + "; ".join(mem.interactions[-memory_items:]))
         if mindset.pending_instruction is not None:
             lines.append(f"You asked the app for: {mindset.pending_instruction.model_dump(exclude_defaults=True)}.")
         lines.append("The slate, in order:")
-        lines.extend(self.item_line(sim, j, int(item)) for j, item in enumerate(slate))
+        lines.extend(self.item_line(sim, j, int(item), max_chars) for j, item in enumerate(slate))
         lines.append(
             "Decide for every item in order: skip, click (and how many seconds you watch), like, share or comment; "
             "or 'leave' at the item where you stop using the app. Set leave=true if you leave. Give a short reason "
@@ -166,6 +199,20 @@ class LLMUserBackend:
             + "add a one-sentence session_summary."
         )
         return [{"role": "system", "content": system}, {"role": "user", "content": "\n".join(lines)}]
+
+    def fitted_messages(self, sim: "Simulation", row: int, slate: np.ndarray, schema: type[BaseModel]) -> list[Message]:
+        """The prompt, trimmed until it fits the model's context window when the model has a known one
+        (a local model): first the remembered interactions, then summaries, then the item texts."""
+        messages = self.messages(sim, row, slate)
+        if self._fits is None or self._fits(messages, schema):
+            return messages
+        chars = self.max_item_chars
+        steps = [(self.memory_items // 2, chars), (0, chars), (0, chars // 2), (0, chars // 4), (0, min(chars, 40))]
+        for memory_items, max_chars in steps:
+            messages = self.messages(sim, row, slate, memory_items, max_chars)
+            if self._fits(messages, schema):
+                break
+        return messages  # the shortest: if it still does not fit, the model refuses it and the step falls back
 
     # ------------------------------------------------------------- decisions
     @staticmethod
@@ -214,7 +261,8 @@ class LLMUserBackend:
             for rec in self.last_records:
                 rec.fallback, rec.error = True, "LLMBudgetExceeded"
             return forced
-        requests = [(self.messages(sim, int(r), slates[i]), SlateDecision) for i, r in enumerate(rows)]
+        schema = slate_schema(k)
+        requests = [(self.fitted_messages(sim, int(r), slates[i], schema), schema) for i, r in enumerate(rows)]
         results = run_requests(self.model, requests, self.max_in_flight)
         for i, result in enumerate(results):
             rec = self.last_records[i]

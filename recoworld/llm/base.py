@@ -6,6 +6,7 @@ wrapper that implements the same interface around another model.
 
 from __future__ import annotations
 
+import json
 from typing import Generic, Protocol, TypeVar, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -116,7 +117,8 @@ def parse_structured(raw: str | None, schema: type[T]) -> T:
 
     Empty content raises LLMEmptyResponse; invalid JSON or a schema violation raises
     LLMMalformedOutput naming the error class and the first failing field (never the content).
-    A surrounding Markdown code fence (```json ... ```) is tolerated.
+    A surrounding Markdown code fence (```json ... ```) is tolerated, and so are raw control
+    characters (a newline) inside strings, which llama.cpp's JSON grammar lets through.
     """
     text = (raw or "").strip()
     if text.startswith("```"):
@@ -125,7 +127,13 @@ def parse_structured(raw: str | None, schema: type[T]) -> T:
     if not text:
         raise LLMEmptyResponse(f"{schema.__name__}: the model returned empty content")
     try:
-        return schema.model_validate_json(text)
+        try:
+            return schema.model_validate_json(text)
+        except ValidationError as strict:
+            loose = _loads_with_control_characters(text)
+            if loose is None:
+                raise strict from None
+            return schema.model_validate(loose)
     except ValidationError as exc:
         errors = exc.errors(include_url=False, include_context=False, include_input=False)
         first = errors[0] if errors else {"loc": (), "msg": str(exc)[:120]}
@@ -133,3 +141,11 @@ def parse_structured(raw: str | None, schema: type[T]) -> T:
         raise LLMMalformedOutput(
             f"{schema.__name__}: ValidationError ({len(errors)} error(s)); {where}: {first['msg']}"
         ) from None
+
+
+def _loads_with_control_characters(text: str) -> object | None:
+    """``json.loads`` that accepts raw control characters inside strings; None if it is not JSON anyway."""
+    try:
+        return json.loads(text, strict=False)
+    except ValueError:
+        return None

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from recoworld.llm.base import LanguageModel
-from recoworld.llm.litellm_model import LiteLLMModel
+from recoworld.llm.litellm_model import LiteLLMModel, ResponseFormat
+from recoworld.llm.local import LocalLLMConfig, is_local
 from recoworld.llm.wrappers import (
     BudgetedModel,
     CachedModel,
@@ -22,7 +23,8 @@ class LLMConfig(BaseModel):
     model: str = Field(
         "openai/gpt-4o-mini",
         min_length=1,
-        description="litellm model string: openai/gpt-4o-mini, ollama/qwen2.5, hosted_vllm/...",
+        description="litellm model string (openai/gpt-4o-mini, ollama/qwen2.5, hosted_vllm/...), or local/<file.gguf> "
+        "or local/smollm2-135m for a GGUF model on this machine's own llama.cpp server (no key).",
     )
     api_base: str | None = Field(None, description="Endpoint URL for local or proxied servers.")
     api_key_env: str | None = Field(
@@ -32,30 +34,56 @@ class LLMConfig(BaseModel):
     )
     temperature: float = Field(0.0, ge=0.0, le=2.0, description="Default sampling temperature.")
     max_tokens: int | None = Field(None, ge=1, description="Completion token cap per call.")
-    timeout: float = Field(30.0, gt=0.0, description="Seconds before one request times out.")
+    timeout: float | None = Field(
+        None, gt=0.0, description="Seconds before one request times out (None: 30, or 600 for a local/ model on CPU)."
+    )
+    response_format: ResponseFormat | None = Field(
+        None,
+        description="How the schema is sent: json_object (JSON mode, schema in the prompt), json_schema (structured "
+        "outputs: OpenAI, vLLM, Ollama), json_object_schema (llama-cpp-python). None: json_object_schema for local/ "
+        "models, json_object otherwise.",
+    )
     max_retries: int = Field(3, ge=0, description="Retries of transient errors per call.")
     max_calls: int | None = Field(None, ge=0, description="Model calls allowed (cache hits free).")
     max_usd: float | None = Field(None, ge=0.0, description="Spend after which calls stop.")
     cache_path: str | None = Field(None, description="SQLite answer cache for replay; off if None.")
     max_in_flight: int = Field(16, ge=1, description="Concurrent requests in batched generation.")
     seed: int = Field(0, description="Seed of the retry-jitter generator.")
+    local: LocalLLMConfig = Field(default_factory=LocalLLMConfig, description="Threads and context of a local/ model.")
+
+    @model_validator(mode="after")
+    def _local_needs_no_endpoint(self) -> "LLMConfig":
+        if is_local(self.model) and (self.api_base or self.api_key_env):
+            raise ValueError("llm.api_base / llm.api_key_env: not used with a local/ model (it runs its own server, no key)")
+        return self
 
 
-def build_language_model(cfg: LLMConfig, inner: LanguageModel | None = None) -> MeteredModel:
-    """Metered(Budgeted(Cached(Retrying(inner or LiteLLMModel)))).
+def make_client(cfg: LLMConfig) -> LanguageModel:
+    """The model that makes the requests: a LocalModel for ``local/...``, else the litellm adapter."""
+    if is_local(cfg.model):
+        from recoworld.llm.local_model import LocalModel
 
-    The cache sits outside the retries so a hit costs nothing, the budget outside the cache
-    so hits never count against it, and the meter outermost. Without ``cache_path`` the
-    cache layer is left out. Nothing is called here.
-    """
-    model: LanguageModel = inner or LiteLLMModel(
+        return LocalModel(cfg.model, cfg.local, timeout=cfg.timeout, temperature=cfg.temperature,
+                          max_tokens=cfg.max_tokens, response_format=cfg.response_format or "json_object_schema")
+    return LiteLLMModel(
         cfg.model,
         api_base=cfg.api_base,
-        timeout=cfg.timeout,
+        timeout=30.0 if cfg.timeout is None else cfg.timeout,
         temperature=cfg.temperature,
         max_tokens=cfg.max_tokens,
         api_key_env=cfg.api_key_env,
+        response_format=cfg.response_format or "json_object",
     )
+
+
+def build_language_model(cfg: LLMConfig, inner: LanguageModel | None = None) -> MeteredModel:
+    """Metered(Budgeted(Cached(Retrying(inner or make_client(cfg))))).
+
+    The cache sits outside the retries so a hit costs nothing, the budget outside the cache
+    so hits never count against it, and the meter outermost. Without ``cache_path`` the
+    cache layer is left out. Nothing is called here (a local model's server starts on its first call).
+    """
+    model: LanguageModel = inner or make_client(cfg)
     model = RetryingModel(model, max_retries=cfg.max_retries, seed=cfg.seed)
     if cfg.cache_path is not None:
         model = CachedModel(model, cfg.cache_path)

@@ -12,7 +12,7 @@ import asyncio
 import json
 import os
 import threading
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel
 
@@ -53,17 +53,39 @@ def _load_litellm() -> Any:
     return _litellm
 
 
-def with_schema_instruction(messages: list[Message], schema: type[BaseModel]) -> list[Message]:
-    """Return a copy of ``messages`` whose system prompt asks for one JSON object of ``schema``."""
-    instruction = "Answer with one JSON object matching this JSON schema: " + json.dumps(
-        schema.model_json_schema(), separators=(",", ":")
-    )
+def with_schema_instruction(
+    messages: list[Message], schema: type[BaseModel], json_schema: dict[str, Any] | None = None, first: bool = False
+) -> list[Message]:
+    """Return a copy of ``messages`` whose system prompt asks for one JSON object of ``schema``
+    (shown as ``json_schema`` if given, else as its full JSON schema), after the system prompt or,
+    with ``first``, before it (a prefix shared by every prompt of that schema, which a server can cache)."""
+    shown = schema.model_json_schema() if json_schema is None else json_schema
+    instruction = "Answer with one JSON object matching this JSON schema: " + json.dumps(shown, separators=(",", ":"))
     out = [dict(m) for m in messages]
     if out and out[0].get("role") == "system":
-        out[0]["content"] = f"{out[0].get('content', '')}\n\n{instruction}".lstrip()
+        parts = [instruction, out[0].get("content", "")] if first else [out[0].get("content", ""), instruction]
+        out[0]["content"] = "\n\n".join(parts).strip()
     else:
         out.insert(0, {"role": "system", "content": instruction})
     return out
+
+
+ResponseFormat = Literal["json_object", "json_schema", "json_object_schema"]
+
+
+def response_format(kind: ResponseFormat, schema: type[BaseModel], json_schema: dict[str, Any]) -> dict[str, Any]:
+    """The ``response_format`` request field: JSON mode, or the schema for constrained decoding.
+
+    ``json_object``: any JSON (the schema is only in the prompt). ``json_schema``: OpenAI's
+    structured outputs (``{"type": "json_schema", "json_schema": {...}}``), which vLLM, Ollama and
+    llama.cpp's C++ server accept too. ``json_object_schema``: ``{"type": "json_object", "schema":
+    {...}}``, the form llama-cpp-python's server turns into a grammar.
+    """
+    if kind == "json_schema":
+        return {"type": "json_schema", "json_schema": {"name": schema.__name__, "schema": json_schema, "strict": False}}
+    if kind == "json_object_schema":
+        return {"type": "json_object", "schema": json_schema}
+    return {"type": "json_object"}
 
 
 _MISSING_KEY_MARKERS = ("missing credentials", "api_key client option must be set")
@@ -153,7 +175,10 @@ class LiteLLMModel:
     ``model`` is any litellm model string (``openai/gpt-4o-mini``, ``ollama/qwen2.5``,
     ``hosted_vllm/...``). ``api_key_env`` names the environment variable holding the key;
     without it litellm reads the provider's usual variable (e.g. ``OPENAI_API_KEY``).
-    ``mock_response`` is passed through to litellm (its offline mock, used in tests).
+    ``api_key`` is a literal key for servers that need none (a local server); real keys come
+    only from the environment. ``response_format`` picks how the schema is sent (see
+    :func:`response_format`). ``mock_response`` is passed through to litellm (its offline mock,
+    used in tests).
     """
 
     def __init__(
@@ -166,6 +191,8 @@ class LiteLLMModel:
         max_tokens: int | None = None,
         api_key_env: str | None = None,
         mock_response: str | None = None,
+        api_key: str | None = None,
+        response_format: ResponseFormat = "json_object",
     ) -> None:
         if not model or not isinstance(model, str):
             raise LLMConfigError("model must be a non-empty litellm model string")
@@ -176,6 +203,8 @@ class LiteLLMModel:
         self.max_tokens = max_tokens
         self.api_key_env = api_key_env
         self.mock_response = mock_response
+        self._literal_key = api_key
+        self.response_format = response_format
         self._json_mode = True  # switched off once if the provider rejects response_format
 
     def __repr__(self) -> str:  # never shows a key
@@ -185,7 +214,7 @@ class LiteLLMModel:
 
     def _api_key(self) -> str | None:
         if self.api_key_env is None:
-            return None
+            return self._literal_key
         key = os.environ.get(self.api_key_env)
         if not key:
             raise LLMConfigError(f"environment variable {self.api_key_env} is not set")
@@ -201,7 +230,7 @@ class LiteLLMModel:
     ) -> dict[str, Any]:
         kwargs: dict[str, Any] = {
             "model": self.model,
-            "messages": with_schema_instruction(messages, schema),
+            "messages": self.prompt_messages(messages, schema),
             "temperature": self.temperature if temperature is None else float(temperature),
             "timeout": self.timeout,
             "num_retries": 0,  # RetryingModel is the only retry layer
@@ -218,10 +247,18 @@ class LiteLLMModel:
         if self.mock_response is not None:
             kwargs["mock_response"] = self.mock_response
         if self._json_mode:
-            kwargs["response_format"] = {"type": "json_object"}
+            kwargs["response_format"] = response_format(self.response_format, schema, self.response_schema(schema))
         else:  # the provider rejected a parameter once: let litellm drop what it lacks
             kwargs["drop_params"] = True
         return kwargs
+
+    def prompt_messages(self, messages: list[Message], schema: type[BaseModel]) -> list[Message]:
+        """The messages as sent: with the schema instruction (subclasses may shorten it)."""
+        return with_schema_instruction(messages, schema)
+
+    def response_schema(self, schema: type[BaseModel]) -> dict[str, Any]:
+        """The JSON schema sent for constrained decoding (subclasses may tighten it)."""
+        return schema.model_json_schema()
 
     @staticmethod
     def _without_json_mode(kwargs: dict[str, Any]) -> dict[str, Any]:
