@@ -24,7 +24,7 @@ def small_log(n_users: int = 30, n_items: int = 80, per_user: int = 25, seed: in
         pool = np.flatnonzero(genre == fav)
         picks = np.concatenate([rng.choice(pool, min(len(pool), per_user // 2), replace=False),
                                 rng.choice(n_items, per_user, replace=False)])
-        picks = list(dict.fromkeys(picks.tolist()))[:per_user]
+        picks = rng.permutation(list(dict.fromkeys(picks.tolist()))[:per_user])
         t = 1_000 + np.sort(rng.integers(0, 40, len(picks))) * 60  # ties on purpose
         rows += [{"user_id": f"u{u}", "item_id": f"i{k}", "timestamp": int(ts), "rating": float(rng.integers(1, 6))}
                  for k, ts in zip(picks, t)]
@@ -95,3 +95,60 @@ def test_exposure_samples_use_the_slate():
         assert set(s.candidates) <= shown and s.chosen_item in hit
         assert not (set(s.candidates) - {s.chosen_item}) & hit
         assert s.source == "exposures"
+
+
+# ------------------------------------------------------------------ traces
+from recoworld.llm.base import LLMTimeout  # noqa: E402
+from recoworld.llm.scripted import ScriptedModel  # noqa: E402
+from recoworld.users.align.prompts import letter  # noqa: E402
+from recoworld.users.align.traces import all_terms, check_trace, llm_trace, parametric_trace, teach  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def taught(sample_set):
+    _, ss = sample_set
+    weights, traces = teach(ss)
+    return ss, weights, traces
+
+
+def test_parametric_traces_name_the_real_choice_and_fit_taste(taught):
+    ss, weights, traces = taught
+    train = ss.split("train")
+    assert len(traces) == len(train)
+    for s, t in zip(train, traces):
+        title = ss.items.title[ss.items.index[s.chosen_item]]
+        assert title in t.text and t.text.endswith(f"So I choose {letter(s.chosen)}: {ss.items.text(s.chosen_item)}.")
+        assert check_trace(t.text, s, ss.items)
+        assert 0 < t.teacher_p < 1
+    assert weights.taste > 0  # users of the small log pick their favourite genre
+    test = ss.split("test")
+    hits = [np.argmax(x @ weights.vector()) == s.chosen for x, s in zip(all_terms(ss, test), test)]
+    assert np.mean(hits) > 1.5 / 6
+
+
+def test_check_trace_rejects_a_trace_that_picks_another_item(taught):
+    ss, _, _ = taught
+    s = ss.split("train")[0]
+    other = (s.chosen + 1) % len(s.candidates)
+    chosen_title = ss.items.title[ss.items.index[s.chosen_item]]
+    other_title = ss.items.title[ss.items.index[s.candidates[other]]]
+    assert not check_trace(f"{chosen_title} looks fine, but I pick {other_title}.", s, ss.items)
+    assert not check_trace(f"{chosen_title} is nice. So I choose {letter(other)}.", s, ss.items)
+    assert not check_trace("I choose something else entirely.", s, ss.items)
+
+
+def test_llm_teacher_kept_only_when_consistent(taught):
+    ss, weights, _ = taught
+    s = ss.split("train")[0]
+    base = parametric_trace(s, ss.items, all_terms(ss, [s])[0], weights)
+    title = ss.items.text(s.chosen_item)
+    good = ScriptedModel(lambda m, schema: {"reasoning": f"I love this genre. So I choose {letter(s.chosen)}: {title}."}, model="teacher")
+    kept = llm_trace(good, s, ss.items, base)
+    assert kept.teacher == "teacher" and "I love this genre" in kept.text and kept.driver == base.driver
+    assert "In reality this user chose" in good.last_messages[-1]["content"]
+    other = (s.chosen + 1) % len(s.candidates)
+    bad = ScriptedModel(lambda m, schema: {"reasoning": f"{title} is ok. So I choose {letter(other)}."})
+    assert llm_trace(bad, s, ss.items, base).teacher == "parametric-fallback"
+    failing = ScriptedModel(lambda m, schema: LLMTimeout("slow"))
+    out = llm_trace(failing, s, ss.items, base)
+    assert out.teacher == "parametric-fallback" and out.text == base.text

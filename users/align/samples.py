@@ -139,6 +139,7 @@ class SampleSet:
     items: ItemTable
     popularity: np.ndarray  # (n_items,) training choices per item
     config: SampleConfig
+    quality: np.ndarray | None = None  # (n_items,) in [0, 1] from training ratings; None when there are none
 
     def split(self, name: Split) -> list[ChoiceSample]:
         return [s for s in self.samples if s.split == name]
@@ -207,6 +208,8 @@ def rating_samples(interactions: pd.DataFrame, items: ItemTable, users: pd.DataF
     if len(items) < 2 * config.n_candidates:
         raise ValueError(f"items: {len(items)} items are too few for {config.n_candidates} candidates per list")
     p = (popularity + 1.0) / (popularity + 1.0).sum()
+    quality = bayesian_quality(frame["rating"].to_numpy(dtype=np.float64)[~test], rows[~test], len(items)) \
+        if "rating" in frame.columns else None
     rng = np.random.default_rng(config.seed)
     facts = user_facts(users)
     times = frame["timestamp"].to_numpy(dtype=np.int64)
@@ -229,7 +232,16 @@ def rating_samples(interactions: pd.DataFrame, items: ItemTable, users: pd.DataF
             split="test" if test[j] else "train", source="catalog",
             profile=profile_text(facts.get(str(uids[j]), ""), rows[lo:before], items),
             history=[items.item_id[r] for r in hist], candidates=cands, chosen=chosen))
-    return SampleSet(samples, items, popularity, config)
+    return SampleSet(samples, items, popularity, config, quality)
+
+
+def bayesian_quality(ratings: np.ndarray, rows: np.ndarray, n_items: int, prior: float = 10.0) -> np.ndarray:
+    """(n_items,) Bayesian-average rating (``prior`` pseudo-ratings at the mean) scaled to [0, 1] by the rating range."""
+    counts = np.bincount(rows, minlength=n_items).astype(np.float64)
+    sums = np.bincount(rows, weights=ratings, minlength=n_items)
+    mean = float(ratings.mean()) if len(ratings) else 0.0
+    lo, hi = (float(ratings.min()), float(ratings.max())) if len(ratings) else (0.0, 1.0)
+    return np.clip(((sums + prior * mean) / (counts + prior) - lo) / max(hi - lo, 1e-12), 0.0, 1.0)
 
 
 def _choices(interactions: pd.DataFrame, items: ItemTable, order: list[str]) -> tuple[pd.DataFrame, np.ndarray]:
