@@ -152,3 +152,75 @@ def test_llm_teacher_kept_only_when_consistent(taught):
     failing = ScriptedModel(lambda m, schema: LLMTimeout("slow"))
     out = llm_trace(failing, s, ss.items, base)
     assert out.teacher == "parametric-fallback" and out.text == base.text
+
+
+# ------------------------------------------------------------- distillation and export
+from recoworld.users.align.distill import DistillConfig, allocate, entropy_bits, sampled_choice_probs, select, student_table  # noqa: E402
+from recoworld.users.align.export import (  # noqa: E402
+    preference_records,
+    read_jsonl,
+    sft_records,
+    validate_records,
+    write_jsonl,
+)
+from recoworld.users.align.prompts import ChoiceAnswer, decision_messages  # noqa: E402
+
+
+def fake_student(samples, seed=0):
+    """Choice distributions from sharp to flat, so entropies vary."""
+    rng = np.random.default_rng(seed)
+    return [rng.dirichlet(np.full(len(s.candidates), rng.choice([0.05, 0.5, 5.0]))) for s in samples]
+
+
+@pytest.mark.parametrize("share", [0.2, 0.5])
+def test_filter_keeps_the_share_and_every_stratum(taught, share):
+    ss, _, traces = taught
+    train = ss.split("train")
+    table = select(student_table(train, traces, fake_student(train)), DistillConfig(keep_share=share))
+    clean = table[~table["noisy"]]
+    assert 0 < len(clean) < len(table)  # the teacher marks some choices as noise, not all
+    kept = table[table["keep"]]
+    assert len(kept) == round(share * len(table))
+    assert not kept["noisy"].any()
+    assert set(kept["stratum"]) == set(clean["stratum"])
+    for stratum, group in clean.groupby("stratum"):  # the kept ones are the student's most uncertain
+        k, rest = group[group["keep"]], group[~group["keep"]]
+        if len(k) and len(rest):
+            assert k["entropy"].min() >= rest["entropy"].max()
+
+
+def test_allocate_is_proportional_with_one_each():
+    quota = allocate(pd.Series({"a": 90, "b": 9, "c": 1}), 20)
+    assert quota.sum() == 20 and quota["c"] == 1 and quota["a"] > quota["b"] >= 1
+
+
+def test_sampled_choice_probs_and_entropy():
+    answers = iter(["B", "B", "A", "Z", "B"])
+    model = ScriptedModel(lambda m, schema: {"choice": next(answers), "reason": ""})
+    p = sampled_choice_probs(model, [{"role": "user", "content": "x"}], n=3, k=5)
+    assert p.tolist() == [0.25, 0.75, 0.0]  # Z is outside the list and is dropped
+    assert entropy_bits(np.full(8, 1 / 8)) == pytest.approx(3.0) and entropy_bits(np.eye(3)[0]) == 0.0
+
+
+def test_jsonl_fits_trl_conversational_format(taught, tmp_path):
+    from trl.data_utils import is_conversational
+
+    ss, weights, traces = taught
+    train = ss.split("train")[:20]
+    table = student_table(train, traces[:20], fake_student(train))
+    sft = sft_records(train, traces[:20], ss.items)
+    pref = preference_records(train, traces[:20], table["rejected"].tolist(), ss.items, all_terms(ss, train), weights)
+    back_sft = read_jsonl(write_jsonl(tmp_path / "sft.jsonl", sft, "sft"))
+    back_pref = read_jsonl(write_jsonl(tmp_path / "pref.jsonl", pref, "preference"))
+    assert back_sft == sft and back_pref == pref
+    for s, rec, p in zip(train, back_sft, back_pref):
+        assert is_conversational(rec) and is_conversational(p)
+        assert [m["role"] for m in rec["messages"]] == ["system", "user", "assistant"]
+        assert ChoiceAnswer.model_validate_json(rec["messages"][-1]["content"]).choice == letter(s.chosen)
+        assert p["prompt"] == decision_messages(s, ss.items)
+        assert ChoiceAnswer.model_validate_json(p["chosen"][0]["content"]).choice == letter(s.chosen)
+        assert ChoiceAnswer.model_validate_json(p["rejected"][0]["content"]).choice != letter(s.chosen)
+    with pytest.raises(ValueError, match="sft record 1"):
+        validate_records([sft[0], {"messages": sft[1]["messages"][:-1]}], "sft")
+    with pytest.raises(ValueError, match="preference record 0"):
+        validate_records([{**pref[0], "rejected": pref[0]["chosen"]}], "preference")
