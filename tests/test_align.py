@@ -117,7 +117,7 @@ def test_parametric_traces_name_the_real_choice_and_fit_taste(taught):
     assert len(traces) == len(train)
     for s, t in zip(train, traces):
         title = ss.items.title[ss.items.index[s.chosen_item]]
-        assert title in t.text and t.text.endswith(f"So I choose {letter(s.chosen)}: {ss.items.text(s.chosen_item)}.")
+        assert title in t.text and t.text.endswith(f"So I choose {letter(s.chosen)}: {title}.")
         assert check_trace(t.text, s, ss.items)
         assert 0 < t.teacher_p < 1
     assert weights.taste > 0  # users of the small log pick their favourite genre
@@ -224,3 +224,37 @@ def test_jsonl_fits_trl_conversational_format(taught, tmp_path):
         validate_records([sft[0], {"messages": sft[1]["messages"][:-1]}], "sft")
     with pytest.raises(ValueError, match="preference record 0"):
         validate_records([{**pref[0], "rejected": pref[0]["chosen"]}], "preference")
+
+
+# ------------------------------------------------------------------ CLI and API
+def write_atomic(folder, inter: pd.DataFrame, items: ItemTable) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    lines = ["user_id:token\titem_id:token\trating:float\ttimestamp:float"]
+    lines += [f"{r.user_id}\t{r.item_id}\t{r.rating}\t{r.timestamp}" for r in inter.itertuples()]
+    (folder / "toy.inter").write_text("\n".join(lines) + "\n")
+    rows = ["item_id:token\tmovie_title:token_seq\tclass:token_seq"]
+    rows += [f"{i}\t{t}\t{' '.join(g)}" for i, t, g in zip(items.item_id, items.title, items.tags)]
+    (folder / "toy.item").write_text("\n".join(rows) + "\n")
+
+
+def test_cli_align_writes_valid_jsonl(tmp_path):
+    from typer.testing import CliRunner
+
+    from recoworld.cli import app
+    from recoworld.users.align.api import read_samples
+    from recoworld.users.align.export import read_jsonl, validate_records
+
+    inter, items = small_log()
+    write_atomic(tmp_path / "toy", inter, items)
+    result = CliRunner().invoke(app, ["align", str(tmp_path / "toy"), "-o", str(tmp_path / "out"), "-n", "6",
+                                      "--student", "parametric", "--keep", "0.3"])
+    assert result.exit_code == 0, result.output
+    assert "kept" in result.output and "sft:" in result.output
+    sft = read_jsonl(tmp_path / "out" / "sft.jsonl")
+    validate_records(sft, "sft")
+    validate_records(read_jsonl(tmp_path / "out" / "preference.jsonl"), "preference")
+    samples = read_samples(tmp_path / "out" / "samples.jsonl")
+    n_train = sum(s.split == "train" for s in samples)
+    assert len(sft) == round(0.3 * n_train)
+    bad = CliRunner().invoke(app, ["align", str(tmp_path / "nowhere"), "--student", "parametric"])
+    assert bad.exit_code == 2 and "not found" in bad.output

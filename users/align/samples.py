@@ -146,24 +146,23 @@ class SampleSet:
 
 
 def user_facts(users: pd.DataFrame | None) -> dict[str, str]:
-    """``user_id`` -> "age 24, M, technician" from whatever attribute columns the users frame has."""
+    """``user_id`` -> "24, M, technician": the values of the users frame's attribute columns (zip codes left out)."""
     if users is None or "user_id" not in users.columns:
         return {}
     cols = [c for c in users.columns if c != "user_id" and "zip" not in c.lower()]
     out = {}
     for row in users.itertuples(index=False):
         d = row._asdict()
-        parts = [f"{c} {d[c]}" for c in cols if pd.notna(d[c]) and str(d[c]) not in ("", "[]")]
-        out[str(d["user_id"])] = ", ".join(parts)
+        out[str(d["user_id"])] = ", ".join(str(d[c]) for c in cols if pd.notna(d[c]) and str(d[c]) not in ("", "[]"))
     return out
 
 
 def profile_text(facts: str, history_rows: np.ndarray, items: ItemTable) -> str:
     """Facts plus the genres most frequent among the user's earlier choices."""
     counts = Counter(t for r in history_rows for t in items.tags[r])
-    top = ", ".join(f"{t} ({n})" for t, n in counts.most_common(4))
+    top = ", ".join(t for t, _ in counts.most_common(3))
     parts = [facts] if facts else []
-    parts.append(f"{len(history_rows)} earlier choices" + (f"; most chosen genres: {top}" if top else ""))
+    parts.append(f"{len(history_rows)} past picks" + (f", mostly {top}" if top else ""))
     return "; ".join(parts) + "."
 
 

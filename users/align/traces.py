@@ -134,7 +134,7 @@ def parametric_trace(sample: ChoiceSample, items: ItemTable, x: np.ndarray, weig
     contrib = w * (x[c] - x.mean(axis=0))
     order = [k for k in np.argsort(-contrib) if contrib[k] > 0][:2]
     driver = TERMS[order[0]] if order else "impulse"
-    title = items.text(sample.chosen_item)
+    title = items.title[items.index[sample.chosen_item]]
     hist = items.rows(sample.history[-RECENT:]) if sample.history else []
     genres = ", ".join(dict.fromkeys(t for r in hist for t in items.tags[r][:1]))
     if order:
@@ -148,7 +148,7 @@ def parametric_trace(sample: ChoiceSample, items: ItemTable, x: np.ndarray, weig
     not_phrase = {"taste": "it is less my kind of thing", "satiation": "it does not fit my mood right now",
                   "novelty": "it is not what I am after right now", "quality": "it does not look as good",
                   "popularity": "fewer people are talking about it"}
-    alt_text = f"I also looked at {items.text(sample.candidates[alt])}, but " + (not_phrase[why_not] if why_not else "I just fancied the other one")
+    alt_text = f"I also looked at {items.title[items.index[sample.candidates[alt]]]}, but " + (not_phrase[why_not] if why_not else "I just fancied the other one")
     text = f"{body[0].upper()}{body[1:]}. {alt_text}. So I choose {letter(c)}: {title}."
     return DecisionTrace(sample_id=sample.sample_id, text=text, driver=driver, teacher="parametric", teacher_p=float(p[c]))
 
