@@ -312,3 +312,27 @@ def test_tiny_finetune_changes_the_choices_and_serves_as_a_language_model(small_
     served = TransformersModel.load(adapter=folder)
     again = served.choice_probs_many(requests)
     assert np.allclose(np.array(again), np.array(after), atol=1e-4)
+
+
+def test_align_reads_a_recoworld_run_folder(tmp_path):
+    from recoworld.runner import PopulationRun
+    from recoworld.scenario import load_scenario
+    from recoworld.users.align.api import AlignConfig, align, read_samples
+
+    scenario = load_scenario("quickstart", {"users": {"n_users": 60}, "env": {"horizon_days": 4},
+                                            "recommenders": [{"name": "greedy"}]})
+    PopulationRun(scenario, output=tmp_path / "run").run()
+    config = AlignConfig(student="parametric", samples=SampleConfig(n_candidates=4, min_history=2, max_train=200))
+    report = align(tmp_path / "run", tmp_path / "out", config)
+    samples = read_samples(report.files["samples"])
+    assert report.kept > 0 and samples and all(s.source == "exposures" for s in samples)
+    shown = read_table_pairs(tmp_path / "run")
+    for s in samples[:50]:
+        assert all((s.user_id, item) in shown for item in s.candidates)
+
+
+def read_table_pairs(run) -> set[tuple[str, str]]:
+    from recoworld.logs import read_table
+
+    imp = read_table(run, "impressions", ["user", "item"])
+    return set(zip(imp["user"].astype(str), imp["item"].astype(str)))
