@@ -142,7 +142,8 @@ def test_llm_teacher_kept_only_when_consistent(taught):
     s = ss.split("train")[0]
     base = parametric_trace(s, ss.items, all_terms(ss, [s])[0], weights)
     title = ss.items.text(s.chosen_item)
-    good = ScriptedModel(lambda m, schema: {"reasoning": f"I love this genre. So I choose {letter(s.chosen)}: {title}."}, model="teacher")
+    say = f"I love this genre. So I choose {letter(s.chosen)}: {title}."
+    good = ScriptedModel(lambda m, schema: {"reasoning": say}, model="teacher")
     kept = llm_trace(good, s, ss.items, base)
     assert kept.teacher == "teacher" and "I love this genre" in kept.text and kept.driver == base.driver
     assert "In reality this user chose" in good.last_messages[-1]["content"]
@@ -155,7 +156,14 @@ def test_llm_teacher_kept_only_when_consistent(taught):
 
 
 # ------------------------------------------------------------- distillation and export
-from recoworld.users.align.distill import DistillConfig, allocate, entropy_bits, sampled_choice_probs, select, student_table  # noqa: E402
+from recoworld.users.align.distill import (  # noqa: E402
+    DistillConfig,
+    allocate,
+    entropy_bits,
+    sampled_choice_probs,
+    select,
+    student_table,
+)
 from recoworld.users.align.export import (  # noqa: E402
     preference_records,
     read_jsonl,

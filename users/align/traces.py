@@ -148,7 +148,8 @@ def parametric_trace(sample: ChoiceSample, items: ItemTable, x: np.ndarray, weig
     not_phrase = {"taste": "it is less my kind of thing", "satiation": "it does not fit my mood right now",
                   "novelty": "it is not what I am after right now", "quality": "it does not look as good",
                   "popularity": "fewer people are talking about it"}
-    alt_text = f"I also looked at {items.title[items.index[sample.candidates[alt]]]}, but " + (not_phrase[why_not] if why_not else "I just fancied the other one")
+    alt_title = items.title[items.index[sample.candidates[alt]]]
+    alt_text = f"I also looked at {alt_title}, but " + (not_phrase[why_not] if why_not else "I just fancied the other one")
     text = f"{body[0].upper()}{body[1:]}. {alt_text}. So I choose {letter(c)}: {title}."
     return DecisionTrace(sample_id=sample.sample_id, text=text, driver=driver, teacher="parametric", teacher_p=float(p[c]))
 
