@@ -282,11 +282,12 @@ def small_model():
 
 
 def test_tiny_finetune_changes_the_choices_and_serves_as_a_language_model(small_model, tmp_path):
+    import torch
     from trl.data_utils import apply_chat_template
 
     from recoworld.llm.base import LLMError
     from recoworld.users.align.adapter import TransformersModel
-    from recoworld.users.align.finetune import add_lora, save_adapter, sft
+    from recoworld.users.align.finetune import add_lora, answer_logp, dpo, encode, save_adapter, sft
     from recoworld.users.align.settings import FinetuneConfig
     from recoworld.users.align.traces import TraceText
 
@@ -321,6 +322,24 @@ def test_tiny_finetune_changes_the_choices_and_serves_as_a_language_model(small_
     again = served.choice_probs_many(requests)
     assert np.allclose(np.array(again), np.array(after), atol=1e-4)
 
+    # DPO on the preference pairs widens the margin of the real choice's answer over the rejected one
+    table = student_table(train, traces, after)
+    pairs = preference_records(train, traces, table["rejected"].tolist(), items, all_terms(ss, train), weights, history=3)
+    cfg = FinetuneConfig(dpo_steps=6, dpo_lr=1e-3, max_answer_tokens=16)
+
+    def margins() -> np.ndarray:
+        out = []
+        for r in pairs:
+            c, n = encode(small_model.tok, r["prompt"], r["chosen"][0]["content"], 16)
+            j, _ = encode(small_model.tok, r["prompt"], r["rejected"][0]["content"], 16)
+            with torch.no_grad():
+                out.append(float(answer_logp(net, c, n) - answer_logp(net, j, n)))
+        return np.array(out)
+
+    start = margins()
+    log = dpo(net, small_model.tok, pairs, cfg)
+    assert log.steps == 6 and margins().mean() > start.mean()
+
 
 def test_align_reads_a_recoworld_run_folder(tmp_path):
     from recoworld.runner import PopulationRun
@@ -344,3 +363,30 @@ def read_table_pairs(run) -> set[tuple[str, str]]:
 
     imp = read_table(run, "impressions", ["user", "item"])
     return set(zip(imp["user"].astype(str), imp["item"].astype(str)))
+
+
+def test_cli_align_with_an_llm_teacher(tmp_path, llm_server, monkeypatch):
+    import json as _json
+    import re as _re
+
+    from typer.testing import CliRunner
+
+    from recoworld.cli import app
+
+    monkeypatch.setenv("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+    def respond(body):  # a teacher that explains the real choice it is told about
+        said = _re.search(r"In reality this user chose ([A-Z]): (.+?) \[", body["messages"][-1]["content"])
+        return _json.dumps({"reasoning": f"It fits my evening. So I choose {said.group(1)}: {said.group(2)}."})
+
+    llm_server.responder = respond
+    inter, items = small_log(n_users=8)
+    write_atomic(tmp_path / "toy", inter, items)
+    result = CliRunner().invoke(app, ["align", str(tmp_path / "toy"), "-o", str(tmp_path / "out"), "-n", "4", "--student",
+                                      "parametric", "--max-train", "12", "--teacher", "openai/test-model",
+                                      "--api-base", llm_server.base_url])
+    assert result.exit_code == 0, result.output
+    assert "openai/test-model 12" in result.output
+    from recoworld.users.align.export import read_jsonl
+
+    assert all("It fits my evening" in r["messages"][-1]["content"] for r in read_jsonl(tmp_path / "out" / "sft.jsonl"))

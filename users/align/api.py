@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Literal
 
@@ -52,6 +53,7 @@ class AlignReport(BaseModel):
     kept: int
     noisy: int
     strata: dict[str, int] = Field(description="Kept samples per decision stratum.")
+    teachers: dict[str, int] = Field(description="Traces per teacher (an LLM's name, parametric, parametric-fallback).")
     weights: ChoiceWeights
     files: dict[str, str]
     training: list[TrainLog] = Field(default_factory=list)
@@ -143,7 +145,7 @@ def align(source: str | Path, out: str | Path, config: AlignConfig | None = None
         source=str(Path(source).name), train_samples=len(train), test_samples=len(ss.split("test")), kept=len(kept),
         noisy=int(table["noisy"].sum()),
         strata={str(k): int(v) for k, v in table[table["keep"]].groupby("stratum").size().items()},
-        weights=weights, files=files, training=logs, seconds=round(time.perf_counter() - start, 1))
+        teachers=dict(Counter(t.teacher for t in traces)), weights=weights, files=files, training=logs, seconds=round(time.perf_counter() - start, 1))
     (out / "report.json").write_text(json.dumps(report.model_dump(), indent=2), encoding="utf-8")
     return report
 
