@@ -33,7 +33,7 @@ from recoworld.agents.baselines import GreedyRelevance  # noqa: E402
 from recoworld.agents.instruction_following import InstructionFollowing, parse_oracle, parse_rules  # noqa: E402
 from recoworld.agents.lerl import LLMPlanner  # noqa: E402
 from recoworld.agents.toolrec import ToolRec  # noqa: E402
-from recoworld.env import ALL, action_labels  # noqa: E402
+from recoworld.env.single import ALL, action_labels  # noqa: E402
 from recoworld.llm.config import LLMConfig, build_language_model  # noqa: E402
 from recoworld.llm.local_model import LocalStats, innermost  # noqa: E402
 from recoworld.users.instructions import Instruction, InstructionIntent, instruction_text  # noqa: E402

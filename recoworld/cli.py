@@ -236,5 +236,49 @@ def calibrate(
     console.print(f"calibrated users: {path} (use in a scenario: users: {{from_calibration: {path}}})", highlight=False)
 
 
+@app.command()
+def align(
+    source: Path = typer.Argument(..., help="A run folder, a RecBole atomic folder, a MovieLens folder, or an interactions file (with --items)."),
+    out: Path = typer.Option(Path("align-out"), "--out", "-o", help="Folder for samples, JSONL, the distillation table and the adapter."),
+    items: Optional[Path] = typer.Option(None, "--items", help="Items file the interactions refer to."),
+    candidates: int = typer.Option(10, "--candidates", "-n", help="Items per exposure list (the chosen one included)."),
+    max_train: Optional[int] = typer.Option(None, "--max-train", help="Training samples kept (seeded draw)."),
+    max_test: Optional[int] = typer.Option(None, "--max-test", help="Held-out samples kept (seeded draw)."),
+    keep: float = typer.Option(0.5, "--keep", help="Share of the training samples the filter keeps."),
+    student: str = typer.Option("smollm2", "--student", help="smollm2 (packaged small LLM) or parametric (no torch)."),
+    teacher: Optional[str] = typer.Option(None, "--teacher", help="litellm model string of an LLM teacher (default: parametric traces)."),
+    api_base: Optional[str] = typer.Option(None, "--api-base", help="Endpoint of the teacher's server."),
+    train: bool = typer.Option(False, "--train", help="LoRA-tune the small model on the kept samples."),
+    sft_steps: int = typer.Option(100, "--sft-steps", help="SFT steps with --train."),
+    dpo_steps: int = typer.Option(0, "--dpo-steps", help="DPO steps after SFT with --train."),
+    seed: int = typer.Option(0, "--seed", "-s", help="Seed of the sample draws and the training."),
+) -> None:
+    """Aligned LLM users from logged feedback: samples, decision traces, uncertainty distillation, TRL JSONL (and a LoRA fine-tune)."""
+    from recoworld.llm.config import LLMConfig, build_language_model
+    from recoworld.users.align.api import AlignConfig, align as run_align
+
+    try:
+        teacher_model = build_language_model(LLMConfig(model=teacher, api_base=api_base)) if teacher else None
+        config = AlignConfig.model_validate({
+            "samples": {"n_candidates": candidates, "max_train": max_train, "max_test": max_test, "seed": seed},
+            "distill": {"keep_share": keep}, "student": student, "train": train,
+            "finetune": {"sft_steps": sft_steps, "dpo_steps": dpo_steps, "seed": seed}})
+        report = run_align(source, out, config, items=items, teacher=teacher_model)
+    except ImportError as exc:
+        raise fail(f"align: needs the align extra (pip install 'recoworld[align]'): {exc}")
+    except (ValueError, OSError) as exc:
+        raise fail(str(exc).splitlines()[0])
+    console = make_console()
+    console.print(f"traces: {', '.join(f'{k} {v}' for k, v in report.teachers.items())}", highlight=False)
+    console.print(f"{report.train_samples:,} training / {report.test_samples:,} held-out samples from {report.source}; "
+                  f"kept {report.kept:,} ({report.noisy:,} marked as noise); strata: "
+                  + ", ".join(f"{k} {v}" for k, v in report.strata.items()), highlight=False)
+    for log in report.training:
+        console.print(f"{log.stage}: {log.steps} steps on {log.examples} examples in {log.seconds:.0f} s, "
+                      f"loss {log.first_loss:.3f} -> {log.last_loss:.3f}", highlight=False)
+    for name, path in report.files.items():
+        console.print(f"{name}: {path}", highlight=False)
+
+
 if __name__ == "__main__":  # pragma: no cover
     app()

@@ -124,7 +124,7 @@ def test_remote_models_keep_the_litellm_adapter_and_its_defaults() -> None:
 
 
 def test_llm_user_prompts_are_trimmed_memory_first_then_item_text() -> None:
-    from test_llm_users import decision
+    from tests.users.test_llm_users import decision
 
     env = gym.make("RecoWorld-v0", user_backend="llm", config={**SMALL, "llm": {"max_retries": 0}},
                    language_model=ScriptedModel(lambda m, s: decision(m, click=(0, 1))))
@@ -213,8 +213,8 @@ def test_llm_users_on_the_packaged_model_through_gym_make_and_cache_replay(tmp_p
 def test_population_run_with_llm_users_on_the_packaged_model_and_its_report(tmp_path) -> None:
     from recoworld.evaluation import RunLogs
     from recoworld.evaluation.report import write_report
-    from recoworld.logs import RunFolder, read_table
-    from recoworld.runner import PopulationRun
+    from recoworld.runs.logs import RunFolder, read_table
+    from recoworld.runs.runner import PopulationRun
     from recoworld.scenario import load_scenario
 
     scn = load_scenario("llm_users", {

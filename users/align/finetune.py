@@ -1,0 +1,114 @@
+"""LoRA fine-tuning of the small simulator on CPU: SFT on the distilled traces, then DPO on the pairs.
+
+A plain PyTorch loop over ``peft`` LoRA adapters on the attention projections (the loss only on the
+assistant's answer), small enough to read in one sitting and to run on a laptop CPU in minutes.
+The JSONL it reads is TRL's conversational format, so the same files train with TRL's
+``SFTTrainer`` / ``DPOTrainer`` on a GPU for larger models (UserMirrorer, MIT, trains with
+LLaMA-Factory; the method is from Mirroring Users, arXiv 2508.18142).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from recoworld.users.align.settings import LORA_TARGETS, FinetuneConfig, TrainLog
+
+
+
+def add_lora(model, config: FinetuneConfig):
+    """The model wrapped with fresh LoRA adapters on its attention projections."""
+    from peft import LoraConfig, get_peft_model
+
+    lora = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
+                      target_modules=LORA_TARGETS, task_type="CAUSAL_LM")
+    return get_peft_model(model, lora)
+
+
+def encode(tok, prompt: list[dict], answer: str, max_answer_tokens: int) -> tuple[torch.Tensor, int]:
+    """(ids, n_prompt): the chat-templated prompt followed by the answer (cut) and the end-of-turn token."""
+    head = tok.apply_chat_template(prompt, add_generation_prompt=True, tokenize=False)
+    p_ids = tok.encode(head, add_special_tokens=False)
+    a_ids = tok.encode(answer, add_special_tokens=False)[:max_answer_tokens]
+    if len(a_ids) < max_answer_tokens and tok.eos_token_id is not None:
+        a_ids = a_ids + [tok.eos_token_id]
+    return torch.tensor([p_ids + a_ids]), len(p_ids)
+
+
+def answer_logp(model, ids: torch.Tensor, n_prompt: int) -> torch.Tensor:
+    """Summed log-probability of the answer tokens (positions n_prompt..)."""
+    logits = model(input_ids=ids).logits[0, n_prompt - 1:-1]
+    target = ids[0, n_prompt:]
+    return torch.log_softmax(logits.float(), dim=-1).gather(1, target[:, None]).sum()
+
+
+def _log(stage: str, losses: list[float], examples: int, seconds: float) -> TrainLog:
+    tail = losses[-max(1, len(losses) // 10):] if losses else [float("nan")]
+    return TrainLog(stage=stage, steps=len(losses), examples=examples, seconds=round(seconds, 1),
+                    first_loss=losses[0] if losses else float("nan"), last_loss=float(np.mean(tail)))
+
+
+def sft(model, tok, records: list[dict], config: FinetuneConfig) -> TrainLog:
+    """Cross-entropy on the assistant answer of each ``{"messages": [...]}`` record, one example per step."""
+    if not records:
+        raise ValueError("sft: no records")
+    torch.manual_seed(config.seed)
+    order = np.random.default_rng(config.seed).permutation(len(records))
+    data = [encode(tok, records[k]["messages"][:-1], records[k]["messages"][-1]["content"], config.max_answer_tokens)
+            for k in order]
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config.sft_lr)
+    model.train()
+    losses, start = [], time.perf_counter()
+    for step in range(config.sft_steps):
+        ids, n_prompt = data[step % len(data)]
+        labels = ids.clone()
+        labels[:, :n_prompt] = -100
+        loss = model(input_ids=ids, labels=labels).loss
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+        losses.append(loss.item())
+    model.eval()
+    return _log("sft", losses, len(records), time.perf_counter() - start)
+
+
+def dpo(model, tok, records: list[dict], config: FinetuneConfig) -> TrainLog:
+    """Direct preference optimisation on ``{"prompt", "chosen", "rejected"}`` records, continuing the same
+    adapters; the reference is the model as it is when DPO starts (the SFT model), its margins precomputed."""
+    if not records:
+        raise ValueError("dpo: no records")
+    torch.manual_seed(config.seed)
+    order = np.random.default_rng(config.seed + 1).permutation(len(records))
+    pairs = []
+    for k in order:
+        r = records[k]
+        c_ids, n = encode(tok, r["prompt"], r["chosen"][0]["content"], config.max_answer_tokens)
+        j_ids, _ = encode(tok, r["prompt"], r["rejected"][0]["content"], config.max_answer_tokens)
+        with torch.no_grad():
+            ref = (answer_logp(model, c_ids, n) - answer_logp(model, j_ids, n)).item()
+        pairs.append((c_ids, j_ids, n, ref))
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config.dpo_lr)
+    model.train()
+    losses, start = [], time.perf_counter()
+    for step in range(config.dpo_steps):
+        c_ids, j_ids, n, ref = pairs[step % len(pairs)]
+        margin = answer_logp(model, c_ids, n) - answer_logp(model, j_ids, n) - ref
+        loss = -F.logsigmoid(config.dpo_beta * margin)
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+        losses.append(loss.item())
+    model.eval()
+    return _log("dpo", losses, len(records), time.perf_counter() - start)
+
+
+def save_adapter(model, tok, folder: str | Path) -> Path:
+    """The LoRA adapter and the tokenizer, loadable with ``TransformersModel.load(adapter=folder)``."""
+    folder = Path(folder)
+    model.save_pretrained(folder)
+    tok.save_pretrained(folder)
+    return folder
