@@ -105,3 +105,12 @@ def test_package_imports_load_only_what_they_use() -> None:
         loaded = _loaded(statement)
         assert not {"numba", "pandas", "torch", "litellm"} & loaded, statement
         assert len([m for m in loaded if m.startswith("recoworld.")]) <= 3, statement
+
+
+def test_pyproject_lists_every_package() -> None:
+    """A package missing from pyproject's list would be left out of the wheel."""
+    import tomllib
+
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {name for name, path in _modules().items() if path.name == "__init__.py"}
+    assert found <= listed, sorted(found - listed)

@@ -192,7 +192,7 @@ def extract_profiles_llm(
     """USP profiles written by a language model, one structured call (:class:`ProfileText`) per user.
 
     The prompt holds the user's ``max_items`` most recent interactions in time order (date, topic,
-    item popularity, action/rating and the item's title and description between ``<item>`` tags,
+    item popularity, action/rating and the item's title and description quoted by ``recoworld.llm.text``,
     at most 200 characters each) after a one-line summary of the whole history. Interests are
     restricted to catalog topics (case-insensitive) and renormalised; unknown topics are dropped.
     Big Five, verbosity and ``taste`` come from the statistical profile. A user whose call raises
