@@ -147,18 +147,9 @@ class RecoWorldEnv(gym.Env):
     def fill_topics(self, topics: np.ndarray) -> np.ndarray:
         """In-topic ranker: each slot takes the best unused candidate of its topic by engagement affinity,
         or the best unused candidate overall when the topic has none left."""
-        view = self.sim.view(ALL)
-        score = view.affinity()[0] + 0.1 * self.catalog.popularity[view.candidates[0]] - 10.0 * view.consumed[0]
-        cand_topics = view.candidate_topics[0]
-        used = np.zeros(len(score), dtype=bool)
-        out = np.empty(len(topics), dtype=np.int64)
-        for j, t in enumerate(topics):
-            masked = np.where(used, -np.inf, score)
-            in_topic = np.where(cand_topics == t, masked, -np.inf)
-            pick = int(in_topic.argmax()) if np.isfinite(in_topic.max()) else int(masked.argmax())
-            out[j] = pick
-            used[pick] = True
-        return out
+        from recoworld.vector_env import fill_topics
+
+        return fill_topics(self.sim.view(ALL), self.catalog.popularity, np.asarray(topics)[None, :])[0]
 
     def user_backend(self):
         """The LLM or hybrid user backend of the scenario (built once, on first use), or None."""

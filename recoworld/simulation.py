@@ -165,6 +165,23 @@ class Simulation:
             self.users.consumed = np.pad(self.users.consumed, ((0, 0), (0, need - have)))
         self.catalog = catalog
 
+    def adopt(self, row: int, other: "Simulation") -> None:
+        """Row ``row`` takes over the user of ``other`` (a one-user simulation of the same scenario and
+        catalog): profile, hidden state, platform log, clock and candidates (how a vector env resets one user)."""
+        from dataclasses import fields
+
+        for mine, theirs in ((self.users, other.users), (self.platform, other.platform), (self.clock, other.clock)):
+            for f in fields(mine):
+                getattr(mine, f.name)[row] = getattr(theirs, f.name)[0]
+        self.candidates[row] = other.candidates[0]
+        self.profiles[row] = other.profiles[0]
+        self.user_ids[row] = other.user_ids[0]
+        self._instructions.pop(row, None)
+        self._words.pop(row, None)
+        memory = getattr(self.backend, "memory", None)  # an LLM backend's per-row memory
+        if memory is not None:
+            memory.pop(row, None)
+
     @property
     def alive(self) -> np.ndarray:
         return self.clock.alive
@@ -187,20 +204,24 @@ class Simulation:
         return self.candidates[rows]
 
     def step(
-        self, idx: Index, slates: np.ndarray, observe: bool = False, decisions: ForcedDecisions | None = None
+        self, idx: Index, slates: np.ndarray, observe: bool = False, decisions: ForcedDecisions | None = None,
+        *, seeds: np.ndarray | None = None, obs_out: dict[str, np.ndarray] | None = None,
     ) -> StepOutcome:
         """Serve one slate (catalog rows, shape (b, K)) to each user in ``idx``.
 
         The users' next candidates are drawn in the same pass; with ``observe`` the outcome
-        carries their next observation (recoworld.observation layout, leading batch axis).
+        carries their next observation (recoworld.observation layout, leading batch axis), written
+        into ``obs_out`` when given (preallocated (b, ...) buffers) instead of fresh arrays.
+        ``seeds`` ((b,) uint64) replaces the one raw draw per user of the world's generator (the
+        vector env keeps one generator per user).
         """
-        obs = self._observation_buffers(self, len(slates)) if observe else None
+        obs = (obs_out if obs_out is not None else self._observation_buffers(self, len(slates))) if observe else None
         rows = self._rows(idx)
         if self.backend is not None and decisions is None:
             decisions = self.backend.decide(self, rows, slates)
         resp, effects = self.model.serve(
             self.users, self.platform, self.clock, rows, slates, self.catalog, self.rng, self._env_vec,
-            self.weights, self.candidates, obs, self.obs_scale, decisions,
+            self.weights, self.candidates, obs, self.obs_scale, decisions, seeds,
         )
         outcome = StepOutcome(resp, effects, obs)
         if self.backend is not None:

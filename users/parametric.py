@@ -311,12 +311,14 @@ class ParametricUserModel:
         observation: "dict[str, np.ndarray] | None" = None,
         obs_scale: np.ndarray | None = None,
         decisions: "ForcedDecisions | None" = None,
+        seeds: np.ndarray | None = None,
     ) -> tuple[SlateResponse, SlateEffects]:
         """One world step for users ``idx``: they review their slates (catalog rows, (b, K)) in order;
         mindsets, the platform log and the clock update; ended sessions lead to a return or churn.
         Fresh candidates for the next decision are written to ``candidates``; with ``observation``
         buffers (see recoworld.observation) the next observation is filled in too. ``decisions``
-        carries the actions of users whose choices come from elsewhere (LLM users).
+        carries the actions of users whose choices come from elsewhere (LLM users); ``seeds`` ((b,)
+        uint64), when given, are the users' random draws instead of ``rng``'s.
 
         ``env_vec`` = (max_slates_per_session, churn_window_days, horizon_days); ``reward_weights``
         weigh the reward components (recoworld.rewards.COMPONENTS order).
@@ -324,7 +326,7 @@ class ParametricUserModel:
         rows = user_rows(users, idx)
         slates = np.ascontiguousarray(slates, dtype=np.int64)
         b, k = slates.shape
-        seeds = rng.bit_generator.random_raw(b)
+        seeds = rng.bit_generator.random_raw(b) if seeds is None else seeds
         out_item = np.empty((b, k, K.ITEM_OUTPUTS), dtype=np.float64)
         out_user = np.empty((b, K.USER_OUTPUTS), dtype=np.float64)
         obs = observation if observation is not None else _NO_OBSERVATION
