@@ -32,7 +32,7 @@ from recoworld.agents.protocol import SlateChoice, UserView
 
 if TYPE_CHECKING:  # pragma: no cover
     from stable_baselines3.common.base_class import BaseAlgorithm
-    from stable_baselines3.common.vec_env import DummyVecEnv
+    from stable_baselines3.common.vec_env import VecEnv
 
 Algo = Literal["ppo", "a2c", "dqn"]
 
@@ -139,14 +139,21 @@ def make_vec_env(
     seed: int = 0,
     monitor: bool = True,
     seeds: range = TRAIN_SEEDS,
-) -> DummyVecEnv:
-    """``n_envs`` Monitor-wrapped envs in one process (SB3's DummyVecEnv), each user seed from ``seeds``
-    (the training range by default). Keep ``n_envs`` small: the world step is cheap and cores are few."""
-    from stable_baselines3.common.vec_env import DummyVecEnv
+    vectorized: bool = True,
+) -> VecEnv:
+    """``n_envs`` users, each user seed from ``seeds`` (the training range by default): one batched
+    simulation (``recoworld.sb3_vec.RecoWorldVecEnv``, VecMonitor-wrapped with ``monitor``), or with
+    ``vectorized=False`` SB3's DummyVecEnv of Monitor-wrapped single envs stepped one by one."""
+    from stable_baselines3.common.vec_env import DummyVecEnv, VecMonitor
 
     if n_envs < 1:
         raise ValueError("n_envs: must be at least 1")
     parts = training_seeds(n_envs, seed, seeds)
+    if vectorized:
+        from recoworld.sb3_vec import RecoWorldVecEnv
+
+        venv = RecoWorldVecEnv(n_envs, scenario, copy.deepcopy(config) if config else None, episode_seeds=parts)
+        return VecMonitor(venv) if monitor else venv
 
     def factory(i: int) -> Callable[[], gym.Env]:
         return lambda: make_env(scenario, config, monitor=monitor, episode_seeds=parts[i])
@@ -372,6 +379,7 @@ def train(
     keep_best: bool = True,
     normalize_reward: bool = False,
     verbose: int = 0,
+    vectorized: bool = True,
 ) -> BaseAlgorithm:
     """Train ``algo`` on RecoWorld-v0 and return the model.
 
@@ -382,8 +390,9 @@ def train(
     fixed users from ``VALIDATION_SEEDS`` and, with ``keep_best``, the returned model carries the
     weights that scored best there (``eval_freq=0`` disables it). ``log_dir`` gets Monitor CSVs, the
     evaluations and ``best_model.zip``. ``hyperparams`` override the algorithm's defaults.
-    ``n_envs`` envs run in one process (DummyVecEnv): more of them only batches the policy's forward
-    pass, it takes no extra cores. ``normalize_reward`` divides training rewards by a running scale
+    ``n_envs`` users are stepped as one batched simulation (``RecoWorldVecEnv``; ``vectorized=False``:
+    SB3's DummyVecEnv of single envs, the former set-up): more of them batches the world step and
+    the policy's forward pass, it takes no extra cores. ``normalize_reward`` divides training rewards by a running scale
     of the discounted return (SB3's ``VecNormalize``, observations untouched); off by default, as it
     did not help in the retention setting.
     """
@@ -403,7 +412,10 @@ def train(
     if log_path is not None:
         log_path.mkdir(parents=True, exist_ok=True)
     # episode statistics from one VecMonitor per vec env (training and validation are wrapped alike)
-    env = VecMonitor(make_vec_env(n_envs, scenario, config, seed=seed, monitor=False), str(log_path / "train") if log_path else None)
+    env = VecMonitor(
+        make_vec_env(n_envs, scenario, config, seed=seed, monitor=False, vectorized=vectorized),
+        str(log_path / "train") if log_path else None,
+    )
     params = {**(PPO_DEFAULTS if algo == "ppo" else A2C_DEFAULTS), **(hyperparams or {})}
     if normalize_reward:
         env = VecNormalize(env, norm_obs=False, norm_reward=True, gamma=params["gamma"])
@@ -412,11 +424,15 @@ def train(
     callback = None
     best: dict[str, Any] = {}
     if eval_freq and eval_freq > 0:
-        eval_env = VecMonitor(
-            DummyVecEnv(
-                [lambda seeds=seeds: make_env(scenario, config, monitor=False, episode_seeds=seeds) for seeds in validation_seeds(eval_episodes)]
+        parts = validation_seeds(eval_episodes)
+        if vectorized:
+            from recoworld.sb3_vec import RecoWorldVecEnv
+
+            eval_env = VecMonitor(RecoWorldVecEnv(len(parts), scenario, copy.deepcopy(config) if config else None, episode_seeds=parts))
+        else:
+            eval_env = VecMonitor(
+                DummyVecEnv([lambda seeds=seeds: make_env(scenario, config, monitor=False, episode_seeds=seeds) for seeds in parts])
             )
-        )
         if normalize_reward:  # wrapped like the training env (SB3 syncs them); rewards stay raw here
             eval_env = VecNormalize(eval_env, training=False, norm_obs=False, norm_reward=False)
 
@@ -637,38 +653,38 @@ def _evaluate_recommender(rec: BaseRecommender, n: int, offset: int, scenario: s
 
 
 def _evaluate_model(model: BaseAlgorithm, n: int, offset: int, scenario: str, config: dict | None, batch: int) -> dict[str, Any]:
+    """Held-out user i (seed ``offset + i``) served by ``model``; ``batch`` users at a time in one vector env."""
+    from gymnasium.vector import AutoresetMode
+
+    from recoworld.vector_env import RecoWorldVectorEnv
+
     width = max(1, min(batch, n))
-    envs = [_gym_env(scenario, config) for _ in range(width)]
+    env = RecoWorldVectorEnv(width, scenario, copy.deepcopy(config) if config else None, autoreset_mode=AutoresetMode.DISABLED)
     totals = _new_totals(n)
-    user = [-1] * width  # the held-out user each env is serving; -1 = idle
-    obs: list[dict[str, np.ndarray] | None] = [None] * width
-    next_user = 0
-
-    def start(slot: int) -> None:
-        nonlocal next_user
-        if next_user < n:
-            obs[slot], _ = envs[slot].reset(seed=offset + next_user)
-            user[slot] = next_user
-            next_user += 1
-        else:
-            user[slot], obs[slot] = -1, None
-
-    for slot in range(width):
-        start(slot)
-    while any(u >= 0 for u in user):
-        live = [s for s in range(width) if user[s] >= 0]
-        stacked = {k: np.stack([obs[s][k] for s in live]) for k in obs[live[0]]}
-        actions, _ = model.predict(stacked, deterministic=True)
-        for s, action in zip(live, np.asarray(actions)):
-            env, i = envs[s], user[s]
-            obs[s], reward, terminated, truncated, info = env.step(action)
-            totals["reward"][i] += reward
-            totals["steps"][i] += 1
-            totals["clicks"][i] += info["rewards"]["click"]
-            if terminated or truncated:
-                totals["days_active"][i] = env.unwrapped.sim.days_active[0]
-                totals["churned"][i] = float(terminated)
-                start(s)
-    for env in envs:
-        env.close()
+    user = np.arange(width)  # the held-out user each env is serving; -1 = idle (serving a spare user)
+    obs, _ = env.reset(seed=[offset + i for i in range(width)])
+    next_user = width
+    while (user >= 0).any():
+        actions, _ = model.predict(obs, deterministic=True)
+        obs, reward, terminated, truncated, info = env.step(np.asarray(actions).reshape(width, -1))
+        live = user >= 0
+        np.add.at(totals["reward"], user[live], reward[live])
+        np.add.at(totals["steps"], user[live], 1)
+        np.add.at(totals["clicks"], user[live], info["rewards"]["click"][live])
+        ended = terminated | truncated
+        if not ended.any():
+            continue
+        seeds: list[int | None] = [None] * width
+        for s in np.flatnonzero(ended):
+            i = user[s]
+            if i >= 0:
+                totals["days_active"][i] = info["days_active"][s]
+                totals["churned"][i] = float(terminated[s])
+            if next_user < n:
+                user[s], seeds[s] = next_user, offset + next_user
+                next_user += 1
+            else:  # no one left to serve: a spare user keeps the env stepping, unrecorded
+                user[s], seeds[s] = -1, offset + n + int(s)
+        obs, _ = env.reset(seed=seeds, options={"reset_mask": ended})
+    env.close()
     return _summary(type(model).__name__.lower(), totals, offset)

@@ -165,22 +165,26 @@ class Simulation:
             self.users.consumed = np.pad(self.users.consumed, ((0, 0), (0, need - have)))
         self.catalog = catalog
 
-    def adopt(self, row: int, other: "Simulation") -> None:
-        """Row ``row`` takes over the user of ``other`` (a one-user simulation of the same scenario and
-        catalog): profile, hidden state, platform log, clock and candidates (how a vector env resets one user)."""
+    def replace_users(self, rows: np.ndarray, profiles: Sequence[UserProfile], users: UserBatch, seeds: np.ndarray) -> None:
+        """Rows ``rows`` start over with new users (how a vector env resets some of its envs): ``profiles``
+        with their state ``users`` (a UserBatch of ``len(rows)`` users), an empty platform log and clock,
+        and candidates drawn from ``seeds`` (one raw draw each), as a fresh one-user simulation has them."""
         from dataclasses import fields
 
-        for mine, theirs in ((self.users, other.users), (self.platform, other.platform), (self.clock, other.clock)):
+        rows = np.asarray(rows, dtype=np.int64)
+        empty_log = PlatformState.empty(1, self.catalog, self.platform.hist_items.shape[1])
+        for mine, theirs in ((self.users, users), (self.platform, empty_log), (self.clock, Clock.start(1))):
             for f in fields(mine):
-                getattr(mine, f.name)[row] = getattr(theirs, f.name)[0]
-        self.candidates[row] = other.candidates[0]
-        self.profiles[row] = other.profiles[0]
-        self.user_ids[row] = other.user_ids[0]
-        self._instructions.pop(row, None)
-        self._words.pop(row, None)
+                getattr(mine, f.name)[rows] = getattr(theirs, f.name)
+        K.retrieve_kernel(rows, np.asarray(seeds, dtype=np.uint64), self.candidates, len(self.catalog))
         memory = getattr(self.backend, "memory", None)  # an LLM backend's per-row memory
-        if memory is not None:
-            memory.pop(row, None)
+        for r, profile in zip(rows.tolist(), profiles):
+            self.profiles[r] = profile
+            self.user_ids[r] = profile.user_id
+            self._instructions.pop(r, None)
+            self._words.pop(r, None)
+            if memory is not None:
+                memory.pop(r, None)
 
     @property
     def alive(self) -> np.ndarray:

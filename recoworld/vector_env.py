@@ -9,6 +9,7 @@ env reset with the same seed and given the same actions.
 
 from __future__ import annotations
 
+from dataclasses import fields
 from typing import Any, Sequence
 
 import numpy as np
@@ -20,6 +21,7 @@ from numba import njit
 from recoworld.rewards import COMPONENTS
 from recoworld.simulation import Simulation
 from recoworld.users import kernels as K
+from recoworld.users.parametric import UserBatch
 from recoworld.users.profile import UserProfile
 
 ALL = slice(None)
@@ -76,8 +78,9 @@ class RecoWorldVectorEnv(VectorEnv):
 
     Spaces are the single env's, batched: actions ``MultiDiscrete`` of shape (N, K), observations a
     Dict of (N, ...) float32 arrays. Observations are written in place by the kernel into two
-    buffer sets used in turn, so the arrays a call returns stay valid until the call after next;
-    copy them to keep them longer.
+    buffer sets used in turn, so the arrays a call returns stay valid until the call after next
+    (a ``reset`` with ``reset_mask`` writes the reset envs' rows into the arrays the last call
+    returned); copy them to keep them longer.
 
     Autoreset: ``autoreset_mode`` (``metadata["autoreset_mode"]``), Gymnasium's NEXT_STEP by default
     (the step after an episode ends resets that env and ignores its action, reward 0), or SAME_STEP
@@ -161,7 +164,9 @@ class RecoWorldVectorEnv(VectorEnv):
             raise ValueError(f"options.profiles: expected one profile (or None) per env ({n}), got {len(profiles)}")
         if options:
             raise ValueError(f"options: unknown keys {sorted(options)} (use reset_mask, profiles)")
-        obs = self._swap()
+        # a full reset writes the next buffer set; a partial one writes the reset envs' rows into the
+        # arrays the last call returned (the other envs' observations stand)
+        obs = self._swap() if mask.all() else self._buffers[self._turn]
         rows = np.flatnonzero(mask)
         self._reset_rows(rows, seeds, profiles, obs)
         infos: dict[str, Any] = {}
@@ -262,25 +267,28 @@ class RecoWorldVectorEnv(VectorEnv):
         """Env ``rows[i]`` starts a new episode with a new user, drawn exactly as a single env's reset draws
         one; their observations go into ``obs``."""
         single = self._single
-        fresh = []
-        for r in rows.tolist():
+        scenario = self.scenario
+        picked, batches = [], []
+        raws = np.empty(len(rows), dtype=np.uint64)
+        for q, r in enumerate(rows.tolist()):
             if seeds[r] is not None or self._rngs[r] is None:
                 self._rngs[r] = np_random(seeds[r])[0]
                 self._states[r] = self._rngs[r].bit_generator.ctypes.state_address
             rng = self._rngs[r]
+            # the draws of a single env's reset, in its order: profile, taste noise, candidates
             profile = profiles[r] if profiles is not None else None
             if profile is None:
                 profile = single._sampler.sample(1, rng)[0]
             elif not isinstance(profile, UserProfile):
                 profile = UserProfile.model_validate(profile)
-            one = Simulation(self.scenario, self.catalog, [profile], rng, single._model)
-            one.retrieve(ALL)
-            fresh.append(one)
+            batches.append(UserBatch.from_profiles([profile], self.catalog, rng, scenario.users.taste_noise))
+            raws[q] = rng.bit_generator.random_raw()
+            picked.append(profile)
+        users = UserBatch(**{f.name: np.concatenate([getattr(u, f.name) for u in batches]) for f in fields(UserBatch)})
         if self.sim is None:
-            backend = single.user_backend()
-            self.sim = Simulation(self.scenario, self.catalog, [one.profiles[0] for one in fresh], np.random.default_rng(0), single._model, backend)
-        for r, one in zip(rows.tolist(), fresh):
-            self.sim.adopt(r, one)
+            rng0 = np.random.default_rng(0)  # unused: every user draws from its env's generator
+            self.sim = Simulation(scenario, self.catalog, picked, rng0, single._model, single.user_backend())
+        self.sim.replace_users(rows, picked, users, raws)
         self._ended[rows] = False
         from recoworld.observation import observe
 
