@@ -341,11 +341,22 @@ class ParametricUserModel:
             (clock.day, clock.session_step, clock.days_active, clock.churned, clock.finished),
             candidates, out_item, out_user,
             (obs_scale if obs_scale is not None else _NO_SCALE, obs["candidates"], obs["user"], obs["topics"], obs["instruction"]),
-            (decisions or ForcedDecisions.none(b, k)).as_tuple(),
+            decisions.as_tuple() if decisions is not None else _no_decisions(b, k),
         )
         return SlateResponse(out_item, out_user), SlateEffects(out_user)
 
 
+def _no_decisions(b: int, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``ForcedDecisions.none(b, k)`` as the kernel takes it, made once per shape (the kernel only reads it)."""
+    key = (b, k)
+    if key not in _NO_DECISIONS:
+        if len(_NO_DECISIONS) > 64:
+            _NO_DECISIONS.clear()
+        _NO_DECISIONS[key] = ForcedDecisions.none(b, k).as_tuple()
+    return _NO_DECISIONS[key]
+
+
+_NO_DECISIONS: dict[tuple[int, int], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
 PARALLEL_BATCH = 256  # batches at least this large are spread over threads (numba prange)
 _NO_SCALE = np.ones(4, dtype=np.float64)
 
