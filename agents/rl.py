@@ -436,10 +436,11 @@ def train(
         if vectorized:
             from recoworld.sb3_vec import RecoWorldVecEnv
 
-            eval_env = VecMonitor(RecoWorldVecEnv(len(parts), scenario, copy.deepcopy(config) if config else None, episode_seeds=parts))
+            cfg = copy.deepcopy(config) if config else None
+            eval_env = VecMonitor(RecoWorldVecEnv(len(parts), scenario, cfg, episode_seeds=parts))
         else:
             eval_env = VecMonitor(
-                DummyVecEnv([lambda seeds=seeds: make_env(scenario, config, monitor=False, episode_seeds=seeds) for seeds in parts])
+                DummyVecEnv([lambda s=seeds: make_env(scenario, config, monitor=False, episode_seeds=s) for seeds in parts])
             )
         if normalize_reward:  # wrapped like the training env (SB3 syncs them); rewards stay raw here
             eval_env = VecNormalize(eval_env, training=False, norm_obs=False, norm_reward=False)

@@ -112,13 +112,18 @@ def main() -> None:
     bandwidth = memcpy_bytes_per_second(args.seconds)
     print(f"memory copy (np.copyto, 256 MB)    {bandwidth / 1e9:12.2f} GB/s written")
     print()
-    print(f"{'N':>6} {'RecoWorld env-steps/s':>22} {'x CartPole-v1':>14} {'CartPole vec steps/s':>21} {'x CartPole vec':>15} {'obs GB/s':>9} {'% memcpy':>9}")
+    print(
+        f"{'N':>6} {'RecoWorld env-steps/s':>22} {'x CartPole-v1':>14} {'CartPole vec steps/s':>21} {'x CartPole vec':>15} "
+        f"{'obs GB/s':>9} {'% memcpy':>9}"
+    )
     for n in [int(s) for s in args.sizes.split(",") if s]:
         reco_env = gym.make_vec("RecoWorld-v0", num_envs=n, vectorization_mode="vector_entry_point", config=CONFIG)
         reco = vector_env_steps_per_second(reco_env, args.seconds)
-        obs_bytes = sum(int(np.prod(s.shape)) * np.dtype(s.dtype).itemsize for s in reco_env.single_observation_space.spaces.values())
+        spaces = reco_env.single_observation_space.spaces.values()
+        obs_bytes = sum(int(np.prod(s.shape)) * np.dtype(s.dtype).itemsize for s in spaces)
         reco_env.close()
-        cart = vector_env_steps_per_second(gym.make_vec("CartPole-v1", num_envs=n, vectorization_mode="vector_entry_point"), args.seconds)
+        cart_env = gym.make_vec("CartPole-v1", num_envs=n, vectorization_mode="vector_entry_point")
+        cart = vector_env_steps_per_second(cart_env, args.seconds)
         rate = reco * obs_bytes
         target = "  (target >= 10x)" if n == 1024 else ""
         print(

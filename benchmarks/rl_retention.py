@@ -68,7 +68,8 @@ def main() -> None:
     cartpole = cartpole_ppo_steps_per_second()
     overrides = {"env": {"num_candidates": args.candidates, "slate_size": args.slate}}
     report = compare(
-        args.timesteps, "ppo", args.users, args.out, overrides=overrides, seed=args.seed, baselines=BASELINES, train_kwargs=PPO_VECTOR
+        args.timesteps, "ppo", args.users, args.out, overrides=overrides, seed=args.seed, baselines=BASELINES,
+        train_kwargs=PPO_VECTOR,
     )
     report["load_average_end"] = os.getloadavg()[0]
     train = report["train"]

@@ -181,7 +181,9 @@ class RecoWorldVectorEnv(VectorEnv):
         mode = self.autoreset_mode
         if mode == AutoresetMode.DISABLED and self._ended.any():
             ended = np.flatnonzero(self._ended)[:5].tolist()
-            raise RuntimeError(f"step: envs {ended}... have ended; reset them with options={{'reset_mask': mask}} (autoreset disabled)")
+            raise RuntimeError(
+                f"step: envs {ended}... have ended; reset them with options={{'reset_mask': mask}} (autoreset disabled)"
+            )
         slates = self._slates(actions)
         resetting = self._ended if mode == AutoresetMode.NEXT_STEP else np.zeros(self.num_envs, dtype=bool)
         live = ~resetting
