@@ -6,7 +6,8 @@ at N = 1, 64, 1,024 and 4,096, observations included, random actions, autoresets
 as a ratio to single CartPole-v1 and to Gymnasium's own vectorized CartPole-v1 at the same N
 (its vector entry point). Observation bytes written per second are set against a measured
 memory-copy bandwidth. Batched world step: user-steps/s of the shared Simulation step over 4,096
-users without resets (the world's own speed). SB3: env-steps/s of PPO's ``learn`` with the
+users without resets or observations (the world's own speed), and the vector env over as many
+users whose episodes never end (observations, no resets). SB3: env-steps/s of PPO's ``learn`` with the
 vector env (RecoWorldVecEnv) and with the former DummyVecEnv of single envs, same settings.
 
     python benchmarks/env_throughput.py [--seconds 3] [--sb3-steps 8192] [--sizes 1,64,1024,4096]
@@ -131,8 +132,13 @@ def main() -> None:
             f"{100 * rate / bandwidth:>8.1f}%{target}"
         )
     batched = batched_user_steps_per_second(args.users, args.seconds)
+    endless = {**CONFIG, "env": {**CONFIG["env"], "horizon_days": 10_000, "churn_window_days": 10_000}}
+    steady_env = gym.make_vec("RecoWorld-v0", num_envs=args.users, vectorization_mode="vector_entry_point", config=endless)
+    steady = vector_env_steps_per_second(steady_env, args.seconds)
     print()
-    print(f"batched world step, {args.users} users, no resets {batched:12,.0f} user-steps/s  ratio {batched / cartpole:6.2f}x")
+    n = args.users
+    print(f"batched world step, N = {n}, no resets or observations {batched:12,.0f} user-steps/s  {batched / cartpole:6.2f}x")
+    print(f"vector env, N = {n}, episodes never end (observations) {steady:12,.0f} env-steps/s   {steady / cartpole:6.2f}x")
     if args.sb3_steps > 0:
         print()
         print("SB3 PPO.learn (slate policy, PPO_DEFAULTS, torch 1 thread), env-steps/s:")
