@@ -64,7 +64,8 @@ def retention_rewards() -> dict[str, float]:
 
 def retention_config(num_candidates: int = 20, slate_size: int = 5) -> dict[str, Any]:
     """Config overrides of the retention comparison: retention rewards and a smaller candidate set
-    and slate than quickstart's (100 / 10), so PPO learns within minutes on 2 cores. Use the same
+    and slate than quickstart's (100 / 10), so PPO learns within minutes on 2 cores (on the default
+    100 / 10 problem, train with ``PPO_VECTOR``: see benchmarks/rl_retention.py). Use the same
     config for the RL policy and every baseline it is compared with."""
     return {"env": {"num_candidates": num_candidates, "slate_size": slate_size}, "rewards": retention_rewards()}
 
