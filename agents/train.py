@@ -39,11 +39,13 @@ def compare(
     eval_freq: int = 25_000,
     eval_episodes: int = 50,
     progress: bool = True,
+    train_kwargs: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Train ``algo`` for retention, then evaluate it and ``baselines`` on ``users`` held-out users.
 
     Returns ``{"config", "train": {...}, "results": [evaluate() dicts, RL policy first]}``; with
-    ``out`` the model is saved there as an SB3 zip.
+    ``out`` the model is saved there as an SB3 zip. ``train_kwargs`` go to ``recoworld.agents.rl.train``
+    (``n_envs``, ``hyperparams``, ``policy_kwargs`` ...).
     """
     from recoworld.agents import make_recommender
     from recoworld.agents.rl.training import _algo_class
@@ -57,7 +59,10 @@ def compare(
 
     say(f"training {algo} for {timesteps:,} steps on {scenario} (env {config.get('env', {})}) ...")
     start = time.perf_counter()
-    model = train(algo, timesteps, scenario=scenario, config=config, seed=seed, eval_freq=eval_freq, eval_episodes=eval_episodes)
+    model = train(
+        algo, timesteps, scenario=scenario, config=config, seed=seed, eval_freq=eval_freq, eval_episodes=eval_episodes,
+        **(train_kwargs or {}),
+    )
     train_seconds = time.perf_counter() - start
     info = dict(getattr(model, "recoworld_info", {}))
     info["wall_seconds"] = train_seconds

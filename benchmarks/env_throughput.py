@@ -1,11 +1,16 @@
 """RecoWorld-v0 throughput as ratios to CartPole-v1 measured in the same process.
 
 Single env: steps/s of gym.make("RecoWorld-v0") with 10k items, 100 candidates, slate 10, random actions.
-Batched: user-steps/s of the shared batched world step over 4,096 users, the code path the
-population runner and the env both use. Candidates are a uniform random draw, so serving the
-first K of them is a random policy at no policy cost: the figure is the world's own speed.
+Vector env: env-steps/s of gym.make_vec("RecoWorld-v0", N, vectorization_mode="vector_entry_point")
+at N = 1, 64, 1,024 and 4,096, observations included, random actions, autoresets included; each
+as a ratio to single CartPole-v1 and to Gymnasium's own vectorized CartPole-v1 at the same N
+(its vector entry point). Observation bytes written per second are set against a measured
+memory-copy bandwidth. Batched world step: user-steps/s of the shared Simulation step over 4,096
+users without resets or observations (the world's own speed), and the vector env over as many
+users whose episodes never end (observations, no resets). SB3: env-steps/s of PPO's ``learn`` with the
+vector env (RecoWorldVecEnv) and with the former DummyVecEnv of single envs, same settings.
 
-    python benchmarks/env_throughput.py [--seconds 3]
+    python benchmarks/env_throughput.py [--seconds 3] [--sb3-steps 8192] [--sizes 1,64,1024,4096]
 """
 
 from __future__ import annotations
@@ -38,6 +43,19 @@ def env_steps_per_second(env: gym.Env, seconds: float) -> float:
     return n / (time.perf_counter() - start)
 
 
+def vector_env_steps_per_second(env: gym.vector.VectorEnv, seconds: float) -> float:
+    """Env-steps/s of a vector env (autoreset on), random actions from a pre-drawn pool."""
+    env.reset(seed=0)
+    env.action_space.seed(0)
+    actions = [env.action_space.sample() for _ in range(16)]
+    env.step(actions[0])
+    steps, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        env.step(actions[steps % 16])
+        steps += 1
+    return steps * env.num_envs / (time.perf_counter() - start)
+
+
 def batched_user_steps_per_second(n_users: int, seconds: float) -> float:
     scenario = load_scenario("quickstart", {**CONFIG, "env": {**CONFIG["env"], "horizon_days": 10_000, "churn_window_days": 10_000}})
     sim = Simulation.sample(scenario, n_users, np.random.default_rng(0))
@@ -50,17 +68,84 @@ def batched_user_steps_per_second(n_users: int, seconds: float) -> float:
     return user_steps / (time.perf_counter() - start)
 
 
+def memcpy_bytes_per_second(seconds: float, megabytes: int = 256) -> float:
+    """Bytes/s of ``np.copyto`` between two large float32 arrays (bytes written)."""
+    src = np.ones(megabytes * 2**18, dtype=np.float32)
+    dst = np.empty_like(src)
+    np.copyto(dst, src)
+    copies, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        np.copyto(dst, src)
+        copies += 1
+    return copies * src.nbytes / (time.perf_counter() - start)
+
+
+def sb3_learn_steps_per_second(vectorized: bool, n_envs: int, timesteps: int) -> float:
+    """Env-steps/s of ``PPO.learn`` with the slate policy and PPO_DEFAULTS (torch on one thread)."""
+    import torch as th
+
+    from recoworld.agents import rl
+
+    threads = th.get_num_threads()
+    th.set_num_threads(1)
+    try:
+        env = rl.make_vec_env(n_envs, config=CONFIG, vectorized=vectorized)
+        params = {**rl.PPO_DEFAULTS, "n_steps": max(1, timesteps // (2 * n_envs))}
+        model = rl._algo_class("ppo")(rl._torch_parts()["SlatePolicy"], env, seed=0, device="cpu", **params)
+        start = time.perf_counter()
+        model.learn(timesteps)
+        return model.num_timesteps / (time.perf_counter() - start)
+    finally:
+        th.set_num_threads(threads)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=3.0)
-    parser.add_argument("--users", type=int, default=4096)
+    parser.add_argument("--users", type=int, default=4096, help="users of the batched world step")
+    parser.add_argument("--sizes", default="1,64,1024,4096", help="vector env sizes")
+    parser.add_argument("--sb3-steps", type=int, default=8192, help="PPO.learn steps per set-up (0: skip)")
     args = parser.parse_args()
     cartpole = env_steps_per_second(gym.make("CartPole-v1"), args.seconds)
     single = env_steps_per_second(gym.make("RecoWorld-v0", config=CONFIG), args.seconds)
+    print(f"CartPole-v1 (gym.make)             {cartpole:12,.0f} steps/s")
+    print(f"RecoWorld-v0 (gym.make)            {single:12,.0f} steps/s      ratio {single / cartpole:6.3f}x  (target >= 0.25x)")
+    bandwidth = memcpy_bytes_per_second(args.seconds)
+    print(f"memory copy (np.copyto, 256 MB)    {bandwidth / 1e9:12.2f} GB/s written")
+    print()
+    print(
+        f"{'N':>6} {'RecoWorld env-steps/s':>22} {'x CartPole-v1':>14} {'CartPole vec steps/s':>21} {'x CartPole vec':>15} "
+        f"{'obs GB/s':>9} {'% memcpy':>9}"
+    )
+    for n in [int(s) for s in args.sizes.split(",") if s]:
+        reco_env = gym.make_vec("RecoWorld-v0", num_envs=n, vectorization_mode="vector_entry_point", config=CONFIG)
+        reco = vector_env_steps_per_second(reco_env, args.seconds)
+        spaces = reco_env.single_observation_space.spaces.values()
+        obs_bytes = sum(int(np.prod(s.shape)) * np.dtype(s.dtype).itemsize for s in spaces)
+        reco_env.close()
+        cart_env = gym.make_vec("CartPole-v1", num_envs=n, vectorization_mode="vector_entry_point")
+        cart = vector_env_steps_per_second(cart_env, args.seconds)
+        rate = reco * obs_bytes
+        target = "  (target >= 10x)" if n == 1024 else ""
+        print(
+            f"{n:>6} {reco:>22,.0f} {reco / cartpole:>13.2f}x {cart:>21,.0f} {reco / cart:>14.4f}x {rate / 1e9:>9.3f} "
+            f"{100 * rate / bandwidth:>8.1f}%{target}"
+        )
     batched = batched_user_steps_per_second(args.users, args.seconds)
-    print(f"CartPole-v1 (gym.make)          {cartpole:12,.0f} steps/s")
-    print(f"RecoWorld-v0 (gym.make)         {single:12,.0f} steps/s       ratio {single / cartpole:6.3f}x  (target >= 0.25x)")
-    print(f"batched world step, {args.users} users {batched:12,.0f} user-steps/s  ratio {batched / cartpole:6.3f}x  (target >= 10x)")
+    endless = {**CONFIG, "env": {**CONFIG["env"], "horizon_days": 10_000, "churn_window_days": 10_000}}
+    steady_env = gym.make_vec("RecoWorld-v0", num_envs=args.users, vectorization_mode="vector_entry_point", config=endless)
+    steady = vector_env_steps_per_second(steady_env, args.seconds)
+    print()
+    n = args.users
+    print(f"batched world step, N = {n}, no resets or observations {batched:12,.0f} user-steps/s  {batched / cartpole:6.2f}x")
+    print(f"vector env, N = {n}, episodes never end (observations) {steady:12,.0f} env-steps/s   {steady / cartpole:6.2f}x")
+    if args.sb3_steps > 0:
+        print()
+        print("SB3 PPO.learn (slate policy, PPO_DEFAULTS, torch 1 thread), env-steps/s:")
+        for n_envs in (8, 64):
+            vec = sb3_learn_steps_per_second(True, n_envs, args.sb3_steps)
+            dummy = sb3_learn_steps_per_second(False, n_envs, args.sb3_steps)
+            print(f"  n_envs {n_envs:>3}: vector env {vec:8,.0f}   DummyVecEnv {dummy:8,.0f}   ratio {vec / dummy:5.2f}x")
 
 
 if __name__ == "__main__":

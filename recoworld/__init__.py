@@ -5,4 +5,8 @@ from gymnasium.envs.registration import register, registry
 __version__ = "0.1.0"
 
 if "RecoWorld-v0" not in registry:
-    register(id="RecoWorld-v0", entry_point="recoworld.env.single:RecoWorldEnv")
+    register(
+        id="RecoWorld-v0",
+        entry_point="recoworld.env.single:RecoWorldEnv",
+        vector_entry_point="recoworld.env.vector:RecoWorldVectorEnv",
+    )

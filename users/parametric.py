@@ -334,12 +334,14 @@ class ParametricUserModel:
         observation: "dict[str, np.ndarray] | None" = None,
         obs_scale: np.ndarray | None = None,
         decisions: "ForcedDecisions | None" = None,
+        seeds: np.ndarray | None = None,
     ) -> tuple[SlateResponse, SlateEffects]:
         """One world step for users ``idx``: they review their slates (catalog rows, (b, K)) in order;
         mindsets, the platform log and the clock update; ended sessions lead to a return or churn.
         Fresh candidates for the next decision are written to ``candidates``; with ``observation``
         buffers (see recoworld.world.observation) the next observation is filled in too. ``decisions``
-        carries the actions of users whose choices come from elsewhere (LLM users).
+        carries the actions of users whose choices come from elsewhere (LLM users); ``seeds`` ((b,)
+        uint64), when given, are the users' random draws instead of ``rng``'s.
 
         ``env_vec`` = (max_slates_per_session, churn_window_days, horizon_days); ``reward_weights``
         weigh the reward components (recoworld.world.rewards.COMPONENTS order).
@@ -347,7 +349,7 @@ class ParametricUserModel:
         rows = user_rows(users, idx)
         slates = np.ascontiguousarray(slates, dtype=np.int64)
         b, k = slates.shape
-        seeds = rng.bit_generator.random_raw(b)
+        seeds = rng.bit_generator.random_raw(b) if seeds is None else seeds
         out_item = np.empty((b, k, K.ITEM_OUTPUTS), dtype=np.float64)
         out_user = np.empty((b, K.USER_OUTPUTS), dtype=np.float64)
         obs = observation if observation is not None else _NO_OBSERVATION
@@ -362,11 +364,22 @@ class ParametricUserModel:
             (clock.day, clock.session_step, clock.days_active, clock.churned, clock.finished),
             candidates, out_item, out_user,
             (obs_scale if obs_scale is not None else _NO_SCALE, obs["candidates"], obs["user"], obs["topics"], obs["instruction"]),
-            (decisions or ForcedDecisions.none(b, k)).as_tuple(),
+            decisions.as_tuple() if decisions is not None else _no_decisions(b, k),
         )
         return SlateResponse(out_item, out_user), SlateEffects(out_user)
 
 
+def _no_decisions(b: int, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``ForcedDecisions.none(b, k)`` as the kernel takes it, made once per shape (the kernel only reads it)."""
+    key = (b, k)
+    if key not in _NO_DECISIONS:
+        if len(_NO_DECISIONS) > 64:
+            _NO_DECISIONS.clear()
+        _NO_DECISIONS[key] = ForcedDecisions.none(b, k).as_tuple()
+    return _NO_DECISIONS[key]
+
+
+_NO_DECISIONS: dict[tuple[int, int], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
 PARALLEL_BATCH = 256  # batches at least this large are spread over threads (numba prange)
 _NO_SCALE = np.ones(4, dtype=np.float64)
 

@@ -23,7 +23,7 @@ import numpy as np
 import recoworld  # noqa: F401  (registers RecoWorld-v0)
 
 if TYPE_CHECKING:  # pragma: no cover
-    from stable_baselines3.common.vec_env import DummyVecEnv
+    from stable_baselines3.common.vec_env import VecEnv
 
 Algo = Literal["ppo", "a2c", "dqn"]
 
@@ -130,14 +130,21 @@ def make_vec_env(
     seed: int = 0,
     monitor: bool = True,
     seeds: range = TRAIN_SEEDS,
-) -> DummyVecEnv:
-    """``n_envs`` Monitor-wrapped envs in one process (SB3's DummyVecEnv), each user seed from ``seeds``
-    (the training range by default). Keep ``n_envs`` small: the world step is cheap and cores are few."""
-    from stable_baselines3.common.vec_env import DummyVecEnv
+    vectorized: bool = True,
+) -> VecEnv:
+    """``n_envs`` users, each user seed from ``seeds`` (the training range by default): one batched
+    simulation (``recoworld.env.sb3.RecoWorldVecEnv``, VecMonitor-wrapped with ``monitor``), or with
+    ``vectorized=False`` SB3's DummyVecEnv of Monitor-wrapped single envs stepped one by one."""
+    from stable_baselines3.common.vec_env import DummyVecEnv, VecMonitor
 
     if n_envs < 1:
         raise ValueError("n_envs: must be at least 1")
     parts = training_seeds(n_envs, seed, seeds)
+    if vectorized:
+        from recoworld.env.sb3 import RecoWorldVecEnv
+
+        venv = RecoWorldVecEnv(n_envs, scenario, copy.deepcopy(config) if config else None, episode_seeds=parts)
+        return VecMonitor(venv) if monitor else venv
 
     def factory(i: int) -> Callable[[], gym.Env]:
         return lambda: make_env(scenario, config, monitor=monitor, episode_seeds=parts[i])

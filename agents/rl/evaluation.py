@@ -93,39 +93,39 @@ def _evaluate_recommender(rec: BaseRecommender, n: int, offset: int, scenario: s
 
 
 def _evaluate_model(model: BaseAlgorithm, n: int, offset: int, scenario: str, config: dict | None, batch: int) -> dict[str, Any]:
+    """Held-out user i (seed ``offset + i``) served by ``model``; ``batch`` users at a time in one vector env."""
+    from gymnasium.vector import AutoresetMode
+
+    from recoworld.env.vector import RecoWorldVectorEnv
+
     width = max(1, min(batch, n))
-    envs = [gym_env(scenario, config) for _ in range(width)]
+    env = RecoWorldVectorEnv(width, scenario, copy.deepcopy(config) if config else None, autoreset_mode=AutoresetMode.DISABLED)
     totals = _new_totals(n)
-    user = [-1] * width  # the held-out user each env is serving; -1 = idle
-    obs: list[dict[str, np.ndarray] | None] = [None] * width
-    next_user = 0
-
-    def start(slot: int) -> None:
-        nonlocal next_user
-        if next_user < n:
-            obs[slot], _ = envs[slot].reset(seed=offset + next_user)
-            user[slot] = next_user
-            next_user += 1
-        else:
-            user[slot], obs[slot] = -1, None
-
-    for slot in range(width):
-        start(slot)
-    while any(u >= 0 for u in user):
-        live = [s for s in range(width) if user[s] >= 0]
-        stacked = {k: np.stack([obs[s][k] for s in live]) for k in obs[live[0]]}
-        actions, _ = model.predict(stacked, deterministic=True)
-        for s, action in zip(live, np.asarray(actions)):
-            env, i = envs[s], user[s]
-            obs[s], reward, terminated, truncated, info = env.step(action)
-            totals["reward"][i] += reward
-            totals["steps"][i] += 1
-            totals["clicks"][i] += info["rewards"]["click"]
-            totals["sessions"][i] += info["session_ended"]
-            if terminated or truncated:
-                totals["days_active"][i] = env.unwrapped.sim.days_active[0]
-                totals["churned"][i] = float(terminated)
-                start(s)
-    for env in envs:
-        env.close()
+    user = np.arange(width)  # the held-out user each env is serving; -1 = idle (serving a spare user)
+    obs, _ = env.reset(seed=[offset + i for i in range(width)])
+    next_user = width
+    while (user >= 0).any():
+        actions, _ = model.predict(obs, deterministic=True)
+        obs, reward, terminated, truncated, info = env.step(np.asarray(actions).reshape(width, -1))
+        live = user >= 0
+        np.add.at(totals["reward"], user[live], reward[live])
+        np.add.at(totals["steps"], user[live], 1)
+        np.add.at(totals["clicks"], user[live], info["rewards"]["click"][live])
+        np.add.at(totals["sessions"], user[live], info["session_ended"][live])
+        ended = terminated | truncated
+        if not ended.any():
+            continue
+        seeds: list[int | None] = [None] * width
+        for s in np.flatnonzero(ended):
+            i = user[s]
+            if i >= 0:
+                totals["days_active"][i] = info["days_active"][s]
+                totals["churned"][i] = float(terminated[s])
+            if next_user < n:
+                user[s], seeds[s] = next_user, offset + next_user
+                next_user += 1
+            else:  # no one left to serve: a spare user keeps the env stepping, unrecorded
+                user[s], seeds[s] = -1, offset + n + int(s)
+        obs, _ = env.reset(seed=seeds, options={"reset_mask": ended})
+    env.close()
     return _summary(type(model).__name__.lower(), totals, offset)

@@ -9,11 +9,13 @@ import numpy as np
 from gymnasium import spaces
 
 from recoworld.llm.base import Usage
-from recoworld.world.observation import observation_space, observe
-from recoworld.world.rewards import as_dict
+from recoworld.env.topics import fill_topics
 from recoworld.scenario import load_scenario
-from recoworld.world.simulation import Simulation, StepOutcome, build_catalog
+from recoworld.world import kernel as K
 from recoworld.world.kernel import ACTION_LABELS
+from recoworld.world.observation import observation_space, observe
+from recoworld.world.rewards import COMPONENTS, as_dict
+from recoworld.world.simulation import Simulation, StepOutcome, build_catalog
 from recoworld.users.parametric import ParametricUserModel
 from recoworld.users.profile import UserProfile
 
@@ -72,6 +74,7 @@ class RecoWorldEnv(gym.Env):
         self._backend = None
         self._episode_llm = Usage()
         self._episode_fallbacks = 0
+        self._intent: tuple[Any, dict[str, Any] | None] = (None, None)  # the last instruction and its dumped intent
 
     # ------------------------------------------------------------------ gym API
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
@@ -95,11 +98,12 @@ class RecoWorldEnv(gym.Env):
         out = self.sim.step(ALL, slate[None, :], observe=True)
         self._last = (slate, out)
         obs = {key: value[0] for key, value in out.observation.items()}
-        truncated = bool(out.finished[0])
-        info = self._get_info(out)
+        per_user = out.response.per_user[0].tolist()  # one conversion, then plain floats
+        truncated = per_user[K.U_FINISHED] > 0
+        info = self._get_info(out, per_user)
         if self._backend is not None:
             truncated |= self._backend.exhausted  # the LLM budget ran out: end cleanly
-        return obs, float(out.reward[0]), bool(out.churned[0]), truncated, info
+        return obs, per_user[K.U_REWARD], per_user[K.U_CHURN] > 0, truncated, info
 
     def render(self) -> str | None:
         if self.render_mode != "ansi" or self.sim is None:
@@ -135,10 +139,11 @@ class RecoWorldEnv(gym.Env):
             if not (a.dtype.kind == "f" and np.all(a == np.round(a))):
                 raise ValueError(f"action: expected integers, got dtype {a.dtype}")
             a = a.astype(np.int64)
-        hi = self.action_space.nvec[0]
-        if a.min() < 0 or a.max() >= hi:
+        hi = int(self.action_space.nvec[0])
+        values = a.tolist()  # K small ints: Python's min/max beat two numpy reductions
+        if min(values) < 0 or max(values) >= hi:
             what = "candidate positions" if self.action_mode == "slate" else "topics"
-            raise ValueError(f"action: {what} must lie in [0, {hi}), got values from {a.min()} to {a.max()}")
+            raise ValueError(f"action: {what} must lie in [0, {hi}), got values from {min(values)} to {max(values)}")
         cands = self.sim.candidates[0]
         if self.action_mode == "slate":
             return cands[a]
@@ -147,18 +152,7 @@ class RecoWorldEnv(gym.Env):
     def fill_topics(self, topics: np.ndarray) -> np.ndarray:
         """In-topic ranker: each slot takes the best unused candidate of its topic by engagement affinity,
         or the best unused candidate overall when the topic has none left."""
-        view = self.sim.view(ALL)
-        score = view.affinity()[0] + 0.1 * self.catalog.popularity[view.candidates[0]] - 10.0 * view.consumed[0]
-        cand_topics = view.candidate_topics[0]
-        used = np.zeros(len(score), dtype=bool)
-        out = np.empty(len(topics), dtype=np.int64)
-        for j, t in enumerate(topics):
-            masked = np.where(used, -np.inf, score)
-            in_topic = np.where(cand_topics == t, masked, -np.inf)
-            pick = int(in_topic.argmax()) if np.isfinite(in_topic.max()) else int(masked.argmax())
-            out[j] = pick
-            used[pick] = True
-        return out
+        return fill_topics(self.sim.view(ALL), self.catalog.popularity, np.asarray(topics)[None, :])[0]
 
     def user_backend(self):
         """The LLM or hybrid user backend of the scenario (built once, on first use), or None."""
@@ -183,7 +177,7 @@ class RecoWorldEnv(gym.Env):
     def _get_obs(self) -> dict[str, np.ndarray]:
         return {k: v[0] for k, v in observe(self.sim, ALL).items()}
 
-    def _get_info(self, out: StepOutcome | None) -> dict[str, Any]:
+    def _get_info(self, out: StepOutcome | None, per_user: list[float] | None = None) -> dict[str, Any]:
         sim = self.sim
         info: dict[str, Any] = {
             "user_id": sim.profiles[0].user_id,
@@ -191,19 +185,23 @@ class RecoWorldEnv(gym.Env):
             "session": int(sim.platform.sessions[0]),
             "session_step": int(sim.session_step[0]),
         }
-        instr = sim.instruction(0)
+        instr = sim.instruction(0) if sim.users.instr[0, K.AGE] >= 0 else None
         info["instruction"] = instr.text if instr else None
-        info["instruction_intent"] = instr.intent.model_dump() if instr else None
+        if instr is not None and instr is not self._intent[0]:
+            self._intent = (instr, instr.intent.model_dump())  # dumped once per instruction
+        info["instruction_intent"] = dict(self._intent[1]) if instr else None
         if out is None:
             return info
         slate = self._last[0]
-        info["rewards"] = as_dict(out.components[0])
+        per_user = out.response.per_user[0].tolist() if per_user is None else per_user
+        info["rewards"] = dict(zip(COMPONENTS, per_user[: K.N_COMPONENTS]))
         info["items"] = self.catalog.item_id[slate].tolist()
-        info["actions"] = action_labels(out)
-        info["watch_seconds"] = out.response.watch_seconds[0].tolist()
-        comp = out.effects.compliance[0]
-        info["compliance"] = None if np.isnan(comp) else float(comp)
-        info["session_ended"] = bool(out.session_ended[0])
+        items = out.response.items[0]
+        info["actions"] = [ACTION_LABELS[int(c)] for c in items[:, K.O_ACTION].tolist()]
+        info["watch_seconds"] = items[:, K.O_WATCH_SECONDS].tolist()
+        comp = per_user[K.U_COMPLIANCE]
+        info["compliance"] = None if comp != comp else comp  # nan: no instruction was pending
+        info["session_ended"] = per_user[K.U_ENDED] > 0
         if self.scenario.env.observe_text:
             info["titles"] = [str(t) for t in self.catalog.title[slate]]
         if self._backend is not None:

@@ -63,15 +63,16 @@ def observation_buffers(sim: Simulation, b: int) -> dict[str, np.ndarray]:
     }
 
 
-def observe(sim: Simulation, idx: Index) -> dict[str, np.ndarray]:
-    """Observation arrays for users ``idx``, each with a leading batch axis.
+def observe(sim: Simulation, idx: Index, out: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+    """Observation arrays for users ``idx``, each with a leading batch axis (written into ``out``,
+    preallocated buffers of that batch size, when given).
 
     After a step, :meth:`Simulation.step` with ``observe=True`` returns the same arrays without
     a second pass; this function serves resets and ad-hoc looks.
     """
     cat, plat, users = sim.catalog, sim.platform, sim.users
     rows = user_rows(users, idx)
-    out = observation_buffers(sim, len(rows))
+    out = observation_buffers(sim, len(rows)) if out is None else out
     K.observe_kernel(
         rows, sim.candidates, sim.day, sim.session_step, cat.topic, cat.embeddings, cat.quality, cat.popularity,
         cat.duration_scaled, cat.created_day, users.consumed, plat.est_taste, plat.topics, plat.stats, users.instr,

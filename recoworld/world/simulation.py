@@ -172,6 +172,27 @@ class Simulation:
             self.users.consumed = np.pad(self.users.consumed, ((0, 0), (0, need - have)))
         self.catalog = catalog
 
+    def replace_users(self, rows: np.ndarray, profiles: Sequence[UserProfile], users: UserBatch, seeds: np.ndarray) -> None:
+        """Rows ``rows`` start over with new users (how a vector env resets some of its envs): ``profiles``
+        with their state ``users`` (a UserBatch of ``len(rows)`` users), an empty platform log and clock,
+        and candidates drawn from ``seeds`` (one raw draw each), as a fresh one-user simulation has them."""
+        from dataclasses import fields
+
+        rows = np.asarray(rows, dtype=np.int64)
+        empty_log = PlatformState.empty(1, self.catalog, self.platform.hist_items.shape[1])
+        for mine, theirs in ((self.users, users), (self.platform, empty_log), (self.clock, Clock.start(1))):
+            for f in fields(mine):
+                getattr(mine, f.name)[rows] = getattr(theirs, f.name)
+        K.retrieve_kernel(rows, np.asarray(seeds, dtype=np.uint64), self.candidates, len(self.catalog))
+        memory = getattr(self.backend, "memory", None)  # an LLM backend's per-row memory
+        for r, profile in zip(rows.tolist(), profiles):
+            self.profiles[r] = profile
+            self.user_ids[r] = profile.user_id
+            self._instructions.pop(r, None)
+            self._words.pop(r, None)
+            if memory is not None:
+                memory.pop(r, None)
+
     @property
     def alive(self) -> np.ndarray:
         return self.clock.alive
@@ -194,20 +215,24 @@ class Simulation:
         return self.candidates[rows]
 
     def step(
-        self, idx: Index, slates: np.ndarray, observe: bool = False, decisions: ForcedDecisions | None = None
+        self, idx: Index, slates: np.ndarray, observe: bool = False, decisions: ForcedDecisions | None = None,
+        *, seeds: np.ndarray | None = None, obs_out: dict[str, np.ndarray] | None = None,
     ) -> StepOutcome:
         """Serve one slate (catalog rows, shape (b, K)) to each user in ``idx``.
 
         The users' next candidates are drawn in the same pass; with ``observe`` the outcome
-        carries their next observation (recoworld.world.observation layout, leading batch axis).
+        carries their next observation (recoworld.world.observation layout, leading batch axis), written
+        into ``obs_out`` when given (preallocated (b, ...) buffers) instead of fresh arrays.
+        ``seeds`` ((b,) uint64) replaces the one raw draw per user of the world's generator (the
+        vector env keeps one generator per user).
         """
-        obs = self._observation_buffers(self, len(slates)) if observe else None
+        obs = (obs_out if obs_out is not None else self._observation_buffers(self, len(slates))) if observe else None
         rows = self._rows(idx)
         if decisions is None:
             decisions = self.backend.decide(self, rows, slates)
         resp, effects = self.model.serve(
             self.users, self.platform, self.clock, rows, slates, self.catalog, self.rng, self._env_vec,
-            self.weights, self.candidates, obs, self.obs_scale, decisions,
+            self.weights, self.candidates, obs, self.obs_scale, decisions, seeds,
         )
         outcome = StepOutcome(resp, effects, obs)
         self.backend.after_step(self, rows, slates, outcome)

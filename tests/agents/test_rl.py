@@ -116,8 +116,11 @@ def test_episode_seeds_fix_the_users() -> None:
 def test_vec_env_workers_serve_different_training_users() -> None:
     venv = rl.make_vec_env(4, config=CONFIG, seed=0)
     venv.reset()
-    cands = [e.unwrapped.sim.candidates[0].tobytes() for e in venv.envs]
+    cands = [row.tobytes() for row in venv.venv.venv.sim.candidates]  # VecMonitor > RecoWorldVecEnv > vector env
     assert len(set(cands)) == 4
+    dummy = rl.make_vec_env(4, config=CONFIG, seed=0, vectorized=False)  # the former set-up: the same users
+    dummy.reset()
+    assert [e.unwrapped.sim.candidates[0].tobytes() for e in dummy.envs] == cands
 
 
 # ------------------------------------------------------------------ the slate distribution
