@@ -38,8 +38,9 @@ class CatalogConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    source: Literal["synthetic", "movielens", "items"] = Field(
-        "synthetic", description="synthetic generator, a MovieLens folder, or a generic items CSV/Parquet file."
+    source: Literal["synthetic", "movielens", "items", "dataset"] = Field(
+        "synthetic", description="synthetic generator, a MovieLens folder, a generic items CSV/Parquet file, or a data set in any "
+        "layout recoworld.formats reads (ML-100K u.data, RecBole atomic files, KuaiRec/KuaiRand CSV, Amazon JSONL)."
     )
     synthetic: SyntheticCatalogConfig = Field(default_factory=SyntheticCatalogConfig)
     path: str | None = Field(None, description="Dataset folder or file for non-synthetic sources.")
