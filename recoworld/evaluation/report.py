@@ -489,9 +489,22 @@ def _sections(runs: Sequence[RunLogs], res: _Results, base: str, notes: list[str
     for name, fit in fits.items():
         f = fit.fidelity
         sec.paragraphs.append(f"{name}: users calibrated on {fit.dataset}, {f.users:,} users; held out: the latest "
-                              f"{f.n_test:,} interactions of each user (positive rate {f.positive_rate:.3f}).")
-        sec.blocks.append(Table("Held-out engagement prediction", ["model", "AUC", "log-loss"],
-                                [[m, fmt(f.auc[m], "f3"), fmt(f.log_loss[m], "f3")] for m in f.auc], [False, True, True]))
+                              f"{f.n_test:,} interactions of each user (engagement rate {f.positive_rate_test:.3f} held out, "
+                              f"{f.positive_rate_train:.3f} in training).")
+
+        def interval(model: str) -> str:
+            low, high = f.auc_interval.get(model, [None, None])
+            return f"{fmt(low, 'f3')}–{fmt(high, 'f3')}" if low is not None else "–"
+
+        sec.blocks.append(Table("Held-out engagement prediction", ["model", "AUC", "AUC 95% CI", "log-loss"],
+                                [[m, fmt(f.auc[m], "f3"), interval(m), fmt(f.log_loss[m], "f3")] for m in f.auc],
+                                [False, True, True, True]))
+        if fit.dynamics is not None:
+            d = fit.dynamics
+            sec.blocks.append(Table(
+                "Session dynamics fitted by simulation (training period)", ["behaviour", "JSD", "real mean", "simulated mean"],
+                [[k.replace("_", " "), fmt(v, "f3"), fmt(d.real.get(k), "f2"), fmt(d.simulated.get(k), "f2")] for k, v in d.jsd.items()],
+                [False, True, True, True]))
         if fit.replays:
             sec.blocks.append(Table(
                 "Held-out replay: users served the real slates", ["backend", "slates", "action F1", "precision", "recall",
