@@ -63,6 +63,21 @@ def test_suite_scores_backends_and_baselines_under_every_protocol(data):
     text = format_tables(report)
     assert "Preference discrimination 1:m" in text and "| 1:3 | mf |" in text
 
+    # the suite travels in the calibration file into a calibrated run's report
+    from recoworld.evaluation import RunLogs
+    from recoworld.evaluation.report import write_report
+    from recoworld.runner import PopulationRun
+    from recoworld.scenario import load_scenario
+
+    cal.save(data.parent / "suite.parquet")
+    scenario = load_scenario({"catalog": cal.result.catalog, "users": {"from_calibration": str(data.parent / "suite.parquet"),
+                              "n_users": 20}, "env": {"num_candidates": 20, "slate_size": 5, "horizon_days": 2},
+                              "recommenders": [{"name": "greedy"}]})
+    PopulationRun(scenario, output=data.parent / "run").run()
+    html = write_report([RunLogs.load(data.parent / "run")], data.parent / "report").html.read_text()
+    section = html.split('<section id="fidelity">', 1)[1].split("</section>", 1)[0]
+    assert "Preference discrimination 1:m" in section and "Session dynamics fitted by simulation" in section
+
 
 def test_cli_fidelity_prints_tables_and_writes_json(data, tmp_path):
     from typer.testing import CliRunner

@@ -216,6 +216,7 @@ def fidelity_suite(dataset: str | Path, items: str | Path | None = None, config:
         choice=choice_accuracy(prep, calibration, models, backends, seed=seed),
         behaviour=behaviour, held_out_period=aggregates,
     )
+    fit.suite = report.model_dump(exclude={"engagement"})
     return report, calibration
 
 

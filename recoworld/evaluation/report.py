@@ -505,6 +505,16 @@ def _sections(runs: Sequence[RunLogs], res: _Results, base: str, notes: list[str
                 "Session dynamics fitted by simulation (training period)", ["behaviour", "JSD", "real mean", "simulated mean"],
                 [[k.replace("_", " "), fmt(v, "f3"), fmt(d.real.get(k), "f2"), fmt(d.simulated.get(k), "f2")] for k, v in d.jsd.items()],
                 [False, True, True, True]))
+        suite = fit.suite or {}
+        if suite.get("discrimination"):
+            ratios = list(suite["discrimination"])
+            models = list(next(iter(suite["discrimination"].values())))
+            sec.blocks.append(Table(
+                "Preference discrimination 1:m (Agent4Rec / SimUSER): F1 of picks against held-out likes",
+                ["model", *ratios, "choice accuracy (1 of 10)"],
+                [[m, *(fmt(suite["discrimination"][r][m]["f1"], "f3") for r in ratios),
+                  fmt(suite.get("choice", {}).get(m, {}).get("accuracy"), "f3")] for m in models],
+                [False, *([True] * (len(ratios) + 1))]))
         if fit.replays:
             sec.blocks.append(Table(
                 "Held-out replay: users served the real slates", ["backend", "slates", "action F1", "precision", "recall",
