@@ -67,7 +67,8 @@ def test_kernel_utility_equals_the_fitted_logit(fitted, ground_truth):
     conf = prep.traits["conformity"].to_numpy()[codes]
     nov = prep.traits["novelty_seeking"].to_numpy()[codes]
     pop = prep.popularity[7]
-    x = np.column_stack([conf * pop, np.full(len(users), pop), nov * 1.0, np.zeros(len(users)), np.zeros(len(users))])
+    x = np.column_stack([conf * pop, np.full(len(users), pop), nov * 1.0, np.zeros(len(users)), np.zeros(len(users)),
+                         np.full(len(users), prep.item_quality[7])])
     logit = sim.logit(codes, np.full(len(users), 7), x)
     kernel = np.array([u[0] for u in utility]) - model["click_threshold"]
     assert np.allclose(kernel, logit, atol=1e-3)

@@ -5,8 +5,8 @@ Sessions in rating logs: a user's interactions sorted by time; a gap longer than
 session; inter-visit gap = whole days between session starts, at least 1 (the kernel's return gaps
 are whole days, so two sessions on the same day count as a 1-day gap); activity = sessions per user.
 
-No feature of an interaction uses a label of the held-out period: item statistics (popularity) and
-traits come from training rows only, and the session features (position, earlier same-topic items,
+No feature of an interaction uses a label of the held-out period: item statistics (popularity, the
+item's average rating, cross-fitted on training rows) and traits come from training rows only, and the session features (position, earlier same-topic items,
 topic exposure) count items, never labels. Flipping every held-out label therefore leaves every
 held-out prediction unchanged (tests/test_calibration.py checks it).
 """
@@ -19,7 +19,7 @@ import pandas as pd
 from recoworld.catalog import Catalog, popularity_percentile
 from recoworld.users.calibration.io import CalibrationConfig
 
-FEATURES = ("conformity_popularity", "popularity", "novelty", "satiation", "fatigue")
+FEATURES = ("conformity_popularity", "popularity", "novelty", "satiation", "fatigue", "quality")
 NOVELTY_SCALE = 3.0  # topic exposure at which novelty falls to 1/e (the kernel's novelty_scale in calibrated runs)
 DAY = 86_400
 
@@ -72,6 +72,22 @@ def item_popularity(rows: np.ndarray, train: np.ndarray, n_items: int) -> np.nda
     pop = popularity_percentile(seen).astype(np.float64)
     pop[seen == 0] = 0.0
     return pop
+
+
+def item_quality(frame: pd.DataFrame, rows: np.ndarray, y: np.ndarray, train: np.ndarray, n_items: int,
+                 prior: float = 10.0) -> tuple[np.ndarray, np.ndarray]:
+    """(per row, per catalog item) Bayesian-average rating (or engagement where there is no rating) of the
+    item in training, centred on the training mean. Cross-fitted: a training row's value leaves its own
+    rating out; held-out rows see the full training average (no held-out label enters either)."""
+    value = frame["rating"].to_numpy(dtype=float) if "rating" in frame else y.astype(float)
+    count = np.bincount(rows[train], minlength=n_items).astype(float)
+    total = np.bincount(rows[train], weights=value[train], minlength=n_items)
+    mean = float(value[train].mean())
+    per_item = (total + prior * mean) / (count + prior) - mean
+    per_row = per_item[rows].copy()
+    r = rows[train]
+    per_row[train] = (total[r] - value[train] + prior * mean) / (count[r] - 1 + prior) - mean
+    return per_row, per_item
 
 
 def session_features(frame: pd.DataFrame, topics: np.ndarray) -> np.ndarray:

@@ -59,8 +59,10 @@ class Prepared:
         self.recency[self.train] = (rank / np.maximum(size - 1, 1)).to_numpy()
         session = D.session_features(self.frame, self.topics)
         pop = self.popularity[self.rows]
+        quality, self.item_quality = D.item_quality(self.frame, self.rows, self.y, self.train, len(catalog))
         self.x = np.column_stack([self.traits["conformity"].to_numpy()[self.users] * pop, pop,
-                                  self.traits["novelty_seeking"].to_numpy()[self.users] * session[:, 0], session[:, 1], session[:, 2]])
+                                  self.traits["novelty_seeking"].to_numpy()[self.users] * session[:, 0], session[:, 1], session[:, 2],
+                                  quality])
 
     def exposure(self) -> np.ndarray:
         """(N,) training interactions per catalog row (+ a little for the rest): what users were shown."""
@@ -75,8 +77,9 @@ class Prepared:
                                 self.recency[t], c.iterations, c.seed)
 
 
-def kernel_space(model: LogisticMF, popularity: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, float]]:
-    """(user unit vectors, item unit vectors, item quality, user_model values) reproducing ``model``'s logit."""
+def kernel_space(model: LogisticMF, popularity: np.ndarray, item_quality: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, float]]:
+    """(user unit vectors, item unit vectors, item quality, user_model values) reproducing ``model``'s logit;
+    the item terms (bias, popularity, average rating) become the catalog's quality in [0, 1]."""
     xu = np.column_stack([model.user_factors, model.user_bias])
     yi = np.column_stack([model.item_factors, np.ones(len(model.item_bias))])
     a, b = float(np.linalg.norm(xu, axis=1).max()) + 1e-9, float(np.linalg.norm(yi, axis=1).max()) + 1e-9
@@ -84,7 +87,7 @@ def kernel_space(model: LogisticMF, popularity: np.ndarray) -> tuple[np.ndarray,
     users = np.column_stack([xu, np.sqrt(np.clip(1 - (xu**2).sum(1), 0, 1)), np.zeros(len(xu))])
     items = np.column_stack([yi, np.zeros(len(yi)), np.sqrt(np.clip(1 - (yi**2).sum(1), 0, 1))])
     w = model.weights
-    effect = model.item_bias + w[1] * popularity
+    effect = model.item_bias + w[1] * popularity + w[5] * item_quality
     center = (effect.max() + effect.min()) / 2
     scale = max(2 * float(np.abs(effect - center).max()), 1e-6)
     quality = np.clip(0.5 + (effect - center) / scale, 0, 1)
@@ -180,11 +183,11 @@ def calibrate(interactions: pd.DataFrame, catalog: Catalog, config: CalibrationC
     prep = prepared or Prepared(interactions, catalog, config)
     models = models or fit_models(prep)
     sim_model, choice = models.simulator, models.choice
-    users, items, quality, user_model = kernel_space(sim_model, prep.popularity)
+    users, items, quality, user_model = kernel_space(sim_model, prep.popularity, prep.item_quality)
     fidelity = engagement_fidelity(prep, models.predictions, config.seed)
     w = sim_model.weights
     weights = FittedWeights(taste_scale=user_model["w_taste"], quality_scale=user_model["w_quality"],
-                            conformity_popularity=w[0], popularity=w[1], novelty=w[2], satiation=w[3], fatigue=w[4],
+                            conformity_popularity=w[0], popularity=w[1], novelty=w[2], satiation=w[3], fatigue=w[4], item_quality=w[5],
                             intercept=sim_model.mu, factors=int(choice["factors"]), l2=choice["l2"], recency=choice["recency"])
     interests = D.interests(prep.frame[prep.train], prep.y[prep.train], catalog, prep.rows[prep.train])
     traits = prep.traits.clip(0, 1)

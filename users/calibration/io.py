@@ -65,6 +65,7 @@ class FittedWeights(BaseModel):
     novelty: float
     satiation: float
     fatigue: float
+    item_quality: float = Field(description="Per unit of the item's (cross-fitted) average training rating, centred.")
     intercept: float
     factors: int
     l2: float
