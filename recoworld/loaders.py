@@ -222,7 +222,8 @@ def _movielens_layout(folder: Path) -> str:
             found, lacking = (movies, ratings) if has_movies else (ratings, movies)
             raise ValueError(f"{lacking}: not found in {folder} (next to {found})")
     raise ValueError(
-        f"no MovieLens files in {folder} (expected movies.csv + ratings.csv or movies.dat + ratings.dat)"
+        f"no MovieLens files in {folder} (expected movies.csv + ratings.csv or movies.dat + ratings.dat; "
+        "for ML-100K's u.data, RecBole, KuaiRec or Amazon layouts use catalog.source 'dataset')"
     )
 
 
