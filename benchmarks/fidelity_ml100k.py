@@ -4,7 +4,8 @@ The data come from the ``recbole==1.2.1`` wheel at run time (``benchmarks/ml100k
 committed) and are read as RecBole atomic files. Split: the latest 20% of each user's ratings held
 out; rating >= 4 is engagement. The suite (``recoworld.evaluation.fidelity``) scores the parametric
 calibrated users, the hybrid and LLM backends (through the scripted test double: a plumbing check,
-not a language model's judgement; point ``--llm`` style configs at a local model for real numbers),
+not a language model's judgement; pass another ``LanguageModel``, e.g. a local one, in ``backends``
+for real numbers),
 popularity by like-rate and by count, and the biased logistic MF tuned on a validation split carved
 from the training period, under every protocol. Prints Markdown tables and checks the issue's targets.
 
