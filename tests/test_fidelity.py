@@ -59,7 +59,9 @@ def test_suite_scores_backends_and_baselines_under_every_protocol(data):
     assert report.choice["parametric"].chance == pytest.approx(0.1)
     assert report.engagement.auc["simulator"] > report.engagement.auc["popularity_rate"] + 0.05
     assert {"training period (dynamics fit)", "held-out replay (parametric)", "held-out replay (llm)"} <= set(report.behaviour)
-    assert report.held_out_period["real"]["users"] == report.held_out_period["simulated"]["users"] == len(cal.profiles)
+    assert report.held_out_period["real"]["users"] == len(cal.profiles)
+    # a simulated life too short to have a held-out part (under 5 items) has no held-out period
+    assert 0.9 * len(cal.profiles) <= report.held_out_period["simulated"]["users"] <= len(cal.profiles)
     text = format_tables(report)
     assert "Preference discrimination 1:m" in text and "| 1:3 | mf |" in text
 
