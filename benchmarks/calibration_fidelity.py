@@ -28,10 +28,10 @@ from recoworld.users.calibration import GROUND_TRUTH, calibrate_dataset, write_g
 def show(name: str, cal, seconds: float) -> None:
     f = cal.result.fidelity
     print(f"\n== {name}: {f.users} users, {f.n_train:,} training / {f.n_test:,} held-out interactions, "
-          f"positive rate {f.positive_rate:.3f}, calibrated in {seconds:.1f} s")
-    print(f"{'model':<12}{'AUC':>8}{'log-loss':>10}")
-    for model in ("simulator", "popularity", "mf"):
-        print(f"{model:<12}{f.auc[model]:>8.3f}{f.log_loss[model]:>10.3f}")
+          f"engagement rate {f.positive_rate_test:.3f} held out ({f.positive_rate_train:.3f} training), calibrated in {seconds:.1f} s")
+    print(f"{'model':<18}{'AUC':>8}{'log-loss':>10}")
+    for model in f.auc:
+        print(f"{model:<18}{f.auc[model]:>8.3f}{f.log_loss[model]:>10.3f}")
     for rep in cal.result.replays:
         jsd = "  ".join(f"{k} {v:.3f}" for k, v in rep.jsd.items())
         print(f"replay ({rep.backend}): action F1 {rep.f1:.3f}; JSD {jsd}")
@@ -45,7 +45,7 @@ def main() -> None:
         cal = calibrate_dataset(tmp / "ml-ground-truth")
         show("MovieLens layout, known ground truth", cal, time.perf_counter() - start)
         w = cal.result.weights
-        print("recovered vs true:", ", ".join(f"{k} {getattr(w, k):+.3f} (true {v:+.3f})" for k, v in GROUND_TRUTH.items()))
+        print("recovered vs true:", ", ".join(f"{k} {getattr(w, k):+.3f} (true {GROUND_TRUTH[k]:+.3f})" for k in ("satiation", "fatigue")))
 
         scenario = load_scenario("quickstart", {"users": {"n_users": 1000}, "env": {"horizon_days": 30},
                                                 "recommenders": [{"name": "greedy"}]})

@@ -201,38 +201,69 @@ def train(
     make_console().print(format_table(report["results"]), markup=False, highlight=False)
 
 
+def _floats(text: str, name: str) -> list[float]:
+    try:
+        return [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise fail(f"{name}: expected comma-separated numbers, got '{text}'") from None
+
+
+def _calibration_config(label: str, holdout: float, factors: str, l2: str, recency: str, dynamics: bool):
+    from pydantic import ValidationError
+
+    from recoworld.scenario import format_validation_error
+    from recoworld.users.calibration import CalibrationConfig
+
+    try:
+        return CalibrationConfig(label=label, holdout=holdout, factors=[int(v) for v in _floats(factors, "--factors")],
+                                 l2=_floats(l2, "--l2"), recency=_floats(recency, "--recency"), fit_dynamics=dynamics)
+    except ValidationError as err:
+        raise fail(format_validation_error(err, "calibration"))
+
+
+DATA_HELP = ("A data set: MovieLens folder, ML-100K folder (u.data), RecBole atomic folder or .inter file, KuaiRec/KuaiRand "
+             "folder, Amazon-reviews .jsonl, or an interactions CSV/Parquet file (then give --items).")
+
+
 @app.command()
 def calibrate(
-    dataset: Path = typer.Argument(..., help="A MovieLens folder, or an interactions CSV/Parquet file (then give --items)."),
-    out: Path = typer.Option(Path("users.parquet"), "--out", "-o", help="Calibration file to write."),
+    dataset: Path = typer.Argument(..., help=DATA_HELP),
+    out: Path = typer.Option(Path("calibration.parquet"), "--out", "-o", help="Calibration file to write."),
     items: Optional[Path] = typer.Option(None, "--items", help="Items file the interactions refer to."),
     label: str = typer.Option("auto", "--label", help="auto, click, rating or watch_ratio."),
     holdout: float = typer.Option(0.2, "--holdout", help="Share of each user's latest interactions held out."),
+    factors: str = typer.Option("16,32", "--factors", help="Factor counts tried on the validation split."),
+    l2: str = typer.Option("0.03,0.1,0.3", "--l2", help="L2 penalties tried on the validation split."),
+    recency: str = typer.Option("0,2", "--recency", help="Recency weights tried on the validation split."),
+    dynamics: bool = typer.Option(True, "--dynamics/--no-dynamics", help="Fit leaving and return by simulation."),
     seed: int = typer.Option(0, "--seed", "-s", help="Catalog seed (use the same seed in scenarios that load the users)."),
 ) -> None:
     """Fit parametric users to logged interactions and report their held-out fidelity."""
-    from recoworld.users.calibration import CalibrationConfig, calibrate_dataset
+    from recoworld.users.calibration import calibrate_dataset
 
+    config = _calibration_config(label, holdout, factors, l2, recency, dynamics)
     try:
-        config = CalibrationConfig(label=label, holdout=holdout)
         result = calibrate_dataset(dataset, items, config, seed=seed)
         path = result.save(out)
     except (ValueError, OSError) as exc:
         raise fail(str(exc).splitlines()[0])
     fit = result.result
     console = make_console()
-    table = Table(title=f"held-out fidelity on {fit.dataset} ({fit.fidelity.n_test:,} interactions, {fit.fidelity.users:,} users)",
-                  box=box.SIMPLE_HEAD)
-    for column in ("model", "AUC", "log-loss"):
+    f = fit.fidelity
+    table = Table(title=f"held-out fidelity on {fit.dataset} ({f.n_test:,} interactions, {f.users:,} users; engagement rate "
+                  f"{f.positive_rate_test:.3f} held out, {f.positive_rate_train:.3f} in training)", box=box.SIMPLE_HEAD)
+    for column in ("model", "AUC", "95% CI", "log-loss"):
         table.add_column(column, justify="left" if column == "model" else "right")
-    for model in ("simulator", "popularity", "mf"):
-        table.add_row(model, f"{fit.fidelity.auc[model]:.3f}", f"{fit.fidelity.log_loss[model]:.3f}")
+    for model, value in f.auc.items():
+        low, high = f.auc_interval.get(model, [float("nan")] * 2)
+        table.add_row(model, f"{value:.3f}", f"{low:.3f}-{high:.3f}", f"{f.log_loss[model]:.3f}")
     console.print(table)
+    if fit.dynamics is not None:
+        jsd = ", ".join(f"{k} {v:.3f}" for k, v in fit.dynamics.jsd.items())
+        console.print(f"session dynamics fitted by simulation: JSD {jsd}", highlight=False)
     for rep in fit.replays:
         jsd = ", ".join(f"{k} {v:.3f}" for k, v in rep.jsd.items())
         console.print(f"held-out replay ({rep.backend} users, {rep.slates:,} slates): action F1 {rep.f1:.3f}; JSD {jsd}", highlight=False)
-    weights = ", ".join(f"{k} {v:+.3f}" for k, v in fit.weights.model_dump().items())
-    console.print(f"fitted logit weights: {weights}", highlight=False)
     console.print(f"calibrated users: {path} (use in a scenario: users: {{from_calibration: {path}}})", highlight=False)
 
 
@@ -278,6 +309,42 @@ def align(
                       f"loss {log.first_loss:.3f} -> {log.last_loss:.3f}", highlight=False)
     for name, path in report.files.items():
         console.print(f"{name}: {path}", highlight=False)
+
+
+@app.command()
+def fidelity(
+    dataset: Path = typer.Argument(..., help=DATA_HELP),
+    items: Optional[Path] = typer.Option(None, "--items", help="Items file the interactions refer to."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Also write the calibration file here."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Write the full report as JSON here."),
+    backends: str = typer.Option("parametric", "--backends", help="User backends to score: parametric, hybrid, llm "
+                                 "(hybrid and llm use the scenario's llm config: a local model or the scripted double)."),
+    ratios: str = typer.Option("1,3,9", "--ratios", help="1:m ratios of the preference-discrimination protocol."),
+    label: str = typer.Option("auto", "--label", help="auto, click, rating or watch_ratio."),
+    holdout: float = typer.Option(0.2, "--holdout", help="Share of each user's latest interactions held out."),
+    factors: str = typer.Option("16,32", "--factors", help="Factor counts tried on the validation split."),
+    l2: str = typer.Option("0.03,0.1,0.3", "--l2", help="L2 penalties tried on the validation split."),
+    recency: str = typer.Option("0,2", "--recency", help="Recency weights tried on the validation split."),
+    seed: int = typer.Option(0, "--seed", "-s", help="Seed of the catalog, the fits and the protocols."),
+) -> None:
+    """Score calibrated user backends and baselines against real held-out behaviour (every protocol, one split)."""
+    from recoworld.evaluation.fidelity import fidelity_suite, format_tables
+
+    config = _calibration_config(label, holdout, factors, l2, recency, True)
+    names = [b.strip() for b in backends.split(",") if b.strip()]
+    unknown = [b for b in names if b not in ("parametric", "hybrid", "llm")]
+    if unknown or not names:
+        raise fail(f"--backends: unknown backend '{(unknown or [''])[0]}' (expected parametric, hybrid or llm)")
+    try:
+        report, calibration = fidelity_suite(dataset, items, config, {b: None for b in names},
+                                             [int(v) for v in _floats(ratios, "--ratios")], seed)
+    except (ValueError, OSError) as exc:
+        raise fail(str(exc).splitlines()[0])
+    typer.echo(format_tables(report))
+    if out is not None:
+        calibration.save(out)
+    if json_out is not None:
+        json_out.write_text(report.model_dump_json(indent=2))
 
 
 if __name__ == "__main__":  # pragma: no cover

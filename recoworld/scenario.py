@@ -38,12 +38,17 @@ class CatalogConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    source: Literal["synthetic", "movielens", "items"] = Field(
-        "synthetic", description="synthetic generator, a MovieLens folder, or a generic items CSV/Parquet file."
+    source: Literal["synthetic", "movielens", "items", "dataset"] = Field(
+        "synthetic", description="synthetic generator, a MovieLens folder, a generic items CSV/Parquet file, or a data set in any "
+        "layout recoworld.world.formats reads (ML-100K u.data, RecBole atomic files, KuaiRec/KuaiRand CSV, Amazon JSONL)."
     )
     synthetic: SyntheticCatalogConfig = Field(default_factory=SyntheticCatalogConfig)
     path: str | None = Field(None, description="Dataset folder or file for non-synthetic sources.")
     embedding: EmbeddingConfig = Field(default_factory=EmbeddingConfig)
+    item_vectors: str | None = Field(
+        None, description="A calibration file whose learned item vectors, quality and popularity replace the catalog's "
+        "(set from users.from_calibration: the calibrated world's embedding space)."
+    )
 
     @model_validator(mode="after")
     def _dataset_exists(self) -> "CatalogConfig":
@@ -52,6 +57,7 @@ class CatalogConfig(BaseModel):
                 raise ValueError(f"path: required for source '{self.source}'")
             if not Path(self.path).exists():
                 raise ValueError(f"path: '{self.path}' does not exist")
+            self.path = str(Path(self.path).absolute())  # the same data from any directory the scenario is read in
         return self
 
 
@@ -124,6 +130,8 @@ class UsersConfig(BaseModel):
         if self.from_calibration is not None:
             if not Path(self.from_calibration).is_file():
                 raise ValueError(f"from_calibration: file '{self.from_calibration}' does not exist")
+            # absolute, so a run folder's own users.parquet can never shadow it when the scenario is read back
+            self.from_calibration = str(Path(self.from_calibration).absolute())
             self.source = "calibration"
         elif self.source == "calibration":
             raise ValueError("from_calibration: required when source is 'calibration'")
@@ -161,7 +169,7 @@ class RecommenderSpec(BaseModel):
 def _same_catalog(a: "CatalogConfig", b: "CatalogConfig") -> bool:
     """The same catalog config, dataset paths compared as resolved paths."""
     def norm(c: CatalogConfig) -> dict:
-        d = c.model_dump()
+        d = c.model_dump(exclude={"item_vectors"})
         d["path"] = str(Path(c.path).resolve()) if c.path else None
         return d
 
@@ -257,6 +265,11 @@ class Scenario(BaseModel):
             for name, value in fitted.user_model.items():
                 if name not in self.user_model.model_fields_set:
                     setattr(self.user_model, name, value)
+            for name, value in fitted.env.items():
+                if name not in self.env.model_fields_set:
+                    setattr(self.env, name, type(getattr(self.env, name))(value))
+            if fitted.catalog and self.catalog.item_vectors is None:
+                self.catalog.item_vectors = self.users.from_calibration
         return self
 
     @model_validator(mode="after")

@@ -1,5 +1,6 @@
 """The statistics every evaluation uses, written once: the bootstrap, Kaplan–Meier survival with
-Greenwood intervals, ROC AUC and the Jensen–Shannon divergence.
+Greenwood intervals, ROC AUC, log-loss, calibration curves, the Jensen–Shannon divergence of
+histograms and samples, and grouped (per-user) bootstrap intervals.
 
 Imports: numpy and pandas only.
 """
@@ -7,6 +8,7 @@ Imports: numpy and pandas only.
 from __future__ import annotations
 
 from statistics import NormalDist
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -102,3 +104,54 @@ def jensen_shannon(p: np.ndarray, q: np.ndarray) -> float:
         return float(np.sum(a[mask] * np.log2(a[mask] / m[mask])))
 
     return float(np.clip((kl(p) + kl(q)) / 2, 0.0, 1.0))
+
+
+def log_loss(y: np.ndarray, p: np.ndarray) -> float:
+    p = np.clip(p, 1e-6, 1 - 1e-6)
+    return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
+
+
+def calibration_curve(y: np.ndarray, p: np.ndarray, bins: int = 10) -> list[dict[str, float]]:
+    """Mean predicted and observed rate per predicted-probability decile."""
+    order = np.argsort(p, kind="stable")
+    out = []
+    for part in np.array_split(order, bins):
+        if len(part):
+            out.append({"predicted": float(p[part].mean()), "observed": float(y[part].mean()), "n": float(len(part))})
+    return out
+
+
+def histogram(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    return np.histogram(np.clip(values, edges[0], edges[-1] - 1e-9), bins=edges)[0]
+
+
+def log_edges(*samples: np.ndarray, bins: int = 12) -> np.ndarray:
+    """Shared bin edges for positive counts: 1, 2, 3 then geometric up to the largest value."""
+    top = max(float(np.max(s)) if len(s) else 1.0 for s in samples)
+    edges = np.unique(np.concatenate([[1, 2, 3], np.geomspace(4, max(top + 1, 5), bins)]).round())
+    return np.append(edges, edges[-1] + 1)
+
+
+def sample_jsd(real: np.ndarray, simulated: np.ndarray) -> float:
+    """JSD of two samples of positive counts over :func:`log_edges` bins."""
+    edges = log_edges(real, simulated)
+    return jensen_shannon(histogram(real, edges), histogram(simulated, edges))
+
+
+def bootstrap_groups(metric: Callable[[np.ndarray], float], groups: np.ndarray, n_boot: int = 200, level: float = 0.95,
+              seed: int = 0) -> tuple[float, float]:
+    """Percentile interval of ``metric(rows)`` over resamples of whole groups (users) with replacement."""
+    rng = np.random.default_rng(seed)
+    codes, uniques = pd.factorize(groups)
+    members = pd.Series(np.arange(len(codes))).groupby(codes).apply(np.asarray).to_list()
+    stats = []
+    for _ in range(n_boot):
+        pick = rng.integers(0, len(uniques), len(uniques))
+        rows = np.concatenate([members[g] for g in pick])
+        stats.append(metric(rows))
+    stats = np.asarray(stats, dtype=float)
+    stats = stats[np.isfinite(stats)]
+    if not len(stats):
+        return float("nan"), float("nan")
+    alpha = (1 - level) / 2
+    return float(np.quantile(stats, alpha)), float(np.quantile(stats, 1 - alpha))

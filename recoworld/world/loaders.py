@@ -222,7 +222,8 @@ def _movielens_layout(folder: Path) -> str:
             found, lacking = (movies, ratings) if has_movies else (ratings, movies)
             raise ValueError(f"{lacking}: not found in {folder} (next to {found})")
     raise ValueError(
-        f"no MovieLens files in {folder} (expected movies.csv + ratings.csv or movies.dat + ratings.dat)"
+        f"no MovieLens files in {folder} (expected movies.csv + ratings.csv or movies.dat + ratings.dat; "
+        "for ML-100K's u.data, RecBole, KuaiRec or Amazon layouts use catalog.source 'dataset')"
     )
 
 
@@ -353,9 +354,13 @@ def load_interactions(path: str | Path, catalog: Catalog | None = None) -> pd.Da
 
 
 def load_catalog(source: str, path: str | Path, encoder: "TextEncoder | None" = None) -> Catalog:
-    """The catalog of a ``movielens`` folder or an ``items`` file."""
+    """The catalog of a ``movielens`` folder, an ``items`` file or any ``dataset`` layout (recoworld.world.formats)."""
     if source == "movielens":
         return load_movielens(path, encoder=encoder)[0]
     if source == "items":
         return load_items(path, encoder=encoder)
-    raise ValueError(f"catalog.source: unknown source '{source}' (expected 'movielens' or 'items')")
+    if source == "dataset":
+        from recoworld.world.formats import load_dataset_catalog
+
+        return load_dataset_catalog(path, encoder=encoder)
+    raise ValueError(f"catalog.source: unknown source '{source}' (expected 'movielens', 'items' or 'dataset')")

@@ -293,7 +293,8 @@ def test_missing_and_incomplete_movielens_folders(tmp_path: Path) -> None:
     with pytest.raises(ValueError) as exc:
         loaders.load_movielens(empty)
     assert str(exc.value) == (
-        f"no MovieLens files in {empty} (expected movies.csv + ratings.csv or movies.dat + ratings.dat)"
+        f"no MovieLens files in {empty} (expected movies.csv + ratings.csv or movies.dat + ratings.dat; "
+        "for ML-100K's u.data, RecBole, KuaiRec or Amazon layouts use catalog.source 'dataset')"
     )
 
     half = tmp_path / "half"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Sequence
+from typing import Any
 from pathlib import Path
 
 import pandas as pd
@@ -173,16 +174,46 @@ def _fidelity_section(sec: Section, runs: Sequence[RunLogs], res: Results, base:
     for name, fit in fits.items():
         f = fit.fidelity
         sec.paragraphs.append(f"{name}: users calibrated on {fit.dataset}, {f.users:,} users; held out: the latest "
-                              f"{f.n_test:,} interactions of each user (positive rate {f.positive_rate:.3f}).")
-        sec.blocks.append(Table("Held-out engagement prediction", ["model", "AUC", "log-loss"],
-                                [[m, fmt(f.auc[m], "f3"), fmt(f.log_loss[m], "f3")] for m in f.auc], [False, True, True]))
-        if fit.replays:
-            sec.blocks.append(Table(
-                "Held-out replay: users served the real slates", ["backend", "slates", "action F1", "precision", "recall",
-                                                                   "JSD session length", "JSD topic mix", "JSD activity"],
-                [[r.backend, fmt(r.slates, "int"), fmt(r.f1, "f3"), fmt(r.precision, "f3"), fmt(r.recall, "f3"),
-                  *(fmt(r.jsd.get(k), "f3") for k in ("session_length", "topic_mix", "activity_per_user"))] for r in fit.replays],
-                [False, *([True] * 7)]))
+                              f"{f.n_test:,} interactions of each user (engagement rate {f.positive_rate_test:.3f} held out, "
+                              f"{f.positive_rate_train:.3f} in training).")
+        sec.blocks.extend(_fidelity_tables(fit))
+
+
+def _fidelity_tables(fit: Any) -> list[Table]:
+    """The tables of one calibration: engagement prediction, fitted dynamics, 1:m discrimination, replays."""
+    f, tables = fit.fidelity, []
+
+    def interval(model: str) -> str:
+        low, high = f.auc_interval.get(model, [None, None])
+        return f"{fmt(low, 'f3')}–{fmt(high, 'f3')}" if low is not None else "–"
+
+    tables.append(Table("Held-out engagement prediction", ["model", "AUC", "AUC 95% CI", "log-loss"],
+                        [[m, fmt(f.auc[m], "f3"), interval(m), fmt(f.log_loss[m], "f3")] for m in f.auc],
+                        [False, True, True, True]))
+    if fit.dynamics is not None:
+        d = fit.dynamics
+        tables.append(Table(
+            "Session dynamics fitted by simulation (training period)", ["behaviour", "JSD", "real mean", "simulated mean"],
+            [[k.replace("_", " "), fmt(v, "f3"), fmt(d.real.get(k), "f2"), fmt(d.simulated.get(k), "f2")] for k, v in d.jsd.items()],
+            [False, True, True, True]))
+    suite = fit.suite or {}
+    if suite.get("discrimination"):
+        ratios = list(suite["discrimination"])
+        models = list(next(iter(suite["discrimination"].values())))
+        tables.append(Table(
+            "Preference discrimination 1:m (Agent4Rec / SimUSER): F1 of picks against held-out likes",
+            ["model", *ratios, "choice accuracy (1 of 10)"],
+            [[m, *(fmt(suite["discrimination"][r][m]["f1"], "f3") for r in ratios),
+              fmt(suite.get("choice", {}).get(m, {}).get("accuracy"), "f3")] for m in models],
+            [False, *([True] * (len(ratios) + 1))]))
+    if fit.replays:
+        tables.append(Table(
+            "Held-out replay: users served the real slates", ["backend", "slates", "action F1", "precision", "recall",
+                                                               "JSD session length", "JSD topic mix", "JSD activity"],
+            [[r.backend, fmt(r.slates, "int"), fmt(r.f1, "f3"), fmt(r.precision, "f3"), fmt(r.recall, "f3"),
+              *(fmt(r.jsd.get(k), "f3") for k in ("session_length", "topic_mix", "activity_per_user"))] for r in fit.replays],
+            [False, *([True] * 7)]))
+    return tables
 
 
 def _notes_section(sec: Section, runs: Sequence[RunLogs], res: Results, base: str, notes: list[str], figs: dict[str, Path]) -> None:
