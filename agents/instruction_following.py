@@ -153,7 +153,7 @@ class InstructionFollowing(BaseRecommender):
             },
             {"role": "user", "content": quote(text, 300)},
         ]
-        answer = self._model.generate(messages, constraints_schema(tuple(topics))).value
+        answer = Constraints(**self._model.generate(messages, constraints_schema(tuple(topics))).value.model_dump())
         known = {t.lower(): t for t in topics}
         answer.include_topics = [known[t.lower()] for t in answer.include_topics if t.lower() in known]
         answer.exclude_topics = [known[t.lower()] for t in answer.exclude_topics if t.lower() in known]

@@ -7,6 +7,7 @@ fallbacks, replay, no server left behind), never what a 135M model happens to sa
 
 from __future__ import annotations
 
+import gc
 import importlib.util
 import json
 import os
@@ -169,6 +170,7 @@ def test_one_server_per_model_and_settings_restarted_if_it_dies_and_stopped_with
     assert b.server.pid != first and b.server.alive
     second = b.server.pid
     del a, b  # the last model referencing it is gone: so is the server
+    gc.collect()
     assert wait_gone(second)
 
 
@@ -206,6 +208,7 @@ def test_llm_users_on_the_packaged_model_through_gym_make_and_cache_replay(tmp_p
     if local2.stats.attempts == 0:
         assert local2.server is None  # a full replay never starts a server
     del local, local2
+    gc.collect()  # the envs' wrappers and backends hold each other in cycles
     assert wait_gone(server)
 
 
