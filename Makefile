@@ -1,6 +1,8 @@
 # RecoWorld developer commands. `make run` and `make test` set up .venv on first use.
 
 export LITELLM_LOCAL_MODEL_COST_MAP=True
+# models and tokenizers come from installed packages only (nothing is fetched from a hub at run time)
+export HF_HUB_OFFLINE=1
 
 PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
 VENV   := .venv
@@ -19,7 +21,7 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --upgrade pip
 	$(BIN)/python -m pip install "torch==2.13.0"
-	CMAKE_BUILD_PARALLEL_LEVEL=$${CMAKE_BUILD_PARALLEL_LEVEL:-2} $(BIN)/python -m pip install -e ".[dev,rl,llm,local,ray]"
+	CMAKE_BUILD_PARALLEL_LEVEL=$${CMAKE_BUILD_PARALLEL_LEVEL:-2} $(BIN)/python -m pip install -e ".[dev,rl,llm,local,align,ray]"
 	touch $(STAMP)
 
 run: venv
