@@ -225,4 +225,3 @@ class InstructionFollowing(BaseRecommender):
     @property
     def learns_from_logs(self) -> bool:
         return self.base.learns_from_logs
-
