@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import shutil
 from pathlib import Path
 from typing import Optional
 
@@ -60,10 +62,11 @@ def run(
     seed: Optional[int] = typer.Option(None, "--seed", "-s", help="Seed (default: the scenario's)."),
     set_: list[str] = typer.Option([], "--set", help="Override a scenario field: key.path=value (repeatable)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Run folder for logs (default: run.output, else runs/<name>)."),
-    resume: bool = typer.Option(False, "--resume", help="Continue the run in the output folder from its last checkpoint."),
+    resume: bool = typer.Option(False, "--resume", metavar="", help="Continue the run in the output folder from its last checkpoint."),
+    overwrite: bool = typer.Option(False, "--overwrite", metavar="", help="Replace the run (and its report) already in the output folder."),
     engine: Optional[str] = typer.Option(None, "--engine", help="local or ray (overrides run.engine)."),
     json_path: Optional[Path] = typer.Option(None, "--json", help="Write the summaries to this JSON file."),
-    no_report: bool = typer.Option(False, "--no-report", help="Do not write the report into RUN_FOLDER/report at the end."),
+    no_report: bool = typer.Option(False, "--no-report", metavar="", help="Do not write the report into RUN_FOLDER/report at the end."),
 ) -> None:
     """Simulate SCENARIO day by day; every arm's logs go to the run folder as Parquet per day, then the report."""
     from recoworld.runs.runner import PopulationRun
@@ -79,6 +82,7 @@ def run(
         scn = load_scenario(scenario, overrides)
         folder = out or Path(scn.run.output or Path("runs") / scn.name)
         scn = load_scenario(scn, {"run": {"output": str(folder)}})
+        check_run_folder(folder, resume, overwrite)
         horizon, console = scn.env.horizon_days, make_console()
         arms = ", ".join(r.label for r in scn.recommenders)
         console.print(
@@ -89,8 +93,11 @@ def run(
         with Progress(*columns, console=console, transient=False) as progress:
             task = progress.add_task("simulating", total=horizon)
             runner = PopulationRun(scn, on_day=lambda d: progress.update(task, completed=d + 1))
-            if resume:
-                progress.update(task, completed=runner.folder.read_manifest().days_completed)
+            def resumed(day: int) -> None:
+                progress.console.print(f"resuming from day {day} of {horizon} in {folder}", highlight=False)
+                progress.update(task, completed=day)
+
+            runner.on_resume = resumed
             result = runner.run(resume=resume)
     except (ValueError, OSError) as exc:  # ScenarioError is a ValueError
         raise fail(str(exc))
@@ -124,6 +131,30 @@ def run(
         console.print(f"report: {paths.html}", highlight=False)
 
 
+def check_run_folder(folder: Path, resume: bool, overwrite: bool) -> None:
+    """Refuse to write into a folder that already holds something unless ``--resume`` or ``--overwrite`` says how;
+    ``--overwrite`` drops the old run's report too (the run itself is cleared by the runner)."""
+    from recoworld.runs.logs import RunFolder
+
+    if resume and overwrite:
+        raise ValueError("--resume and --overwrite: choose one")
+    run_folder = RunFolder(folder)
+    holds_run = run_folder.exists()
+    if resume:
+        if not holds_run:
+            raise ValueError(f"--resume: '{folder}' holds no RecoWorld run to resume")
+        return
+    if folder.is_dir() and any(folder.iterdir()) and not overwrite:
+        if not holds_run:
+            raise ValueError(f"run folder '{folder}' is not empty and holds no RecoWorld run; choose another with --out")
+        manifest = run_folder.read_manifest()
+        state = "complete" if manifest.status == "complete" else "incomplete"
+        raise ValueError(f"run folder '{folder}' already holds a run ({manifest.days_completed}/{manifest.days_total} days, "
+                         f"{state}); pass --resume to continue it, --overwrite to replace it, or --out for another folder")
+    if overwrite and holds_run:
+        shutil.rmtree(folder / "report", ignore_errors=True)
+
+
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
@@ -137,15 +168,23 @@ def _write_report(run_dirs: list[Path], out: Path, baseline: Optional[str], seed
     return write_report([RunLogs.load(d) for d in run_dirs], out, baseline=baseline, seed=seed)
 
 
+def default_report_folder(run_dirs: list[Path]) -> Path:
+    """Next to the runs read: RUN_DIR/report for one run, report/ in the common parent folder of several."""
+    if len(run_dirs) == 1:
+        return run_dirs[0] / "report"
+    return Path(os.path.commonpath([str(d.resolve().parent) for d in run_dirs])) / "report"
+
+
 @app.command()
 def report(
     run_dirs: list[Path] = typer.Argument(..., metavar="RUN_DIR...", help="Run folder(s) written by `recoworld run`."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Report folder (default: RUN_DIR/report for one run, ./report for several)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Report folder (default: RUN_DIR/report for one run, "
+                                       "report/ in the runs' common parent folder for several)."),
     baseline: Optional[str] = typer.Option(None, "--baseline", "-b", help="Arm the others are compared with (default: the first; <run>/<arm> with several runs)."),
     seed: int = typer.Option(0, "--seed", "-s", help="Seed of the bootstrap resamples."),
 ) -> None:
     """Write the HTML report, Markdown summary, metrics JSON and plots of one or several runs."""
-    folder = out or (run_dirs[0] / "report" if len(run_dirs) == 1 else Path("report"))
+    folder = out or default_report_folder(run_dirs)
     try:
         paths = _write_report(run_dirs, folder, baseline, seed)
     except (ValueError, OSError) as exc:  # pyarrow's ArrowInvalid is a ValueError
@@ -235,7 +274,7 @@ def calibrate(
     factors: str = typer.Option("16,32", "--factors", help="Factor counts tried on the validation split."),
     l2: str = typer.Option("0.03,0.1,0.3", "--l2", help="L2 penalties tried on the validation split."),
     recency: str = typer.Option("0,2", "--recency", help="Recency weights tried on the validation split."),
-    dynamics: bool = typer.Option(True, "--dynamics/--no-dynamics", help="Fit leaving and return by simulation."),
+    dynamics: bool = typer.Option(True, "--dynamics/--no-dynamics", metavar="", help="Fit leaving and return by simulation."),
     seed: int = typer.Option(0, "--seed", "-s", help="Catalog seed (use the same seed in scenarios that load the users)."),
 ) -> None:
     """Fit parametric users to logged interactions and report their held-out fidelity."""
@@ -279,7 +318,7 @@ def align(
     student: str = typer.Option("smollm2", "--student", help="smollm2 (packaged small LLM) or parametric (no torch)."),
     teacher: Optional[str] = typer.Option(None, "--teacher", help="litellm model string of an LLM teacher (default: parametric traces)."),
     api_base: Optional[str] = typer.Option(None, "--api-base", help="Endpoint of the teacher's server."),
-    train: bool = typer.Option(False, "--train", help="LoRA-tune the small model on the kept samples."),
+    train: bool = typer.Option(False, "--train", metavar="", help="LoRA-tune the small model on the kept samples."),
     sft_steps: int = typer.Option(100, "--sft-steps", help="SFT steps with --train."),
     dpo_steps: int = typer.Option(0, "--dpo-steps", help="DPO steps after SFT with --train."),
     seed: int = typer.Option(0, "--seed", "-s", help="Seed of the sample draws and the training."),

@@ -53,6 +53,16 @@ def scenario_sha256(scenario: Scenario) -> str:
     return hashlib.sha256(scenario.model_dump_json().encode()).hexdigest()
 
 
+def scenario_changes(old: object, new: object, path: str = "") -> list[str]:
+    """The fields that differ between two scenario dumps, as ``key.path: old -> new`` lines."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        return [c for k in sorted(set(old) | set(new), key=str)
+                for c in scenario_changes(old.get(k), new.get(k), f"{path}.{k}" if path else str(k))]
+    if isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
+        return [c for i, (a, b) in enumerate(zip(old, new)) for c in scenario_changes(a, b, f"{path}.{i}")]
+    return [] if old == new else [f"{path or 'scenario'}: {old!r} -> {new!r}"]
+
+
 def split_arms(n: int, shares: Sequence[float], rng: np.random.Generator) -> np.ndarray:
     """(n,) arm per user: disjoint groups in proportion to ``shares`` (largest remainder), shuffled."""
     quota = np.asarray(shares, dtype=float) / np.sum(shares) * n
@@ -79,6 +89,7 @@ class PopulationRun:
         self.output = output if output is not None else scenario.run.output
         self.folder = RunFolder(self.output) if self.output is not None else None
         self.on_day = on_day
+        self.on_resume: Callable[[int], None] | None = None  # told the day a resumed run starts from
         self.base_catalog = catalog
         self.engine = make_engine(scenario.run.engine, scenario.run.ray_address)
         self._given = list(recommenders) if recommenders is not None else None
@@ -171,7 +182,10 @@ class PopulationRun:
             raise ValueError(f"--resume: the run in '{self.folder.path}' is already complete")
         state, blob = self.folder.load_checkpoint()
         if state.scenario_sha256 != scenario_sha256(self.scenario):
-            raise ValueError(f"--resume: the scenario differs from the one the run in '{self.folder.path}' started with")
+            started = yaml.safe_load((self.folder.path / "scenario.yaml").read_text())
+            changed = scenario_changes(started, self.scenario.model_dump(mode="json", by_alias=True))
+            raise ValueError(f"--resume: the scenario differs from the one the run in '{self.folder.path}' started with "
+                             f"({'; '.join(changed[:3]) or 'a field'}); resume with the same settings or pass --overwrite")
         fresh = self._arms()[1]
         recs = unpickle_recommenders(
             blob,
@@ -196,6 +210,8 @@ class PopulationRun:
             if self.folder is None:
                 raise ValueError("--resume: needs an output folder")
             state = self._resumed_state()
+            if self.on_resume is not None:
+                self.on_resume(state.next_day)
         else:
             state = self._fresh_state()
         retrain_logs = self._retrain_logs(state)
