@@ -44,10 +44,73 @@ COLUMNS: list[tuple[str, str, str]] = [
 ]
 
 
-def fail(message: str) -> typer.Exit:
-    """Print one red ``error:`` line to stderr; the caller raises the returned exit (code 2)."""
+def fail(message: str, code: int = 2) -> typer.Exit:
+    """Print one red ``error:`` line to stderr; the caller raises the returned exit (code 2: bad input,
+    3: a run stopped part-way and can be resumed)."""
     err_console.print(f"error: {message}", style="bold red", markup=False, highlight=False, soft_wrap=True)
-    return typer.Exit(code=2)
+    return typer.Exit(code=code)
+
+
+def kernels_cached() -> bool:
+    """Whether numba's on-disk cache (``cache=True``) holds most of the compiled simulation kernels, so a run
+    starts at once; False on first use (or after the kernels changed), when compiling takes tens of seconds."""
+    import os
+
+    from numba.core.registry import CPUDispatcher
+
+    from recoworld.world import kernel as K
+
+    kernels = [v for v in vars(K).values() if isinstance(v, CPUDispatcher) and v.targetoptions.get("inline") != "always"]
+    cached = sum(os.path.exists(k._cache._cache_file._index_path) for k in kernels if getattr(k, "_cache", None) is not None
+                 and hasattr(k._cache, "_cache_file"))
+    return not kernels or cached * 2 >= len(kernels)
+
+
+class DayProgress:
+    """Days simulated: a live bar on a terminal, one plain line per day when output is piped or logged.
+    LLM runs show the share of user decisions that fell back to the parametric model."""
+
+    def __init__(self, console: Console, horizon: int, llm: bool) -> None:
+        self.console, self.horizon, self.llm = console, horizon, llm
+        self.live = console.is_terminal
+        columns = [TextColumn("{task.description:<10}"), BarColumn(), MofNCompleteColumn(), TextColumn("days"),
+                   TimeElapsedColumn(), TextColumn("{task.fields[note]}")]
+        self.progress = Progress(*columns, console=console, transient=False) if self.live else None
+        self.task = None
+        self.started = 0.0
+
+    def __enter__(self) -> "DayProgress":
+        import time
+
+        self.started = time.monotonic()
+        if self.progress is not None:
+            self.progress.__enter__()
+            self.task = self.progress.add_task("simulating", total=self.horizon, note="")
+        if not kernels_cached():
+            self.console.print("compiling the simulation kernels (first use only; about half a minute)...", highlight=False)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.progress is not None:
+            self.progress.__exit__(*exc)
+
+    def resumed(self, day: int) -> None:
+        self.console.print(f"resuming from day {day} of {self.horizon}", highlight=False)
+        if self.progress is not None:
+            self.progress.update(self.task, completed=day)
+
+    def day_done(self, days: int, runner) -> None:
+        import time
+
+        note = ""
+        if self.llm and runner.llm_decisions:
+            note = f"LLM fallbacks {runner.llm_fallbacks / runner.llm_decisions:.1%}"
+        if self.progress is not None:
+            self.progress.update(self.task, completed=days, note=note)
+        else:
+            elapsed = time.monotonic() - self.started
+            self.console.print(f"simulating: {days}/{self.horizon} days, {elapsed:.0f} s{', ' + note if note else ''}",
+                               highlight=False)
 
 
 def _fmt(value: float, spec: str) -> str:
@@ -69,6 +132,7 @@ def run(
     no_report: bool = typer.Option(False, "--no-report", metavar="", help="Do not write the report into RUN_FOLDER/report at the end."),
 ) -> None:
     """Simulate SCENARIO day by day; every arm's logs go to the run folder as Parquet per day, then the report."""
+    from recoworld.runs.guards import FallbackStop
     from recoworld.runs.runner import PopulationRun
     from recoworld.scenario import load_scenario, parse_overrides
 
@@ -89,16 +153,14 @@ def run(
             f"[bold]{scn.name}[/]: {scn.users.n_users} users × {horizon} days, arms {arms} "
             f"({scn.run.assignment}), {scn.creators.count} creators, engine {scn.run.engine}, seed {scn.seed}"
         )
-        columns = [TextColumn("{task.description:<10}"), BarColumn(), MofNCompleteColumn(), TextColumn("days"), TimeElapsedColumn()]
-        with Progress(*columns, console=console, transient=False) as progress:
-            task = progress.add_task("simulating", total=horizon)
-            runner = PopulationRun(scn, on_day=lambda d: progress.update(task, completed=d + 1))
-            def resumed(day: int) -> None:
-                progress.console.print(f"resuming from day {day} of {horizon} in {folder}", highlight=False)
-                progress.update(task, completed=day)
-
-            runner.on_resume = resumed
+        runner = PopulationRun(scn)  # checks an LLM's model, key and endpoint before anything is simulated
+        with DayProgress(console, horizon, llm=runner._model is not None) as progress:
+            runner.on_day = lambda d: progress.day_done(d + 1, runner)
+            runner.on_resume = progress.resumed
             result = runner.run(resume=resume)
+    except FallbackStop as exc:
+        raise fail(f"{exc}; the run stopped with its last checkpoint kept: fix the LLM, then rerun with --resume "
+                   f"(logs: {folder})", code=3)
     except (ValueError, OSError) as exc:  # ScenarioError is a ValueError
         raise fail(str(exc))
     summaries = result.summaries()

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Callable, Sequence
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute  # noqa: F401  (pa.compute)
 import yaml
 
 from recoworld.agents.protocol import Recommender
@@ -99,7 +100,12 @@ class PopulationRun:
         if scenario.users.backend != "parametric" or scenario.creators.backend == "llm":
             from recoworld.llm.config import build_language_model
 
+            if language_model is None:
+                from recoworld.runs.guards import check_llm_config
+
+                check_llm_config(scenario.llm)  # before anything is simulated or written
             self._model = build_language_model(scenario.llm, inner=language_model)
+        self.llm_decisions = self.llm_fallbacks = 0  # user decisions so far (this process), for progress displays
 
     # ------------------------------------------------------------------ setup
     def _targets(self) -> list[Recommender]:
@@ -214,11 +220,18 @@ class PopulationRun:
                 self.on_resume(state.next_day)
         else:
             state = self._fresh_state()
+            if self.folder is not None and self._model is not None:  # an LLM run can stop on day 0 and resume
+                self.folder.save_checkpoint(self._snapshot(state))
         retrain_logs = self._retrain_logs(state)
         days = self.scenario.env.horizon_days
         try:
             for day in range(state.next_day, days):
-                tables = self._live_day(state, day, retrain_logs)
+                tables = self._live_day(state, day, retrain_logs)  # FallbackStop: the last checkpoint stays
+                if tables["impressions"]:
+                    decided = pa.concat_tables(tables["impressions"], promote_options="permissive")
+                    if "user_fallback" in decided.column_names and self._model is not None:
+                        self.llm_decisions += decided.num_rows
+                        self.llm_fallbacks += int(pa.compute.sum(decided["user_fallback"]).as_py() or 0)
                 state.next_day = day + 1
                 if any(s.sim.backend.exhausted for w in state.worlds for s in w.shards):
                     state.stopped = f"the LLM budget ran out on day {day}"
@@ -337,17 +350,19 @@ class PopulationRun:
         if self.folder is None:
             return
         self._wait_for_writer()
-        snapshot = None
-        if not last:
-            recs = pickle_recommenders([world.recommenders for world in state.worlds])
-            with detached(state):
-                snapshot = self.folder.snapshot((state, recs))
+        snapshot = None if last else self._snapshot(state)
         job = (state.manifest, day, {name: pa.concat_tables(parts, promote_options="permissive")
                                      for name, parts in tables.items() if parts}, last, snapshot)
         self._writer = threading.Thread(target=self._write, args=job, name="recoworld-log-writer")
         self._writer.start()
         if last:
             self._wait_for_writer()
+
+    def _snapshot(self, state: RunState) -> tuple[bytes, list[bytes]]:
+        assert self.folder is not None
+        recs = pickle_recommenders([world.recommenders for world in state.worlds])
+        with detached(state):
+            return self.folder.snapshot((state, recs))
 
     def _write(self, manifest: RunManifest, day: int, tables: dict[str, pa.Table], last: bool, snapshot) -> None:
         assert self.folder is not None
