@@ -186,6 +186,7 @@ def run(
         console.print(f"summaries written to {json_path}")
 
     if not no_report and result.output is not None:
+        console.print("writing the report (bootstrap intervals and plots)...", highlight=False)
         try:
             paths = _write_report([Path(result.output)], Path(result.output) / "report", None)
         except (ValueError, OSError, KeyError) as exc:
@@ -247,6 +248,8 @@ def report(
 ) -> None:
     """Write the HTML report, Markdown summary, metrics JSON and plots of one or several runs."""
     folder = out or default_report_folder(run_dirs)
+    make_console().print(f"writing the report of {', '.join(map(str, run_dirs))} (bootstrap intervals and plots)...",
+                         highlight=False, markup=False)
     try:
         paths = _write_report(run_dirs, folder, baseline, seed)
     except (ValueError, OSError) as exc:  # pyarrow's ArrowInvalid is a ValueError
