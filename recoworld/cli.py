@@ -305,6 +305,13 @@ def train(
     make_console().print(format_table(report["results"]), markup=False, highlight=False)
 
 
+def check_paths(**paths: Optional[Path]) -> None:
+    """One line naming the option and the file when a given input path does not exist."""
+    for option, path in paths.items():
+        if path is not None and not path.exists():
+            raise fail(f"{option.replace('_', '-')}: {path}: no such file or directory")
+
+
 def _floats(text: str, name: str) -> list[float]:
     try:
         return [float(v) for v in text.split(",") if v.strip()]
@@ -345,6 +352,7 @@ def calibrate(
     """Fit parametric users to logged interactions and report their held-out fidelity."""
     from recoworld.users.calibration import calibrate_dataset
 
+    check_paths(DATASET=dataset, __items=items)
     config = _calibration_config(label, holdout, factors, l2, recency, dynamics)
     try:
         result = calibrate_dataset(dataset, items, config, seed=seed)
@@ -392,6 +400,7 @@ def align(
     from recoworld.llm.config import LLMConfig, build_language_model
     from recoworld.users.align.api import AlignConfig, align as run_align
 
+    check_paths(SOURCE=source, __items=items)
     try:
         teacher_model = build_language_model(LLMConfig(model=teacher, api_base=api_base)) if teacher else None
         config = AlignConfig.model_validate({
@@ -434,6 +443,7 @@ def fidelity(
     """Score calibrated user backends and baselines against real held-out behaviour (every protocol, one split)."""
     from recoworld.evaluation.fidelity import fidelity_suite, format_tables
 
+    check_paths(DATASET=dataset, __items=items)
     config = _calibration_config(label, holdout, factors, l2, recency, True)
     names = [b.strip() for b in backends.split(",") if b.strip()]
     unknown = [b for b in names if b not in ("parametric", "hybrid", "llm")]
