@@ -265,6 +265,9 @@ _FILL = {
 }
 
 
+_TOPIC = {"creators": ("no creators",), "ope": ("off-policy",), "llm": ("LLM",)}  # notes an empty section already says
+
+
 def build_sections(runs: Sequence[RunLogs], res: Results, base: str, notes: list[str], figs: dict[str, Path]) -> list[Section]:
     """The report's sections in order, each filled by its own function; the ones with nothing to show are
     collapsed into one "Not measured in this run" note at the end, and notes they already say are dropped."""
@@ -273,8 +276,9 @@ def build_sections(runs: Sequence[RunLogs], res: Results, base: str, notes: list
         fill(s[sid], runs, res, base, notes, figs)
     empty = [sec for sec in s.values() if sec.empty and sec.id != "notes"]
     said = {sec.empty for sec in empty}
+    topics = [word for sec in empty for word in _TOPIC.get(sec.id, ())]
     notes_sec = s["notes"]
-    notes_sec.bullets = [b for b in notes_sec.bullets if b not in said]
+    notes_sec.bullets = [b for b in notes_sec.bullets if b not in said and not any(w in b for w in topics)]
     if not notes_sec.bullets:
         notes_sec.empty = notes_sec.empty or "nothing else to note"
     kept = [sec for sec in s.values() if not sec.empty]
