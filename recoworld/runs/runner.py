@@ -61,7 +61,12 @@ def scenario_changes(old: object, new: object, path: str = "") -> list[str]:
                 for c in scenario_changes(old.get(k), new.get(k), f"{path}.{k}" if path else str(k))]
     if isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
         return [c for i, (a, b) in enumerate(zip(old, new)) for c in scenario_changes(a, b, f"{path}.{i}")]
-    return [] if old == new else [f"{path or 'scenario'}: {old!r} -> {new!r}"]
+    return [] if old == new else [f"{path or 'scenario'}: {_short(old)} -> {_short(new)}"]
+
+
+def _short(value: object, width: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= width else text[: width - 3] + "..."
 
 
 def split_arms(n: int, shares: Sequence[float], rng: np.random.Generator) -> np.ndarray:
