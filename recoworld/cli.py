@@ -12,7 +12,6 @@ from typing import Optional
 import typer
 from rich import box
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 app = typer.Typer(
@@ -51,68 +50,6 @@ def fail(message: str, code: int = 2) -> typer.Exit:
     return typer.Exit(code=code)
 
 
-def kernels_cached() -> bool:
-    """Whether numba's on-disk cache (``cache=True``) holds most of the compiled simulation kernels, so a run
-    starts at once; False on first use (or after the kernels changed), when compiling takes tens of seconds."""
-    import os
-
-    from numba.core.registry import CPUDispatcher
-
-    from recoworld.world import kernel as K
-
-    kernels = [v for v in vars(K).values() if isinstance(v, CPUDispatcher) and v.targetoptions.get("inline") != "always"]
-    cached = sum(os.path.exists(k._cache._cache_file._index_path) for k in kernels if getattr(k, "_cache", None) is not None
-                 and hasattr(k._cache, "_cache_file"))
-    return not kernels or cached * 2 >= len(kernels)
-
-
-class DayProgress:
-    """Days simulated: a live bar on a terminal, one plain line per day when output is piped or logged.
-    LLM runs show the share of user decisions that fell back to the parametric model."""
-
-    def __init__(self, console: Console, horizon: int, llm: bool) -> None:
-        self.console, self.horizon, self.llm = console, horizon, llm
-        self.live = console.is_terminal
-        columns = [TextColumn("{task.description:<10}"), BarColumn(), MofNCompleteColumn(), TextColumn("days"),
-                   TimeElapsedColumn(), TextColumn("{task.fields[note]}")]
-        self.progress = Progress(*columns, console=console, transient=False) if self.live else None
-        self.task = None
-        self.started = 0.0
-
-    def __enter__(self) -> "DayProgress":
-        import time
-
-        self.started = time.monotonic()
-        if self.progress is not None:
-            self.progress.__enter__()
-            self.task = self.progress.add_task("simulating", total=self.horizon, note="")
-        if not kernels_cached():
-            self.console.print("compiling the simulation kernels (first use only; about half a minute)...", highlight=False)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.progress is not None:
-            self.progress.__exit__(*exc)
-
-    def resumed(self, day: int) -> None:
-        self.console.print(f"resuming from day {day} of {self.horizon}", highlight=False)
-        if self.progress is not None:
-            self.progress.update(self.task, completed=day)
-
-    def day_done(self, days: int, runner) -> None:
-        import time
-
-        note = ""
-        if self.llm and runner.llm_decisions:
-            note = f"LLM fallbacks {runner.llm_fallbacks / runner.llm_decisions:.1%}"
-        if self.progress is not None:
-            self.progress.update(self.task, completed=days, note=note)
-        else:
-            elapsed = time.monotonic() - self.started
-            self.console.print(f"simulating: {days}/{self.horizon} days, {elapsed:.0f} s{', ' + note if note else ''}",
-                               highlight=False)
-
-
 def _fmt(value: float, spec: str) -> str:
     return "–" if isinstance(value, float) and math.isnan(value) else spec.format(value)
 
@@ -132,6 +69,7 @@ def run(
     no_report: bool = typer.Option(False, "--no-report", metavar="", help="Do not write the report into RUN_FOLDER/report at the end."),
 ) -> None:
     """Simulate SCENARIO day by day; every arm's logs go to the run folder as Parquet per day, then the report."""
+    from recoworld.console import DayProgress
     from recoworld.runs.guards import FallbackStop
     from recoworld.runs.runner import PopulationRun
     from recoworld.scenario import load_scenario, parse_overrides
@@ -154,7 +92,7 @@ def run(
             f"({scn.run.assignment}), {scn.creators.count} creators, engine {scn.run.engine}, seed {scn.seed}"
         )
         runner = PopulationRun(scn)  # checks an LLM's model, key and endpoint before anything is simulated
-        with DayProgress(console, horizon, llm=runner._model is not None) as progress:
+        with DayProgress(console, horizon, llm=scn.users.backend != "parametric") as progress:
             runner.on_day = lambda d: progress.day_done(d + 1, runner)
             runner.on_resume = progress.resumed
             result = runner.run(resume=resume)
