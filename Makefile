@@ -25,7 +25,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: venv
-	$(BIN)/recoworld run quickstart
+	$(BIN)/recoworld run quickstart --overwrite
 
 test: venv
 	$(BIN)/python -m pytest -q

@@ -19,7 +19,6 @@ import argparse
 import asyncio
 import json
 import os
-import re
 import subprocess
 import sys
 import tempfile
@@ -31,6 +30,7 @@ os.environ.setdefault("OPENAI_API_KEY", "sk-local-benchmark")  # the local serve
 
 from recoworld.agents import make_recommender  # noqa: E402
 from recoworld.testing.fake_server import FakeLLMServer  # noqa: E402
+from recoworld.testing.responders import plausible_answer  # noqa: E402
 from recoworld.llm.litellm_model import LiteLLMModel  # noqa: E402
 from recoworld.llm.wrappers import generate_many  # noqa: E402
 from recoworld.runs.runner import run_population  # noqa: E402
@@ -44,37 +44,6 @@ class Words(BaseModel):
     text: str
 
 PRICED_MODEL = "gpt-4o-mini"
-SLOT = re.compile(r"^<<< \[(\d+)\].*\(topic (\w+)", re.MULTILINE)
-
-
-def plausible_answer(body: dict) -> str:
-    """What a small model would answer: a decision per item with short reasons, or instruction words."""
-    system, prompt = body["messages"][0]["content"], body["messages"][-1]["content"]
-    if "InstructionWords" in system:
-        return json.dumps({"text": "Honestly I've seen enough of this lately, can you show me something else?"})
-    slots = SLOT.findall(prompt)
-    items = []
-    for j, topic in slots:
-        j = int(j)
-        watch = (hash(topic) + j) % 4 == 0
-        items.append(
-            {
-                "position": j,
-                "action": "click" if watch else "skip",
-                "watch_seconds": 45.0 if watch else 0.0,
-                "reason": f"{'looks fun' if watch else 'not in the mood for'} {topic}",
-            }
-        )
-    leave = "slate 4 of" in prompt
-    return json.dumps(
-        {
-            "items": items,
-            "leave": leave,
-            "mindset": "A bit tired, still curious about a couple of topics.",
-            "instruction": None,
-            "session_summary": "Scrolled a few slates, watched a couple of clips, then got bored." if leave else None,
-        }
-    )
 
 
 def run(backend: str, users: int, days: int, server: FakeLLMServer, cache: Path) -> tuple[float, float, int, object]:

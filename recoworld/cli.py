@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import shutil
 from pathlib import Path
 from typing import Optional
 
 import typer
 from rich import box
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 app = typer.Typer(
@@ -42,10 +43,11 @@ COLUMNS: list[tuple[str, str, str]] = [
 ]
 
 
-def fail(message: str) -> typer.Exit:
-    """Print one red ``error:`` line to stderr; the caller raises the returned exit (code 2)."""
+def fail(message: str, code: int = 2) -> typer.Exit:
+    """Print one red ``error:`` line to stderr; the caller raises the returned exit (code 2: bad input,
+    3: a run stopped part-way and can be resumed)."""
     err_console.print(f"error: {message}", style="bold red", markup=False, highlight=False, soft_wrap=True)
-    return typer.Exit(code=2)
+    return typer.Exit(code=code)
 
 
 def _fmt(value: float, spec: str) -> str:
@@ -60,12 +62,15 @@ def run(
     seed: Optional[int] = typer.Option(None, "--seed", "-s", help="Seed (default: the scenario's)."),
     set_: list[str] = typer.Option([], "--set", help="Override a scenario field: key.path=value (repeatable)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Run folder for logs (default: run.output, else runs/<name>)."),
-    resume: bool = typer.Option(False, "--resume", help="Continue the run in the output folder from its last checkpoint."),
+    resume: bool = typer.Option(False, "--resume", metavar="", help="Continue the run in the output folder from its last checkpoint."),
+    overwrite: bool = typer.Option(False, "--overwrite", metavar="", help="Replace the run (and its report) already in the output folder."),
     engine: Optional[str] = typer.Option(None, "--engine", help="local or ray (overrides run.engine)."),
     json_path: Optional[Path] = typer.Option(None, "--json", help="Write the summaries to this JSON file."),
-    no_report: bool = typer.Option(False, "--no-report", help="Do not write the report into RUN_FOLDER/report at the end."),
+    no_report: bool = typer.Option(False, "--no-report", metavar="", help="Do not write the report into RUN_FOLDER/report at the end."),
 ) -> None:
     """Simulate SCENARIO day by day; every arm's logs go to the run folder as Parquet per day, then the report."""
+    from recoworld.console import DayProgress
+    from recoworld.runs.guards import FallbackStop
     from recoworld.runs.runner import PopulationRun
     from recoworld.scenario import load_scenario, parse_overrides
 
@@ -79,19 +84,21 @@ def run(
         scn = load_scenario(scenario, overrides)
         folder = out or Path(scn.run.output or Path("runs") / scn.name)
         scn = load_scenario(scn, {"run": {"output": str(folder)}})
+        check_run_folder(folder, resume, overwrite)
         horizon, console = scn.env.horizon_days, make_console()
         arms = ", ".join(r.label for r in scn.recommenders)
         console.print(
             f"[bold]{scn.name}[/]: {scn.users.n_users} users × {horizon} days, arms {arms} "
             f"({scn.run.assignment}), {scn.creators.count} creators, engine {scn.run.engine}, seed {scn.seed}"
         )
-        columns = [TextColumn("{task.description:<10}"), BarColumn(), MofNCompleteColumn(), TextColumn("days"), TimeElapsedColumn()]
-        with Progress(*columns, console=console, transient=False) as progress:
-            task = progress.add_task("simulating", total=horizon)
-            runner = PopulationRun(scn, on_day=lambda d: progress.update(task, completed=d + 1))
-            if resume:
-                progress.update(task, completed=runner.folder.read_manifest().days_completed)
+        runner = PopulationRun(scn)  # checks an LLM's model, key and endpoint before anything is simulated
+        with DayProgress(console, horizon, llm=scn.users.backend != "parametric") as progress:
+            runner.on_day = lambda d: progress.day_done(d + 1, runner)
+            runner.on_resume = progress.resumed
             result = runner.run(resume=resume)
+    except FallbackStop as exc:
+        raise fail(f"{exc}; the run stopped with its last checkpoint kept: fix the LLM, then rerun with --resume "
+                   f"(logs: {folder})", code=3)
     except (ValueError, OSError) as exc:  # ScenarioError is a ValueError
         raise fail(str(exc))
     summaries = result.summaries()
@@ -117,11 +124,36 @@ def run(
         console.print(f"summaries written to {json_path}")
 
     if not no_report and result.output is not None:
+        console.print("writing the report (bootstrap intervals and plots)...", highlight=False)
         try:
             paths = _write_report([Path(result.output)], Path(result.output) / "report", None)
         except (ValueError, OSError, KeyError) as exc:
             raise fail(f"report: {_first_line(exc)} (the logs are complete; retry with `recoworld report {result.output}`)")
         console.print(f"report: {paths.html}", highlight=False)
+
+
+def check_run_folder(folder: Path, resume: bool, overwrite: bool) -> None:
+    """Refuse to write into a folder that already holds something unless ``--resume`` or ``--overwrite`` says how;
+    ``--overwrite`` drops the old run's report too (the run itself is cleared by the runner)."""
+    from recoworld.runs.logs import RunFolder
+
+    if resume and overwrite:
+        raise ValueError("--resume and --overwrite: choose one")
+    run_folder = RunFolder(folder)
+    holds_run = run_folder.exists()
+    if resume:
+        if not holds_run:
+            raise ValueError(f"--resume: '{folder}' holds no RecoWorld run to resume")
+        return
+    if folder.is_dir() and any(folder.iterdir()) and not overwrite:
+        if not holds_run:
+            raise ValueError(f"run folder '{folder}' is not empty and holds no RecoWorld run; choose another with --out")
+        manifest = run_folder.read_manifest()
+        state = "complete" if manifest.status == "complete" else "incomplete"
+        raise ValueError(f"run folder '{folder}' already holds a run ({manifest.days_completed}/{manifest.days_total} days, "
+                         f"{state}); pass --resume to continue it, --overwrite to replace it, or --out for another folder")
+    if overwrite and holds_run:
+        shutil.rmtree(folder / "report", ignore_errors=True)
 
 
 def _first_line(exc: BaseException) -> str:
@@ -137,15 +169,25 @@ def _write_report(run_dirs: list[Path], out: Path, baseline: Optional[str], seed
     return write_report([RunLogs.load(d) for d in run_dirs], out, baseline=baseline, seed=seed)
 
 
+def default_report_folder(run_dirs: list[Path]) -> Path:
+    """Next to the runs read: RUN_DIR/report for one run, report/ in the common parent folder of several."""
+    if len(run_dirs) == 1:
+        return run_dirs[0] / "report"
+    return Path(os.path.commonpath([str(d.resolve().parent) for d in run_dirs])) / "report"
+
+
 @app.command()
 def report(
     run_dirs: list[Path] = typer.Argument(..., metavar="RUN_DIR...", help="Run folder(s) written by `recoworld run`."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Report folder (default: RUN_DIR/report for one run, ./report for several)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Report folder (default: RUN_DIR/report for one run, "
+                                       "report/ in the runs' common parent folder for several)."),
     baseline: Optional[str] = typer.Option(None, "--baseline", "-b", help="Arm the others are compared with (default: the first; <run>/<arm> with several runs)."),
     seed: int = typer.Option(0, "--seed", "-s", help="Seed of the bootstrap resamples."),
 ) -> None:
     """Write the HTML report, Markdown summary, metrics JSON and plots of one or several runs."""
-    folder = out or (run_dirs[0] / "report" if len(run_dirs) == 1 else Path("report"))
+    folder = out or default_report_folder(run_dirs)
+    make_console().print(f"writing the report of {', '.join(map(str, run_dirs))} (bootstrap intervals and plots)...",
+                         highlight=False, markup=False)
     try:
         paths = _write_report(run_dirs, folder, baseline, seed)
     except (ValueError, OSError) as exc:  # pyarrow's ArrowInvalid is a ValueError
@@ -201,6 +243,13 @@ def train(
     make_console().print(format_table(report["results"]), markup=False, highlight=False)
 
 
+def check_paths(**paths: Optional[Path]) -> None:
+    """One line naming the option and the file when a given input path does not exist."""
+    for option, path in paths.items():
+        if path is not None and not path.exists():
+            raise fail(f"{option.replace('_', '-')}: {path}: no such file or directory")
+
+
 def _floats(text: str, name: str) -> list[float]:
     try:
         return [float(v) for v in text.split(",") if v.strip()]
@@ -235,12 +284,13 @@ def calibrate(
     factors: str = typer.Option("16,32", "--factors", help="Factor counts tried on the validation split."),
     l2: str = typer.Option("0.03,0.1,0.3", "--l2", help="L2 penalties tried on the validation split."),
     recency: str = typer.Option("0,2", "--recency", help="Recency weights tried on the validation split."),
-    dynamics: bool = typer.Option(True, "--dynamics/--no-dynamics", help="Fit leaving and return by simulation."),
+    dynamics: bool = typer.Option(True, "--dynamics/--no-dynamics", metavar="", help="Fit leaving and return by simulation."),
     seed: int = typer.Option(0, "--seed", "-s", help="Catalog seed (use the same seed in scenarios that load the users)."),
 ) -> None:
     """Fit parametric users to logged interactions and report their held-out fidelity."""
     from recoworld.users.calibration import calibrate_dataset
 
+    check_paths(DATASET=dataset, __items=items)
     config = _calibration_config(label, holdout, factors, l2, recency, dynamics)
     try:
         result = calibrate_dataset(dataset, items, config, seed=seed)
@@ -279,7 +329,7 @@ def align(
     student: str = typer.Option("smollm2", "--student", help="smollm2 (packaged small LLM) or parametric (no torch)."),
     teacher: Optional[str] = typer.Option(None, "--teacher", help="litellm model string of an LLM teacher (default: parametric traces)."),
     api_base: Optional[str] = typer.Option(None, "--api-base", help="Endpoint of the teacher's server."),
-    train: bool = typer.Option(False, "--train", help="LoRA-tune the small model on the kept samples."),
+    train: bool = typer.Option(False, "--train", metavar="", help="LoRA-tune the small model on the kept samples."),
     sft_steps: int = typer.Option(100, "--sft-steps", help="SFT steps with --train."),
     dpo_steps: int = typer.Option(0, "--dpo-steps", help="DPO steps after SFT with --train."),
     seed: int = typer.Option(0, "--seed", "-s", help="Seed of the sample draws and the training."),
@@ -288,6 +338,7 @@ def align(
     from recoworld.llm.config import LLMConfig, build_language_model
     from recoworld.users.align.api import AlignConfig, align as run_align
 
+    check_paths(SOURCE=source, __items=items)
     try:
         teacher_model = build_language_model(LLMConfig(model=teacher, api_base=api_base)) if teacher else None
         config = AlignConfig.model_validate({
@@ -330,6 +381,7 @@ def fidelity(
     """Score calibrated user backends and baselines against real held-out behaviour (every protocol, one split)."""
     from recoworld.evaluation.fidelity import fidelity_suite, format_tables
 
+    check_paths(DATASET=dataset, __items=items)
     config = _calibration_config(label, holdout, factors, l2, recency, True)
     names = [b.strip() for b in backends.split(",") if b.strip()]
     unknown = [b for b in names if b not in ("parametric", "hybrid", "llm")]

@@ -215,6 +215,9 @@ class RunConfig(BaseModel):
         description="Recommenders evaluated off-policy: on every slate an arm serves, each target's inclusion "
         "probabilities are logged (table ope) for IPS, SNIPS and DR estimates; targets never serve.",
     )
+    baseline: str | None = Field(
+        None, description="Arm the report compares the others with (a recommender label); none: greedy or popular "
+        "when run (the incumbent), else the first arm. `recoworld report --baseline` overrides it.")
     popularity_prior_clicks: float = Field(
         20.0, ge=0, description="With creators, item popularity is the rank of prior pseudo-clicks (this times the prior) plus observed clicks."
     )

@@ -49,6 +49,10 @@ class LLMConfig(BaseModel):
     cache_path: str | None = Field(None, description="SQLite answer cache for replay; off if None.")
     max_in_flight: int = Field(16, ge=1, description="Concurrent requests in batched generation.")
     seed: int = Field(0, description="Seed of the retry-jitter generator.")
+    max_fallback_share: float | None = Field(
+        0.5, ge=0.0, le=1.0, description="A run stops (non-zero exit, resumable) when more than this share of the last "
+        "fallback_window LLM user decisions fell back to the parametric model; None: never stop.")
+    fallback_window: int = Field(200, ge=1, description="LLM user decisions over which the fallback share is measured.")
     local: LocalLLMConfig = Field(default_factory=LocalLLMConfig, description="Threads and context of a local/ model.")
 
     @model_validator(mode="after")

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Callable, Sequence
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute  # noqa: F401  (pa.compute)
 import yaml
 
 from recoworld.agents.protocol import Recommender
@@ -53,6 +54,21 @@ def scenario_sha256(scenario: Scenario) -> str:
     return hashlib.sha256(scenario.model_dump_json().encode()).hexdigest()
 
 
+def scenario_changes(old: object, new: object, path: str = "") -> list[str]:
+    """The fields that differ between two scenario dumps, as ``key.path: old -> new`` lines."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        return [c for k in sorted(set(old) | set(new), key=str)
+                for c in scenario_changes(old.get(k), new.get(k), f"{path}.{k}" if path else str(k))]
+    if isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
+        return [c for i, (a, b) in enumerate(zip(old, new)) for c in scenario_changes(a, b, f"{path}.{i}")]
+    return [] if old == new else [f"{path or 'scenario'}: {_short(old)} -> {_short(new)}"]
+
+
+def _short(value: object, width: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
 def split_arms(n: int, shares: Sequence[float], rng: np.random.Generator) -> np.ndarray:
     """(n,) arm per user: disjoint groups in proportion to ``shares`` (largest remainder), shuffled."""
     quota = np.asarray(shares, dtype=float) / np.sum(shares) * n
@@ -79,6 +95,7 @@ class PopulationRun:
         self.output = output if output is not None else scenario.run.output
         self.folder = RunFolder(self.output) if self.output is not None else None
         self.on_day = on_day
+        self.on_resume: Callable[[int], None] | None = None  # told the day a resumed run starts from
         self.base_catalog = catalog
         self.engine = make_engine(scenario.run.engine, scenario.run.ray_address)
         self._given = list(recommenders) if recommenders is not None else None
@@ -88,7 +105,12 @@ class PopulationRun:
         if scenario.users.backend != "parametric" or scenario.creators.backend == "llm":
             from recoworld.llm.config import build_language_model
 
+            if language_model is None:
+                from recoworld.runs.guards import check_llm_config
+
+                check_llm_config(scenario.llm)  # before anything is simulated or written
             self._model = build_language_model(scenario.llm, inner=language_model)
+        self.llm_decisions = self.llm_fallbacks = 0  # user decisions so far (this process), for progress displays
 
     # ------------------------------------------------------------------ setup
     def _targets(self) -> list[Recommender]:
@@ -171,7 +193,10 @@ class PopulationRun:
             raise ValueError(f"--resume: the run in '{self.folder.path}' is already complete")
         state, blob = self.folder.load_checkpoint()
         if state.scenario_sha256 != scenario_sha256(self.scenario):
-            raise ValueError(f"--resume: the scenario differs from the one the run in '{self.folder.path}' started with")
+            started = yaml.safe_load((self.folder.path / "scenario.yaml").read_text())
+            changed = scenario_changes(started, self.scenario.model_dump(mode="json", by_alias=True))
+            raise ValueError(f"--resume: the scenario differs from the one the run in '{self.folder.path}' started with "
+                             f"({'; '.join(changed[:3]) or 'a field'}); resume with the same settings or pass --overwrite")
         fresh = self._arms()[1]
         recs = unpickle_recommenders(
             blob,
@@ -196,13 +221,22 @@ class PopulationRun:
             if self.folder is None:
                 raise ValueError("--resume: needs an output folder")
             state = self._resumed_state()
+            if self.on_resume is not None:
+                self.on_resume(state.next_day)
         else:
             state = self._fresh_state()
+            if self.folder is not None and self._model is not None:  # an LLM run can stop on day 0 and resume
+                self.folder.save_checkpoint(self._snapshot(state))
         retrain_logs = self._retrain_logs(state)
         days = self.scenario.env.horizon_days
         try:
             for day in range(state.next_day, days):
-                tables = self._live_day(state, day, retrain_logs)
+                tables = self._live_day(state, day, retrain_logs)  # FallbackStop: the last checkpoint stays
+                if tables["impressions"]:
+                    decided = pa.concat_tables(tables["impressions"], promote_options="permissive")
+                    if "user_fallback" in decided.column_names and self._model is not None:
+                        self.llm_decisions += decided.num_rows
+                        self.llm_fallbacks += int(pa.compute.sum(decided["user_fallback"]).as_py() or 0)
                 state.next_day = day + 1
                 if any(s.sim.backend.exhausted for w in state.worlds for s in w.shards):
                     state.stopped = f"the LLM budget ran out on day {day}"
@@ -321,17 +355,19 @@ class PopulationRun:
         if self.folder is None:
             return
         self._wait_for_writer()
-        snapshot = None
-        if not last:
-            recs = pickle_recommenders([world.recommenders for world in state.worlds])
-            with detached(state):
-                snapshot = self.folder.snapshot((state, recs))
+        snapshot = None if last else self._snapshot(state)
         job = (state.manifest, day, {name: pa.concat_tables(parts, promote_options="permissive")
                                      for name, parts in tables.items() if parts}, last, snapshot)
         self._writer = threading.Thread(target=self._write, args=job, name="recoworld-log-writer")
         self._writer.start()
         if last:
             self._wait_for_writer()
+
+    def _snapshot(self, state: RunState) -> tuple[bytes, list[bytes]]:
+        assert self.folder is not None
+        recs = pickle_recommenders([world.recommenders for world in state.worlds])
+        with detached(state):
+            return self.folder.snapshot((state, recs))
 
     def _write(self, manifest: RunManifest, day: int, tables: dict[str, pa.Table], last: bool, snapshot) -> None:
         assert self.folder is not None

@@ -15,6 +15,7 @@ import pyarrow as pa
 
 from recoworld.agents.protocol import Recommender
 from recoworld.llm.base import Usage
+from recoworld.runs.guards import FallbackWindow
 from recoworld.runs.logs import constant, dictionary
 from recoworld.world import kernel as K
 from recoworld.world.catalog import Catalog
@@ -124,6 +125,7 @@ def run_shard_day(
     item_clk = np.zeros(len(catalog), dtype=np.int64)
     rows = np.flatnonzero(sim.alive & (sim.day == day))
     sim.retrieve(rows)
+    guard = FallbackWindow(sim.scenario.llm.max_fallback_share, sim.scenario.llm.fallback_window)
     while len(rows):
         still = []
         for arm in np.unique(shard.arm_of[rows]):
@@ -143,6 +145,9 @@ def run_shard_day(
             for target in targets.values():
                 target.observe(view, choice.positions, resp.click, resp.reviewed)
             fallback = sim.backend.fallbacks(len(r))
+            if not sim.backend.exhausted:  # a spent budget stops the run at the day's end instead
+                records = getattr(sim.backend, "last_records", [])
+                guard.add(sum(x.called or x.fallback for x in records), int(fallback.sum()), f" on day {day}")
             rec_fallback = choice.fallback if choice.fallback is not None else np.zeros(len(r), dtype=bool)
 
             _log_slates(log, int(arm), r, slates, session_no, step_no, instr, out, choice, fallback, rec_fallback)

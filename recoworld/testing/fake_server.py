@@ -96,10 +96,12 @@ class FakeLLMServer:
         *,
         latency: float = 0.0,
         fault: FaultScript | None = None,
+        port: int = 0,
     ) -> None:
         self.responder: Responder = responder or (lambda request: DEFAULT_CONTENT)
         self.latency = latency
         self.fault = fault
+        self.requested_port = port
         self.requests: list[dict[str, Any]] = []
         self.responses: list[dict[str, Any]] = []  # the chat.completion bodies sent back
         self.count = 0
@@ -113,7 +115,7 @@ class FakeLLMServer:
     # -- lifecycle ---------------------------------------------------------------------------
 
     def start(self) -> FakeLLMServer:
-        httpd = _Server(("127.0.0.1", 0), _Handler)
+        httpd = _Server(("127.0.0.1", self.requested_port), _Handler)
         httpd.owner = self
         self._httpd = httpd
         self._thread = threading.Thread(
@@ -220,19 +222,38 @@ class FakeLLMServer:
         return response
 
 
-def main() -> None:
-    """Serve ``DEFAULT_CONTENT`` with a fixed latency in this process until killed; prints the base URL.
+HELP = """A local OpenAI-compatible chat-completions server (no network, no real model) for trying LLM users
+offline. It prints its URL on the first line of its output, then serves until stopped (Ctrl-C). Point a
+run at it with the model string openai/<any name> and that URL, e.g.
 
-    ``python -m recoworld.testing.fake_server --latency 1.0`` (used by benchmarks/llm_calls.py so the
-    server does not share the client's interpreter).
-    """
+    export OPENAI_API_KEY=anything        # any value works: the server ignores the key
+    recoworld run quickstart --users 20 --days 2 --set users.backend=llm \\
+        --set llm.model=openai/test-model --set llm.api_base=http://127.0.0.1:PORT/v1
+
+It answers every schema RecoWorld sends with a plausible, deterministic JSON answer (LLM users' slate
+decisions with short reasons, instruction words, recommender controllers' actions): the run exercises the
+whole LLM path with no fallbacks. With --responder fixed it answers '{"text": "ok", "score": 1}' instead."""
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m recoworld.testing.fake_server [--port N] [--latency S] [--responder plausible|fixed]``."""
     import argparse
+    import sys
 
-    parser = argparse.ArgumentParser(description="A local OpenAI-compatible server with a fixed latency.")
-    parser.add_argument("--latency", type=float, default=0.0)
-    args = parser.parse_args()
-    server = FakeLLMServer(latency=args.latency).start()
+    from recoworld.testing.responders import plausible_answer
+
+    parser = argparse.ArgumentParser(prog="python -m recoworld.testing.fake_server", description=HELP,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--port", type=int, default=0, help="Port to listen on (default: one the OS picks).")
+    parser.add_argument("--latency", type=float, default=0.0, help="Seconds each answer waits (default 0).")
+    parser.add_argument("--responder", choices=["plausible", "fixed"], default="plausible",
+                        help="plausible: a valid answer to each request's schema (default); fixed: DEFAULT_CONTENT.")
+    args = parser.parse_args(argv)
+    responder = plausible_answer if args.responder == "plausible" else None
+    server = FakeLLMServer(responder, latency=args.latency, port=args.port).start()
     print(server.base_url, flush=True)
+    print(f"model: openai/<any name> with --set llm.api_base={server.base_url}; any OPENAI_API_KEY value works "
+          "(Ctrl-C stops the server)", file=sys.stderr, flush=True)
     try:
         threading.Event().wait()
     except KeyboardInterrupt:

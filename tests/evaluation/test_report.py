@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -123,9 +124,13 @@ def test_html_is_well_formed_with_every_section_and_heading(html):
     assert html.startswith("<!DOCTYPE html>")
     doc = parse(html)
     assert not doc.errors and not doc.stack, (doc.errors, doc.stack)
-    assert list(doc.sections) == [sid for sid, _ in SECTIONS]
+    shown = list(doc.sections)
+    assert shown[0] == "summary" and shown[-1] == "not_measured"  # the answer first, what is missing in one note last
+    order = [sid for sid, _ in SECTIONS]
+    assert [order.index(sid) for sid in shown[:-1]] == sorted(order.index(sid) for sid in shown[:-1])
+    assert "llm" not in shown and "fidelity" not in shown  # empty: collapsed into the note
     for sid, title in SECTIONS:
-        assert doc.sections[sid] == title, sid
+        assert sid not in doc.sections or doc.sections[sid] == title, sid
     ids = [a["id"] for _, a in doc.tags if "id" in a]
     assert len(ids) == len(set(ids))
     assert all(a.get("alt") for t, a in doc.tags if t == "img")
@@ -171,7 +176,7 @@ def test_sections_with_data_show_it(html):
     assert "quadrant" in section("retention")
     for est in ("IPS", "SNIPS", "DR"):
         assert f"<td>{est}</td>" in section("ope")
-    assert 'class="empty"' in section("llm")  # no LLM in this run: said, not hidden
+    assert "LLM usage: no LLM was used" in section("not_measured")  # said once, not as an empty section
 
 
 def test_metrics_json_holds_the_arms_and_the_numbers_shown(data, html):
@@ -189,8 +194,9 @@ def test_metrics_json_holds_the_arms_and_the_numbers_shown(data, html):
         for metric in ("ctr", "watch_minutes_per_user", "churn_rate", "coverage"):
             cell = fmt(data["summary"][arm][metric], kind_of(metric))
             assert f'<td class="num">{cell}</td>' in html, (arm, metric, cell)
-    for c in data["comparisons"]:
-        assert c["statement"] in html
+    for c in data["comparisons"]:  # each comparison once, as a table row
+        assert f'<td class="num">{fmt(c["diff"], kind_of(c["metric"]), signed=True)}</td>' in html
+    assert not [c["statement"] for c in data["comparisons"] if c["statement"] in html]  # not repeated as bullets
 
 
 def test_markdown_has_the_headline_table_comparisons_and_notes(report, data):
@@ -201,8 +207,8 @@ def test_markdown_has_the_headline_table_comparisons_and_notes(report, data):
         assert f"| {arm} |" in md
     assert "95% CI" in md
     for c in data["comparisons"]:
-        assert c["statement"] in md
-    assert "## Notes" in md
+        assert fmt(c["diff"], kind_of(c["metric"]), signed=True) in md
+    assert "## Not measured in this run" in md
     for note in data["notes"]:
         assert note in md
 
@@ -211,13 +217,10 @@ def test_empty_sections_say_why(bare_dir, tmp_path):
     paths = write_report([RunLogs.load(bare_dir)], tmp_path / "out")
     html = paths.html.read_text(encoding="utf-8")
     doc = parse(html)
-    assert list(doc.sections) == [sid for sid, _ in SECTIONS]
-    assert "no creators in this run" in html
-    assert NO_OPE in html
-    assert "nothing to compare" in html
-    assert "no LLM was used" in html
-    notes = html.split('<section id="notes">', 1)[1]
-    assert "no creators published in this run" in notes and NO_OPE in notes
+    assert "not_measured" in doc.sections and "creators" not in doc.sections and "ope" not in doc.sections
+    missing = html.split('<section id="not_measured">', 1)[1]
+    for reason in ("no creators in this run", NO_OPE, "nothing to compare", "no LLM was used"):
+        assert reason in missing and html.count(reason) == 1, reason  # said once, in one place
     data = json.loads(paths.metrics.read_text())
     assert data["ope"] is None and data["comparisons"] == [] and data["arms"] == ["greedy"]
     assert "creators.png" not in {p.name for p in paths.plots.values()}
@@ -263,12 +266,45 @@ def test_cli_report_writes_into_the_run_folder(runner, run_dir, tmp_path):
     assert "report.html" in result.stdout
 
 
-def test_cli_report_several_runs_defaults_to_dot_report(runner, run_dir, bare_dir, tmp_path, monkeypatch):
+def test_cli_report_several_runs_writes_next_to_them(runner, run_dir, bare_dir, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     result = runner.invoke(app, ["report", str(run_dir), str(bare_dir), "--baseline", "greedy"])
     assert result.exit_code == 0, result.output
-    data = json.loads((tmp_path / "report" / "metrics.json").read_text())
-    assert data["baseline"] == "small/greedy"
+    parent = Path(os.path.commonpath([str(run_dir.parent), str(bare_dir.parent)]))
+    data = json.loads((parent / "report" / "metrics.json").read_text())
+    assert data["baseline"] == "small/greedy" and not (tmp_path / "report").exists()
+
+
+def test_summary_leads_with_the_best_arm_per_headline_metric_against_the_incumbent(run_dir, tmp_path):
+    paths = write_report([RunLogs.load(run_dir)], tmp_path / "out")  # no --baseline: greedy, the incumbent, not random
+    data = json.loads(paths.metrics.read_text())
+    assert data["baseline"] == "greedy"
+    logs = RunLogs.load(run_dir)
+    from recoworld.evaluation.metrics import user_table
+
+    users = user_table(logs)
+    md = paths.markdown.read_text(encoding="utf-8")
+    summary = md.split("## Summary", 1)[1].split("**Headline metrics", 1)[0]
+    assert "Baseline arm: greedy (the incumbent" in summary
+    for metric, words in (("days_active", "keeps users longest"), ("watch_minutes", "has the most watch minutes"),
+                          ("ctr", "has the best CTR")):
+        best = users.groupby("arm", observed=True)[metric].mean().idxmax()
+        assert f"- {best} {words}" in summary, (metric, best, summary)
+    html = paths.html.read_text(encoding="utf-8")
+    assert "What the headline metrics mean" in html and "Retention against CTR" in html
+    assert (tmp_path / "out" / "plots" / "tradeoff.png").is_file()
+
+
+def test_run_baseline_setting_and_the_first_arm_fallback(bare_dir, tmp_path):
+    from recoworld.evaluation.report.answer import choose_baseline
+
+    assert choose_baseline(None, None, "r", ["random", "linucb", "popular", "greedy"], False) == "greedy"
+    assert choose_baseline(None, "linucb", "r", ["random", "linucb", "greedy"], False) == "linucb"
+    assert choose_baseline("random", "linucb", "r", ["random", "linucb"], False) == "random"
+    assert choose_baseline(None, None, "r", ["r/mmr", "r/popular", "s/greedy"], True) == "r/popular"
+    assert choose_baseline(None, None, "r", ["mmr", "linucb"], False) == "mmr"
+    with pytest.raises(ValueError, match="run.baseline 'nope'"):
+        choose_baseline(None, "nope", "r", ["mmr"], False)
 
 
 def test_cli_report_without_manifest_is_one_line_error(runner, tmp_path):

@@ -265,7 +265,7 @@ def test_cli_align_writes_valid_jsonl(tmp_path):
     n_train = sum(s.split == "train" for s in samples)
     assert len(sft) == round(0.3 * n_train)
     bad = CliRunner().invoke(app, ["align", str(tmp_path / "nowhere"), "--student", "parametric"])
-    assert bad.exit_code == 2 and "not found" in bad.output
+    assert bad.exit_code == 2 and str(tmp_path / "nowhere") in bad.output and "no such file" in bad.output
 
 
 # ------------------------------------------------------------ the small model (slow: loads SmolLM2-135M)

@@ -10,6 +10,7 @@ import pandas as pd
 
 from recoworld.evaluation import plots
 from recoworld.evaluation.data import RunLogs
+from recoworld.evaluation.report.answer import choose_baseline
 from recoworld.evaluation.report.model import COMPARE, LEVEL, N_BOOT
 
 
@@ -70,17 +71,6 @@ def _llm_usage(logs: RunLogs) -> pd.DataFrame:
     return logs.llm.groupby(keys, sort=False, observed=True)[cols].sum().reset_index()
 
 
-def _baseline(baseline: str | None, first_run: str, labels: list[str], several: bool) -> str:
-    """The baseline's label: as given, or (several runs) a bare arm name taken from the first run."""
-    if baseline is None:
-        return labels[0]
-    if baseline in labels:
-        return baseline
-    if several and f"{first_run}/{baseline}" in labels:
-        return f"{first_run}/{baseline}"
-    raise ValueError(f"--baseline '{baseline}': not an arm of {'these runs' if several else 'this run'} (arms: {', '.join(labels)})")
-
-
 def compute_results(runs: Sequence[RunLogs], baseline: str | None, seed: int) -> tuple[Results, str]:
     from recoworld.evaluation import compare, metrics
 
@@ -106,7 +96,8 @@ def compute_results(runs: Sequence[RunLogs], baseline: str | None, seed: int) ->
         parts["quadrants"].append(_relabel(metrics.ndcg_retention_2x2(logs), run))
         parts["ope"].append(_relabel(_ope_table(logs), run))
         parts["llm"].append(_relabel(_llm_usage(logs), run))
-    base = _baseline(baseline, names[0], labels, several)
+    configured = getattr(runs[0].scenario.run, "baseline", None)
+    base = choose_baseline(baseline, configured, names[0], labels, several)
     users = _concat(parts["users"])
     comparisons = []
     for metric in COMPARE:

@@ -11,6 +11,7 @@ import pandas as pd
 
 from recoworld.evaluation import plots
 from recoworld.evaluation.data import RunLogs
+from recoworld.evaluation.report.answer import GLOSSARY, INCUMBENTS, best_arms, glossary_rows, tradeoff_plot
 from recoworld.evaluation.report.compute import Results, calibrations
 from recoworld.evaluation.report.format import fmt, kind_of, metric_table, title_of
 from recoworld.evaluation.report.model import (
@@ -40,22 +41,38 @@ def _plot(name: str, path: Path, alt: str, caption: str) -> Plot:
 
 
 def _comparison_blocks(comparisons: pd.DataFrame, base: str) -> list[Table | Bullets]:
-    """Per compared metric: a table of each arm against the baseline, then the statements."""
+    """Per compared metric: a table of each arm against the baseline (the statements would repeat it)."""
     blocks: list[Table | Bullets] = []
     for metric, g in comparisons.groupby("metric", sort=False):
         kind = kind_of(str(metric))
         rows = [[str(r["arm"]), fmt(r["value"], kind), fmt(r["baseline_value"], kind), fmt(r["diff"], kind, signed=True),
                  f"{fmt(r['ci_low'], kind, signed=True)} to {fmt(r['ci_high'], kind, signed=True)}",
                  "yes" if bool(r["significant"]) else "no"] for r in g.to_dict("records")]
-        blocks.append(Table(f"{title_of(str(metric))} per user: each arm against {base}",
+        definition = GLOSSARY.get(str(metric))
+        blocks.append(Table(f"{title_of(str(metric))} per user: each arm against {base}"
+                            + (f" ({definition})" if definition else ""),
                             ["arm", "mean", f"{base}", "difference", f"{LEVEL:.0%} CI", "clear difference"],
                             rows, [False, True, True, True, True, False]))
-        blocks.append(Bullets([str(st) for st in g["statement"]]))
     return blocks
 
 
 def _summary_section(sec: Section, runs: Sequence[RunLogs], res: Results, base: str, notes: list[str], figs: dict[str, Path]) -> None:
+    """The answer first: the best arm per headline metric and the trade-off, then the runs, the headline table
+    with one definition per metric."""
     several = len(runs) > 1
+    sec.bullets = best_arms(res.users, res.comparisons, base) or ["only one arm was run: there is nothing to compare"]
+    share = _fallback_share(runs)
+    if share is not None:
+        sec.paragraphs.append(f"LLM users: {share:.1%} of their decisions fell back to the parametric model"
+                              + (" — these results are mostly not LLM behaviour." if share > 0.2 else "."))
+    sec.paragraphs.append(f"Baseline arm: {base}{_baseline_reason(runs, base)}. "
+                          f"{'Arms of several runs are compared unpaired. ' if several else ''}Best arm per headline metric:")
+    if "tradeoff" in figs:
+        sec.blocks.append(_plot("tradeoff", figs["tradeoff"], "Days active per user against CTR, one point per arm",
+                                "Retention against CTR: one point per arm, 95% intervals over users."))
+    sec.blocks.append(metric_table(res.summary, HEADLINE, "Headline metrics per arm (a dash marks a value that cannot be "
+                                   "measured, for instance retention beyond the horizon)"))
+    sec.blocks.append(Table("What the headline metrics mean", ["metric", "definition"], glossary_rows(HEADLINE), [False, False]))
     rows = []
     for name, logs in zip(res.run_names, runs):
         scn, m = logs.scenario, logs.manifest
@@ -63,13 +80,23 @@ def _summary_section(sec: Section, runs: Sequence[RunLogs], res: Results, base: 
                      ", ".join(logs.arms), scn.run.assignment, str(scn.env.slate_size), str(scn.creators.count), str(scn.seed)])
     sec.blocks.append(Table("Runs", ["run", "scenario", "status", "days logged", "users", "arms", "assignment", "slate size",
                                      "creators", "seed"], rows, [False, False, False, True, True, False, False, True, True, True]))
-    sec.blocks.append(metric_table(res.summary, HEADLINE, "Headline metrics per arm"))
-    headline = COMPARE[:2]  # days active and watch minutes: the winner statements of the summary
-    winners = [] if res.comparisons.empty else [str(st) for st in res.comparisons.loc[
-        res.comparisons["significant"].astype(bool) & res.comparisons["metric"].isin(headline), "statement"]]
-    sec.paragraphs.append(f"Baseline arm: {base}. {'Arms of several runs are compared unpaired. ' if several else ''}"
-                          f"A dash (–) marks a value that cannot be measured (for instance retention beyond the horizon).")
-    sec.bullets = winners or [f"no arm differs clearly from {base} on {' or '.join(title_of(m) for m in headline)}"]
+
+
+def _baseline_reason(runs: Sequence[RunLogs], base: str) -> str:
+    if getattr(runs[0].scenario.run, "baseline", None):
+        return " (run.baseline)"
+    arm = base.rsplit("/", 1)[-1]
+    return " (the incumbent; choose another with --baseline or run.baseline)" if arm in INCUMBENTS else \
+        " (the first arm: no greedy or popular arm to call the incumbent; choose with --baseline or run.baseline)"
+
+
+def _fallback_share(runs: Sequence[RunLogs]) -> float | None:
+    """Share of LLM user decisions (logged impressions) that fell back, over the runs with LLM users."""
+    llm = [r for r in runs if r.scenario.users.backend != "parametric" and "user_fallback" in r.impressions.columns]
+    if not llm:
+        return None
+    rows = sum(len(r.impressions) for r in llm)
+    return sum(int(r.impressions["user_fallback"].astype(bool).sum()) for r in llm) / rows if rows else None
 
 
 def _comparison_section(sec: Section, runs: Sequence[RunLogs], res: Results, base: str, notes: list[str], figs: dict[str, Path]) -> None:
@@ -238,12 +265,26 @@ _FILL = {
 }
 
 
+_TOPIC = {"creators": ("no creators",), "ope": ("off-policy",), "llm": ("LLM",)}  # notes an empty section already says
+
+
 def build_sections(runs: Sequence[RunLogs], res: Results, base: str, notes: list[str], figs: dict[str, Path]) -> list[Section]:
-    """Every section of the report, in order, each filled by its own function."""
+    """The report's sections in order, each filled by its own function; the ones with nothing to show are
+    collapsed into one "Not measured in this run" note at the end, and notes they already say are dropped."""
     s = {sid: Section(sid, title) for sid, title in SECTIONS}
     for sid, fill in _FILL.items():
         fill(s[sid], runs, res, base, notes, figs)
-    return list(s.values())
+    empty = [sec for sec in s.values() if sec.empty and sec.id != "notes"]
+    said = {sec.empty for sec in empty}
+    topics = [word for sec in empty for word in _TOPIC.get(sec.id, ())]
+    notes_sec = s["notes"]
+    notes_sec.bullets = [b for b in notes_sec.bullets if b not in said and not any(w in b for w in topics)]
+    if not notes_sec.bullets:
+        notes_sec.empty = notes_sec.empty or "nothing else to note"
+    kept = [sec for sec in s.values() if not sec.empty]
+    if empty:
+        kept.append(Section("not_measured", "Not measured in this run", bullets=[f"{sec.title}: {sec.empty}" for sec in empty]))
+    return kept
 
 
 def _no_llm(runs: Sequence[RunLogs]) -> str:
@@ -265,6 +306,9 @@ def run_notes(runs: Sequence[RunLogs], res: Results) -> list[str]:
 def draw_plots(res: Results, plot_dir: Path) -> dict[str, Path]:
     colors = plots.arm_colors(res.labels)
     figs: dict[str, Path] = {}
+    tradeoff = tradeoff_plot(res.users, colors, plot_dir / "tradeoff.png")
+    if tradeoff is not None:
+        figs["tradeoff"] = tradeoff
     if not res.km.empty:
         figs["retention"] = plots.retention_curves(res.km, colors, plot_dir / "retention.png")
     if not res.daily.empty:

@@ -27,7 +27,9 @@ def _markdown(title: str, sections: list[Section]) -> str:
 
     by_id = {sec.id: sec for sec in sections}
     out = [f"# {title}", ""]
-    for sid in ("summary", "comparison", "notes"):
+    for sid in ("summary", "comparison", "notes", "not_measured"):
+        if sid not in by_id:
+            continue
         sec = by_id[sid]
         out += [f"## {sec.title}", ""]
         if sec.empty:
@@ -77,14 +79,14 @@ def _render_html(context: dict[str, Any]) -> str:
     return env.get_template("report.html.j2").render(**context)
 
 
-PLOT_FILES = ("retention.png", "engagement.png", "lorenz.png", "creators.png", "compliance.png")
+PLOT_FILES = ("tradeoff.png", "retention.png", "engagement.png", "lorenz.png", "creators.png", "compliance.png")
 
 
 def write_report(runs: list[RunLogs], out_dir: Path, baseline: str | None = None, seed: int = 0) -> ReportPaths:
     """Write ``report.html``, ``report.md``, ``metrics.json`` and ``plots/*.png`` for ``runs`` into ``out_dir``.
 
-    ``baseline`` is the arm every other arm is compared with (default: the first arm; with several runs
-    ``<run>/<arm>``, or a bare arm of the first run). ``seed`` seeds the bootstrap. Raises a one-line
+    ``baseline`` is the arm every other arm is compared with (default: the scenario's ``run.baseline``, else
+    greedy or popular when run, else the first arm; with several runs ``<run>/<arm>``, or a bare arm of the first run). ``seed`` seeds the bootstrap. Raises a one-line
     ``ValueError`` for an unknown baseline.
     """
     runs = list(runs)
