@@ -122,6 +122,13 @@ def run(
         except (ValueError, OSError, KeyError) as exc:
             raise fail(f"report: {_first_line(exc)} (the logs are complete; retry with `recoworld report {result.output}`)")
         console.print(f"report: {paths.html}", highlight=False)
+    if result.manifest.status == "stopped":  # the LLM budget ended the run early: say so, exit non-zero
+        console.print(
+            f"stopped: {result.manifest.stopped}; {result.manifest.days_completed} of {horizon} days written. "
+            "Carry on with a larger budget: the same command with --resume and --set llm.max_calls=... / llm.max_usd=...",
+            highlight=False, markup=False,
+        )
+        raise typer.Exit(code=3)
 
 
 def _first_line(exc: BaseException) -> str:

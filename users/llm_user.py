@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal, Sequence
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from recoworld.llm.base import LanguageModel, LLMBudgetExceeded, LLMError, LLMMalformedOutput, Message, Usage
 from recoworld.llm.local_model import context_fit
@@ -91,9 +91,20 @@ def slate_schema(k: int) -> type[SlateDecision]:
         schema["properties"]["items"] = {"type": "array", "prefixItems": tuple_items, "minItems": k, "maxItems": k}
         return schema
 
+    def fits_slate(self: SlateDecision) -> SlateDecision:
+        """A wrong item count or order fails validation, so the client's retries ask again."""
+        for j, d in enumerate(self.items):
+            if d.position != j:
+                raise ValueError(f"items: expected position {j}, got {d.position}")
+        left = self.leave or any(d.action == "leave" for d in self.items)
+        if len(self.items) > k or (len(self.items) < k and not left):
+            raise ValueError(f"items: {len(self.items)} decisions for a slate of {k}")
+        return self
+
     return type("SlateDecision", (SlateDecision,), {
         "__doc__": SlateDecision.__doc__, "decoding_schema": classmethod(decoding_schema),
         "model_config": ConfigDict(extra="forbid", json_schema_extra=exactly_k),
+        "_fits_slate": model_validator(mode="after")(fits_slate),
     })
 
 

@@ -108,7 +108,10 @@ class RunManifest(BaseModel):
     arms: list[str]
     days_total: int
     days_completed: int = 0
-    status: Literal["running", "complete"] = "running"
+    status: Literal["running", "stopped", "complete"] = Field(
+        "running", description="stopped: ended early by the LLM budget (see ``stopped``); --resume carries on."
+    )
+    stopped: str = Field("", description="Why the run stopped before its last day, if it did.")
     files: list[DayFile] = Field(default_factory=list)
 
     def paths(self, table: str) -> list[str]:

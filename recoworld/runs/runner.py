@@ -49,8 +49,14 @@ from recoworld.runs.results import PopulationResult, RunResult
 RETRAIN_COLUMNS = ["arm", "user", "item", "action", "watch_seconds"]
 
 
+# Fields that do not change what is simulated, so a resume may differ in them: where the folder
+# is (an absolute or relative --out), and the LLM budget caps (a budget stop resumes with a larger one).
+UNHASHED = {"run": {"output"}, "llm": {"max_calls", "max_usd"}}
+
+
 def scenario_sha256(scenario: Scenario) -> str:
-    return hashlib.sha256(scenario.model_dump_json().encode()).hexdigest()
+    """Hash of the resolved scenario, without the fields in ``UNHASHED``."""
+    return hashlib.sha256(scenario.model_dump_json(exclude=UNHASHED).encode()).hexdigest()
 
 
 def split_arms(n: int, shares: Sequence[float], rng: np.random.Generator) -> np.ndarray:
@@ -182,9 +188,11 @@ class PopulationRun:
         state.profiles = self.folder.read_pickle("profiles.pkl")
         for world in state.worlds:
             world.attach(state.profiles, self._backend)
+        state.stopped = ""  # a budget stop resumes (with the budget the scenario now gives)
         self.folder.drop_days_from(state.next_day)
         manifest.files = [f for f in manifest.files if f.day < state.next_day]
         manifest.days_completed = state.next_day
+        manifest.status, manifest.stopped = "running", ""
         state.manifest = manifest
         self.folder.write_manifest(manifest)
         return state
@@ -206,8 +214,8 @@ class PopulationRun:
                 state.next_day = day + 1
                 if any(s.sim.backend.exhausted for w in state.worlds for s in w.shards):
                     state.stopped = f"the LLM budget ran out on day {day}"
-                last = state.next_day == days or bool(state.stopped)
-                self._commit(state, day, tables, last)
+                last = state.next_day == days
+                self._commit(state, day, tables, last, state.stopped)
                 if self.on_day is not None:
                     self.on_day(day)
                 if state.stopped:
@@ -218,6 +226,8 @@ class PopulationRun:
                 self._writer = None
         if self._write_error is not None:
             raise self._write_error
+        if state.stopped:  # also without a folder: the result says the run ended early
+            state.manifest.status, state.manifest.stopped = "stopped", state.stopped
         return self._result(state)
 
     def _live_day(self, state: RunState, day: int, retrain_logs: dict[int, list[pd.DataFrame]] | None) -> dict[str, list]:
@@ -314,10 +324,11 @@ class PopulationRun:
                 logs[a].append(past[past["arm"] == name])
         return logs
 
-    def _commit(self, state: RunState, day: int, tables: dict[str, list], last: bool) -> None:
+    def _commit(self, state: RunState, day: int, tables: dict[str, list], last: bool, stopped: str = "") -> None:
         """Hand the day's tables and a snapshot of the state to the writer thread, which writes the day
         files, then the manifest, then the checkpoint, while the next day is simulated. A kill at any
-        point resumes from the last checkpoint (later files and manifest entries are redone)."""
+        point resumes from the last checkpoint (later files and manifest entries are redone). A budget
+        stop (``stopped``: why) keeps its checkpoint, so the run resumes with a larger budget."""
         if self.folder is None:
             return
         self._wait_for_writer()
@@ -327,13 +338,14 @@ class PopulationRun:
             with detached(state):
                 snapshot = self.folder.snapshot((state, recs))
         job = (state.manifest, day, {name: pa.concat_tables(parts, promote_options="permissive")
-                                     for name, parts in tables.items() if parts}, last, snapshot)
+                                     for name, parts in tables.items() if parts}, last, snapshot, stopped)
         self._writer = threading.Thread(target=self._write, args=job, name="recoworld-log-writer")
         self._writer.start()
-        if last:
+        if last or stopped:
             self._wait_for_writer()
 
-    def _write(self, manifest: RunManifest, day: int, tables: dict[str, pa.Table], last: bool, snapshot) -> None:
+    def _write(self, manifest: RunManifest, day: int, tables: dict[str, pa.Table], last: bool, snapshot,
+               stopped: str = "") -> None:
         assert self.folder is not None
         try:
             for name, table in tables.items():
@@ -341,10 +353,13 @@ class PopulationRun:
             manifest.days_completed = day + 1
             if last:
                 manifest.status = "complete"
-            self.folder.write_manifest(manifest)
+            elif stopped:
+                manifest.status, manifest.stopped = "stopped", stopped
             if last:
+                self.folder.write_manifest(manifest)
                 self.folder.checkpoint_path.unlink(missing_ok=True)
             else:
+                self.folder.write_manifest(manifest)
                 self.folder.save_checkpoint(snapshot)
         except BaseException as exc:  # raised again in the main thread
             self._write_error = exc
