@@ -162,22 +162,31 @@ class PopulationRun:
         )
         if self.folder is not None:
             self.folder.prepare_fresh()
+            self.folder.write_manifest(manifest)  # first: a run killed while setting up is still a run (resumable)
             self.folder.write_text("scenario.yaml", yaml.safe_dump(scn.model_dump(mode="json", by_alias=True), sort_keys=False))
             self.folder.write_table("users", _users_table(profiles))
             self.folder.write_pickle("profiles.pkl", slices)
             self.folder.write_table("catalog", pa.Table.from_pandas(catalog.to_frame(), preserve_index=False))
-            self.folder.write_manifest(manifest)
         return RunState(scenario_sha256(scn), 0, worlds, manifest, arm_names, slices)
 
     def _resumed_state(self) -> RunState:
-        """The checkpoint is what counts: day files and manifest entries after it are dropped and redone."""
+        """The checkpoint is what counts: day files and manifest entries after it are dropped and redone,
+        the ones before it must match their SHA-256. Killed before the first checkpoint: start again."""
         assert self.folder is not None
+        if self.folder.is_blank():  # killed before the manifest was first written
+            return self._fresh_state()
         manifest = self.folder.read_manifest()
         if manifest.status == "complete":
             raise ValueError(f"--resume: the run in '{self.folder.path}' is already complete")
-        state, blob = self.folder.load_checkpoint()
+        if manifest.scenario_sha256 != scenario_sha256(self.scenario):
+            raise ValueError(f"--resume: the scenario differs from the one the run in '{self.folder.path}' started with")
+        try:
+            state, blob = self.folder.load_checkpoint()
+        except FileNotFoundError:  # killed during day 0 or its first checkpoint: day 0 is redone from the start
+            return self._fresh_state()
         if state.scenario_sha256 != scenario_sha256(self.scenario):
             raise ValueError(f"--resume: the scenario differs from the one the run in '{self.folder.path}' started with")
+        self.folder.verify_days(manifest, state.next_day)
         fresh = self._arms()[1]
         recs = unpickle_recommenders(
             blob,
@@ -188,6 +197,7 @@ class PopulationRun:
         state.profiles = self.folder.read_pickle("profiles.pkl")
         for world in state.worlds:
             world.attach(state.profiles, self._backend)
+        state.restore_user_memory()
         state.stopped = ""  # a budget stop resumes (with the budget the scenario now gives)
         self.folder.drop_days_from(state.next_day)
         manifest.files = [f for f in manifest.files if f.day < state.next_day]
@@ -335,6 +345,7 @@ class PopulationRun:
         snapshot = None
         if not last:
             recs = pickle_recommenders([world.recommenders for world in state.worlds])
+            state.keep_user_memory()
             with detached(state):
                 snapshot = self.folder.snapshot((state, recs))
         job = (state.manifest, day, {name: pa.concat_tables(parts, promote_options="permissive")
@@ -358,6 +369,7 @@ class PopulationRun:
             if last:
                 self.folder.write_manifest(manifest)
                 self.folder.checkpoint_path.unlink(missing_ok=True)
+                self.folder.previous_checkpoint_path.unlink(missing_ok=True)
             else:
                 self.folder.write_manifest(manifest)
                 self.folder.save_checkpoint(snapshot)
