@@ -10,6 +10,7 @@ from typing import Optional
 import typer
 from rich import box
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -82,7 +83,7 @@ def run(
         horizon, console = scn.env.horizon_days, make_console()
         arms = ", ".join(r.label for r in scn.recommenders)
         console.print(
-            f"[bold]{scn.name}[/]: {scn.users.n_users} users × {horizon} days, arms {arms} "
+            f"[bold]{escape(scn.name)}[/]: {scn.users.n_users} users × {horizon} days, arms {escape(arms)} "
             f"({scn.run.assignment}), {scn.creators.count} creators, engine {scn.run.engine}, seed {scn.seed}"
         )
         columns = [TextColumn("{task.description:<10}"), BarColumn(), MofNCompleteColumn(), TextColumn("days"), TimeElapsedColumn()]
@@ -96,12 +97,12 @@ def run(
         raise fail(str(exc))
     summaries = result.summaries()
     n_users = len(next(iter(result.arms.values())).totals["click"])
-    table = Table(title=f"{scn.name}: population means over {n_users} users per arm, {horizon} days", box=box.SIMPLE_HEAD)
+    table = Table(title=f"{escape(scn.name)}: population means over {n_users} users per arm, {horizon} days", box=box.SIMPLE_HEAD)
     table.add_column("arm", style="bold", no_wrap=True, min_width=max(len(k) for k in summaries))
     for _key, title, _spec in COLUMNS:
         table.add_column(title, justify="right", overflow="fold")
     for label, summary in summaries.items():
-        table.add_row(label, *(_fmt(summary[key], spec) for key, _title, spec in COLUMNS))
+        table.add_row(escape(label), *(_fmt(summary[key], spec) for key, _title, spec in COLUMNS))
     console.print(table)
     rows = {}
     for f in result.manifest.files:

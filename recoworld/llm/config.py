@@ -46,7 +46,7 @@ class LLMConfig(BaseModel):
     max_retries: int = Field(3, ge=0, description="Retries of transient errors per call.")
     max_calls: int | None = Field(None, ge=0, description="Model calls allowed (cache hits free).")
     max_usd: float | None = Field(None, ge=0.0, description="Spend after which calls stop.")
-    cache_path: str | None = Field(None, description="SQLite answer cache for replay; off if None.")
+    cache_path: str | None = Field(None, min_length=1, description="SQLite answer cache for replay; off if None.")
     max_in_flight: int = Field(16, ge=1, description="Concurrent requests in batched generation.")
     seed: int = Field(0, description="Seed of the retry-jitter generator.")
     local: LocalLLMConfig = Field(default_factory=LocalLLMConfig, description="Threads and context of a local/ model.")
