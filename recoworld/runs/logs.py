@@ -57,6 +57,9 @@ class ImpressionRecord(BaseModel):
     compliance: float = Field(description="Compliance of the slate with the pending instruction; NaN if none.")
     user_fallback: bool = Field(description="An LLM user's decision fell back to the parametric model.")
     recommender_fallback: bool = Field(description="The recommender fell back from its LLM path.")
+    user_echoed_item_text: bool = Field(
+        description="An LLM user's answer repeated words of an item's text (it quoted or followed item text: an injection)."
+    )
 
 
 class SessionRecord(BaseModel):
