@@ -112,3 +112,21 @@ def test_hybrid_prompts_keep_topic_text_inside_delimiters(tmp_path):
     assert prompts
     for prompt in prompts:
         assert MARK not in outside_delimiters(prompt), outside_delimiters(prompt)[:500]
+
+
+def test_the_report_counts_answers_that_echo_item_text(tmp_path):
+    from recoworld.evaluation.report import write_report
+
+    def obey(messages, schema):
+        answer = decision(messages, click=(0,))
+        answer["items"][0]["reason"] = ORDER
+        return answer
+
+    out = tmp_path / "run"
+    PopulationRun(load_scenario(scenario(tmp_path)), output=out, language_model=ScriptedModel(obey)).run()
+    slates = int(read_table(out, "impressions").query("position == 0")["user_echoed_item_text"].sum())
+    from recoworld.evaluation.data import RunLogs
+
+    paths = write_report([RunLogs.load(out)], tmp_path / "report")
+    html = paths.html.read_text()
+    assert "answers echoing item text" in html and f"{slates:,}" in html
