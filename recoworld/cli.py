@@ -12,6 +12,7 @@ from typing import Optional
 import typer
 from rich import box
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 app = typer.Typer(
@@ -88,7 +89,7 @@ def run(
         horizon, console = scn.env.horizon_days, make_console()
         arms = ", ".join(r.label for r in scn.recommenders)
         console.print(
-            f"[bold]{scn.name}[/]: {scn.users.n_users} users × {horizon} days, arms {arms} "
+            f"[bold]{escape(scn.name)}[/]: {scn.users.n_users} users × {horizon} days, arms {escape(arms)} "
             f"({scn.run.assignment}), {scn.creators.count} creators, engine {scn.run.engine}, seed {scn.seed}"
         )
         runner = PopulationRun(scn)  # checks an LLM's model, key and endpoint before anything is simulated
@@ -103,12 +104,12 @@ def run(
         raise fail(str(exc))
     summaries = result.summaries()
     n_users = len(next(iter(result.arms.values())).totals["click"])
-    table = Table(title=f"{scn.name}: population means over {n_users} users per arm, {horizon} days", box=box.SIMPLE_HEAD)
+    table = Table(title=f"{escape(scn.name)}: population means over {n_users} users per arm, {horizon} days", box=box.SIMPLE_HEAD)
     table.add_column("arm", style="bold", no_wrap=True, min_width=max(len(k) for k in summaries))
     for _key, title, _spec in COLUMNS:
         table.add_column(title, justify="right", overflow="fold")
     for label, summary in summaries.items():
-        table.add_row(label, *(_fmt(summary[key], spec) for key, _title, spec in COLUMNS))
+        table.add_row(escape(label), *(_fmt(summary[key], spec) for key, _title, spec in COLUMNS))
     console.print(table)
     rows = {}
     for f in result.manifest.files:
@@ -130,6 +131,13 @@ def run(
         except (ValueError, OSError, KeyError) as exc:
             raise fail(f"report: {_first_line(exc)} (the logs are complete; retry with `recoworld report {result.output}`)")
         console.print(f"report: {paths.html}", highlight=False)
+    if result.manifest.status == "stopped":  # the LLM budget ended the run early: say so, exit non-zero
+        console.print(
+            f"stopped: {result.manifest.stopped}; {result.manifest.days_completed} of {horizon} days written. "
+            "Carry on with a larger budget: the same command with --resume and --set llm.max_calls=... / llm.max_usd=...",
+            highlight=False, markup=False,
+        )
+        raise typer.Exit(code=3)
 
 
 def check_run_folder(folder: Path, resume: bool, overwrite: bool) -> None:

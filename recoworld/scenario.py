@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 import re
 from importlib import resources
 from pathlib import Path
@@ -21,6 +22,79 @@ from recoworld.world.synthetic import SyntheticCatalogConfig
 
 class ScenarioError(ValueError):
     """A scenario that cannot be used; the message names the offending field."""
+
+
+MAX_ABS_NUMBER = 1e12  # no field of a scenario means anything beyond this
+MAX_DEPTH = 24  # YAML nesting: a scenario is a few levels deep; deeper is a mistake or a bomb
+MAX_FILE_BYTES = 2_000_000
+SIZE_LIMITS: dict[tuple[str, ...], int] = {
+    ("catalog", "synthetic", "n_items"): 5_000_000,
+    ("catalog", "synthetic", "n_creators"): 1_000_000,
+    ("catalog", "synthetic", "n_topics"): 10_000,
+    ("catalog", "embedding", "dim"): 4_096,
+    ("env", "num_candidates"): 100_000,
+    ("env", "slate_size"): 1_000,
+    ("env", "horizon_days"): 100_000,
+    ("env", "max_slates_per_session"): 100_000,
+    ("env", "history_length"): 100_000,
+    ("users", "n_users"): 50_000_000,
+    ("creators", "count"): 1_000_000,
+    ("run", "shards"): 100_000,
+}
+
+
+def check_numbers(node: Any, path: tuple[str, ...]) -> None:
+    """A ValueError naming the first number under ``node`` that is NaN, infinite or beyond ``MAX_ABS_NUMBER``
+    (seeds excepted: any 64-bit integer)."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            check_numbers(value, (*path, str(key)))
+    elif isinstance(node, (list, tuple)):
+        for i, value in enumerate(node):
+            check_numbers(value, (*path, str(i)))
+    elif isinstance(node, float) or (isinstance(node, int) and not isinstance(node, bool) and path[-1:] != ("seed",)):
+        where = ".".join(path) or "(top level)"
+        if isinstance(node, float) and not math.isfinite(node):
+            raise ValueError(f"{where}: {node} is not a finite number")
+        if abs(node) > MAX_ABS_NUMBER:
+            raise ValueError(f"{where}: {node:g} is out of range (|x| <= {MAX_ABS_NUMBER:g})")
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """yaml.SafeLoader that refuses duplicate keys and nesting deeper than MAX_DEPTH."""
+
+    _depth = 0
+
+    def compose_node(self, parent, index):  # type: ignore[no-untyped-def]
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                raise ScenarioError(f"nested more than {MAX_DEPTH} levels deep (line {self.get_mark().line + 1})")
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def construct_mapping(self, node, deep=False):  # type: ignore[no-untyped-def]
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                duplicate = key in seen
+            except TypeError:
+                raise ScenarioError(f"line {key_node.start_mark.line + 1}: a key must be a plain value") from None
+            if duplicate:
+                raise ScenarioError(f"duplicate key '{key}' (line {key_node.start_mark.line + 1})")
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def safe_load_strict(text: str) -> Any:
+    """YAML to Python like ``yaml.safe_load``, refusing duplicate keys and depth bombs (ScenarioError)."""
+    loader = _StrictLoader(text)
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
 
 
 class EmbeddingConfig(BaseModel):
@@ -233,9 +307,32 @@ class Scenario(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = "custom"
-    description: str = ""
-    seed: int = Field(0, description="Seed of every random draw in the world.")
+    name: str = Field("custom", min_length=1, max_length=200, description="The run's name (logs, report, console).")
+    description: str = Field("", max_length=10_000)
+    seed: int = Field(0, ge=0, lt=2**63, description="Seed of every random draw in the world.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _finite_numbers(cls, data: Any) -> Any:
+        """Every number finite and of a sane magnitude (NaN, inf and 1e300 are refused wherever they are)."""
+        check_numbers(data, ())
+        return data
+
+    @model_validator(mode="after")
+    def _bounded_sizes(self) -> "Scenario":
+        """Every number finite once parsed ("1e300" and "nan" strings too); sizes that allocate memory
+        bounded, so a typo fails here and not with a MemoryError."""
+        check_numbers(self.model_dump(), ())
+        for path, limit in SIZE_LIMITS.items():
+            node: Any = self
+            for part in path:
+                node = getattr(node, part)
+            if node is not None and node > limit:
+                raise ValueError(f"{'.'.join(path)}: {node} is larger than the limit {limit:,}")
+        for i, segment in enumerate(self.users.segments):
+            if segment.size is not None and segment.size > SIZE_LIMITS[("users", "n_users")]:
+                raise ValueError(f"users.segments.{i}.size: larger than the limit {SIZE_LIMITS[('users', 'n_users')]:,}")
+        return self
     catalog: CatalogConfig = Field(default_factory=CatalogConfig)
     env: EnvConfig = Field(default_factory=EnvConfig)
     users: UsersConfig = Field(default_factory=UsersConfig)
@@ -307,8 +404,8 @@ def parse_overrides(pairs: list[str]) -> dict[str, Any]:
         if not sep or not all(parts):
             raise ValueError(f"--set '{pair}': expected key.path=value")
         try:
-            value = yaml.safe_load(raw) if raw.strip() else raw
-        except yaml.YAMLError:
+            value = safe_load_strict(raw) if raw.strip() else raw
+        except (yaml.YAMLError, ScenarioError, RecursionError):
             raise ValueError(f"--set '{pair}': value is not valid YAML") from None
         node = out
         for part in parts[:-1]:
@@ -341,10 +438,17 @@ def load_scenario(ref: str | Path | dict[str, Any] | Scenario = "quickstart", ov
         data, source = ref, "scenario"
     else:
         text, source = _read(str(ref))
+        if len(text) > MAX_FILE_BYTES:
+            raise ScenarioError(f"{source}: {len(text):,} characters; a scenario file is at most {MAX_FILE_BYTES:,}")
         try:
-            data = yaml.safe_load(text) or {}
-        except yaml.YAMLError as exc:
-            raise ScenarioError(f"{source}: not valid YAML ({str(exc).splitlines()[0]})") from None
+            data = safe_load_strict(text)
+        except ScenarioError as exc:
+            raise ScenarioError(f"{source}: {exc}") from None
+        except (yaml.YAMLError, RecursionError, ValueError) as exc:
+            first = str(exc).splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ScenarioError(f"{source}: not valid YAML ({first})") from None
+        if data is None:
+            raise ScenarioError(f"{source}: the file is empty (or only comments); write at least a name")
         if not isinstance(data, dict):
             raise ScenarioError(f"{source}: expected a mapping at the top level")
         _relative_to(data, Path(str(ref)).parent)
@@ -354,6 +458,8 @@ def load_scenario(ref: str | Path | dict[str, Any] | Scenario = "quickstart", ov
         return Scenario.model_validate(data)
     except ValidationError as err:
         raise ScenarioError(format_validation_error(err, source)) from None
+    except (TypeError, RecursionError, OverflowError) as exc:  # a value no validator anticipated
+        raise ScenarioError(f"{source}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:300]) from None
 
 
 DATA_PATHS = (("catalog", "path"), ("users", "logs", "interactions"), ("users", "from_calibration"))
@@ -375,7 +481,12 @@ def _read(ref: str) -> tuple[str, str]:
     if path.suffix in (".yaml", ".yml") or path.exists():
         if not path.is_file():
             raise ScenarioError(f"scenario file '{ref}' does not exist")
-        return path.read_text(), f"scenario '{path.name}'"
+        if path.stat().st_size > MAX_FILE_BYTES:
+            raise ScenarioError(f"scenario '{path.name}': {path.stat().st_size:,} bytes; a scenario file is at most {MAX_FILE_BYTES:,}")
+        try:
+            return path.read_text(encoding="utf-8"), f"scenario '{path.name}'"
+        except UnicodeDecodeError as exc:
+            raise ScenarioError(f"scenario '{path.name}': not UTF-8 text (byte {exc.start})") from None
     if ref in bundled_scenarios():
         return resources.files("recoworld.scenarios").joinpath(f"{ref}.yaml").read_text(), f"scenario '{ref}'"
     raise ScenarioError(f"unknown scenario '{ref}' (bundled: {', '.join(bundled_scenarios())}; or give a .yaml path)")

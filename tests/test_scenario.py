@@ -175,7 +175,10 @@ def test_yaml_file_errors_name_the_file_and_field(tmp_path):
     assert "missing.yaml" in error_of(missing)
 
 
-def test_empty_yaml_is_the_default_scenario(tmp_path):
+def test_empty_yaml_is_refused_and_an_empty_mapping_is_the_default_scenario(tmp_path):
     path = tmp_path / "empty.yaml"
     path.write_text("")
+    with pytest.raises(ScenarioError, match="empty"):
+        load_scenario(path)
+    path.write_text("{}\n")
     assert load_scenario(path) == Scenario()

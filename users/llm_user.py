@@ -17,11 +17,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal, Sequence
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from recoworld.llm.base import LanguageModel, LLMBudgetExceeded, LLMError, LLMMalformedOutput, Message, Usage
 from recoworld.llm.local_model import context_fit
-from recoworld.llm.text import CLOSE, DATA_RULE, OPEN, inert
+from recoworld.llm.text import CLOSE, DATA_RULE, OPEN, echoes, inert, quote
 from recoworld.world import kernel as K
 from recoworld.users.parametric import ForcedDecisions, ParametricUserBackend
 from recoworld.users.protocol import UserBackend
@@ -91,9 +91,20 @@ def slate_schema(k: int) -> type[SlateDecision]:
         schema["properties"]["items"] = {"type": "array", "prefixItems": tuple_items, "minItems": k, "maxItems": k}
         return schema
 
+    def fits_slate(self: SlateDecision) -> SlateDecision:
+        """A wrong item count or order fails validation, so the client's retries ask again."""
+        for j, d in enumerate(self.items):
+            if d.position != j:
+                raise ValueError(f"items: expected position {j}, got {d.position}")
+        left = self.leave or any(d.action == "leave" for d in self.items)
+        if len(self.items) > k or (len(self.items) < k and not left):
+            raise ValueError(f"items: {len(self.items)} decisions for a slate of {k}")
+        return self
+
     return type("SlateDecision", (SlateDecision,), {
         "__doc__": SlateDecision.__doc__, "decoding_schema": classmethod(decoding_schema),
         "model_config": ConfigDict(extra="forbid", json_schema_extra=exactly_k),
+        "_fits_slate": model_validator(mode="after")(fits_slate),
     })
 
 
@@ -125,6 +136,37 @@ class LLMStepRecord:
     reasons: list[str] = field(default_factory=list)
     mindset: str = ""
     usage: Usage = field(default_factory=Usage)
+    echoed_item_text: bool = False  # the answer quotes or follows the text of an item it was shown
+
+
+TOPIC_CHARS = 40  # a topic name in a prompt: quoted and capped like any item text
+
+
+def quoted_profile(profile):  # type: ignore[no-untyped-def]
+    """The profile as the prompt shows it: topic names (interests, dislikes) and extracted paragraphs quoted."""
+    update = {
+        "interests": {quote(t, TOPIC_CHARS): w for t, w in profile.interests.items()},
+        "dislikes": [quote(t, TOPIC_CHARS) for t in profile.dislikes],
+        "goals": [quote(g, 80) for g in profile.goals],
+    }
+    for name in ("facts_paragraph", "traits_paragraph"):
+        if getattr(profile, name):
+            update[name] = quote(getattr(profile, name), 1500)
+    return profile.model_copy(update=update)
+
+
+def quoted_mindset(mindset):  # type: ignore[no-untyped-def]
+    """The mindset as the prompt shows it: topic names quoted, the instruction's words quoted."""
+    return mindset.model_copy(update={
+        "satiation": {quote(t, TOPIC_CHARS): v for t, v in mindset.satiation.items()},
+        "pending_instruction": None,
+    })
+
+
+def quoted_intent(intent) -> str:  # type: ignore[no-untyped-def]
+    """What a pending instruction asks for, every text field quoted."""
+    fields = intent.model_dump(exclude_defaults=True)
+    return "{" + ", ".join(f"{k}: {quote(v, 300) if isinstance(v, str) else v}" for k, v in fields.items()) + "}"
 
 
 class LLMUserBackend:
@@ -160,7 +202,8 @@ class LLMUserBackend:
             parts.append(inert(cat.text(item), self.max_item_chars if max_chars is None else max_chars))
         if self.representation in ("semantic_ids", "both"):
             parts.append("sid " + "-".join(str(c) for c in cat.semantic_ids()[item]))
-        parts.append(f"(topic {cat.topic_names[cat.topic[item]]}, {minutes:.1f} min)")
+        topic = inert(cat.topic_names[cat.topic[item]], TOPIC_CHARS)
+        parts.append(f"(topic {topic}, {minutes:.1f} min)")
         return f"{OPEN} {' '.join(parts)} {CLOSE}"
 
     def messages(
@@ -175,20 +218,20 @@ class LLMUserBackend:
         last_slate = sim.session_step[row] + 1 >= sim.env.max_slates_per_session
         system = (
             "You simulate one user of a short-video app, in character, and report what they do with the "
-            f"slate of items the app shows them. {DATA_RULE}\n\n" + profile.text()
+            f"slate of items the app shows them. {DATA_RULE}\n\n" + quoted_profile(profile).text()
         )
         lines = [
             f"Day {int(sim.day[row])}, session {int(sim.platform.sessions[row])}, slate {int(sim.session_step[row]) + 1} of this session.",
-            f"How you feel (internal state): {mindset.text()}",
+            f"How you feel (internal state): {quoted_mindset(mindset).text()}",
         ]
         if mem.mindset:
-            lines.append(f"In your own words after the last slate: {mem.mindset}")
+            lines.append(f"In your own words after the last slate: {quote(mem.mindset, 500)}")
         if mem.summaries and memory_items > 0:
             lines.append("Earlier sessions: " + " | ".join(mem.summaries[-3:]))
         if mem.interactions and memory_items > 0:
             lines.append("Recently: " + "; ".join(mem.interactions[-memory_items:]))
         if mindset.pending_instruction is not None:
-            lines.append(f"You asked the app for: {mindset.pending_instruction.model_dump(exclude_defaults=True)}.")
+            lines.append(f"You asked the app for: {quoted_intent(mindset.pending_instruction)}.")
         lines.append("The slate, in order:")
         lines.extend(self.item_line(sim, j, int(item), max_chars) for j, item in enumerate(slate))
         lines.append(
@@ -251,6 +294,10 @@ class LLMUserBackend:
     def fallbacks(self, n: int) -> np.ndarray:
         return np.array([x.fallback for x in self.last_records], dtype=bool)
 
+    def echoed(self, n: int) -> np.ndarray:
+        """(n,) whether each user's last answer quoted or followed an item's text (see :func:`echoes_items`)."""
+        return np.array([x.echoed_item_text for x in self.last_records], dtype=bool)
+
     def decide(self, sim: "Simulation", rows: np.ndarray, slates: np.ndarray) -> ForcedDecisions:
         """One structured call per user (bounded concurrency); failures fall back to the parametric decision."""
         b, k = slates.shape
@@ -283,6 +330,7 @@ class LLMUserBackend:
             self._parsed[i] = result.value
             rec.reasons = [d.reason for d in result.value.items]
             rec.mindset = result.value.mindset
+            rec.echoed_item_text = echoes_items(result.value, sim, slates[i])
         return forced
 
     def after_step(self, sim: "Simulation", rows: np.ndarray, slates: np.ndarray, outcome: "StepOutcome") -> None:
@@ -296,14 +344,15 @@ class LLMUserBackend:
                 code = labels[i, j]
                 if code == K.A_UNSEEN:
                     break
-                mem.interactions.append(f"{inert(cat.title[item], 60)} ({cat.topic_names[cat.topic[item]]}): {K.ACTION_LABELS[code]}")
+                topic = inert(cat.topic_names[cat.topic[item]], TOPIC_CHARS)
+                mem.interactions.append(f"{OPEN} {inert(cat.title[item], 60)} ({topic}) {CLOSE}: {K.ACTION_LABELS[code]}")
             del mem.interactions[: -self.memory_items]
             parsed = self._parsed[i] if i < len(self._parsed) else None
             if parsed is None:
                 continue
             mem.mindset = parsed.mindset
             if parsed.session_summary and outcome.session_ended[i]:
-                mem.summaries.append(inert(parsed.session_summary, 300))
+                mem.summaries.append(quote(parsed.session_summary, 300))
             if parsed.instruction is not None and sim.users.instr_age[row] < 0 and not outcome.churned[i]:
                 sim.tell(row, parsed.instruction.more_topic, parsed.instruction.less_topic, parsed.instruction.surprise,
                          parsed.instruction.text)
@@ -345,11 +394,13 @@ class HybridUserBackend:
             requests.append(
                 (
                     [
-                        {"role": "system", "content": "You write what one app user says, in character.\n\n" + profile.text()},
+                        {"role": "system", "content": "You write what one app user says, in character. "
+                         f"{DATA_RULE}\n\n" + quoted_profile(profile).text()},
                         {
                             "role": "user",
-                            "content": f"They are losing interest and tell the app: {instr.intent.model_dump(exclude_defaults=True)}. "
-                            f"Write it in their {profile.traits.tone} tone, one or two short sentences. Template: {instr.text}",
+                            "content": f"They are losing interest and tell the app: {quoted_intent(instr.intent)}. "
+                            f"Write it in their {profile.traits.tone} tone, one or two short sentences. "
+                            f"Template: {quote(instr.text, 300)}",
                         },
                     ],
                     InstructionWords,
@@ -378,6 +429,16 @@ def make_user_backend(scenario: "Scenario", language_model: LanguageModel | None
     if kind == "llm":
         return LLMUserBackend(model, scenario.users.representation, max_in_flight=scenario.llm.max_in_flight)
     return HybridUserBackend(model, max_in_flight=scenario.llm.max_in_flight)
+
+
+def echoes_items(decision: SlateDecision, sim: "Simulation", slate: np.ndarray) -> bool:
+    """Whether an answer's words (reasons, mood, instruction, summary) repeat an item's text of the slate:
+    a schema-valid answer that obeys an injected instruction usually says so in its own words."""
+    said = [d.reason for d in decision.items] + [decision.mindset, decision.session_summary or ""]
+    if decision.instruction is not None:
+        said.append(decision.instruction.text)
+    texts = [str(sim.catalog.text(int(item))) for item in slate]
+    return any(echoes(text, texts) for text in said if text)
 
 
 def run_requests(model: LanguageModel, requests: Sequence[tuple[list[Message], type[BaseModel]]], max_in_flight: int) -> list:

@@ -47,6 +47,9 @@ class RecoWorldEnv(gym.Env):
         user_backend: str | None = None,
         language_model: Any = None,
     ) -> None:
+        if config is not None and not isinstance(config, dict):
+            raise ValueError(f"config: expected a mapping of scenario fields such as {{'env': {{'slate_size': 5}}}}, "
+                             f"got a {type(config).__name__}")
         overrides = dict(config or {})
         if action_mode is not None:
             overrides["env"] = {**overrides.get("env", {}), "action_mode": action_mode}
@@ -135,14 +138,16 @@ class RecoWorldEnv(gym.Env):
         a = np.asarray(action)
         if a.shape != (self.slate_size,):
             raise ValueError(f"action: expected shape ({self.slate_size},), got {a.shape}")
+        hi = int(self.action_space.nvec[0])
+        what = "candidate positions" if self.action_mode == "slate" else "topics"
         if a.dtype.kind not in "iu":
             if not (a.dtype.kind == "f" and np.all(a == np.round(a))):
                 raise ValueError(f"action: expected integers, got dtype {a.dtype}")
+            if not np.all(np.abs(a) < 2**53):  # inf, or too large to be an index: report the values as given
+                raise ValueError(f"action: {what} must lie in [0, {hi}), got {a.tolist()}")
             a = a.astype(np.int64)
-        hi = int(self.action_space.nvec[0])
         values = a.tolist()  # K small ints: Python's min/max beat two numpy reductions
         if min(values) < 0 or max(values) >= hi:
-            what = "candidate positions" if self.action_mode == "slate" else "topics"
             raise ValueError(f"action: {what} must lie in [0, {hi}), got values from {min(values)} to {max(values)}")
         cands = self.sim.candidates[0]
         if self.action_mode == "slate":

@@ -230,14 +230,16 @@ class RecoWorldVectorEnv(VectorEnv):
         n, k = self.num_envs, self.slate_size
         if a.shape != (n, k):
             raise ValueError(f"actions: expected shape ({n}, {k}), got {a.shape}")
+        hi = int(self.single_action_space.nvec[0])
+        what = "candidate positions" if self.action_mode == "slate" else "topics"
         if a.dtype.kind not in "iu":
             if not (a.dtype.kind == "f" and np.all(a == np.round(a))):
                 raise ValueError(f"actions: expected integers, got dtype {a.dtype}")
+            if not np.all(np.abs(a) < 2**53):  # inf, or too large to be an index
+                raise ValueError(f"actions: {what} must lie in [0, {hi}), got values from {a.min()} to {a.max()}")
             a = a.astype(np.int64)
-        hi = int(self.single_action_space.nvec[0])
         lo_seen, hi_seen = int(a.min()), int(a.max())
         if lo_seen < 0 or hi_seen >= hi:
-            what = "candidate positions" if self.action_mode == "slate" else "topics"
             raise ValueError(f"actions: {what} must lie in [0, {hi}), got values from {lo_seen} to {hi_seen}")
         if self.action_mode != "slate":
             a = fill_topics(self.sim.view(ALL), self.catalog.popularity, a)

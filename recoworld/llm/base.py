@@ -16,9 +16,14 @@ Message = dict[str, str]  # {"role": "system" | "user" | "assistant", "content":
 
 
 class LLMError(Exception):
-    """A language-model call that did not produce a valid structured answer."""
+    """A language-model call that did not produce a valid structured answer.
+
+    ``usage`` is what the failed request cost when the model answered (an answer that failed
+    validation still used tokens); the budget and the meter count it.
+    """
 
     transient = False  # worth retrying
+    usage: "Usage | None" = None
 
 
 class LLMTimeout(LLMError):
@@ -26,7 +31,13 @@ class LLMTimeout(LLMError):
 
 
 class LLMRateLimited(LLMError):
+    """HTTP 429; ``retry_after`` is the server's Retry-After in seconds, when it sent one."""
+
     transient = True
+
+    def __init__(self, message: str = "", retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class LLMServerError(LLMError):

@@ -46,7 +46,7 @@ class LLMConfig(BaseModel):
     max_retries: int = Field(3, ge=0, description="Retries of transient errors per call.")
     max_calls: int | None = Field(None, ge=0, description="Model calls allowed (cache hits free).")
     max_usd: float | None = Field(None, ge=0.0, description="Spend after which calls stop.")
-    cache_path: str | None = Field(None, description="SQLite answer cache for replay; off if None.")
+    cache_path: str | None = Field(None, min_length=1, description="SQLite answer cache for replay; off if None.")
     max_in_flight: int = Field(16, ge=1, description="Concurrent requests in batched generation.")
     seed: int = Field(0, description="Seed of the retry-jitter generator.")
     max_fallback_share: float | None = Field(
@@ -80,16 +80,32 @@ def make_client(cfg: LLMConfig) -> LanguageModel:
     )
 
 
-def build_language_model(cfg: LLMConfig, inner: LanguageModel | None = None) -> MeteredModel:
-    """Metered(Budgeted(Cached(Retrying(inner or make_client(cfg))))).
+def wrapper_chain(model: LanguageModel) -> list[LanguageModel]:
+    """The model and every model it wraps, outermost first (following ``.inner``)."""
+    chain = [model]
+    while getattr(chain[-1], "inner", None) is not None and len(chain) < 64:
+        chain.append(chain[-1].inner)
+    return chain
 
-    The cache sits outside the retries so a hit costs nothing, the budget outside the cache
-    so hits never count against it, and the meter outermost. Without ``cache_path`` the
-    cache layer is left out. Nothing is called here (a local model's server starts on its first call).
+
+def build_language_model(cfg: LLMConfig, inner: LanguageModel | None = None) -> MeteredModel:
+    """Metered(Cached(Retrying(Budgeted(inner or make_client(cfg))))), built once.
+
+    The budget sits directly around the client, so every HTTP request (each retry included)
+    counts against ``max_calls`` and ``max_usd``; the cache outside the retries, so a hit costs
+    nothing and never reaches the budget; the meter outermost. Without ``cache_path`` the cache
+    layer is left out. An ``inner`` that already is such a stack is returned as it is, so a
+    caller that passes a built stack on (the runner to the user backend) never doubles the retries
+    (attempts per call stay at most ``max_retries + 1``). Nothing is called here (a local model's
+    server starts on its first call).
     """
+    if inner is not None and any(isinstance(m, RetryingModel) for m in wrapper_chain(inner)):
+        if isinstance(inner, MeteredModel):
+            return inner
+        raise ValueError("build_language_model: inner already retries; pass the client, or the whole built stack")
     model: LanguageModel = inner or make_client(cfg)
+    model = BudgetedModel(model, max_calls=cfg.max_calls, max_usd=cfg.max_usd)
     model = RetryingModel(model, max_retries=cfg.max_retries, seed=cfg.seed)
     if cfg.cache_path is not None:
         model = CachedModel(model, cfg.cache_path)
-    model = BudgetedModel(model, max_calls=cfg.max_calls, max_usd=cfg.max_usd)
     return MeteredModel(model)

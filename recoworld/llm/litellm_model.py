@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import os
 import threading
 from typing import Any, Literal
@@ -102,6 +103,31 @@ def _status_code(exc: BaseException) -> int | None:
         return None
 
 
+def retry_after(exc: BaseException) -> float | None:
+    """Seconds from a 429's Retry-After header (a number of seconds; an HTTP date is ignored)."""
+    sources = (getattr(exc, "litellm_response_headers", None), getattr(exc, "headers", None),
+               getattr(getattr(exc, "response", None), "headers", None))
+    try:
+        values = [h.get("retry-after") or h.get("Retry-After") for h in sources if h]
+        value = next((v for v in values if v is not None), None)
+        seconds = float(value) if value is not None else None
+    except (TypeError, ValueError, AttributeError):
+        return None
+    return seconds if seconds is not None and math.isfinite(seconds) and seconds >= 0 else None
+
+
+def _refused(exc: BaseException) -> bool:
+    """Whether the exception (or one it was raised from) is a refused TCP connection."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, ConnectionRefusedError) or "connection refused" in str(current).lower():
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
 def map_exception(exc: BaseException, *, secret: str | None = None) -> LLMError:
     """Translate a litellm / openai / httpx exception into the LLMError hierarchy.
 
@@ -124,7 +150,9 @@ def map_exception(exc: BaseException, *, secret: str | None = None) -> LLMError:
     if isinstance(exc, (openai.APITimeoutError, TimeoutError, asyncio.TimeoutError)):
         return LLMTimeout(message)
     if isinstance(exc, openai.RateLimitError) or code == 429:
-        return LLMRateLimited(message)
+        return LLMRateLimited(message, retry_after=retry_after(exc))
+    if _refused(exc):
+        return LLMConfigError(f"the endpoint refused the connection (is the server running?): {message}")
     if isinstance(
         exc,
         (
@@ -268,28 +296,30 @@ class LiteLLMModel:
         return retry
 
     def _generation(self, litellm: Any, response: Any, schema: type[T]) -> Generation[T]:
-        choices = getattr(response, "choices", None) or []
-        message = getattr(choices[0], "message", None) if choices else None
-        content = getattr(message, "content", None) if message is not None else None
-        if not content or not str(content).strip():
-            raise LLMEmptyResponse(f"{self.model}: empty content")
-        value = parse_structured(str(content), schema)
+        """The validated answer; its usage is counted first, so an answer that fails validation
+        raises an LLMError that still carries what it cost (``err.usage``)."""
         usage = getattr(response, "usage", None)
         try:
             cost = float(litellm.completion_cost(completion_response=response) or 0.0)
         except Exception:  # noqa: BLE001 - no price for this model (a local server): free
             cost = 0.0
-        return Generation[schema](  # type: ignore[valid-type]
-            value=value,
-            usage=Usage(
-                calls=1,
-                prompt_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
-                completion_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
-                cost_usd=cost,
-            ),
-            model=self.model,
-            raw=str(content),
+        spent = Usage(
+            calls=1,
+            prompt_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
+            completion_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
+            cost_usd=cost,
         )
+        choices = getattr(response, "choices", None) or []
+        message = getattr(choices[0], "message", None) if choices else None
+        content = getattr(message, "content", None) if message is not None else None
+        try:
+            if not content or not str(content).strip():
+                raise LLMEmptyResponse(f"{self.model}: empty content")
+            value = parse_structured(str(content), schema)
+        except LLMError as err:
+            err.usage = spent
+            raise
+        return Generation[schema](value=value, usage=spent, model=self.model, raw=str(content))  # type: ignore[valid-type]
 
     # -- LanguageModel -----------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ValidationError
 
 from recoworld.llm.base import (
     Generation,
+    LLMError,
     LLMMalformedOutput,
     Message,
     T,
@@ -85,19 +86,16 @@ class ScriptedModel:
         with self._lock:
             self.calls += 1
             self.last_messages = messages
-        value, raw = self._validate(self.respond(messages, schema), schema)
+        answer = self.respond(messages, schema)
         prompt_tokens, completion_tokens = self.tokens_per_call
-        return Generation[schema](  # type: ignore[valid-type]
-            value=value,
-            usage=Usage(
-                calls=1,
-                prompt_tokens=prompt_tokens,
-                completion_tokens=completion_tokens,
-                cost_usd=self.usd_per_call,
-            ),
-            model=self.model,
-            raw=raw,
-        )
+        usage = Usage(calls=1, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, cost_usd=self.usd_per_call)
+        try:
+            value, raw = self._validate(answer, schema)
+        except LLMError as err:
+            if not isinstance(answer, Exception):  # the model answered, invalidly: it still cost
+                err.usage = usage
+            raise
+        return Generation[schema](value=value, usage=usage, model=self.model, raw=raw)  # type: ignore[valid-type]
 
     async def agenerate(
         self,

@@ -57,6 +57,18 @@ class RunState:
     arm_names: list[str]
     profiles: list[list[UserProfile]]  # each shard's users, shared by every world (saved once in profiles.pkl)
     stopped: str = ""  # why the run ended before its last day, if it did
+    user_memory: list[list[object]] = field(default_factory=list)  # per world and shard: an LLM backend's memory
+
+    def keep_user_memory(self) -> None:
+        """Copy what LLM users remember (their backends are not pickled with the simulations) into the state."""
+        self.user_memory = [[getattr(shard.sim.backend, "memory", None) for shard in w.shards] for w in self.worlds]
+
+    def restore_user_memory(self) -> None:
+        """After :meth:`World.attach`: give the fresh LLM backends back what their users remembered."""
+        for world, memories in zip(self.worlds, self.user_memory):
+            for shard, memory in zip(world.shards, memories):
+                if memory is not None and hasattr(shard.sim.backend, "memory"):
+                    shard.sim.backend.memory = memory
 
     def __getstate__(self) -> dict:
         """Pickled without the user profiles (they never change): the simulations' too."""

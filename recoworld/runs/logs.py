@@ -9,9 +9,12 @@ Arrow columns from numpy arrays directly, so a million rows cost no Python loop.
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import pickle
+import re
 import shutil
+import signal
 from pathlib import Path
 from typing import Any, Literal
 
@@ -54,6 +57,9 @@ class ImpressionRecord(BaseModel):
     compliance: float = Field(description="Compliance of the slate with the pending instruction; NaN if none.")
     user_fallback: bool = Field(description="An LLM user's decision fell back to the parametric model.")
     recommender_fallback: bool = Field(description="The recommender fell back from its LLM path.")
+    user_echoed_item_text: bool = Field(
+        description="An LLM user's answer repeated words of an item's text (it quoted or followed item text: an injection)."
+    )
 
 
 class SessionRecord(BaseModel):
@@ -108,7 +114,10 @@ class RunManifest(BaseModel):
     arms: list[str]
     days_total: int
     days_completed: int = 0
-    status: Literal["running", "complete"] = "running"
+    status: Literal["running", "stopped", "complete"] = Field(
+        "running", description="stopped: ended early by the LLM budget (see ``stopped``); --resume carries on."
+    )
+    stopped: str = Field("", description="Why the run stopped before its last day, if it did.")
     files: list[DayFile] = Field(default_factory=list)
 
     def paths(self, table: str) -> list[str]:
@@ -138,14 +147,81 @@ def table_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+KILL_ENV = "RECOWORLD_KILL_AT"  # tests: SIGKILL this process at the N-th write point (1-based)
+_write_points = 0
+
+
+def write_point(label: str) -> None:
+    """A point where a kill is tested: before, inside and after every file the run folder writes.
+    With ``RECOWORLD_KILL_AT=N`` in the environment the process kills itself (SIGKILL) at the N-th."""
+    global _write_points
+    target = os.environ.get(KILL_ENV)
+    if not target:
+        return
+    _write_points += 1
+    if _write_points == int(target):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def reset_write_points() -> None:
+    global _write_points
+    _write_points = 0
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _replace_durably(tmp: Path, path: Path) -> None:
+    """fsync ``tmp``, rename it to ``path`` and fsync the folder: once this returns the file exists on disk."""
+    with open(tmp, "rb+") as fh:
+        os.fsync(fh.fileno())
+    write_point(f"written {path.name}")
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+    write_point(f"renamed {path.name}")
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that a reader never sees a partial file (write, fsync, rename)."""
+    """Write ``data`` to ``path`` so that a reader never sees a partial file (write, fsync, rename, fsync)."""
+    write_point(f"before {path.name}")
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+        fh.write(data[: len(data) // 2])
+        write_point(f"inside {path.name}")
+        fh.write(data[len(data) // 2 :])
+    _replace_durably(tmp, path)
+
+
+class _SortedSetPickler(pickle._Pickler):  # type: ignore[name-defined]
+    """Pickles sets in sorted order, so equal objects give equal bytes whatever the hash seed."""
+
+    dispatch = pickle._Pickler.dispatch.copy()  # type: ignore[attr-defined]
+
+    def save_set(self, obj: set | frozenset) -> None:
+        try:
+            items = sorted(obj)
+        except TypeError:
+            items = list(obj)
+        self.save_reduce(type(obj), (items,), obj=obj)
+
+    dispatch[set] = save_set
+    dispatch[frozenset] = save_set
+
+
+def stable_pickle(obj: Any) -> bytes:
+    """``pickle.dumps`` whose bytes do not depend on PYTHONHASHSEED (pydantic models hold sets)."""
+    out = io.BytesIO()
+    _SortedSetPickler(out, protocol=5).dump(obj)
+    return out.getvalue()
+
+
+DAY_FILE = re.compile(r"^day=(\d{3,})\.parquet$")
+CHECKPOINT_MAGIC = b"RWCKPT1\n"
 
 
 # ------------------------------------------------------------------ the run folder
@@ -168,17 +244,23 @@ class RunFolder:
     def exists(self) -> bool:
         return self.manifest_path.is_file()
 
+    def is_blank(self) -> bool:
+        """No folder, or one holding nothing but unfinished ``.tmp`` files (a run killed before its manifest)."""
+        return not self.path.is_dir() or all(p.name.endswith(".tmp") for p in self.path.iterdir())
+
     def prepare_fresh(self) -> None:
         """Create the folder, or clear a previous run in it; a folder holding anything else is refused."""
         if self.path.exists() and not self.path.is_dir():
             raise ValueError(f"run.output: '{self.path}' exists and is not a folder")
-        if self.path.is_dir() and any(self.path.iterdir()) and not self.exists():
+        if self.path.is_dir() and not self.is_blank() and not self.exists():
             raise ValueError(f"run.output: folder '{self.path}' is not empty and holds no RecoWorld run; choose another")
         self.path.mkdir(parents=True, exist_ok=True)
         for table in TABLES:
             shutil.rmtree(self.path / table, ignore_errors=True)
-        for name in (self.MARKER, "checkpoint.pkl", "profiles.pkl", "scenario.yaml", "users.parquet", "catalog.parquet"):
+        for name in (self.MARKER, "checkpoint.pkl", "checkpoint.prev.pkl", "profiles.pkl", "scenario.yaml", "users.parquet", "catalog.parquet"):
             (self.path / name).unlink(missing_ok=True)
+        for tmp in self.path.glob("*.tmp"):
+            tmp.unlink()
 
     def read_manifest(self) -> RunManifest:
         try:
@@ -196,28 +278,47 @@ class RunFolder:
 
     def write_table(self, name: str, table: pa.Table) -> None:
         """A whole-run table such as ``users.parquet``."""
+        path = self.path / f"{name}.parquet"
+        write_point(f"before {path.name}")
         tmp = self.path / f"{name}.parquet.tmp"
         pq.write_table(table, tmp)
-        os.replace(tmp, self.path / f"{name}.parquet")
+        _replace_durably(tmp, path)
 
     def write_day(self, table_name: str, day: int, table: pa.Table) -> DayFile:
-        """Write one table's rows of one day; the file appears whole or not at all."""
+        """Write one table's rows of one day; the file appears whole or not at all, and is on disk
+        (fsync'd, folder too) before it is returned for the manifest to list."""
         folder = self.path / table_name
         folder.mkdir(exist_ok=True)
         rel = f"{table_name}/day={day:03d}.parquet"
+        write_point(f"before {rel}")
         tmp = self.path / (rel + ".tmp")
         pq.write_table(table, tmp, compression="zstd")
-        os.replace(tmp, self.path / rel)
+        _replace_durably(tmp, self.path / rel)
         return DayFile(table=table_name, day=day, path=rel, rows=table.num_rows, sha256=table_sha256(self.path / rel))
 
     def drop_days_from(self, day: int) -> None:
-        """Remove day files of ``day`` and later (left by a run killed mid-day)."""
+        """Remove day files of ``day`` and later, and unfinished ``.tmp`` files (left by a run killed
+        mid-day); other files (a stray ``day=x.parquet``) are left alone."""
         for table in TABLES:
             folder = self.path / table
             if folder.is_dir():
                 for f in folder.iterdir():
-                    if f.name.endswith(".tmp") or (f.name.startswith("day=") and int(f.name[4:7]) >= day):
+                    match = DAY_FILE.match(f.name)
+                    if f.name.endswith(".tmp") or (match is not None and int(match.group(1)) >= day):
                         f.unlink()
+
+    def verify_days(self, manifest: RunManifest, before: int) -> None:
+        """Every day file the manifest lists for days before ``before`` exists with its SHA-256;
+        else a one-line ValueError naming the damaged file."""
+        for f in manifest.files:
+            if f.day >= before:
+                continue
+            path = self.path / f.path
+            if not path.is_file():
+                raise ValueError(f"--resume: {path} is missing (the manifest lists it); the run cannot resume")
+            if table_sha256(path) != f.sha256:
+                raise ValueError(f"--resume: {path} is damaged (its SHA-256 differs from the manifest's); "
+                                 "the run cannot resume")
 
     @staticmethod
     def snapshot(state: Any) -> tuple[bytes, list[bytes]]:
@@ -229,41 +330,81 @@ class RunFolder:
             raise ValueError(f"checkpoint: the run's state cannot be saved ({exc})") from None
         return head, [bytes(b.raw()) for b in buffers]
 
+    @property
+    def previous_checkpoint_path(self) -> Path:
+        return self.path / "checkpoint.prev.pkl"
+
     def save_checkpoint(self, snapshot: tuple[bytes, list[bytes]]) -> None:
-        """Write a :meth:`snapshot` and rename it into place: survives the process being killed at any moment."""
+        """Write a :meth:`snapshot` with its SHA-256, fsync it and rename it into place (the one before
+        is kept as ``checkpoint.prev.pkl``): survives the process being killed at any moment."""
         head, buffers = snapshot
-        tmp = self.checkpoint_path.with_name("checkpoint.pkl.tmp")
+        sizes = np.array([len(head), len(buffers), *(len(b) for b in buffers)], dtype=np.int64).tobytes()
+        digest = hashlib.sha256(sizes)
+        for part in (head, *buffers):
+            digest.update(part)
+        path = self.checkpoint_path
+        write_point("before checkpoint.pkl")
+        tmp = path.with_name("checkpoint.pkl.tmp")
         with open(tmp, "wb") as fh:
-            fh.write(np.array([len(head), len(buffers), *(len(b) for b in buffers)], dtype=np.int64).tobytes())
+            fh.write(CHECKPOINT_MAGIC + digest.digest())
+            fh.write(sizes)
             fh.write(head)
+            write_point("inside checkpoint.pkl")
             for b in buffers:
                 fh.write(b)
-        os.replace(tmp, self.checkpoint_path)
+        if path.exists():
+            os.replace(path, self.previous_checkpoint_path)
+        _replace_durably(tmp, path)
 
     def load_checkpoint(self) -> Any:
-        try:
-            data = memoryview(self.checkpoint_path.read_bytes())
-        except FileNotFoundError:
-            raise ValueError(f"{self.path}: no checkpoint to resume from") from None
-        n_head, n_buf = (int(v) for v in np.frombuffer(data[:16], dtype=np.int64))
-        sizes = np.frombuffer(data[16 : 16 + 8 * n_buf], dtype=np.int64)
+        """The newest checkpoint that passes its checksum (falling back to the one before); a
+        ValueError naming the file when none does, ``FileNotFoundError`` when there is none."""
+        candidates = [p for p in (self.checkpoint_path, self.previous_checkpoint_path) if p.is_file()]
+        if not candidates:
+            raise FileNotFoundError(f"{self.path}: no checkpoint")
+        errors = []
+        for path in candidates:
+            try:
+                return self._read_checkpoint(path)
+            except ValueError as exc:
+                errors.append(str(exc))
+        raise ValueError(errors[0] + ("" if len(errors) == 1 else "; the checkpoint before it too"))
+
+    @staticmethod
+    def _read_checkpoint(path: Path) -> Any:
+        data = memoryview(path.read_bytes())
+        damaged = ValueError(f"--resume: {path} is damaged (fails its checksum); the run cannot resume from it")
+        header = len(CHECKPOINT_MAGIC) + 32
+        if len(data) < header + 16 or bytes(data[: len(CHECKPOINT_MAGIC)]) != CHECKPOINT_MAGIC:
+            raise damaged
+        expected, body = bytes(data[len(CHECKPOINT_MAGIC) : header]), data[header:]
+        if hashlib.sha256(body).digest() != expected:
+            raise damaged
+        n_head, n_buf = (int(v) for v in np.frombuffer(body[:16], dtype=np.int64))
+        sizes = np.frombuffer(body[16 : 16 + 8 * n_buf], dtype=np.int64)
         at = 16 + 8 * n_buf
-        head = data[at : at + n_head]
+        head = body[at : at + n_head]
         at += n_head
         buffers = []
         for size in sizes:
-            buffers.append(bytearray(data[at : at + int(size)]))  # writable: restored arrays are updated in place
+            buffers.append(bytearray(body[at : at + int(size)]))  # writable: restored arrays are updated in place
             at += int(size)
-        return pickle.loads(head, buffers=buffers)
+        try:
+            return pickle.loads(head, buffers=buffers)
+        except Exception as exc:  # noqa: BLE001 - a checksum-valid file from another version of the code
+            raise ValueError(f"--resume: {path} cannot be loaded ({type(exc).__name__}); the run cannot resume") from None
 
     def write_pickle(self, name: str, obj: Any) -> None:
-        atomic_write_bytes(self.path / name, pickle.dumps(obj, protocol=5))
+        """Pickled with sets sorted: identical runs give identical bytes."""
+        atomic_write_bytes(self.path / name, stable_pickle(obj))
 
     def read_pickle(self, name: str) -> Any:
         try:
             return pickle.loads((self.path / name).read_bytes())
         except FileNotFoundError:
             raise ValueError(f"{self.path}: {name} is missing; the run cannot resume") from None
+        except Exception as exc:  # noqa: BLE001 - truncated or damaged
+            raise ValueError(f"--resume: {self.path / name} is damaged ({type(exc).__name__}); the run cannot resume") from None
 
 
 def read_table(run_dir: str | Path, table: str, columns: list[str] | None = None) -> pd.DataFrame:

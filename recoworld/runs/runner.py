@@ -50,8 +50,14 @@ from recoworld.runs.results import PopulationResult, RunResult
 RETRAIN_COLUMNS = ["arm", "user", "item", "action", "watch_seconds"]
 
 
+# Fields that do not change what is simulated, so a resume may differ in them: where the folder
+# is (an absolute or relative --out), and the LLM budget caps (a budget stop resumes with a larger one).
+UNHASHED = {"run": {"output"}, "llm": {"max_calls", "max_usd"}}
+
+
 def scenario_sha256(scenario: Scenario) -> str:
-    return hashlib.sha256(scenario.model_dump_json().encode()).hexdigest()
+    """Hash of the resolved scenario, without the fields in ``UNHASHED``."""
+    return hashlib.sha256(scenario.model_dump_json(exclude=UNHASHED).encode()).hexdigest()
 
 
 def scenario_changes(old: object, new: object, path: str = "") -> list[str]:
@@ -178,25 +184,31 @@ class PopulationRun:
         )
         if self.folder is not None:
             self.folder.prepare_fresh()
+            self.folder.write_manifest(manifest)  # first: a run killed while setting up is still a run (resumable)
             self.folder.write_text("scenario.yaml", yaml.safe_dump(scn.model_dump(mode="json", by_alias=True), sort_keys=False))
             self.folder.write_table("users", _users_table(profiles))
             self.folder.write_pickle("profiles.pkl", slices)
             self.folder.write_table("catalog", pa.Table.from_pandas(catalog.to_frame(), preserve_index=False))
-            self.folder.write_manifest(manifest)
         return RunState(scenario_sha256(scn), 0, worlds, manifest, arm_names, slices)
 
     def _resumed_state(self) -> RunState:
-        """The checkpoint is what counts: day files and manifest entries after it are dropped and redone."""
+        """The checkpoint is what counts: day files and manifest entries after it are dropped and redone,
+        the ones before it must match their SHA-256. Killed before the first checkpoint: start again."""
         assert self.folder is not None
+        if self.folder.is_blank():  # killed before the manifest was first written
+            return self._fresh_state()
         manifest = self.folder.read_manifest()
         if manifest.status == "complete":
             raise ValueError(f"--resume: the run in '{self.folder.path}' is already complete")
-        state, blob = self.folder.load_checkpoint()
+        if manifest.scenario_sha256 != scenario_sha256(self.scenario):
+            raise ValueError(self._changed_scenario())
+        try:
+            state, blob = self.folder.load_checkpoint()
+        except FileNotFoundError:  # killed during day 0 or its first checkpoint: day 0 is redone from the start
+            return self._fresh_state()
         if state.scenario_sha256 != scenario_sha256(self.scenario):
-            started = yaml.safe_load((self.folder.path / "scenario.yaml").read_text())
-            changed = scenario_changes(started, self.scenario.model_dump(mode="json", by_alias=True))
-            raise ValueError(f"--resume: the scenario differs from the one the run in '{self.folder.path}' started with "
-                             f"({'; '.join(changed[:3]) or 'a field'}); resume with the same settings or pass --overwrite")
+            raise ValueError(self._changed_scenario())
+        self.folder.verify_days(manifest, state.next_day)
         fresh = self._arms()[1]
         recs = unpickle_recommenders(
             blob,
@@ -207,9 +219,12 @@ class PopulationRun:
         state.profiles = self.folder.read_pickle("profiles.pkl")
         for world in state.worlds:
             world.attach(state.profiles, self._backend)
+        state.restore_user_memory()
+        state.stopped = ""  # a budget stop resumes (with the budget the scenario now gives)
         self.folder.drop_days_from(state.next_day)
         manifest.files = [f for f in manifest.files if f.day < state.next_day]
         manifest.days_completed = state.next_day
+        manifest.status, manifest.stopped = "running", ""
         state.manifest = manifest
         self.folder.write_manifest(manifest)
         return state
@@ -240,8 +255,8 @@ class PopulationRun:
                 state.next_day = day + 1
                 if any(s.sim.backend.exhausted for w in state.worlds for s in w.shards):
                     state.stopped = f"the LLM budget ran out on day {day}"
-                last = state.next_day == days or bool(state.stopped)
-                self._commit(state, day, tables, last)
+                last = state.next_day == days
+                self._commit(state, day, tables, last, state.stopped)
                 if self.on_day is not None:
                     self.on_day(day)
                 if state.stopped:
@@ -252,6 +267,8 @@ class PopulationRun:
                 self._writer = None
         if self._write_error is not None:
             raise self._write_error
+        if state.stopped:  # also without a folder: the result says the run ended early
+            state.manifest.status, state.manifest.stopped = "stopped", state.stopped
         return self._result(state)
 
     def _live_day(self, state: RunState, day: int, retrain_logs: dict[int, list[pd.DataFrame]] | None) -> dict[str, list]:
@@ -348,28 +365,39 @@ class PopulationRun:
                 logs[a].append(past[past["arm"] == name])
         return logs
 
-    def _commit(self, state: RunState, day: int, tables: dict[str, list], last: bool) -> None:
+    def _commit(self, state: RunState, day: int, tables: dict[str, list], last: bool, stopped: str = "") -> None:
         """Hand the day's tables and a snapshot of the state to the writer thread, which writes the day
         files, then the manifest, then the checkpoint, while the next day is simulated. A kill at any
-        point resumes from the last checkpoint (later files and manifest entries are redone)."""
+        point resumes from the last checkpoint (later files and manifest entries are redone). A budget
+        stop (``stopped``: why) keeps its checkpoint, so the run resumes with a larger budget."""
         if self.folder is None:
             return
         self._wait_for_writer()
         snapshot = None if last else self._snapshot(state)
         job = (state.manifest, day, {name: pa.concat_tables(parts, promote_options="permissive")
-                                     for name, parts in tables.items() if parts}, last, snapshot)
+                                     for name, parts in tables.items() if parts}, last, snapshot, stopped)
         self._writer = threading.Thread(target=self._write, args=job, name="recoworld-log-writer")
         self._writer.start()
-        if last:
+        if last or stopped:
             self._wait_for_writer()
 
     def _snapshot(self, state: RunState) -> tuple[bytes, list[bytes]]:
         assert self.folder is not None
         recs = pickle_recommenders([world.recommenders for world in state.worlds])
+        state.keep_user_memory()
         with detached(state):
             return self.folder.snapshot((state, recs))
 
-    def _write(self, manifest: RunManifest, day: int, tables: dict[str, pa.Table], last: bool, snapshot) -> None:
+    def _changed_scenario(self) -> str:
+        """The one-line refusal of a resume whose scenario differs, naming the changed fields."""
+        assert self.folder is not None
+        started = yaml.safe_load((self.folder.path / "scenario.yaml").read_text())
+        changed = scenario_changes(started, self.scenario.model_dump(mode="json", by_alias=True))
+        return (f"--resume: the scenario differs from the one the run in '{self.folder.path}' started with "
+                f"({'; '.join(changed[:3]) or 'a field'}); resume with the same settings or pass --overwrite")
+
+    def _write(self, manifest: RunManifest, day: int, tables: dict[str, pa.Table], last: bool, snapshot,
+               stopped: str = "") -> None:
         assert self.folder is not None
         try:
             for name, table in tables.items():
@@ -377,10 +405,14 @@ class PopulationRun:
             manifest.days_completed = day + 1
             if last:
                 manifest.status = "complete"
-            self.folder.write_manifest(manifest)
+            elif stopped:
+                manifest.status, manifest.stopped = "stopped", stopped
             if last:
+                self.folder.write_manifest(manifest)
                 self.folder.checkpoint_path.unlink(missing_ok=True)
+                self.folder.previous_checkpoint_path.unlink(missing_ok=True)
             else:
+                self.folder.write_manifest(manifest)
                 self.folder.save_checkpoint(snapshot)
         except BaseException as exc:  # raised again in the main thread
             self._write_error = exc

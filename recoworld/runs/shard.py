@@ -148,9 +148,11 @@ def run_shard_day(
             if not sim.backend.exhausted:  # a spent budget stops the run at the day's end instead
                 records = getattr(sim.backend, "last_records", [])
                 guard.add(sum(x.called or x.fallback for x in records), int(fallback.sum()), f" on day {day}")
+            echoed = getattr(sim.backend, "echoed", None)
+            echoed = echoed(len(r)) if echoed is not None else np.zeros(len(r), dtype=bool)
             rec_fallback = choice.fallback if choice.fallback is not None else np.zeros(len(r), dtype=bool)
 
-            _log_slates(log, int(arm), r, slates, session_no, step_no, instr, out, choice, fallback, rec_fallback)
+            _log_slates(log, int(arm), r, slates, session_no, step_no, instr, out, choice, fallback, rec_fallback, echoed)
             seen = resp.reviewed
             item_imp += np.bincount(slates[seen], minlength=len(catalog))
             item_clk += np.bincount(slates[resp.click], minlength=len(catalog))
@@ -172,7 +174,7 @@ def run_shard_day(
 
 
 def _log_slates(log: _Impressions, arm: int, r: np.ndarray, slates: np.ndarray, session_no: np.ndarray, step_no: np.ndarray,
-                instr: np.ndarray, out, choice, fallback: np.ndarray, rec_fallback) -> None:
+                instr: np.ndarray, out, choice, fallback: np.ndarray, rec_fallback, echoed: np.ndarray) -> None:
     """One impression row per shown item of the slates just served to users ``r``."""
     resp = out.response
     k = slates.shape[1]
@@ -189,7 +191,7 @@ def _log_slates(log: _Impressions, arm: int, r: np.ndarray, slates: np.ndarray, 
         comp=comp.reshape(-1, 7), propensity=choice.propensities.astype(np.float32),
         candidate_index=choice.positions.astype(np.int16), instruction=rep(instr),
         compliance=rep(out.effects.compliance.astype(np.float32)), user_fallback=rep(fallback),
-        recommender_fallback=rep(np.asarray(rec_fallback, dtype=bool)),
+        recommender_fallback=rep(np.asarray(rec_fallback, dtype=bool)), user_echoed_item_text=rep(echoed),
     )
 
 
@@ -313,6 +315,7 @@ def _impression_table(log: _Impressions, sim: Simulation, catalog: Catalog, run:
         "compliance": pa.array(log.column("compliance").astype(np.float32)),
         "user_fallback": pa.array(log.column("user_fallback").astype(bool)),
         "recommender_fallback": pa.array(log.column("recommender_fallback").astype(bool)),
+        "user_echoed_item_text": pa.array(log.column("user_echoed_item_text").astype(bool)),
     })
 
 

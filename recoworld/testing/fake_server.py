@@ -10,6 +10,7 @@
 
     ("status", 429)      an HTTP error with an OpenAI-style error body
     ("status", 400, msg) the same with this error message
+    ("status", 429, msg, {"Retry-After": "2"})  the same with these response headers
     ("hang", 5.0)        sleep that long before answering (to exceed the client timeout)
     ("content", "")      answer with this content instead of the responder's (malformed / empty)
 
@@ -75,10 +76,12 @@ class _Handler(BaseHTTPRequestHandler):
         finally:
             owner._leave()
 
-    def _send_json(self, status: int, payload: dict[str, Any]) -> None:
+    def _send_json(self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> None:
         data = json.dumps(payload).encode()
         try:
             self.send_response(status)
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
@@ -180,10 +183,10 @@ class FakeLLMServer:
             if kind == "status":
                 code = int(arg)
                 err_type, message = _STATUS_ERRORS.get(code, ("server_error", f"HTTP {code}"))
-                if len(action) > 2:
+                if len(action) > 2 and action[2] is not None:
                     message = str(action[2])
                 payload = {"error": {"message": message, "type": err_type, "code": str(code)}}
-                handler._send_json(code, payload)
+                handler._send_json(code, payload, action[3] if len(action) > 3 else None)
                 return
             if kind == "hang":
                 self._stopping.wait(float(arg))

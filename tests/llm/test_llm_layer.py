@@ -732,13 +732,13 @@ def test_build_language_model_composes_the_stack(tmp_path):
     while layer is not None:
         chain.append(type(layer))
         layer = getattr(layer, "inner", None)
-    assert chain == [MeteredModel, BudgetedModel, CachedModel, RetryingModel, LiteLLMModel]
+    assert chain == [MeteredModel, CachedModel, RetryingModel, BudgetedModel, LiteLLMModel]
     assert all(isinstance(x, LanguageModel) for x in (model, model.inner, model.inner.inner))
     assert model.model == "ollama/qwen2.5"
-    assert model.inner.max_calls == 3 and model.inner.inner.inner.max_retries == 2
+    assert model.inner.inner.inner.max_calls == 3 and model.inner.inner.max_retries == 2
 
     no_cache = build_language_model(LLMConfig(), inner=scripted())
-    assert [type(no_cache.inner), type(no_cache.inner.inner)] == [BudgetedModel, RetryingModel]
+    assert [type(no_cache.inner), type(no_cache.inner.inner)] == [RetryingModel, BudgetedModel]
 
 
 def test_built_stack_end_to_end_against_server(llm_server, tmp_path):
@@ -751,7 +751,7 @@ def test_built_stack_end_to_end_against_server(llm_server, tmp_path):
     llm_server.fault = fault
     cfg = LLMConfig(model=MODEL, api_base=llm_server.base_url, cache_path=str(tmp_path / "c.db"))
     model = build_language_model(cfg)
-    model.inner.inner.inner.sleep = lambda d: calls.__setitem__("n", calls["n"] + 1)
+    model.inner.inner.sleep = lambda d: calls.__setitem__("n", calls["n"] + 1)
     with model.scope("episode-0"):
         values = [model.generate(msgs(f"x{i}"), Answer, seed=1).value for i in range(4)]
     assert [v.text for v in values] == ["X0", "X1", "X2", "X3"]

@@ -234,10 +234,17 @@ def test_resume_refuses_a_changed_scenario_and_a_finished_run(tmp_path):
         PopulationRun(load_scenario(data), output=tmp_path / "run").run(resume=True)
     folder = RunFolder(tmp_path / "run")
     manifest = folder.read_manifest()
+    before = day_hashes(tmp_path / "run")
     manifest.status = "running"
     folder.write_manifest(manifest)
-    with pytest.raises(ValueError, match="no checkpoint"):
-        PopulationRun(load_scenario(data), output=tmp_path / "run").run(resume=True)
+    # no checkpoint (a run killed before its first one): the run starts again and ends with the same files
+    PopulationRun(load_scenario(data), output=tmp_path / "run").run(resume=True)
+    assert day_hashes(tmp_path / "run") == before
+    manifest = folder.read_manifest()
+    manifest.status = "running"
+    folder.write_manifest(manifest)
+    with pytest.raises(ValueError, match="scenario differs"):
+        PopulationRun(load_scenario(small(env={"horizon_days": 3})), output=tmp_path / "run").run(resume=True)
 
 
 def test_output_folder_with_other_files_is_refused(tmp_path):

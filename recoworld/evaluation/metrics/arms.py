@@ -34,6 +34,8 @@ def arm_summary(logs: RunLogs, seed: int = 0, ild_slates: int = ILD_SLATES) -> p
       reviewed impressions of −log2(share of the arm's users who clicked the item), an item nobody clicked
       counting as clicked by one user.
     - ``ndcg``: mean per-slate NDCG@K over the arm's slates.
+    - ``llm_echoed_slates``: slates whose LLM-user answer repeated an item's text (impressions column
+      ``user_echoed_item_text``: the answer quoted or followed item text, as an injection makes it);
     - ``llm_calls``, ``llm_tokens`` (prompt + completion), ``llm_cost_usd``: sums of ``logs.llm`` rows of the
       arm's world; 0 without usage; NaN when arms split one world (its usage is not attributable to an arm).
     """
@@ -73,7 +75,17 @@ def arm_summary(logs: RunLogs, seed: int = 0, ild_slates: int = ILD_SLATES) -> p
     out["novelty"] = _novelty(enc).reindex(arms)
     out["ndcg"] = sl["ndcg"].groupby(slate_arm).mean().reindex(arms)
     out[["llm_calls", "llm_tokens", "llm_cost_usd"]] = _llm(logs)
+    out["llm_echoed_slates"] = _echoed(logs).reindex(arms).fillna(0)
     return out
+
+
+def _echoed(logs: RunLogs) -> pd.Series:
+    """Slates per arm whose LLM-user answer repeated an item's text (quoted or obeyed it: an injection)."""
+    imp = logs.impressions
+    if "user_echoed_item_text" not in imp.columns:
+        return pd.Series(dtype=float)
+    first = imp[(imp["position"] == 0) & imp["user_echoed_item_text"].astype(bool)]
+    return first.groupby(first["arm"].astype(str)).size().astype(float)
 
 
 def _coverage(logs: RunLogs, enc: Encoded, arm: str) -> float:

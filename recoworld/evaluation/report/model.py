@@ -48,6 +48,7 @@ METRICS: dict[str, tuple[str, str]] = {
     "llm_calls": ("LLM calls", "int"),
     "llm_tokens": ("LLM tokens", "int"),
     "llm_cost_usd": ("LLM cost", "usd"),
+    "llm_echoed_slates": ("answers echoing item text", "int"),
     # per-user metrics compared between arms
     "days_active": ("days active", "f2"),
     "watch_minutes": ("watch minutes", "f1"),
@@ -74,7 +75,7 @@ ENGAGEMENT = ["ctr", "watch_minutes_per_user", "likes_per_user", "shares_per_use
 RETENTION = ["return_rate", "churn_rate", "retention_d1", "retention_d7", "retention_d14"]
 DIVERSITY = ["ild", "coverage", "exposure_gini_items", "novelty"]
 INSTRUCTIONS = ["instruction_rate", "compliance", "retention_after_instruction"]
-LLM = ["llm_calls", "llm_tokens", "llm_cost_usd"]
+LLM = ["llm_calls", "llm_tokens", "llm_cost_usd", "llm_echoed_slates"]
 CREATORS = ["creators", "active_at_end", "quits", "exposure_gini_creators", "genre_entropy"]
 QUADRANTS = ["high_ndcg_high_retention", "high_ndcg_low_retention", "low_ndcg_high_retention", "low_ndcg_low_retention",
              "ndcg_retention_corr"]

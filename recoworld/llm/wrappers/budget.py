@@ -1,4 +1,4 @@
-"""BudgetedModel: call and USD limits, checked before a call goes out."""
+"""BudgetedModel: call and USD limits, checked before every request that goes out."""
 
 from __future__ import annotations
 
@@ -11,10 +11,11 @@ from recoworld.llm.wrappers.base import CALL, Flow, Request, Wrapper
 class BudgetedModel(Wrapper):
     """Call and USD limits; raises LLMBudgetExceeded *before* a call that would go past them.
 
-    ``max_calls`` bounds the calls passed to ``inner`` that were not cache hits (failed calls
-    count too, calls in flight are reserved, so concurrent callers cannot overshoot).
-    ``max_usd`` stops new calls once the spent cost has reached it (the call that crosses the
-    line completes; its cost is known only afterwards). ``spent`` is the sum of all usage.
+    It sits directly around the client, inside the retries, so every HTTP request is one call:
+    ``max_calls`` bounds the requests sent (failed ones count too, requests in flight are
+    reserved, so concurrent callers cannot overshoot). ``max_usd`` stops new requests once the
+    spent cost has reached it (the request that crosses the line completes; its cost is known
+    only afterwards). ``spent`` sums all usage, including that of answers that failed validation.
     Once a limit is reached, requests that a CachedModel directly inside can answer are
     still served from the cache (hits are free); everything else raises.
     """
@@ -54,11 +55,13 @@ class BudgetedModel(Wrapper):
             self._in_flight += 1
 
     def _release(self, usage: Usage | None) -> None:
+        """Release a reservation: a request that was answered adds its usage (valid or not); one
+        that never got an answer counts as a failed call."""
         with self._lock:
             self._in_flight -= 1
-            if usage is None:
+            if usage is None or usage.calls == 0:
                 self.failed += 1
-            else:
+            if usage is not None:
                 self.spent = self.spent + usage
 
     def _reserve_or_replay(
@@ -87,8 +90,8 @@ class BudgetedModel(Wrapper):
             return hit
         try:
             generation = yield CALL
-        except BaseException:
-            self._release(None)
+        except BaseException as exc:
+            self._release(getattr(exc, "usage", None))
             raise
         self._release(generation.usage)
         return generation

@@ -66,7 +66,7 @@ class MeteredModel(Wrapper):
         try:
             generation = yield CALL
         except LLMError as exc:
-            self._record(None, exc)
+            self._record(exc.usage, exc)  # an answer that failed validation still cost tokens
             raise
         self._record(generation.usage, None)
         return generation

@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 
 import numpy as np
 
-from recoworld.llm.base import LanguageModel, LLMError, T
+from recoworld.llm.base import LanguageModel, LLMError, T, Usage
 from recoworld.llm.wrappers.base import CALL, Flow, Request, Sleep, Wrapper
 
 
@@ -17,7 +17,8 @@ class RetryingModel(Wrapper):
     """Retries transient LLMErrors with capped exponential backoff and full jitter.
 
     Before retry ``k`` (0-based) it sleeps ``uniform(0, min(max_delay, base_delay * 2**k))``,
-    drawn from ``numpy.random.default_rng(seed)``. After ``max_retries`` retries the last
+    drawn from ``numpy.random.default_rng(seed)``; after a 429 with a Retry-After it waits at least
+    that long (capped at ``max_retry_after``). After ``max_retries`` retries the last
     error is re-raised; non-transient errors (budget, config) are raised at once.
     ``attempts`` counts every call made to ``inner``; ``retries`` the repeated ones.
     """
@@ -29,6 +30,7 @@ class RetryingModel(Wrapper):
         base_delay: float = 0.5,
         max_delay: float = 8.0,
         seed: int = 0,
+        max_retry_after: float = 60.0,
         sleep: Callable[[float], None] = time.sleep,
         async_sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
@@ -41,6 +43,7 @@ class RetryingModel(Wrapper):
         self.max_retries = int(max_retries)
         self.base_delay = float(base_delay)
         self.max_delay = float(max_delay)
+        self.max_retry_after = float(max_retry_after)
         self.sleep = sleep
         self.async_sleep = async_sleep
         self.attempts = 0
@@ -62,12 +65,23 @@ class RetryingModel(Wrapper):
             self.attempts += 1
 
     def flow(self, request: Request[T]) -> Flow:
+        """Attempts until one answers; the usage of failed attempts (answers that failed validation)
+        is added to the result, or to the error that is finally raised."""
+        failed = Usage()
         for retry in range(self.max_retries + 1):
             self._count_attempt()
             try:
-                return (yield CALL)
+                generation = yield CALL
             except LLMError as exc:
+                failed = failed + (exc.usage or Usage())
                 if not exc.transient or retry == self.max_retries:
+                    exc.usage = failed if failed != Usage() else exc.usage
                     raise
-            yield Sleep(self._next_delay(retry))
+                asked = getattr(exc, "retry_after", None)
+            else:
+                if failed == Usage():
+                    return generation
+                return generation.model_copy(update={"usage": generation.usage + failed})
+            delay = self._next_delay(retry)
+            yield Sleep(delay if asked is None else max(delay, min(float(asked), self.max_retry_after)))
         raise AssertionError("unreachable")  # pragma: no cover
