@@ -47,7 +47,7 @@ from recoworld.world.layout import (
     N_COMPONENTS, U_COMMENTS, U_COMPLIANCE, U_CLICKS, U_EMITTED, U_IGNORED, U_LEFT, U_LEFT_AT, U_LIKES, U_RESOLVED,
     U_REWARD, U_RISK, U_SHARES, U_SKIPS, U_WATCH_MINUTES,
 )
-from recoworld.world.observe import observe_kernel
+from recoworld.world.observe import observe_kernel, observe_rows
 from recoworld.world.platform_log import decay_log, log_click, log_shown, log_slate
 from recoworld.world.retrieval import candidates_from, draw_width, fill_uniforms, retrieve_kernel  # noqa: F401
 from recoworld.world.session import end_slate
@@ -77,17 +77,17 @@ def world_step(rows, slates, seeds, p, env_vec, reward_weights, users, cat, log,
 def world_step_parallel(
     rows, slates, seeds, p, env_vec, reward_weights, users, cat, log, clock, candidates, out, obs, decisions
 ):
-    """:func:`world_step` with contiguous chunks of users spread over threads (same results)."""
+    """:func:`world_step` with contiguous chunks of users spread over threads (same results; ``rows``
+    holds each user once)."""
     b = len(rows)
     n_chunks = min(b, 16)
     size = (b + n_chunks - 1) // n_chunks
+    observe = obs.candidates.shape[0] > 0
     for c in prange(n_chunks):
-        _step_range(
-            c * size, min(b, (c + 1) * size), rows, slates, seeds, p, env_vec, reward_weights,
-            users, cat, log, clock, candidates, out, decisions,
-        )
-    if obs.candidates.shape[0] > 0:
-        observe_kernel(rows, candidates, clock, cat, users, log, obs)
+        lo, hi = c * size, min(b, (c + 1) * size)
+        _step_range(lo, hi, rows, slates, seeds, p, env_vec, reward_weights, users, cat, log, clock, candidates, out, decisions)
+        if observe:  # a user's observation reads only their own rows, so each chunk observes its users
+            observe_rows(lo, hi, rows, candidates, clock, cat, users, log, obs)
 
 
 @njit(cache=True, fastmath=FASTMATH)

@@ -23,20 +23,28 @@ from recoworld.world.layout import (
 def observe_kernel(rows, cands, clock, cat, users, log, obs) -> None:
     """Fill the observation buffers ``obs`` (:class:`recoworld.world.layout.ObsArrays`), row i for user
     ``rows[i]``; ``cands`` is the (B, M) candidate table of all users."""
-    obs.candidates[:] = 0.0
-    obs.instruction[:] = 0.0
-    for i in range(len(rows)):
+    observe_rows(0, len(rows), rows, cands, clock, cat, users, log, obs)
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def observe_rows(lo: int, hi: int, rows, cands, clock, cat, users, log, obs) -> None:
+    """Rows ``lo:hi`` of the observation (the parallel step fills each chunk of users on its thread)."""
+    for i in range(lo, hi):
         observe_user(i, rows[i], cands, clock, cat, users, log, obs)
 
 
 @njit(cache=True, inline="always", fastmath=FASTMATH)
 def observe_user(i: int, r: int, cands, clock, cat, users, log, obs) -> None:
-    """Row ``i`` of the observation (buffers zeroed beforehand): topic shares, candidate features
-    (topic one-hot, CANDIDATE_FEATURES), user features, the pending instruction."""
+    """Row ``i`` of the observation: topic shares, candidate features (topic one-hot,
+    CANDIDATE_FEATURES), user features, the pending instruction. Only the one-hot slots and the
+    instruction row are cleared: every other entry is written."""
     n_topics = log.topics.shape[2]
     dim = log.est_taste.shape[1]
     width = n_topics + 8
     feats, topics_out, user, scale = obs.candidates, obs.topics, obs.user, obs.scale
+    for c in range(cands.shape[1]):
+        feats[i, c * width: c * width + n_topics] = 0.0
+    obs.instruction[i] = 0.0
     norm = 0.0
     for d in range(dim):
         norm += log.est_taste[r, d] * log.est_taste[r, d]
