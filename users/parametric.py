@@ -16,6 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from recoworld.llm.base import Usage
 from recoworld.world import kernel as K
 from recoworld.world.catalog import Catalog
+from recoworld.world.layout import ObsArrays, Outputs, catalog_arrays, clock_arrays, log_arrays
+from recoworld.users.layout import Decisions, UserArrays
 from recoworld.users.profile import TONES, UserProfile
 
 if TYPE_CHECKING:
@@ -154,6 +156,10 @@ class UserBatch:
 
     def __len__(self) -> int:
         return len(self.mind)
+
+    def arrays(self) -> UserArrays:
+        """The kernel's view of the batch (:class:`recoworld.users.layout.UserArrays`)."""
+        return UserArrays(self.taste, self.recent, self.traits, self.mind, self.topic_state, self.instr, self.consumed)
 
     def has_consumed(self, rows: np.ndarray, items: np.ndarray) -> np.ndarray:
         """(b, n) bool: whether user ``rows[i]`` clicked ``items[i, j]`` before."""
@@ -355,21 +361,16 @@ class ParametricUserModel:
         obs = observation if observation is not None else _NO_OBSERVATION
         kernel = K.world_step_parallel if b >= PARALLEL_BATCH else K.world_step
         kernel(
-            rows, slates, seeds, self._vector, env_vec, reward_weights,
-            (users.taste, users.recent, users.traits, users.mind, users.topic_state, users.instr, users.consumed),
-            (catalog.topic, catalog.embeddings, catalog.mean_embedding, catalog.quality, catalog.popularity,
-             catalog.duration, catalog.duration_scaled, catalog.created_day),
-            (platform.est_taste, platform.topics, platform.hist_items, platform.hist_engagement, platform.hist_next,
-             platform.stats),
-            (clock.day, clock.session_step, clock.days_active, clock.churned, clock.finished),
-            candidates, out_item, out_user,
-            (obs_scale if obs_scale is not None else _NO_SCALE, obs["candidates"], obs["user"], obs["topics"], obs["instruction"]),
+            rows, slates, seeds, self._vector, env_vec, reward_weights, users.arrays(),
+            catalog_arrays(catalog), log_arrays(platform), clock_arrays(clock), candidates, Outputs(out_item, out_user),
+            ObsArrays(obs_scale if obs_scale is not None else _NO_SCALE, obs["candidates"], obs["user"], obs["topics"],
+                      obs["instruction"]),
             decisions.as_tuple() if decisions is not None else _no_decisions(b, k),
         )
         return SlateResponse(out_item, out_user), SlateEffects(out_user)
 
 
-def _no_decisions(b: int, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _no_decisions(b: int, k: int) -> Decisions:
     """``ForcedDecisions.none(b, k)`` as the kernel takes it, made once per shape (the kernel only reads it)."""
     key = (b, k)
     if key not in _NO_DECISIONS:
@@ -379,7 +380,7 @@ def _no_decisions(b: int, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return _NO_DECISIONS[key]
 
 
-_NO_DECISIONS: dict[tuple[int, int], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+_NO_DECISIONS: dict[tuple[int, int], Decisions] = {}
 PARALLEL_BATCH = 256  # batches at least this large are spread over threads (numba prange)
 _NO_SCALE = np.ones(4, dtype=np.float64)
 
@@ -400,8 +401,9 @@ class ForcedDecisions:
     def none(cls, b: int, k: int) -> "ForcedDecisions":
         return cls(np.zeros(b, dtype=np.bool_), np.zeros((b, k, 5)), np.full(b, -1, dtype=np.int64))
 
-    def as_tuple(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        return self.forced, self.actions, self.leave_at
+    def as_tuple(self) -> Decisions:
+        """The kernel's view (:class:`recoworld.users.layout.Decisions`)."""
+        return Decisions(self.forced, self.actions, self.leave_at)
 _NO_OBSERVATION = {
     "candidates": np.zeros((0, 0), dtype=np.float32),
     "user": np.zeros((0, 0), dtype=np.float32),

@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 from gymnasium import spaces
 
-from recoworld.world import kernel as K
+from recoworld.world.layout import ObsArrays, catalog_arrays, clock_arrays, log_arrays
+from recoworld.world.observe import observe_kernel
 from recoworld.users.parametric import Index, user_rows
 
 if TYPE_CHECKING:
@@ -73,9 +74,6 @@ def observe(sim: Simulation, idx: Index, out: dict[str, np.ndarray] | None = Non
     cat, plat, users = sim.catalog, sim.platform, sim.users
     rows = user_rows(users, idx)
     out = observation_buffers(sim, len(rows)) if out is None else out
-    K.observe_kernel(
-        rows, sim.candidates, sim.day, sim.session_step, cat.topic, cat.embeddings, cat.quality, cat.popularity,
-        cat.duration_scaled, cat.created_day, users.consumed, plat.est_taste, plat.topics, plat.stats, users.instr,
-        sim.obs_scale, out["candidates"], out["user"], out["topics"], out["instruction"],
-    )
+    obs = ObsArrays(sim.obs_scale, out["candidates"], out["user"], out["topics"], out["instruction"])
+    observe_kernel(rows, sim.candidates, clock_arrays(sim.clock), catalog_arrays(cat), users.arrays(), log_arrays(plat), obs)
     return out

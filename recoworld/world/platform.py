@@ -27,7 +27,7 @@ class PlatformState:
     hist_items: np.ndarray  # (B, H) last H items reviewed (ring buffer), -1 = empty
     hist_engagement: np.ndarray  # (B, H) 0 = skipped, else watch fraction (+1 if liked)
     hist_next: np.ndarray  # (B,) ring position
-    stats: np.ndarray  # (B, 7) float64, columns kernels.S_*
+    stats: np.ndarray  # (B, 7) float64, columns recoworld.world.layout.S_*
 
     session_reviewed = _stat(K.S_REVIEWED, "Items reviewed this session.")
     session_clicks = _stat(K.S_CLICKS, "Clicks this session.")
