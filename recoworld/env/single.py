@@ -167,6 +167,10 @@ class RecoWorldEnv(gym.Env):
         if self._backend is None:
             from recoworld.users.llm_user import make_user_backend
 
+            if self._language_model is None:  # an LLM that cannot answer fails here, at reset, in one line
+                from recoworld.llm.preflight import check_llm_config
+
+                check_llm_config(self.scenario.llm)
             self._backend = make_user_backend(self.scenario, self._language_model)
         return self._backend
 

@@ -362,3 +362,12 @@ def test_recommenders_as_policies(name):
         _, _, terminated, truncated, _ = env.step(items)
         if terminated or truncated:
             env.reset()
+
+
+def test_llm_users_without_a_key_fail_at_reset_in_one_line(monkeypatch) -> None:
+    """An LLM that cannot answer stops the env at reset, instead of falling back on every step."""
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    env = gym.make("RecoWorld-v0", user_backend="llm", config={"llm": {"model": "openai/gpt-4o-mini"}})
+    with pytest.raises(ValueError) as err:
+        env.reset(seed=0)
+    assert "OPENAI_API_KEY" in str(err.value) and "\n" not in str(err.value)

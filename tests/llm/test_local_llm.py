@@ -166,6 +166,11 @@ def test_one_server_per_model_and_settings_restarted_if_it_dies_and_stopped_with
     assert b.server.pid == first and a.server.url.startswith("http://127.0.0.1:")
     os.kill(first, signal.SIGKILL)
     assert wait_gone(first)
+    # /proc shows the killed leader as a zombie while its other threads are still torn down; waitpid
+    # (and so Popen.poll) reports it only once the whole thread group is gone
+    deadline = time.monotonic() + 20
+    while b.server.alive and time.monotonic() < deadline:
+        time.sleep(0.1)
     b._connect()  # the next call finds it dead and starts another
     assert b.server.pid != first and b.server.alive
     second = b.server.pid
