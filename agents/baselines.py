@@ -100,6 +100,23 @@ def _not_consumed(view: UserView) -> np.ndarray:
     return -BIG * view.consumed
 
 
+class WrapsBase(BaseRecommender):
+    """A recommender built around a base ranker (``self.base``): feedback and log retraining go to the base,
+    so a base that learns (online, or from logs like mf and sasrec) keeps learning underneath."""
+
+    base: BaseRecommender
+
+    def observe(self, view: UserView, positions: np.ndarray, clicks: np.ndarray, reviewed: np.ndarray) -> None:
+        self.base.observe(view, positions, clicks, reviewed)
+
+    def retrain(self, impressions: "pd.DataFrame") -> None:
+        self.base.retrain(impressions)
+
+    @property
+    def learns_from_logs(self) -> bool:
+        return self.base.learns_from_logs
+
+
 class RandomRecommender(BaseRecommender):
     """K distinct candidates uniformly at random."""
 

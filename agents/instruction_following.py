@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from recoworld.agents.baselines import BIG, BaseRecommender, top_k
+from recoworld.agents.baselines import BIG, BaseRecommender, WrapsBase, top_k
 from recoworld.agents.protocol import SlateChoice, UserView
 from recoworld.llm.base import LanguageModel, LLMError
 from recoworld.llm.text import DATA_RULE, quote
@@ -91,7 +91,7 @@ class _Held:
     slates_left: int
 
 
-class InstructionFollowing(BaseRecommender):
+class InstructionFollowing(WrapsBase):
     """Follows users' instructions on top of any base recommender (its scores and its ranking).
 
     Included topics fill ``share`` of the slate with the base's best candidates of those topics;
@@ -216,12 +216,3 @@ class InstructionFollowing(BaseRecommender):
             choice.fallback = self._fell_back  # where the LLM parse of a new instruction fell back to the rules
         return choice
 
-    def observe(self, view: UserView, positions: np.ndarray, clicks: np.ndarray, reviewed: np.ndarray) -> None:
-        self.base.observe(view, positions, clicks, reviewed)
-
-    def retrain(self, impressions) -> None:
-        self.base.retrain(impressions)  # a base that learns from logs (mf, sasrec) retrains underneath
-
-    @property
-    def learns_from_logs(self) -> bool:
-        return self.base.learns_from_logs

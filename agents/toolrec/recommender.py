@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 from pydantic import ValidationError
 
-from recoworld.agents.baselines import BaseRecommender
+from recoworld.agents.baselines import BaseRecommender, WrapsBase
 from recoworld.agents.protocol import Recommendation, SlateChoice, UserView
 from recoworld.agents.registry import make_recommender
 from recoworld.agents.toolrec.actions import LLM_RERANK, ToolAction, ToolCall, ToolError, normalise_attribute
@@ -17,7 +17,7 @@ from recoworld.llm.base import LanguageModel, LLMError
 
 
 # ----------------------------------------------------------------------------- the recommender
-class ToolRec(BaseRecommender):
+class ToolRec(WrapsBase):
     """A controller runs up to ``max_steps`` retrieval / re-rank tool calls per user, then a final rank to K."""
 
     name = "toolrec"
@@ -92,15 +92,6 @@ class ToolRec(BaseRecommender):
     def scores(self, view: UserView) -> np.ndarray:
         return self.base.scores(view)
 
-    def observe(self, view: UserView, positions: np.ndarray, clicks: np.ndarray, reviewed: np.ndarray) -> None:
-        self.base.observe(view, positions, clicks, reviewed)
-
-    def retrain(self, impressions) -> None:
-        self.base.retrain(impressions)  # a base that learns from logs (mf, sasrec) retrains underneath
-
-    @property
-    def learns_from_logs(self) -> bool:
-        return self.base.learns_from_logs
 
     # -- the loop ------------------------------------------------------------------------------
     def _apply(self, action: ToolAction, ctx: ToolContext, tools: ToolBox, pool: list[int]) -> list[int]:
