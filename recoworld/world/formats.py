@@ -117,8 +117,7 @@ def catalog_from(items: pd.DataFrame, inter: pd.DataFrame, source: str, encoder:
         lo, hi = (float(v.min()), float(v.max())) if value != "watch_ratio" else (0.0, max(float(v.quantile(0.99)), 1e-9))
         v = v.clip(lo, hi)
         sums = v.groupby(inter["item_id"].to_numpy()).sum().reindex(ids).fillna(0).to_numpy(dtype=float)
-        bayes = (sums + L.QUALITY_PRIOR_WEIGHT * float(v.mean())) / (counts + L.QUALITY_PRIOR_WEIGHT)
-        quality = np.clip((bayes - lo) / max(hi - lo, 1e-9), 0.0, 1.0)
+        quality = L.bayesian_quality(sums, counts, float(v.mean()), lo, hi)
     frame = items.assign(quality=quality, popularity=popularity)
     if "description" not in frame:
         frame["description"] = [f"A {'|'.join(t) or 'untagged'} item" for t in frame["tags"]]

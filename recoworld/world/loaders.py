@@ -41,6 +41,13 @@ _MOVIELENS_LAYOUTS: dict[str, tuple[str, str, tuple[float, float]]] = {
 
 
 # ----------------------------------------------------------------- shared helpers
+def bayesian_quality(sums: np.ndarray, counts: np.ndarray, mean: float, lo: float, hi: float) -> np.ndarray:
+    """Per-item quality in [0, 1]: the Bayesian average of its values (``QUALITY_PRIOR_WEIGHT`` pseudo-values
+    at ``mean`` added to ``sums`` over ``counts``) placed on the value scale ``[lo, hi]``."""
+    bayes = (sums + QUALITY_PRIOR_WEIGHT * mean) / (counts + QUALITY_PRIOR_WEIGHT)
+    return np.clip((bayes - lo) / max(hi - lo, 1e-9), 0.0, 1.0)
+
+
 def _existing(path: str | Path) -> Path:
     p = Path(path).expanduser()
     if not p.exists():
@@ -283,10 +290,9 @@ def load_movielens(path: str | Path, encoder: "TextEncoder | None" = None) -> tu
     popularity[counts == 0] = 0.0
     r = inter["rating"].to_numpy()
     global_mean = float(r.mean()) if len(r) else (lo + hi) / 2
-    bayes = (sums + QUALITY_PRIOR_WEIGHT * global_mean) / (counts + QUALITY_PRIOR_WEIGHT)
     if len(r):  # widen the nominal scale if the file uses another one
         lo, hi = min(lo, float(r.min())), max(hi, float(r.max()))
-    quality = np.clip((bayes - lo) / (hi - lo), 0.0, 1.0)
+    quality = bayesian_quality(sums, counts, global_mean, lo, hi)
 
     titles = movies["title"].fillna("").astype(str).str.strip().tolist()
     genre_lists = [

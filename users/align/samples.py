@@ -28,7 +28,8 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from recoworld.world.catalog import unit_rows
-from recoworld.world.loaders import read_atomic
+from recoworld.users.calibration.data import latest_share
+from recoworld.world.loaders import bayesian_quality, read_atomic
 
 Split = Literal["train", "test"]
 
@@ -166,13 +167,6 @@ def profile_text(facts: str, history_rows: np.ndarray, items: ItemTable) -> str:
     return "; ".join(parts) + "."
 
 
-def holdout_mask(frame: pd.DataFrame, holdout: float) -> np.ndarray:
-    """True for each user's latest ``holdout`` share of rows (frame sorted by user and time)."""
-    rank = frame.groupby("user_id", sort=False).cumcount().to_numpy()
-    size = frame.groupby("user_id", sort=False)["item_id"].transform("size").to_numpy()
-    return rank >= np.ceil(size * (1 - holdout)).astype(int)
-
-
 def _pick(candidates: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
     return candidates if len(candidates) <= k else rng.choice(candidates, size=k, replace=False)
 
@@ -202,12 +196,12 @@ def rating_samples(interactions: pd.DataFrame, items: ItemTable, users: pd.DataF
     """Exposure-list samples from interaction data without exposures (negatives by popularity)."""
     config = config or SampleConfig()
     frame, rows = _choices(interactions, items, ["timestamp"])
-    test = holdout_mask(frame, config.holdout)
+    test = latest_share(frame, config.holdout)
     popularity = np.bincount(rows[~test], minlength=len(items)).astype(np.float64)
     if len(items) < 2 * config.n_candidates:
         raise ValueError(f"items: {len(items)} items are too few for {config.n_candidates} candidates per list")
     p = (popularity + 1.0) / (popularity + 1.0).sum()
-    quality = bayesian_quality(frame["rating"].to_numpy(dtype=np.float64)[~test], rows[~test], len(items)) \
+    quality = rating_quality(frame["rating"].to_numpy(dtype=np.float64)[~test], rows[~test], len(items)) \
         if "rating" in frame.columns else None
     rng = np.random.default_rng(config.seed)
     facts = user_facts(users)
@@ -234,13 +228,13 @@ def rating_samples(interactions: pd.DataFrame, items: ItemTable, users: pd.DataF
     return SampleSet(samples, items, popularity, config, quality)
 
 
-def bayesian_quality(ratings: np.ndarray, rows: np.ndarray, n_items: int, prior: float = 10.0) -> np.ndarray:
-    """(n_items,) Bayesian-average rating (``prior`` pseudo-ratings at the mean) scaled to [0, 1] by the rating range."""
+def rating_quality(ratings: np.ndarray, rows: np.ndarray, n_items: int) -> np.ndarray:
+    """(n_items,) Bayesian-average rating scaled to [0, 1] by the rating range (``loaders.bayesian_quality``)."""
     counts = np.bincount(rows, minlength=n_items).astype(np.float64)
     sums = np.bincount(rows, weights=ratings, minlength=n_items)
     mean = float(ratings.mean()) if len(ratings) else 0.0
     lo, hi = (float(ratings.min()), float(ratings.max())) if len(ratings) else (0.0, 1.0)
-    return np.clip(((sums + prior * mean) / (counts + prior) - lo) / max(hi - lo, 1e-12), 0.0, 1.0)
+    return bayesian_quality(sums, counts, mean, lo, hi)
 
 
 def _choices(interactions: pd.DataFrame, items: ItemTable, order: list[str]) -> tuple[pd.DataFrame, np.ndarray]:
@@ -284,7 +278,7 @@ def exposure_samples(impressions: pd.DataFrame, items: ItemTable, config: Sample
     clicked = frame["clicked"].to_numpy(dtype=bool)
     clicks = frame[clicked].reset_index(drop=True)
     click_rows = rows[clicked]
-    test = holdout_mask(clicks, config.holdout)
+    test = latest_share(clicks, config.holdout)
     popularity = np.bincount(click_rows[~test], minlength=len(items)).astype(np.float64)
     rng = np.random.default_rng(config.seed)
     slates = {k: np.asarray(v) for k, v in frame.groupby(["user_id", "timestamp"], sort=False).indices.items()}

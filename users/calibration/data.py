@@ -38,6 +38,14 @@ def labels(interactions: pd.DataFrame, config: CalibrationConfig) -> np.ndarray:
     return (values >= threshold).astype(np.float64)
 
 
+def latest_share(frame: pd.DataFrame, share: float) -> np.ndarray:
+    """(n,) bool: each user's latest ``share`` of rows (``frame`` sorted by user and time): the held-out split
+    of the calibration, of its validation rows and of the alignment samples."""
+    rank = frame.groupby("user_id", sort=False).cumcount().to_numpy()
+    size = frame.groupby("user_id", sort=False)["item_id"].transform("size").to_numpy()
+    return rank >= np.ceil(size * (1 - share)).astype(int)
+
+
 def split_by_time(interactions: pd.DataFrame, config: CalibrationConfig) -> pd.DataFrame:
     """Interactions of users with enough rows, sorted by user and time, with ``test`` (the latest share of
     each user), ``session`` (per-user session number) and ``position`` (index within the session)."""
@@ -46,9 +54,7 @@ def split_by_time(interactions: pd.DataFrame, config: CalibrationConfig) -> pd.D
     frame = frame[counts >= config.min_interactions].reset_index(drop=True)
     if frame.empty:
         raise ValueError(f"interactions: no user has {config.min_interactions} or more interactions")
-    rank = frame.groupby("user_id", sort=False).cumcount()
-    size = frame.groupby("user_id", sort=False)["item_id"].transform("size")
-    frame["test"] = rank >= np.ceil(size * (1 - config.holdout)).astype(int)
+    frame["test"] = latest_share(frame, config.holdout)
     gap = frame.groupby("user_id", sort=False)["timestamp"].diff().fillna(np.inf)
     new = gap > config.session_gap_minutes * 60
     frame["session"] = new.groupby(frame["user_id"], sort=False).cumsum()
@@ -59,10 +65,8 @@ def split_by_time(interactions: pd.DataFrame, config: CalibrationConfig) -> pd.D
 def validation_rows(frame: pd.DataFrame, share: float) -> np.ndarray:
     """(n,) bool: the latest ``share`` of each user's training rows (for tuning; held-out rows are never in it)."""
     train = frame[~frame["test"]]
-    rank = train.groupby("user_id", sort=False).cumcount()
-    size = train.groupby("user_id", sort=False)["item_id"].transform("size")
     out = np.zeros(len(frame), dtype=bool)
-    out[train.index.to_numpy()] = (rank >= np.ceil(size * (1 - share))).to_numpy()
+    out[train.index.to_numpy()] = latest_share(train, share)
     return out
 
 
