@@ -5,10 +5,11 @@ each user's ratings in time order (ties kept in file order) are the engaged sequ
 item is the test target, the second last the validation target, the rest trains. Every item of
 the catalog is ranked (full ranking, nothing masked, as RecBole does for sequential models);
 Hit@10, NDCG@10 and MRR@10 are averaged over users. SASRec: max length 50, hidden 64, 2 blocks,
-2 heads, CE loss, early stopping on validation NDCG@10 (patience 10).
+2 heads, dropout 0.5, CE loss, early stopping on validation NDCG@10 (patience 10).
 
     python benchmarks/sasrec_ml100k.py                 # this SASRec and Pop
     python benchmarks/sasrec_ml100k.py --recbole       # also RecBole 1.2.1's SASRec (CE) on the same split
+    python benchmarks/sasrec_ml100k.py --recbole-checkpoint saved/SASRec-X.pth   # test a RecBole checkpoint
 
 ``--recbole`` builds a throwaway venv in the data cache (torch==2.13.0 first, then
 recbole==1.2.1; never a project dependency) and runs RecBole on the same atomic file.
@@ -95,6 +96,26 @@ print("RESULT " + json.dumps(result, default=float))
 """
 
 
+RECBOLE_EVAL_SCRIPT = r"""
+import json, shutil, sys, tempfile
+import numpy as np
+import torch
+torch.set_num_threads(int(sys.argv[2]))
+if not hasattr(np, "float"):  # RecBole 1.2.1's NDCG uses the alias numpy 1.24 removed
+    np.float = float
+from recbole.quick_start import load_data_and_model
+from recbole.utils import get_trainer
+with tempfile.TemporaryDirectory() as tmp:  # a copy: the training run may rewrite the file meanwhile
+    model_file = shutil.copy(sys.argv[1], tmp)
+    epoch = torch.load(model_file)["epoch"]
+    config, model, dataset, train_data, valid_data, test_data = load_data_and_model(model_file)
+trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
+result = {"best_epoch": epoch, "valid": trainer.evaluate(valid_data, load_best_model=False),
+          "test": trainer.evaluate(test_data, load_best_model=False)}
+print("RESULT " + json.dumps(result, default=float))
+"""
+
+
 def recbole_venv() -> Path:
     """A throwaway venv with torch==2.13.0 (pinned first) and recbole==1.2.1, built once in the cache."""
     venv = cache_dir() / "recbole-venv"
@@ -132,6 +153,22 @@ def run_recbole(folder: Path, threads: int, epochs: int = 300) -> dict:
             "best_valid": result["best_valid_result"], "seconds": result["seconds"]}
 
 
+def eval_recbole_checkpoint(model_file: Path, threads: int) -> dict:
+    """Valid and test metrics of a saved RecBole SASRec checkpoint (e.g. the best one of a run still training)."""
+    work = cache_dir() / "recbole-run"
+    work.mkdir(parents=True, exist_ok=True)
+    script = work / "eval_checkpoint.py"
+    script.write_text(RECBOLE_EVAL_SCRIPT)
+    env = {**os.environ, "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1", "OMP_NUM_THREADS": str(threads)}
+    done = subprocess.run([str(recbole_venv()), str(script), str(model_file.resolve()), str(threads)],
+                          capture_output=True, text=True, cwd=work, env=env)
+    lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
+    if done.returncode != 0 or not lines:
+        tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
+        raise RuntimeError(f"RecBole checkpoint evaluation failed: {' | '.join(tail)}")
+    return json.loads(lines[-1][len("RESULT "):])
+
+
 def row(name: str, m: dict[str, float], extra: str = "") -> str:
     return f"{name:<22} {m['hit@10']:>8.4f} {m['ndcg@10']:>8.4f} {m['mrr@10']:>8.4f}   {extra}"
 
@@ -143,10 +180,17 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch threads for training")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--epochs", type=int, default=200)
-    parser.add_argument("--dropout", type=float, default=0.2)
+    parser.add_argument("--dropout", type=float, default=0.5, help="dropout (0.5 is RecBole's default)")
     parser.add_argument("--stride", type=int, default=None, help="step between training windows (default 50)")
+    parser.add_argument("--recbole-checkpoint", type=Path, default=None,
+                        help="only evaluate this saved RecBole SASRec checkpoint on the same split, and stop")
     args = parser.parse_args()
 
+    if args.recbole_checkpoint:
+        rb = eval_recbole_checkpoint(args.recbole_checkpoint, args.threads)
+        print(f"RecBole checkpoint (epoch {rb['best_epoch']}): valid {rb['valid']}")
+        print(row("SASRec (RecBole 1.2.1)", {k: rb["test"][k] for k in ("hit@10", "ndcg@10", "mrr@10")}, "test"))
+        return
     folder = fetch_ml100k()
     sequences, n_items = load_sequences(folder)
     data = split(sequences)
