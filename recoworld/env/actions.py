@@ -1,0 +1,94 @@
+"""From Gym actions to served slates, for RecoWorld-v0, the vector env and the SB3 VecEnv: the one check
+of an action batch and the one rule for a slot that repeats an item.
+
+A repeated slot is not refused: ``MultiDiscrete.sample()`` (and so SB3's exploration) draws repeated
+positions, and candidates are drawn with replacement, so two positions can also hold one item. The
+first slot with an item shows it; each later slot with the same item takes the next candidate, in
+candidate order, whose item is not in the slate (deterministic; a slate without repeats is served
+unchanged). The number of such slots is reported per env as ``info["duplicate_positions"]``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from numba import njit
+
+
+def check_actions(actions: Any, shape: tuple[int, ...], high: int, what: str, name: str) -> np.ndarray:
+    """``actions`` as int64 of ``shape`` with every value in [0, high), or one ValueError naming
+    ``name`` (``action``/``actions``) and what is wrong; values are reported as given (no int overflow)."""
+    a = np.asarray(actions)
+    if a.shape != shape:
+        raise ValueError(f"{name}: expected shape {shape}, got {a.shape}")
+    if a.dtype.kind not in "iu":
+        if not (a.dtype.kind == "f" and np.all(a == np.round(a))):
+            raise ValueError(f"{name}: expected integers, got dtype {a.dtype}")
+        if not np.all(np.abs(a) < 2**53):  # inf, or too large to be an index: report the values as given
+            raise ValueError(f"{name}: {what} must lie in [0, {high}), got {_range(a)}")
+        a = a.astype(np.int64)
+    if a.size <= 64:  # a few small ints: Python's min/max beat two numpy reductions
+        values = a.ravel().tolist()
+        lo, hi = min(values), max(values)
+    else:
+        lo, hi = int(a.min()), int(a.max())
+    if lo < 0 or hi >= high:
+        raise ValueError(f"{name}: {what} must lie in [0, {high}), got values from {lo} to {hi}")
+    return a
+
+
+def _range(a: np.ndarray) -> str:
+    return str(a.ravel().tolist()) if a.size <= 16 else f"values from {a.min()} to {a.max()}"
+
+
+def serve(candidates: np.ndarray, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(N, K) catalog rows served for (N, K) candidate ``positions`` into (N, M) ``candidates``, with
+    no item twice in a row where the candidates allow it, and the number of slots that repeated an
+    earlier slot's item, per row (see the module docstring)."""
+    slates = np.take_along_axis(candidates, positions, axis=1)
+    repeats = np.zeros(len(slates), dtype=np.int64)
+    _distinct(candidates, slates, repeats)
+    return slates, repeats
+
+
+@njit(cache=True)
+def _distinct(candidates: np.ndarray, slates: np.ndarray, repeats: np.ndarray) -> None:
+    """In place: each slot of ``slates[i]`` that repeats an earlier slot's item takes the next candidate
+    of row i whose item is not in the slate; ``repeats[i]`` counts those slots (a slot stays as it is
+    when no candidate is left)."""
+    k = slates.shape[1]
+    for i in range(slates.shape[0]):
+        asked = np.sort(slates[i])
+        dup = False
+        for j in range(1, k):
+            if asked[j] == asked[j - 1]:
+                dup = True
+                break
+        if not dup:
+            continue  # the common case: served as asked
+        c = 0
+        for j in range(1, k):
+            item = slates[i, j]
+            seen = False
+            for jj in range(j):
+                if slates[i, jj] == item:
+                    seen = True
+                    break
+            if not seen:
+                continue
+            repeats[i] += 1
+            while c < candidates.shape[1]:
+                fill = candidates[i, c]
+                c += 1
+                at = np.searchsorted(asked, fill)
+                if at < k and asked[at] == fill:
+                    continue  # asked for in this slate
+                taken = False
+                for jj in range(j):
+                    if slates[i, jj] == fill:
+                        taken = True  # an earlier fill (candidates repeat items)
+                        break
+                if not taken:
+                    slates[i, j] = fill
+                    break
