@@ -46,33 +46,35 @@ def serve(candidates: np.ndarray, positions: np.ndarray) -> tuple[np.ndarray, np
     """(N, K) catalog rows served for (N, K) candidate ``positions`` into (N, M) ``candidates``, with
     no item twice in a row where the candidates allow it, and the number of slots that repeated an
     earlier slot's item, per row (see the module docstring)."""
-    slates = np.take_along_axis(candidates, positions, axis=1)
-    repeats = np.zeros(len(slates), dtype=np.int64)
-    _distinct(candidates, slates, repeats)
+    slates = np.empty(positions.shape, dtype=np.int64)
+    repeats = np.zeros(len(positions), dtype=np.int64)
+    _serve(candidates, positions, slates, repeats)
     return slates, repeats
 
 
 @njit(cache=True)
-def _distinct(candidates: np.ndarray, slates: np.ndarray, repeats: np.ndarray) -> None:
-    """In place: each slot of ``slates[i]`` that repeats an earlier slot's item takes the next candidate
-    of row i whose item is not in the slate; ``repeats[i]`` counts those slots (a slot stays as it is
-    when no candidate is left)."""
-    k = slates.shape[1]
-    for i in range(slates.shape[0]):
-        asked = np.sort(slates[i])
+def _serve(candidates: np.ndarray, positions: np.ndarray, slates: np.ndarray, repeats: np.ndarray) -> None:
+    """``slates[i, j] = candidates[i, positions[i, j]]``, then each slot that repeats an earlier slot's
+    item takes the next candidate of row i whose item is not in the slate; ``repeats[i]`` counts those
+    slots (a slot stays as it is when no candidate is left)."""
+    n, k = positions.shape
+    asked = np.empty(k, dtype=np.int64)
+    for i in range(n):
         dup = False
-        for j in range(1, k):
-            if asked[j] == asked[j - 1]:
-                dup = True
-                break
-        if not dup:
-            continue  # the common case: served as asked
-        c = 0
-        for j in range(1, k):
-            item = slates[i, j]
-            seen = False
+        for j in range(k):
+            item = candidates[i, positions[i, j]]
+            slates[i, j] = item
             for jj in range(j):
                 if slates[i, jj] == item:
+                    dup = True
+        if not dup:
+            continue  # the common case: served as asked
+        asked[:] = slates[i]
+        c = 0
+        for j in range(1, k):
+            seen = False
+            for jj in range(j):
+                if slates[i, jj] == slates[i, j]:
                     seen = True
                     break
             if not seen:
@@ -81,13 +83,10 @@ def _distinct(candidates: np.ndarray, slates: np.ndarray, repeats: np.ndarray) -
             while c < candidates.shape[1]:
                 fill = candidates[i, c]
                 c += 1
-                at = np.searchsorted(asked, fill)
-                if at < k and asked[at] == fill:
-                    continue  # asked for in this slate
                 taken = False
-                for jj in range(j):
-                    if slates[i, jj] == fill:
-                        taken = True  # an earlier fill (candidates repeat items)
+                for jj in range(k):
+                    if asked[jj] == fill or (jj < j and slates[i, jj] == fill):
+                        taken = True  # asked for in this slate, or an earlier fill (candidates repeat items)
                         break
                 if not taken:
                     slates[i, j] = fill
