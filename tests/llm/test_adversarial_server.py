@@ -149,3 +149,5 @@ def test_population_run_against_a_mixed_fault_server_loses_no_slate(tmp_path, ll
     failed = sum(run._model.errors.values())
     assert failed > 0 and int(slates["max"].sum()) == failed  # a fallback for each failed call, no other
     assert failed < len(slates)  # and LLM decisions for the others
+    print(f"faults: {sum(faults.injected.values())} injected of {llm_server.count} requests, {len(slates)} slates, "
+          f"{failed} failed calls = {failed} fallbacks, most attempts per call {max(prompts.values())}")
