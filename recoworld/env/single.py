@@ -9,7 +9,7 @@ import numpy as np
 from gymnasium import spaces
 
 from recoworld.llm.base import Usage
-from recoworld.env.actions import check_actions, serve
+from recoworld.env.actions import check_actions, serve_one
 from recoworld.env.topics import fill_topics
 from recoworld.scenario import load_scenario
 from recoworld.world import kernel as K
@@ -146,9 +146,8 @@ class RecoWorldEnv(gym.Env):
         """The slate's catalog rows and how many of its slots repeated an item."""
         what = "candidate positions" if self.action_mode == "slate" else "topics"
         a = check_actions(action, (self.slate_size,), int(self.action_space.nvec[0]), what, "action")
-        positions = a[None] if self.action_mode == "slate" else fill_topics(self.sim.view(ALL), self.catalog.popularity, a[None])
-        slates, repeats = serve(self.sim.candidates[:1], positions)
-        return slates[0], int(repeats[0])
+        positions = a if self.action_mode == "slate" else fill_topics(self.sim.view(ALL), self.catalog.popularity, a[None])[0]
+        return serve_one(self.sim.candidates[0], positions)
 
     def fill_topics(self, topics: np.ndarray) -> np.ndarray:
         """In-topic ranker: each slot takes the best unused candidate of its topic by engagement affinity,
