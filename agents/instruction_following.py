@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from recoworld.agents.baselines import BIG, BaseRecommender, WrapsBase, top_k
 from recoworld.agents.protocol import SlateChoice, UserView
 from recoworld.llm.base import LanguageModel, LLMError
-from recoworld.llm.text import DATA_RULE, quote
+from recoworld.llm.text import DATA_RULE, find_name, name_lookup, quote, quote_all
 from recoworld.users.compliance import familiar_topics
 from recoworld.users.instructions import Instruction
 
@@ -148,15 +148,15 @@ class InstructionFollowing(WrapsBase):
             {
                 "role": "system",
                 "content": "Turn a user's request to a video recommender into constraints. Use only these topics: "
-                + ", ".join(topics)
+                + quote_all(topics)
                 + f". {DATA_RULE}",
             },
             {"role": "user", "content": quote(text, 300)},
         ]
         answer = Constraints(**self._model.generate(messages, constraints_schema(tuple(topics))).value.model_dump())
-        known = {t.lower(): t for t in topics}
-        answer.include_topics = [known[t.lower()] for t in answer.include_topics if t.lower() in known]
-        answer.exclude_topics = [known[t.lower()] for t in answer.exclude_topics if t.lower() in known]
+        known = name_lookup(topics)
+        answer.include_topics = [t for t in (find_name(known, a) for a in answer.include_topics) if t is not None]
+        answer.exclude_topics = [t for t in (find_name(known, a) for a in answer.exclude_topics) if t is not None]
         return answer
 
     def constraints_for(self, view: UserView) -> list[Constraints | None]:

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from recoworld.agents.baselines import BaseRecommender
 from recoworld.agents.protocol import SlateChoice, UserView
 from recoworld.llm.base import LanguageModel, LLMError
-from recoworld.llm.text import DATA_RULE, quote
+from recoworld.llm.text import DATA_RULE, find_name, name_lookup, quote, quote_all
 from recoworld.world.observation import CANDIDATE_FEATURES
 from recoworld.users.instructions import NO_TOPIC
 
@@ -36,6 +36,12 @@ class Planner(Protocol):
     def plan(self, view: UserView, i: int) -> list[int]: ...
 
     def reflect(self, summary: str, session_return: float) -> None: ...
+
+
+def distinct_per_topic(view: UserView, i: int) -> np.ndarray:
+    """How many distinct items user ``i``'s candidates hold per topic (candidates are drawn with replacement)."""
+    _, first = np.unique(view.candidates[i], return_index=True)
+    return np.bincount(view.candidate_topics[i][first], minlength=view.catalog.n_topics)
 
 
 class HeuristicPlanner:
@@ -61,7 +67,7 @@ class HeuristicPlanner:
             chosen.append(int(view.instr_more[i]))
         order = np.argsort(-(ctr + 0.5 * affinity))
         fresh = np.argsort(-(affinity - shown / max(shown.sum(), 1.0)))
-        counts = np.bincount(cands, minlength=len(clicks))
+        counts = distinct_per_topic(view, i)
         for t in [*order[:1], *fresh, *order[1:]]:
             t = int(t)
             enough = len(chosen) >= self.n and counts[chosen].sum() >= view.slate_size
@@ -73,7 +79,7 @@ class HeuristicPlanner:
 
     def top_up(self, view: UserView, i: int, chosen: list[int]) -> list[int]:
         """``chosen`` plus the heuristic's next categories until there are at least two and a full slate."""
-        counts = np.bincount(view.candidate_topics[i], minlength=view.catalog.n_topics)
+        counts = distinct_per_topic(view, i)
         for t in self.plan(view, i):
             if len(chosen) >= MIN_CATEGORIES and counts[chosen].sum() >= view.slate_size:
                 break
@@ -144,13 +150,13 @@ class LLMPlanner:
 
     def plan(self, view: UserView, i: int) -> list[int]:
         names = view.catalog.topic_names
-        index = {n.lower(): t for t, n in enumerate(names)}
+        index, lookup = {n: t for t, n in enumerate(names)}, name_lookup(names)
         clicks = view.click_topics[i]
         liked = [names[t] for t in np.argsort(-clicks)[:3] if clicks[t] > 0]
         instruction = view.instructions[i].text if i < len(view.instructions) and view.instructions[i] else None
         lines = [
-            f"Topics: {', '.join(names)}.",
-            f"The user engaged most with: {', '.join(liked) or 'nothing yet'}.",
+            f"Topics: {quote_all(names)}.",
+            f"The user engaged most with: {quote_all(liked) or 'nothing yet'}.",
             f"The user said: {quote(instruction, 300)}" if instruction else "The user has not asked for anything.",
         ]
         reflections = self.memory.sample(self.rng)
@@ -167,7 +173,8 @@ class LLMPlanner:
         except LLMError:
             self.fallbacks += 1
             return self.fallback.plan(view, i)
-        chosen = list(dict.fromkeys(index[c.lower()] for c in plan.categories if c.lower() in index))
+        found = (find_name(lookup, c) for c in plan.categories)
+        chosen = list(dict.fromkeys(index[name] for name in found if name is not None))
         if len(chosen) < MIN_CATEGORIES:
             self.fallbacks += 1
         return self.fallback.top_up(view, i, chosen)
@@ -187,21 +194,27 @@ def mask_candidates(obs: dict[str, np.ndarray], cand_topics: np.ndarray, allowed
     return {**obs, "candidates": cands.reshape(-1)}
 
 
-def project_action(action: np.ndarray, cand_topics: np.ndarray, allowed: list[int], fallback_scores: np.ndarray) -> np.ndarray:
-    """Slots pointing at a masked (or repeated) candidate take the best allowed unused one instead."""
+def project_action(
+    action: np.ndarray, cand_topics: np.ndarray, allowed: list[int], fallback_scores: np.ndarray,
+    cand_items: np.ndarray | None = None,
+) -> np.ndarray:
+    """Slots pointing at a masked (or repeated) candidate take the best allowed unused one instead. With
+    ``cand_items`` (the candidates' catalog rows) a candidate is used once its item is in the slate
+    (candidates are drawn with replacement)."""
     keep = np.isin(cand_topics, allowed)
     if not keep.any():
         return np.asarray(action)
+    items = np.arange(len(keep)) if cand_items is None else np.asarray(cand_items)
     out = np.array(action, dtype=np.int64).copy()
     used: set[int] = set()
     order = [int(p) for p in np.argsort(-np.where(keep, fallback_scores, -np.inf)) if keep[p]]
     for j, pos in enumerate(out):
-        if not keep[pos] or int(pos) in used:
-            spare = next((p for p in order if p not in used), None)
+        if not keep[pos] or int(items[pos]) in used:
+            spare = next((p for p in order if int(items[p]) not in used), None)
             if spare is None:
-                spare = next(p for p in range(len(keep)) if p not in used)
+                spare = next((p for p in range(len(keep)) if int(items[p]) not in used), int(pos))
             out[j] = spare
-        used.add(int(out[j]))
+        used.add(int(items[out[j]]))
     return out
 
 
@@ -234,7 +247,7 @@ class PlannedEnv(gym.Wrapper):
 
     def step(self, action: Any):
         view = self._view
-        action = project_action(action, view.candidate_topics[0], self._allowed, view.affinity()[0])
+        action = project_action(action, view.candidate_topics[0], self._allowed, view.affinity()[0], view.candidates[0])
         obs, reward, terminated, truncated, info = self.env.step(action)
         self._session_return += reward
         self._session_slates += 1
@@ -242,7 +255,7 @@ class PlannedEnv(gym.Wrapper):
         info["planned"] = [names[t] for t in self._allowed]
         if info.get("session_ended"):
             summary = (
-                f"Planning {', '.join(info['planned'])} gave a {self._session_slates}-slate session, "
+                f"Planning {quote_all(info['planned'])} gave a {self._session_slates}-slate session, "
                 f"return {self._session_return:.1f}, {'churned' if terminated else 'came back'}."
             )
             self.planner.reflect(summary, self._session_return)
@@ -290,6 +303,7 @@ class LERLRecommender(BaseRecommender):
         actions, _ = self._policy().predict(obs, deterministic=True)
         affinity = view.affinity()
         positions = np.stack(
-            [project_action(actions[i], view.candidate_topics[i], allowed[i], affinity[i]) for i in range(len(view))]
+            [project_action(actions[i], view.candidate_topics[i], allowed[i], affinity[i], view.candidates[i])
+             for i in range(len(view))]
         )
         return SlateChoice(positions, np.ones(positions.shape, dtype=np.float32), fell_back)

@@ -22,7 +22,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from recoworld.llm.base import LanguageModel, LLMError, Message, Usage
-from recoworld.llm.text import DATA_RULE, inert, quote
+from recoworld.llm.text import DATA_RULE, TOPIC_CHARS, find_name, inert, name_lookup, quote, quote_all
 from recoworld.users.creator_inputs import CreatorFeedback, CreatorsConfig
 from recoworld.world.catalog import Item
 from recoworld.world.synthetic import (
@@ -231,10 +231,10 @@ class CreatorPopulation:
             f"tags. {DATA_RULE}"
         )
         lines = [
-            f"Day {day}. Topics: {', '.join(self.topic_names)}.",
-            "Your skills: " + ", ".join(f"{self.topic_names[k]} {self.skill[c, k]:.2f}" for k in np.argsort(-self.skill[c])[:5]) + ".",
+            f"Day {day}. Topics: {quote_all(self.topic_names)}.",
+            "Your skills: " + ", ".join(f"{quote(self.topic_names[k], TOPIC_CHARS)} {self.skill[c, k]:.2f}" for k in np.argsort(-self.skill[c])[:5]) + ".",
             f"What you believe each topic earns you ({unit}): "
-            + ", ".join(f"{self.topic_names[k]} {self.belief[c, k]:.3g}" for k in order[:5]) + ".",
+            + ", ".join(f"{quote(self.topic_names[k], TOPIC_CHARS)} {self.belief[c, k]:.3g}" for k in order[:5]) + ".",
             (
                 f"Your recent feedback: {'none yet' if np.isnan(recent) else f'{recent:.3g} {unit}'} "
                 f"(typical: {cfg.reference:.3g}). Items in a row without a click: {self.no_click_streak[c]} "
@@ -245,7 +245,7 @@ class CreatorPopulation:
         if rows:
             lines.append("Your latest items:")
             lines.extend(
-                f"{quote(self._titles[r], 80)} ({self.topic_names[self._topic[r]]}: "
+                f"{quote(self._titles[r], 80)} ({quote(self.topic_names[self._topic[r]], TOPIC_CHARS)}: "
                 f"{int(self._imp[r])} impressions, {int(self._clk[r])} clicks)"
                 for r in rows
             )
@@ -259,7 +259,7 @@ class CreatorPopulation:
         from recoworld.users.llm_user import run_requests
 
         requests = [(self.messages(int(c), day, ids[i], float(recent[i])), CreatorDraft) for i, c in enumerate(who)]
-        lookup = {name.lower(): name for name in self.topic_names}
+        lookup = name_lookup(self.topic_names)
         out: list[CreatorDraft | str] = []
         for result in run_requests(model, requests, max_in_flight):
             if isinstance(result, LLMError):
@@ -267,7 +267,7 @@ class CreatorPopulation:
                 continue
             self.usage = self.usage + result.usage
             d = result.value
-            topic = lookup.get(d.topic.strip().lower())
+            topic = find_name(lookup, d.topic)
             title = inert(d.title, TITLE_CHARS)
             if topic is None or not title:
                 out.append("invalid topic" if topic is None else "empty title")

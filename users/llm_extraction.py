@@ -12,7 +12,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from recoworld.llm.base import LanguageModel, LLMError, Message
-from recoworld.llm.text import DATA_RULE, inert, quote
+from recoworld.llm.text import DATA_RULE, TOPIC_CHARS, find_name, name_lookup, quote, quote_all
 from recoworld.users.extraction import (
     FALLBACK_SEGMENT,
     ITEM_TEXT_CHARS,
@@ -79,7 +79,7 @@ def _messages(log: InteractionLog, u: int, catalog: Catalog, max_items: int, ses
     shown = max(0, min(int(max_items), n))
     lines = [
         (
-            f"User {inert(log.user_ids[u], 80)}: {n} interactions from {_date(ts[0])} to {_date(ts[-1])} (UTC), "
+            f"User {quote(log.user_ids[u], 80)}: {n} interactions from {_date(ts[0])} to {_date(ts[-1])} (UTC), "
             f"on {len(days)} distinct days, in {sessions} sessions of {n / sessions:.1f} items on average."
         ),
         f"The {shown} most recent interactions, oldest first (popularity is the item's percentile in the catalog):",
@@ -88,10 +88,10 @@ def _messages(log: InteractionLog, u: int, catalog: Catalog, max_items: int, ses
         row = int(log.row[i])
         text = quote(f"{catalog.title[row]}: {catalog.description[row]}", ITEM_TEXT_CHARS)
         lines.append(
-            f"{k}. {_date(log.ts[i])} | topic: {catalog.topic_names[catalog.topic[row]]} | "
+            f"{k}. {_date(log.ts[i])} | topic: {quote(catalog.topic_names[catalog.topic[row]], TOPIC_CHARS)} | "
             f"popularity {float(catalog.popularity[row]):.2f} | {_action(log, i)} | {text}"
         )
-    system = _SYSTEM_PROMPT.format(topics=", ".join(catalog.topic_names), data_rule=DATA_RULE)
+    system = _SYSTEM_PROMPT.format(topics=quote_all(catalog.topic_names), data_rule=DATA_RULE)
     return [{"role": "system", "content": system}, {"role": "user", "content": "\n".join(lines)}]
 
 
@@ -102,17 +102,17 @@ def _user_seed(seed: int, user_id: str) -> int:
 
 def _from_text(answer: ProfileText, base: UserProfile, catalog: Catalog) -> UserProfile:
     """The answer's fields over the statistical profile; topics outside the catalog are dropped."""
-    lookup = {name.strip().lower(): name for name in catalog.topic_names}
+    lookup = name_lookup(catalog.topic_names)
     weights: dict[str, float] = {}
     for topic, w in answer.interests.items():
-        name = lookup.get(str(topic).strip().lower())
+        name = find_name(lookup, topic)
         if name is not None and np.isfinite(w) and w > 0:
             weights[name] = weights.get(name, 0.0) + float(w)
     total = sum(weights.values())
     interests = {t: w / total for t, w in sorted(weights.items(), key=lambda kv: -kv[1])} if total > 0 else dict(base.interests)
     dislikes: list[str] = []
     for topic in answer.dislikes:
-        name = lookup.get(str(topic).strip().lower())
+        name = find_name(lookup, topic)
         if name is not None and name not in dislikes and name not in interests:
             dislikes.append(name)
     traits = base.traits.model_copy(

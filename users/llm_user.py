@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from recoworld.llm.base import LanguageModel, LLMBudgetExceeded, LLMError, LLMMalformedOutput, Message, Usage
 from recoworld.llm.local_model import context_fit
-from recoworld.llm.text import CLOSE, DATA_RULE, OPEN, echoes, inert, quote
+from recoworld.llm.text import CLOSE, DATA_RULE, OPEN, TOPIC_CHARS, echoes, inert, quote
 from recoworld.world import kernel as K
 from recoworld.users.parametric import ForcedDecisions, ParametricUserBackend
 from recoworld.users.protocol import UserBackend
@@ -138,8 +138,6 @@ class LLMStepRecord:
     usage: Usage = field(default_factory=Usage)
     echoed_item_text: bool = False  # the answer quotes or follows the text of an item it was shown
 
-
-TOPIC_CHARS = 40  # a topic name in a prompt: quoted and capped like any item text
 
 
 def quoted_profile(profile):  # type: ignore[no-untyped-def]

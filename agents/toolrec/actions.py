@@ -6,6 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from recoworld.llm.text import quote
+
 RETRIEVE_ATTRIBUTES: tuple[str, ...] = ("topic", "recency", "duration", "popularity", "semantic_id", "text")
 RERANK_ATTRIBUTES: tuple[str, ...] = ("relevance", "popularity", "recency", "quality", "diversity")
 LLM_RERANK = "llm"
@@ -46,10 +48,12 @@ class ToolAction(BaseModel):
     def _value_as_text(cls, v: Any) -> Any:
         return str(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else v
 
-    def brief(self) -> str:
+    def brief(self, quoted: bool = False) -> str:
+        """``kind[attribute, 'value', k=K]``; with ``quoted`` the value as prompt data (``<<< value >>>``)."""
         if self.kind == "finish":
             return "finish"
-        args = [a for a in (self.attribute, None if self.value is None else f"'{self.value}'") if a is not None]
+        value = None if self.value is None else quote(self.value, 80) if quoted else f"'{self.value}'"
+        args = [a for a in (self.attribute, value) if a is not None]
         if self.k is not None:
             args.append(f"k={self.k}")
         return f"{self.kind}[{', '.join(args)}]"

@@ -13,7 +13,7 @@ from recoworld.agents.protocol import UserView
 from recoworld.agents.toolrec.actions import TOP_UP, ToolAction, ToolCall
 from recoworld.agents.toolrec.tools import ToolBox
 from recoworld.llm.base import LanguageModel, Message
-from recoworld.llm.text import DATA_RULE, quote
+from recoworld.llm.text import DATA_RULE, TOPIC_CHARS, quote, quote_all
 from recoworld.users.instructions import NO_TOPIC
 
 
@@ -126,17 +126,17 @@ class LLMToolController:
             lines.append("Recently reviewed (oldest first):")
             for i, e in recent:
                 how = "skipped" if e <= 0 else f"watched {min(e, 1.0):.0%}" + (", liked" if e > 1 else "")
-                lines.append(f"- {quote(cat.title[i], 80)} ({cat.topic_names[cat.topic[i]]}; {how})")
+                lines.append(f"- {quote(cat.title[i], 80)} ({quote(cat.topic_names[cat.topic[i]], TOPIC_CHARS)}; {how})")
         else:
             lines.append("No viewing history yet.")
         clicks = view.click_topics[0]
         liked = [cat.topic_names[t] for t in np.argsort(-clicks, kind="stable")[:3] if clicks[t] > 0]
         if liked:
-            lines.append("Most clicked topics: " + ", ".join(liked) + ".")
+            lines.append("Most clicked topics: " + quote_all(liked) + ".")
         counts = Counter(cat.topic_names[t] for t in cat.topic[view.candidates[0]])
         lines.append(
             f"Topics among the {len(view.candidates[0])} candidates: "
-            + ", ".join(f"{name} ({n})" for name, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+            + ", ".join(f"{quote(name, TOPIC_CHARS)} ({n})" for name, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
             + "."
         )
         sids = Counter(cat.semantic_ids()[view.candidates[0], 0].tolist())
@@ -153,12 +153,12 @@ class LLMToolController:
         cat, cands = ctx.view.catalog, ctx.view.candidates[0]
         lines = ["Actions so far:"]
         for call in ctx.trajectory:
-            what = call.action.brief() if call.action is not None else "(no valid action)"
+            what = call.action.brief(quoted=True) if call.action is not None else "(no valid action)"
             if call.error:
-                lines.append(f"{call.step + 1}. {what} -> ERROR: {call.error}")
+                lines.append(f"{call.step + 1}. {what} -> ERROR: {quote(call.error, 300)}")
                 continue
             topics = Counter(cat.topic_names[cat.topic[cands[p]]] for p in call.returned)
-            summary = ", ".join(f"{t} {n}" for t, n in topics.most_common(5))
+            summary = ", ".join(f"{quote(t, TOPIC_CHARS)} {n}" for t, n in topics.most_common(5))
             lines.append(f"{call.step + 1}. {what} -> {len(call.returned)} items ({summary or 'none'})")
         lines.append(f"The pool now holds {len(ctx.pool)} items.")
         return lines
@@ -187,7 +187,7 @@ class LLMToolController:
         lines = [*self.describe_user(ctx), "", f"Order these {len(pool)} pool items for this user, best first:"]
         for n, p in enumerate(pool):
             row = cands[p]
-            lines.append(f"[{n}] {quote(cat.title[row], 80)} ({cat.topic_names[cat.topic[row]]})")
+            lines.append(f"[{n}] {quote(cat.title[row], 80)} ({quote(cat.topic_names[cat.topic[row]], TOPIC_CHARS)})")
         messages = [
             {
                 "role": "system",

@@ -20,6 +20,7 @@ from recoworld.agents.toolrec.actions import (
     normalise_attribute,
     parse_sid_prefix,
 )
+from recoworld.llm.text import find_name, name_lookup
 from recoworld.world.embeddings import HashingEncoder, tokenize
 
 
@@ -44,7 +45,9 @@ class _CatalogFacts:
     def __init__(self, catalog) -> None:
         self.catalog = catalog
         self.duration_median = float(np.median(catalog.duration))
-        self.topic_index = {name.strip().lower(): t for t, name in enumerate(catalog.topic_names)}
+        codes = {name: t for t, name in enumerate(catalog.topic_names)}
+        # a topic by its name, or by the form a prompt shows it in (quoted, capped)
+        self.topic_index = {key: codes[name] for key, name in name_lookup(catalog.topic_names).items()}
 
     @cached_property
     def encoder(self):
@@ -92,10 +95,10 @@ class ToolBox:
         return min(k, self.n)
 
     def topic_code(self, name: str | None) -> int:
-        key = (name or "").strip().lower()
-        if key not in self.facts.topic_index:
+        code = find_name(self.facts.topic_index, name or "")
+        if code is None:
             raise ToolError(f"unknown topic '{name}' (known: {', '.join(self.catalog.topic_names)})")
-        return self.facts.topic_index[key]
+        return code
 
     def base_order(self, positions: np.ndarray | list[int]) -> list[int]:
         """Positions sorted by the base ranker's score, best first (stable)."""

@@ -26,7 +26,8 @@ class RecoWorldVecEnv(VecEnv):
     ``episode_seeds``: one sequence per env; env i serves its n-th user with
     ``reset(seed=episode_seeds[i][n % len])`` whatever seed SB3 passes (how training, validation and
     held-out users stay in their ranges). Without it, ``seed()`` seeds the next reset as SB3 does and
-    later users come from each env's own generator. Each ended episode's ``days_active`` is in its info.
+    later users come from each env's own generator. Each ended episode's ``days_active`` is in its info,
+    and every info has ``duplicate_positions`` (slots that repeated an item, see ``recoworld.env.actions``).
     Observations are the vector env's in-place buffers (SB3 copies what it keeps).
     """
 
@@ -71,7 +72,7 @@ class RecoWorldVecEnv(VecEnv):
     def step_wait(self) -> VecEnvStepReturn:
         obs, reward, terminated, truncated, info = self.venv.step(self._actions)
         done = terminated | truncated
-        infos: list[dict[str, Any]] = [{} for _ in range(self.num_envs)]
+        infos: list[dict[str, Any]] = [{"duplicate_positions": int(d)} for d in info["duplicate_positions"].tolist()]
         if done.any():
             for i in np.flatnonzero(done):
                 infos[i]["terminal_observation"] = {key: value[i].copy() for key, value in obs.items()}

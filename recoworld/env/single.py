@@ -9,6 +9,7 @@ import numpy as np
 from gymnasium import spaces
 
 from recoworld.llm.base import Usage
+from recoworld.env.actions import check_actions, serve_one
 from recoworld.env.topics import fill_topics
 from recoworld.scenario import load_scenario
 from recoworld.world import kernel as K
@@ -32,7 +33,9 @@ class RecoWorldEnv(gym.Env):
 
     Observation: a Dict of Box arrays of what the platform can see (see ``recoworld.world.observation``).
     Action: ``MultiDiscrete([M] * K)`` candidate positions, or with ``action_mode="topic"``
-    ``MultiDiscrete([T] * K)`` topics, each slot filled by the in-topic ranker.
+    ``MultiDiscrete([T] * K)`` topics, each slot filled by the in-topic ranker. A slot that repeats an
+    earlier slot's item is filled from the next unused candidate and counted in
+    ``info["duplicate_positions"]`` (see ``recoworld.env.actions``).
     Reward: weighted components, reported in ``info["rewards"]``.
     """
 
@@ -97,13 +100,14 @@ class RecoWorldEnv(gym.Env):
     def step(self, action: Any):
         if self.sim is None:
             raise RuntimeError("step() called before reset()")
-        slate = self.slate_from_action(action)
+        slate, repeats = self._serve(action)
         out = self.sim.step(ALL, slate[None, :], observe=True)
         self._last = (slate, out)
         obs = {key: value[0] for key, value in out.observation.items()}
         per_user = out.response.per_user[0].tolist()  # one conversion, then plain floats
         truncated = per_user[K.U_FINISHED] > 0
         info = self._get_info(out, per_user)
+        info["duplicate_positions"] = repeats
         if self._backend is not None:
             truncated |= self._backend.exhausted  # the LLM budget ran out: end cleanly
         return obs, per_user[K.U_REWARD], per_user[K.U_CHURN] > 0, truncated, info
@@ -134,25 +138,16 @@ class RecoWorldEnv(gym.Env):
 
     # ------------------------------------------------------------- helpers
     def slate_from_action(self, action: Any) -> np.ndarray:
-        """Validate an action and turn it into catalog rows (one clear error on bad input)."""
-        a = np.asarray(action)
-        if a.shape != (self.slate_size,):
-            raise ValueError(f"action: expected shape ({self.slate_size},), got {a.shape}")
-        hi = int(self.action_space.nvec[0])
+        """Validate an action and turn it into catalog rows (one clear error on bad input; a slot that
+        repeats an item is filled from the next unused candidate, see ``recoworld.env.actions``)."""
+        return self._serve(action)[0]
+
+    def _serve(self, action: Any) -> tuple[np.ndarray, int]:
+        """The slate's catalog rows and how many of its slots repeated an item."""
         what = "candidate positions" if self.action_mode == "slate" else "topics"
-        if a.dtype.kind not in "iu":
-            if not (a.dtype.kind == "f" and np.all(a == np.round(a))):
-                raise ValueError(f"action: expected integers, got dtype {a.dtype}")
-            if not np.all(np.abs(a) < 2**53):  # inf, or too large to be an index: report the values as given
-                raise ValueError(f"action: {what} must lie in [0, {hi}), got {a.tolist()}")
-            a = a.astype(np.int64)
-        values = a.tolist()  # K small ints: Python's min/max beat two numpy reductions
-        if min(values) < 0 or max(values) >= hi:
-            raise ValueError(f"action: {what} must lie in [0, {hi}), got values from {min(values)} to {max(values)}")
-        cands = self.sim.candidates[0]
-        if self.action_mode == "slate":
-            return cands[a]
-        return cands[self.fill_topics(a)]
+        a = check_actions(action, (self.slate_size,), int(self.action_space.nvec[0]), what, "action")
+        positions = a if self.action_mode == "slate" else fill_topics(self.sim.view(ALL), self.catalog.popularity, a[None])[0]
+        return serve_one(self.sim.candidates[0], positions)
 
     def fill_topics(self, topics: np.ndarray) -> np.ndarray:
         """In-topic ranker: each slot takes the best unused candidate of its topic by engagement affinity,

@@ -18,6 +18,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 from numba import njit
 
+from recoworld.env.actions import check_actions, serve
 from recoworld.env.topics import fill_topics
 from recoworld.world import kernel as K
 from recoworld.world.rewards import COMPONENTS
@@ -71,8 +72,9 @@ class RecoWorldVectorEnv(VectorEnv):
     Infos are batched with ``_key`` masks the way Gymnasium's vector envs return them: every env has
     ``day``, ``session``, ``session_step`` and ``days_active``; envs that took a step also have
     ``rewards`` (components, a dict of arrays), ``session_ended``, ``compliance`` (nan where no
-    instruction was pending), ``slate_rows`` (catalog rows served), ``action_codes`` (index into
-    ``recoworld.world.kernel.ACTION_LABELS``) and ``watch_seconds``.
+    instruction was pending), ``slate_rows`` (catalog rows served), ``duplicate_positions`` (slots that
+    repeated an item, filled from the next unused candidate: see ``recoworld.env.actions``),
+    ``action_codes`` (index into ``recoworld.world.kernel.ACTION_LABELS``) and ``watch_seconds``.
 
     LLM and hybrid users: each step makes one batch of LLM calls for all envs (bounded concurrency).
     """
@@ -164,7 +166,7 @@ class RecoWorldVectorEnv(VectorEnv):
             raise RuntimeError(
                 f"step: envs {ended}... have ended; reset them with options={{'reset_mask': mask}} (autoreset disabled)"
             )
-        slates = self._slates(actions)
+        slates, repeats = self._slates(actions)
         resetting = self._ended if mode == AutoresetMode.NEXT_STEP else np.zeros(self.num_envs, dtype=bool)
         live = ~resetting
         obs = self._swap()
@@ -186,7 +188,7 @@ class RecoWorldVectorEnv(VectorEnv):
         truncated = live & (per_user[:, K.U_FINISHED] > 0)
         if sim.backend.exhausted:
             truncated |= live  # the LLM budget ran out: end cleanly
-        step_info = self._step_info(per_user, items, slates, live)
+        step_info = self._step_info(per_user, items, slates, repeats, live)
         ended = terminated | truncated
         infos: dict[str, Any] = {}
         if mode == AutoresetMode.NEXT_STEP and resetting.any():
@@ -197,11 +199,11 @@ class RecoWorldVectorEnv(VectorEnv):
             for i in done:
                 final[i] = {key: value[i].copy() for key, value in obs.items()}
             infos["final_obs"], infos["_final_obs"] = final, ended.copy()
-            final_info = self._step_info(per_user, items, slates, live, mask=ended)
+            final_info = self._step_info(per_user, items, slates, repeats, live, mask=ended)
             self._add_state_info(final_info, ended)
             infos["final_info"], infos["_final_info"] = final_info, ended.copy()
             self._reset_rows(done, [None] * self.num_envs, None, obs)
-            step_info = self._step_info(per_user, items, slates, live, mask=live & ~ended)
+            step_info = self._step_info(per_user, items, slates, repeats, live, mask=live & ~ended)
             ended = np.zeros(self.num_envs, dtype=bool)
         self._ended = ended
         self._add_state_info(infos)
@@ -224,26 +226,15 @@ class RecoWorldVectorEnv(VectorEnv):
         self._turn ^= 1
         return self._buffers[self._turn]
 
-    def _slates(self, actions: Any) -> np.ndarray:
-        """Validate a batch of actions and turn it into (N, K) catalog rows (one clear error on bad input)."""
-        a = np.asarray(actions)
-        n, k = self.num_envs, self.slate_size
-        if a.shape != (n, k):
-            raise ValueError(f"actions: expected shape ({n}, {k}), got {a.shape}")
-        hi = int(self.single_action_space.nvec[0])
+    def _slates(self, actions: Any) -> tuple[np.ndarray, np.ndarray]:
+        """Validate a batch of actions and turn it into (N, K) catalog rows (one clear error on bad input;
+        a slot that repeats an item is filled from the next unused candidate, see ``recoworld.env.actions``)
+        and the number of such slots per env."""
         what = "candidate positions" if self.action_mode == "slate" else "topics"
-        if a.dtype.kind not in "iu":
-            if not (a.dtype.kind == "f" and np.all(a == np.round(a))):
-                raise ValueError(f"actions: expected integers, got dtype {a.dtype}")
-            if not np.all(np.abs(a) < 2**53):  # inf, or too large to be an index
-                raise ValueError(f"actions: {what} must lie in [0, {hi}), got values from {a.min()} to {a.max()}")
-            a = a.astype(np.int64)
-        lo_seen, hi_seen = int(a.min()), int(a.max())
-        if lo_seen < 0 or hi_seen >= hi:
-            raise ValueError(f"actions: {what} must lie in [0, {hi}), got values from {lo_seen} to {hi_seen}")
+        a = check_actions(actions, (self.num_envs, self.slate_size), int(self.single_action_space.nvec[0]), what, "actions")
         if self.action_mode != "slate":
             a = fill_topics(self.sim.view(ALL), self.catalog.popularity, a)
-        return np.take_along_axis(self.sim.candidates, a, axis=1)
+        return serve(self.sim.candidates, a)
 
     def _reset_rows(
         self, rows: np.ndarray, seeds: Sequence[int | None], profiles: Sequence[Any] | None, obs: dict[str, np.ndarray]
@@ -292,7 +283,8 @@ class RecoWorldVectorEnv(VectorEnv):
             infos[key], infos[f"_{key}"] = value.copy(), every
 
     def _step_info(
-        self, per_user: np.ndarray, items: np.ndarray, slates: np.ndarray, stepped: np.ndarray, mask: np.ndarray | None = None
+        self, per_user: np.ndarray, items: np.ndarray, slates: np.ndarray, repeats: np.ndarray, stepped: np.ndarray,
+        mask: np.ndarray | None = None,
     ) -> dict[str, Any]:
         """What the step did for the envs in ``stepped``, batched, with masks ``mask`` (default ``stepped``)."""
         mask = (stepped if mask is None else mask).copy()
@@ -304,6 +296,7 @@ class RecoWorldVectorEnv(VectorEnv):
             "session_ended": per_user[:, K.U_ENDED] > 0,
             "compliance": per_user[:, K.U_COMPLIANCE],
             "slate_rows": slates,
+            "duplicate_positions": repeats,
             "action_codes": items[:, :, K.O_ACTION].astype(np.int64),
             "watch_seconds": items[:, :, K.O_WATCH_SECONDS],
         }

@@ -149,6 +149,7 @@ def table_sha256(path: Path) -> str:
 
 KILL_ENV = "RECOWORLD_KILL_AT"  # tests: SIGKILL this process at the N-th write point (1-based)
 _write_points = 0
+_write_labels: list[str] = []  # the labels of the points passed (while KILL_ENV is set)
 
 
 def write_point(label: str) -> None:
@@ -159,6 +160,7 @@ def write_point(label: str) -> None:
     if not target:
         return
     _write_points += 1
+    _write_labels.append(label)
     if _write_points == int(target):
         os.kill(os.getpid(), signal.SIGKILL)
 
@@ -166,6 +168,7 @@ def write_point(label: str) -> None:
 def reset_write_points() -> None:
     global _write_points
     _write_points = 0
+    _write_labels.clear()
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -355,6 +358,15 @@ class RunFolder:
         if path.exists():
             os.replace(path, self.previous_checkpoint_path)
         _replace_durably(tmp, path)
+
+    def remove_checkpoints(self) -> None:
+        """A complete run's checkpoints and unfinished ``.tmp`` files go (also what a kill between its last
+        manifest and this left behind: a resume of the complete run calls this again)."""
+        self.checkpoint_path.unlink(missing_ok=True)
+        write_point("removed checkpoint.pkl")
+        self.previous_checkpoint_path.unlink(missing_ok=True)
+        for tmp in [*self.path.glob("*.tmp"), *self.path.glob("*/*.tmp")]:
+            tmp.unlink()
 
     def load_checkpoint(self) -> Any:
         """The newest checkpoint that passes its checksum (falling back to the one before); a

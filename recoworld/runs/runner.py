@@ -199,6 +199,7 @@ class PopulationRun:
             return self._fresh_state()
         manifest = self.folder.read_manifest()
         if manifest.status == "complete":
+            self.folder.remove_checkpoints()  # left by a kill right after the last manifest
             raise ValueError(f"--resume: the run in '{self.folder.path}' is already complete")
         if manifest.scenario_sha256 != scenario_sha256(self.scenario):
             raise ValueError(self._changed_scenario())
@@ -409,8 +410,7 @@ class PopulationRun:
                 manifest.status, manifest.stopped = "stopped", stopped
             if last:
                 self.folder.write_manifest(manifest)
-                self.folder.checkpoint_path.unlink(missing_ok=True)
-                self.folder.previous_checkpoint_path.unlink(missing_ok=True)
+                self.folder.remove_checkpoints()
             else:
                 self.folder.write_manifest(manifest)
                 self.folder.save_checkpoint(snapshot)

@@ -13,6 +13,9 @@
     ("status", 429, msg, {"Retry-After": "2"})  the same with these response headers
     ("hang", 5.0)        sleep that long before answering (to exceed the client timeout)
     ("content", "")      answer with this content instead of the responder's (malformed / empty)
+    ("raw", b"\xff")     send these bytes as the HTTP body, status 200 (empty, non-UTF-8, cut JSON)
+    ("reset", 0.5)       send the headers and this share of a normal answer's body, then reset the
+                         connection (TCP RST)
 
 or ``None`` for a normal answer. The server records every request body, counts requests and
 measures the largest number of requests it was handling at once (``max_in_flight``).
@@ -21,6 +24,8 @@ measures the largest number of requests it was handling at once (``max_in_flight
 from __future__ import annotations
 
 import json
+import socket
+import struct
 import threading
 import time
 from collections.abc import Callable
@@ -77,7 +82,10 @@ class _Handler(BaseHTTPRequestHandler):
             owner._leave()
 
     def _send_json(self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> None:
-        data = json.dumps(payload).encode()
+        self._send_bytes(status, json.dumps(payload).encode(), headers)
+
+    def _send_bytes(self, status: int, data: bytes, headers: dict[str, str] | None = None, cut: int | None = None) -> None:
+        """Send ``data`` as a JSON response; with ``cut``, only its first ``cut`` bytes, then a TCP reset."""
         try:
             self.send_response(status)
             for name, value in (headers or {}).items():
@@ -85,7 +93,13 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
-            self.wfile.write(data)
+            self.wfile.write(data if cut is None else data[:cut])
+            if cut is not None:
+                self.wfile.flush()
+                # SO_LINGER on, 0 s: close() sends RST instead of FIN (the connection dies mid-answer)
+                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                self.connection.close()
+                self.close_connection = True
         except (BrokenPipeError, ConnectionResetError):  # the client gave up (timeout)
             pass
 
@@ -192,6 +206,13 @@ class FakeLLMServer:
                 self._stopping.wait(float(arg))
             elif kind == "content":
                 content = str(arg)
+            elif kind == "raw":
+                handler._send_bytes(200, bytes(arg))
+                return
+            elif kind == "reset":
+                data = json.dumps(self._completion(body, self.responder(body))).encode()
+                handler._send_bytes(200, data, cut=int(len(data) * float(arg)))
+                return
             else:
                 raise ValueError(f"unknown fault kind {kind!r}")
         if content is None:

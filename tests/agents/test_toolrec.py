@@ -236,7 +236,7 @@ def test_llm_controller_follows_a_scripted_plan_and_logs_it(env) -> None:
     prompt = model.last_messages[-1]["content"]
     assert (
         "This is step 3 of at most 7" in prompt
-        and f"retrieve[topic, '{topic}', k=10] -> {len(got)} items ({topic} {len(got)})" in prompt
+        and f"retrieve[topic, <<< {topic} >>>, k=10] -> {len(got)} items (<<< {topic} >>> {len(got)})" in prompt
     )
     assert "diversity" in model.last_messages[0]["content"] and out.reasoning.startswith("retrieve[topic")
 

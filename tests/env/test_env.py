@@ -314,7 +314,8 @@ def test_unknown_bundled_scenario():
 
 # ------------------------------------------------------------------------------- topic mode
 def check_topic_fill(view, requested: np.ndarray, served_ids: list[str]) -> int:
-    """Each slot holds an unused candidate; it has the requested topic whenever one is left. Returns #in-topic."""
+    """Each slot holds an unused candidate (an item not in the slate yet); it has the requested topic whenever
+    one is left. Returns #in-topic."""
     cat = view.catalog
     remaining = list(view.candidates[0])
     in_topic = 0
@@ -325,7 +326,7 @@ def check_topic_fill(view, requested: np.ndarray, served_ids: list[str]) -> int:
         if any(cat.topic[r] == t for r in remaining):
             assert cat.topic[row] == t, f"slot asked for topic {t}, got {cat.topic[row]} though one was available"
             in_topic += 1
-        remaining.remove(row)
+        remaining = [r for r in remaining if r != row]  # an item drawn twice as a candidate is used once shown
     return in_topic
 
 

@@ -86,38 +86,54 @@ def folder_bytes(out: Path) -> dict[str, str]:
 
 def reference(data: dict, out: Path, monkeypatch) -> tuple[dict[str, str], int]:
     """An uninterrupted run's files, and how many write points it passed."""
+    return reference_points(data, out, monkeypatch)[:2]
+
+
+def reference_points(data: dict, out: Path, monkeypatch) -> tuple[dict[str, str], int, list[str]]:
+    """An uninterrupted run's files, how many write points it passed, and their labels."""
     monkeypatch.setenv(KILL_ENV, str(10**9))  # count the points, never kill
     logs.reset_write_points()
     live(data, out)
-    points = logs._write_points
+    points, labels = logs._write_points, list(logs._write_labels)
     monkeypatch.delenv(KILL_ENV)
-    return folder_bytes(out), points
+    return folder_bytes(out), points, labels
 
 
-def spread(n: int, k: int) -> list[int]:
-    """k write points spread over 1..n, always including the first few (setup and day 0)."""
+def spread(n: int, k: int, labels: list[str] | None = None) -> list[int]:
+    """k write points spread over 1..n, always including the first few (setup and day 0), with ``labels``
+    every point of the checkpoint (before, inside, written, renamed, removed) and the last day's manifest."""
     picks = set(range(1, min(n, 8) + 1)) | {1 + round(i * (n - 1) / (k - 1)) for i in range(k)}
+    if labels is not None:
+        picks |= {i for i, label in enumerate(labels, 1) if "checkpoint" in label}
+        picks |= {i for i, label in enumerate(labels, 1) if i > n - 6 and "manifest.json" in label}
     return sorted(p for p in picks if 1 <= p <= n)
 
 
 @pytest.mark.parametrize("data", [BASE, LLM], ids=["parametric", "llm"])
 def test_sigkill_at_write_points_across_the_days_resumes_byte_identical(data, tmp_path, monkeypatch):
-    expected, n_points = reference(data, tmp_path / "whole", monkeypatch)
+    expected, n_points, labels = reference_points(data, tmp_path / "whole", monkeypatch)
     assert n_points >= 40  # setup files, then per day: 4 points per file, the manifest and the checkpoint
+    assert labels[-1] == "removed checkpoint.pkl" and labels[-2] == "renamed manifest.json"
     kills = resumes = 0
-    for point in spread(n_points, 26):
+    for point in spread(n_points, 26, labels):
         out = tmp_path / f"k{point}"
         status = killed_at(data, out, point)
         assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL, f"point {point}: {status}"
         kills += 1
-        if RunFolder(out).exists() and RunFolder(out).read_manifest().status == "complete":  # killed after the last manifest: nothing to redo
+        if RunFolder(out).exists() and RunFolder(out).read_manifest().status == "complete":
+            # killed after the last manifest: nothing to redo; a resume says so and removes what is left over
             assert folder_bytes(out) == expected
-            continue
-        live(data, out, resume=True)
-        resumes += 1
-        assert folder_bytes(out) == expected, f"killed at write point {point} of {n_points}"
-        assert not list(out.glob("checkpoint*")) and not list(out.rglob("*.tmp"))
+            with pytest.raises(ValueError, match="already complete"):
+                live(data, out, resume=True)
+        else:
+            live(data, out, resume=True)
+            resumes += 1
+        assert folder_bytes(out) == expected, f"killed at write point {point} ({labels[point - 1]}) of {n_points}"
+        assert not list(out.glob("checkpoint*")) and not list(out.rglob("*.tmp")), f"leftovers at {labels[point - 1]}"
     assert kills >= resumes >= 20
+    print(f"sigkill: {kills} kills at {n_points} write points, {resumes} resumes, {kills - resumes} complete runs")
+    assert {"written checkpoint.pkl", "renamed checkpoint.pkl", "removed checkpoint.pkl"} <= {
+        labels[p - 1] for p in spread(n_points, 26, labels)}
 
 
 def test_profiles_pickle_is_byte_identical_whatever_the_hash_seed(tmp_path):

@@ -206,7 +206,8 @@ def test_llm_creators_use_valid_drafts_and_fall_back_otherwise() -> None:
     # the next prompt shows the creator's own earlier titles as delimited, capped data
     llm.observe(feedback_for(llm, items, np.full(len(items), 10), np.ones(len(items))))
     prompt = llm.messages(0, 1, "creator0-d1-9", float(llm.recent_feedback[0]))[-1]["content"]
-    assert prompt.count("<<<") == prompt.count(">>>") == min(len(mine), llm.config.recent_items)
+    assert prompt.count("<<<") == prompt.count(">>>")  # titles and topic names quoted
+    assert sum(line.startswith("<<< Midnight ramen") for line in prompt.splitlines()) == min(len(mine), llm.config.recent_items)
 
 
 def test_items_are_valid_with_chosen_topic_and_quality_tracks_skill() -> None:

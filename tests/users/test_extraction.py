@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from recoworld.llm.base import Generation, LanguageModel, LLMMalformedOutput, LLMTimeout
+from recoworld.llm.text import quote_all
 from recoworld.users.extraction import extract_profiles
 from recoworld.users.llm_extraction import (
     ProfileText,
@@ -180,7 +181,7 @@ class FakeModel:
         self.calls: list[dict] = []
 
     def generate(self, messages, schema, *, seed=None, temperature=None):
-        user_id = re.match(r"User (\S+?):", messages[1]["content"]).group(1)
+        user_id = re.match(r"User <<< (\S+?) >>>:", messages[1]["content"]).group(1)
         self.calls.append({"messages": messages, "schema": schema, "seed": seed, "user": user_id})
         out = self.answer(user_id)
         if isinstance(out, Exception):
@@ -266,15 +267,15 @@ def test_llm_prompt_history_is_capped_and_delimited(catalog: Catalog) -> None:
     system, user = call["messages"]
     assert system["role"] == "system" and user["role"] == "user"
     assert "two paragraphs" in system["content"] and "facts" in system["content"] and "traits" in system["content"]
-    assert ", ".join(cat.topic_names) in system["content"] and "never follow" in system["content"]
-    item_lines = [line for line in user["content"].splitlines() if "<<<" in line]
+    assert quote_all(cat.topic_names) in system["content"] and "never follow" in system["content"]
+    item_lines = [line for line in user["content"].splitlines() if "<<<" in line and not line.startswith("User ")]
     assert len(item_lines) == 10  # only the most recent max_items
     for line in item_lines:
-        assert line.count("<<<") == 1 and line.count(">>>") == 1 and line.endswith(">>>")
-        assert len(line.split("<<< ")[1][: -len(" >>>")]) <= 200
+        assert line.count("<<<") == 2 and line.count(">>>") == 2 and line.endswith(">>>")  # the topic, the text
+        assert len(line.split("<<< ")[2][: -len(" >>>")]) <= 200
         assert "rated 4.5" in line and "clicked" in line and "topic: " in line
     expected_titles = [str(cat.title[k]) for k in [*range(40, 50), 0]][1:]  # items 41..49 then i0, oldest first
-    assert [line.split("<<< ")[1].split(":")[0] for line in item_lines] == expected_titles
+    assert [line.split("<<< ")[2].split(":")[0] for line in item_lines] == expected_titles
     assert "50 interactions" in user["content"]
 
 
