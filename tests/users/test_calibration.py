@@ -130,13 +130,14 @@ def test_held_out_split_is_by_time_per_user(ground_truth):
         assert abs(user["test"].mean() - 0.25) < 0.02
 
 
-def test_dynamics_fit_matches_training_sessions_and_reaches_runs(ground_truth):
-    catalog, interactions = load_movielens(ground_truth)
+def test_dynamics_fit_matches_training_sessions_and_reaches_runs(tmp_path):
+    write_ground_truth(tmp_path / "long", n_users=150, length=60)  # sessions long enough never to cap the hazard's
+    catalog, interactions = load_movielens(tmp_path / "long")
     # sessions that end by a constant hazard (1/8 per item) and users who come back every day
-    frame = interactions.sort_values(["userId", "timestamp"] if "userId" in interactions else ["user_id", "timestamp"])
+    frame = interactions.sort_values(["user_id", "timestamp"])
     day = frame["timestamp"] // 86_400
     position = frame.groupby([frame["user_id"], day]).cumcount()
-    length = 1 + np.random.default_rng(0).geometric(1 / 8, size=len(frame)) // 1
+    length = np.random.default_rng(0).geometric(1 / 8, size=len(frame))
     keep = position.to_numpy() < pd.Series(length).groupby([frame["user_id"].to_numpy(), day.to_numpy()]).transform("first").to_numpy()
     config = CalibrationConfig(**{**QUICK, "fit_dynamics": True, "dynamics_users": 100, "dynamics_rounds": 1})
     fit = calibrate(frame[keep], catalog, config)

@@ -12,6 +12,10 @@ and item vectors ``[q_i, 1]/B`` with one slack coordinate each make unit vectors
 ``w_taste = A·B`` is ``p_u·q_i + b_u``; item effects (``b_i`` plus the plain popularity term) become
 ``quality`` in [0, 1]. The calibrated world uses these item vectors as its embedding space
 (:class:`.io.ItemTable`), so a run's click probabilities are the fitted ones.
+
+That click model is liking *given selection* (a log holds only the items users chose). With
+``config.selection`` the calibrated world adds the selection stage (:mod:`.selection`: which items users
+pick at all) to it, logit for logit; the engagement protocol still scores liking alone.
 """
 
 from __future__ import annotations
