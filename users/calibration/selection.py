@@ -9,8 +9,9 @@ recommenders are trained):
 
     s_ui = mu' + b'_u + b'_i + p'_u·q'_i + w'_c·conformity_u·pop_i + w'_p·pop_i
 
-with factors and L2 tuned on the validation rows of the training period (the liking fit's rule). It
-uses which items were rated in training, never a label and never a held-out item.
+with L2 (and, unless given, factors; the calibration passes the liking fit's factor count) tuned on
+the validation rows of the training period, the liking fit's rule. It uses which items were rated in
+training, never a label and never a held-out item.
 
 The two stages combine as a product of experts: a shown item is picked (selected *and* liked) with
 logit ``l_ui + s_ui`` (odds of liking times odds of selection). That sum is again a biased logistic MF
@@ -50,8 +51,9 @@ def selection_features(conformity: np.ndarray, popularity: np.ndarray, users: np
 
 
 def fit_selection(prep, factors: tuple[int, ...] | None = None) -> tuple[LogisticMF, dict[str, float]]:
-    """Tune (factors, L2 on the validation rows of the training period) and fit the selection model on
-    ``prep``'s training rows (a :class:`.fit.Prepared`); returns the model and the choice."""
+    """Tune L2 (and factors over ``factors``, by default the config's grid) on the validation rows of the
+    training period, then fit the selection model on ``prep``'s training rows (a :class:`.fit.Prepared`);
+    returns the model and the choice."""
     c, t = prep.config, prep.train
     rng = np.random.default_rng(c.seed + 11)
     users, rows = prep.users[t], prep.rows[t]
