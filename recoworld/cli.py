@@ -385,9 +385,11 @@ def fidelity(
     l2: str = typer.Option("0.03,0.1,0.3", "--l2", help="L2 penalties tried on the validation split."),
     recency: str = typer.Option("0,2", "--recency", help="Recency weights tried on the validation split."),
     seed: int = typer.Option(0, "--seed", "-s", help="Seed of the catalog, the fits and the protocols."),
+    sasrec: bool = typer.Option(True, "--sasrec/--no-sasrec", help="Also score SASRec (needs torch; skipped with a note without it)."),
 ) -> None:
     """Score calibrated user backends and baselines against real held-out behaviour (every protocol, one split)."""
     from recoworld.evaluation.fidelity import fidelity_suite, format_tables
+    from recoworld.users.calibration.fit import BASELINES
 
     check_paths(DATASET=dataset, __items=items)
     config = _calibration_config(label, holdout, factors, l2, recency, True)
@@ -395,11 +397,23 @@ def fidelity(
     unknown = [b for b in names if b not in ("parametric", "hybrid", "llm")]
     if unknown or not names:
         raise fail(f"--backends: unknown backend '{(unknown or [''])[0]}' (expected parametric, hybrid or llm)")
+    added = False
+    if sasrec and "sasrec" not in BASELINES:
+        try:
+            from recoworld.agents.sasrec_fidelity import register_sasrec
+        except ImportError:
+            typer.echo("SASRec baseline skipped: torch is not installed (pip install 'recoworld[rl]')", err=True)
+        else:
+            register_sasrec()
+            added = True
     try:
         report, calibration = fidelity_suite(dataset, items, config, {b: None for b in names},
                                              [int(v) for v in _floats(ratios, "--ratios")], seed)
     except (ValueError, OSError) as exc:
         raise fail(str(exc).splitlines()[0])
+    finally:
+        if added:
+            BASELINES.pop("sasrec", None)
     typer.echo(format_tables(report))
     if out is not None:
         calibration.save(out)

@@ -9,7 +9,8 @@ out) and is fitted on the training part only. Protocols, so that numbers compare
   each user's held-out liked items are mixed with m times as many items the user never interacted
   with, shuffled and shown as slates; the user picks; accuracy, precision, recall and F1 of the picks
   against "held-out liked". Negatives are drawn from items someone interacted with in training (a
-  preference test, not a cold-start test). Simulated users pick with the kernel (leaving is switched
+  preference test, not a cold-start test). Simulated users pick with the kernel (in the calibrated
+  world: liking and the selection stage, ``recoworld.users.calibration.selection``) (leaving is switched
   off: the protocol measures preference, not patience); baselines pick by a Bernoulli draw of their
   predicted probability (a user model that clicks as it predicts), from the same seed;
 * **choice from an exposure list** (Mirroring Users / UserMirrorer: one item chosen among N

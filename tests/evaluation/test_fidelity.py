@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 
@@ -92,5 +93,7 @@ def test_cli_fidelity_prints_tables_and_writes_json(data, tmp_path):
     assert result.exit_code == 0, result.output
     assert "Engagement on held-out rated items" in result.output and "| 1:1 | parametric |" in result.output
     assert json.loads(out.read_text())["discrimination"]["1:1"]["mf"]["items"] > 0
+    if importlib.util.find_spec("torch") is not None:  # SASRec is scored too, and only for that command
+        assert "| 1:1 | sasrec |" in result.output and "sasrec" not in BASELINES
     bad = CliRunner().invoke(app, ["fidelity", str(data), "--backends", "robot"])
     assert bad.exit_code != 0 and "--backends" in bad.output

@@ -49,7 +49,8 @@ def test_calibration_recovers_the_ground_truth_dynamics_terms_and_beats_populari
 
 
 def test_kernel_utility_equals_the_fitted_logit(fitted, ground_truth):
-    """A calibrated user's first item in a session: the kernel's utility minus the click threshold is the fit's logit."""
+    """A calibrated user's first item in a session: the kernel's utility minus the click threshold is the fit's logit
+    (liking plus selection)."""
     from recoworld.users.calibration.fit import Prepared
     from recoworld.users.calibration.replay import replay_scenario, serve_lists
 
@@ -62,14 +63,19 @@ def test_kernel_utility_equals_the_fitted_logit(fitted, ground_truth):
     model = fit.result.user_model
     from recoworld.users.calibration.fit import fit_models
 
-    sim = fit_models(prep).simulator
+    from recoworld.users.calibration.selection import selection_features
+
+    models = fit_models(prep)
     codes = pd.Index(prep.user_ids).get_indexer(users)
     conf = prep.traits["conformity"].to_numpy()[codes]
     nov = prep.traits["novelty_seeking"].to_numpy()[codes]
     pop = prep.popularity[7]
     x = np.column_stack([conf * pop, np.full(len(users), pop), nov * 1.0, np.zeros(len(users)), np.zeros(len(users)),
                          np.full(len(users), prep.item_quality[7])])
-    logit = sim.logit(codes, np.full(len(users), 7), x)
+    item = np.full(len(users), 7)
+    # the world's pick: liking's logit plus selection's (a product of experts)
+    logit = models.simulator.logit(codes, item, x) + models.selection.logit(codes, item, selection_features(
+        prep.traits["conformity"].to_numpy(), prep.popularity, codes, item))
     kernel = np.array([u[0] for u in utility]) - model["click_threshold"]
     assert np.allclose(kernel, logit, atol=1e-3)
 
@@ -90,6 +96,18 @@ def test_flipping_every_held_out_label_leaves_every_held_out_prediction_unchange
     a, b = fit_models(prep), fit_models(prep2)
     for name in a.predictions:
         assert np.allclose(a.predictions[name][~prep.train], b.predictions[name][~prep2.train]), name
+    # the selection stage (and so the calibrated world's pick) sees neither held-out labels nor held-out items
+    test = ~prep.train
+    pick = a.world_model().logit(prep.users[test], prep.rows[test], prep.x[test])
+    assert np.allclose(pick, b.world_model().logit(prep2.users[test], prep2.rows[test], prep2.x[test]))
+    from recoworld.users.calibration.selection import fit_selection
+
+    moved = interactions.copy()
+    moved.loc[held, "item_id"] = np.random.default_rng(1).permutation(moved.loc[held, "item_id"].to_numpy())
+    prep3 = Prepared(moved, catalog, config)
+    assert (prep3.rows[test] != prep.rows[test]).mean() > 0.5
+    sel3, _ = fit_selection(prep3, (8,))
+    assert np.allclose(a.selection.logit(prep.users, prep.rows[::-1]), sel3.logit(prep.users, prep.rows[::-1]))
 
 
 def test_traits_differ_across_users_and_come_from_training_behaviour(fitted):
@@ -112,13 +130,14 @@ def test_held_out_split_is_by_time_per_user(ground_truth):
         assert abs(user["test"].mean() - 0.25) < 0.02
 
 
-def test_dynamics_fit_matches_training_sessions_and_reaches_runs(ground_truth):
-    catalog, interactions = load_movielens(ground_truth)
+def test_dynamics_fit_matches_training_sessions_and_reaches_runs(tmp_path):
+    write_ground_truth(tmp_path / "long", n_users=150, length=60)  # sessions long enough never to cap the hazard's
+    catalog, interactions = load_movielens(tmp_path / "long")
     # sessions that end by a constant hazard (1/8 per item) and users who come back every day
-    frame = interactions.sort_values(["userId", "timestamp"] if "userId" in interactions else ["user_id", "timestamp"])
+    frame = interactions.sort_values(["user_id", "timestamp"])
     day = frame["timestamp"] // 86_400
     position = frame.groupby([frame["user_id"], day]).cumcount()
-    length = 1 + np.random.default_rng(0).geometric(1 / 8, size=len(frame)) // 1
+    length = np.random.default_rng(0).geometric(1 / 8, size=len(frame))
     keep = position.to_numpy() < pd.Series(length).groupby([frame["user_id"].to_numpy(), day.to_numpy()]).transform("first").to_numpy()
     config = CalibrationConfig(**{**QUICK, "fit_dynamics": True, "dynamics_users": 100, "dynamics_rounds": 1})
     fit = calibrate(frame[keep], catalog, config)

@@ -11,7 +11,8 @@ the parameters whose training-period distributions of session length, inter-visi
 per user are closest (the sum over statistics of each Jensen–Shannon divergence's excess over its
 target in :data:`TARGETS`: a statistic within its target costs nothing more, so the search spends
 its freedom on the ones still outside), by coordinate search with common
-random numbers (every evaluation uses the same seed, so differences come from the parameters alone).
+random numbers (every evaluation uses the same seed, so differences come from the parameters alone);
+each round sweeps every parameter alone, then the pairs in :data:`JOINT` on their joint grid.
 """
 
 from __future__ import annotations
@@ -37,6 +38,9 @@ GRID: dict[str, tuple[float, ...]] = {
     "return_satisfaction": (0.0, 1.75, 3.5, 7.0),
     "churn_window_days": (7.0, 14.0, 21.0, 30.0, 45.0, 60.0, 90.0, 120.0),
 }
+# pairs searched jointly after each coordinate sweep: a longer churn window (or a steeper activity effect)
+# only pays with a lower daily return chance at the same time, a move no single coordinate makes
+JOINT: tuple[tuple[str, str], ...] = (("return_bias", "churn_window_days"), ("return_bias", "return_activity"))
 START = {"hazard_bias": -4.5, "hazard_patience": 1.5, "hazard_fatigue": 1.0, "return_bias": -2.0, "return_activity": 2.5, "return_satisfaction": 3.5,
          "churn_window_days": 14.0}
 ENV_PARAMS = ("churn_window_days",)
@@ -125,13 +129,14 @@ def fit_dynamics(real_train: pd.DataFrame, catalog: Catalog, profiles: list[User
 
     best, jsd, sim = loss(params)
     for _ in range(config.dynamics_rounds):
-        for name, grid in GRID.items():
-            for value in grid:
-                if value == params[name]:
-                    continue
-                trial = {**params, name: float(value)}
-                score, trial_jsd, trial_sim = loss(trial)
-                if score < best - 1e-9:
-                    best, params, jsd, sim = score, trial, trial_jsd, trial_sim
+        moves = [{name: float(v)} for name, grid in GRID.items() for v in grid]
+        moves += [{a: float(x), b: float(y)} for a, b in JOINT for x in GRID[a] for y in GRID[b]]
+        for move in moves:
+            if all(params[k] == v for k, v in move.items()):
+                continue
+            trial = {**params, **move}
+            score, trial_jsd, trial_sim = loss(trial)
+            if score < best - 1e-9:
+                best, params, jsd, sim = score, trial, trial_jsd, trial_sim
     return DynamicsFit(params={k: float(v) for k, v in params.items()}, jsd=jsd,
                        real={k: float(np.mean(v)) for k, v in real.items()}, simulated={k: float(np.mean(v)) for k, v in sim.items()})

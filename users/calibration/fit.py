@@ -12,6 +12,10 @@ and item vectors ``[q_i, 1]/B`` with one slack coordinate each make unit vectors
 ``w_taste = A·B`` is ``p_u·q_i + b_u``; item effects (``b_i`` plus the plain popularity term) become
 ``quality`` in [0, 1]. The calibrated world uses these item vectors as its embedding space
 (:class:`.io.ItemTable`), so a run's click probabilities are the fitted ones.
+
+That click model is liking *given selection* (a log holds only the items users chose). With
+``config.selection`` the calibrated world adds the selection stage (:mod:`.selection`: which items users
+pick at all) to it, logit for logit; the engagement protocol still scores liking alone.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ import pandas as pd
 from recoworld.world.catalog import Catalog
 from recoworld.users.calibration import data as D
 from recoworld.users.calibration.io import (Calibration, CalibrationConfig, CalibrationResult, Fidelity, FittedWeights,
-                                            ItemTable)
+                                            ItemTable, SelectionWeights)
 from recoworld.users.calibration.mf import LogisticMF, tune_logistic_mf
 from recoworld.evaluation.stats import auc, bootstrap_groups, calibration_curve, log_loss
 from recoworld.users.profile import Traits, UserProfile
@@ -148,6 +152,16 @@ class FittedModels:
     mf_choice: dict[str, float]
     predictions: dict[str, np.ndarray]  # every model's engagement probability for every row of the split
     scorers: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]]  # (user codes, catalog rows) -> probability
+    selection: LogisticMF | None = None  # which items users pick to rate (None: not fitted)
+    selection_choice: dict[str, float] | None = None
+
+    def world_model(self) -> LogisticMF:
+        """The calibrated world's click model: liking, combined with selection when it was fitted."""
+        if self.selection is None:
+            return self.simulator
+        from recoworld.users.calibration.selection import combine
+
+        return combine(self.simulator, self.selection)
 
 
 BaselineFactory = Callable[[Prepared], Callable[[np.ndarray, np.ndarray], np.ndarray]]
@@ -172,7 +186,12 @@ def fit_models(prep: Prepared) -> FittedModels:
     scorers.update({name: factory(prep) for name, factory in BASELINES.items()})
     predictions = {"simulator": sim_model.predict(prep.users, prep.rows, prep.x),
                    **{name: score(prep.users, prep.rows) for name, score in scorers.items()}}
-    return FittedModels(sim_model, choice, mf_model, mf_choice, predictions, scorers)
+    selection, sel_choice = None, None
+    if prep.config.selection:
+        from recoworld.users.calibration.selection import fit_selection
+
+        selection, sel_choice = fit_selection(prep, (int(choice["factors"]),))
+    return FittedModels(sim_model, choice, mf_model, mf_choice, predictions, scorers, selection, sel_choice)
 
 
 def calibrate(interactions: pd.DataFrame, catalog: Catalog, config: CalibrationConfig | None = None,
@@ -183,7 +202,7 @@ def calibrate(interactions: pd.DataFrame, catalog: Catalog, config: CalibrationC
     prep = prepared or Prepared(interactions, catalog, config)
     models = models or fit_models(prep)
     sim_model, choice = models.simulator, models.choice
-    users, items, quality, user_model = kernel_space(sim_model, prep.popularity, prep.item_quality)
+    users, items, quality, user_model = kernel_space(models.world_model(), prep.popularity, prep.item_quality)
     fidelity = engagement_fidelity(prep, models.predictions, config.seed)
     w = sim_model.weights
     weights = FittedWeights(taste_scale=user_model["w_taste"], quality_scale=user_model["w_quality"],
@@ -197,7 +216,12 @@ def calibrate(interactions: pd.DataFrame, catalog: Catalog, config: CalibrationC
         for k, u in enumerate(prep.user_ids)
     ]
     table = ItemTable(catalog.item_id.copy(), items.astype(np.float32), quality, prep.popularity)
-    result = CalibrationResult(dataset=dataset, weights=weights, user_model=user_model, fidelity=fidelity)
+    selection = None
+    if models.selection is not None and models.selection_choice is not None:
+        sw, sc = models.selection.weights, models.selection_choice
+        selection = SelectionWeights(conformity_popularity=sw[0], popularity=sw[1], intercept=models.selection.mu, factors=int(sc["factors"]),
+                                     l2=sc["l2"], negatives=config.selection_negatives, valid_log_loss=sc["valid_log_loss"])
+    result = CalibrationResult(dataset=dataset, weights=weights, selection=selection, user_model=user_model, fidelity=fidelity)
     calibration = Calibration(result, profiles, table)
     if config.fit_dynamics:
         from recoworld.users.calibration.dynamics import ENV_PARAMS, fit_dynamics

@@ -48,6 +48,9 @@ class CalibrationConfig(BaseModel):
     iterations: int = Field(300, ge=10, description="Full-batch Adam steps of each logistic-MF fit.")
     seed: int = Field(0, description="Seed of the fits, the dynamics simulation and the replays.")
     replay_slate_size: int = Field(5, ge=1, description="Held-out interactions are replayed in slates of this size.")
+    selection: bool = Field(True, description="Fit which items users pick to interact with (rated vs sampled unrated items) "
+                            "and combine it with liking in the calibrated world (users.calibration.selection).")
+    selection_negatives: int = Field(1, ge=1, description="Unrated items sampled per rated training item for the selection fit.")
     fit_dynamics: bool = Field(True, description="Fit leaving, return and churn by simulation against the training sessions.")
     dynamics_rounds: int = Field(2, ge=1, description="Coordinate-search rounds of the dynamics fit.")
     dynamics_users: int = Field(400, ge=10, description="Users simulated per evaluation of the dynamics fit.")
@@ -70,6 +73,20 @@ class FittedWeights(BaseModel):
     factors: int
     l2: float
     recency: float
+
+
+class SelectionWeights(BaseModel):
+    """The selection stage (rated vs sampled unrated items): its popularity terms, intercept and tuning."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    conformity_popularity: float
+    popularity: float
+    intercept: float
+    factors: int
+    l2: float
+    negatives: int = Field(description="Unrated items sampled per rated item (sets the intercept's reference mix).")
+    valid_log_loss: float
 
 
 class Fidelity(BaseModel):
@@ -124,6 +141,7 @@ class CalibrationResult(BaseModel):
     catalog: dict = Field(default_factory=dict, description="The catalog config the items come from (scenario.catalog).")
     seed: int = Field(0, description="The catalog's seed (scenario.seed).")
     weights: FittedWeights
+    selection: SelectionWeights | None = Field(None, description="The selection stage, combined with liking in the calibrated world.")
     user_model: dict[str, float] = Field(description="ParametricUserParams fields set by the fit.")
     env: dict[str, float] = Field(default_factory=dict, description="EnvConfig fields set by the fit (churn window).")
     fidelity: Fidelity
