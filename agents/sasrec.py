@@ -54,6 +54,9 @@ class SASRecConfig(BaseModel):
     weight_decay: float = Field(0.0, ge=0.0, description="Adam weight decay.")
     stride: int | None = Field(None, ge=1, description="Step between training windows of a long sequence (default max_len).")
     windows: int | None = Field(None, ge=1, description="Most recent training windows kept per sequence (default all).")
+    targets: Literal["all", "new"] = Field(
+        "all", description="all: every position of a window is a target; new: a window's last `stride` positions "
+        "only (every item a target once an epoch, with at least max_len - stride items of context).")
     patience: int = Field(10, ge=1, description="Validations without a better NDCG@10 before stopping (with valid data).")
     eval_every: int = Field(1, ge=1, description="Epochs between validations.")
     seed: int = Field(0, description="Seeds initialisation, dropout, batch order and negatives.")
@@ -155,18 +158,23 @@ def pad_histories(histories: Sequence[Sequence[int]], max_len: int) -> np.ndarra
 
 
 def training_windows(
-    sequences: Sequence[Sequence[int]], max_len: int, stride: int, windows: int | None = None
+    sequences: Sequence[Sequence[int]], max_len: int, stride: int, windows: int | None = None, new_only: bool = False
 ) -> tuple[np.ndarray, np.ndarray]:
     """(inputs, targets), each (w, max_len) left-padded model ids: every window of a sequence predicts
     each next item. Windows end at the sequence's end and every ``stride`` items before it (at most
-    ``windows`` of them per sequence)."""
+    ``windows`` of them per sequence). ``new_only``: a window's targets are its last ``stride`` positions
+    (the oldest window kept keeps all of its own), so each item is a target once, with its longest context."""
     inputs, targets = [], []
     for seq in sequences:
         s = np.asarray(seq, dtype=np.int64) + 1
-        for end in list(range(len(s), 1, -stride))[:windows]:
+        ends = list(range(len(s), 1, -stride))[:windows]
+        for end in ends:
             lo = max(0, end - 1 - max_len)
             inputs.append(s[lo : end - 1])
-            targets.append(s[lo + 1 : end])
+            target = s[lo + 1 : end].copy()
+            if new_only and end != ends[-1]:
+                target[: max(0, len(target) - stride)] = 0  # a target of an older window already
+            targets.append(target)
     if not inputs:
         raise ValueError("sasrec: no sequence has two or more items to learn from")
     return pad_histories([r - 1 for r in inputs], max_len), pad_histories([r - 1 for r in targets], max_len)
@@ -243,7 +251,8 @@ def fit_sasrec(
     flat = np.concatenate([np.asarray(s, dtype=np.int64) for s in sequences]) if len(sequences) else np.zeros(0, np.int64)
     if n_items < 1 or (len(flat) and (flat.min() < 0 or flat.max() >= n_items)):
         raise ValueError(f"sasrec: items must be ints in [0, n_items={n_items})")
-    inputs, targets = training_windows(sequences, config.max_len, config.stride or config.max_len, config.windows)
+    inputs, targets = training_windows(sequences, config.max_len, config.stride or config.max_len, config.windows,
+                                       new_only=config.targets == "new")
     popularity = np.bincount(flat, minlength=n_items).astype(np.float64)
     rng = np.random.default_rng(config.seed)
     start, cpu = time.perf_counter(), time.process_time()
@@ -303,15 +312,22 @@ def _epoch(model: SASRecModel, optimiser: torch.optim.Optimizer, inputs: np.ndar
     return total / max(batches, 1)
 
 
-def ranking_metrics(scores: np.ndarray, targets: np.ndarray, k: int = 10) -> dict[str, float]:
-    """Hit@k, NDCG@k and MRR@k of one held-out item per row, ranked among all columns of ``scores``
-    (rank = 1 + items scored strictly higher)."""
+def target_ranks(scores: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """Rank of each row's held-out item among all columns of ``scores`` (1 + items scored strictly higher)."""
     scores = np.asarray(scores)
     target_score = scores[np.arange(len(targets)), targets]
-    rank = 1 + (scores > target_score[:, None]).sum(1)
+    return 1 + (scores > target_score[:, None]).sum(1)
+
+
+def rank_metrics(rank: np.ndarray, k: int = 10) -> dict[str, np.ndarray]:
+    """Per-row Hit@k, NDCG@k and MRR@k of held-out items at ``rank``."""
+    rank = np.asarray(rank)
     hit = rank <= k
-    return {
-        f"hit@{k}": float(hit.mean()),
-        f"ndcg@{k}": float(np.where(hit, 1.0 / np.log2(rank + 1), 0.0).mean()),
-        f"mrr@{k}": float(np.where(hit, 1.0 / rank, 0.0).mean()),
-    }
+    return {f"hit@{k}": hit.astype(np.float64), f"ndcg@{k}": np.where(hit, 1.0 / np.log2(rank + 1), 0.0),
+            f"mrr@{k}": np.where(hit, 1.0 / rank, 0.0)}
+
+
+def ranking_metrics(scores: np.ndarray, targets: np.ndarray, k: int = 10) -> dict[str, float]:
+    """Hit@k, NDCG@k and MRR@k of one held-out item per row, ranked among all columns of ``scores``
+    (rank = 1 + items scored strictly higher), averaged over rows."""
+    return {name: float(v.mean()) for name, v in rank_metrics(target_ranks(scores, targets), k).items()}

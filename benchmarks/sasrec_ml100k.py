@@ -5,14 +5,17 @@ each user's ratings in time order (ties kept in file order) are the engaged sequ
 item is the test target, the second last the validation target, the rest trains. Every item of
 the catalog is ranked (full ranking, nothing masked, as RecBole does for sequential models);
 Hit@10, NDCG@10 and MRR@10 are averaged over users. SASRec: max length 50, hidden 64, 2 blocks,
-2 heads, dropout 0.5, CE loss, early stopping on validation NDCG@10 (patience 10).
+2 heads, dropout 0.5, CE loss, early stopping on validation NDCG@10 (patience 10); windows every
+10 items, each item a target once an epoch with at least 41 items of context where it has them.
 
     python benchmarks/sasrec_ml100k.py                 # this SASRec and Pop
-    python benchmarks/sasrec_ml100k.py --recbole       # also RecBole 1.2.1's SASRec (CE) on the same split
-    python benchmarks/sasrec_ml100k.py --recbole-checkpoint saved/SASRec-X.pth   # test a RecBole checkpoint
+    python benchmarks/sasrec_ml100k.py --recbole       # also RecBole 1.2.1's SASRec (CE), compared user by user
+    python benchmarks/sasrec_ml100k.py --recbole-checkpoint saved/SASRec-X.pth   # compare with a saved RecBole model
 
 ``--recbole`` builds a throwaway venv in the data cache (torch==2.13.0 first, then
-recbole==1.2.1; never a project dependency) and runs RecBole on the same atomic file.
+recbole==1.2.1; never a project dependency), trains RecBole on the same atomic file, then ranks
+each test user's item with RecBole's best checkpoint as RecBole's evaluator does, so the two
+models compare paired by user (mean difference and a bootstrap interval).
 """
 
 from __future__ import annotations
@@ -30,7 +33,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from ml100k import cache_dir, fetch_ml100k  # noqa: E402
 
-from recoworld.agents.sasrec import SASRecConfig, fit_sasrec, ranking_metrics  # noqa: E402
+from recoworld.agents.sasrec import SASRecConfig, fit_sasrec, rank_metrics, ranking_metrics, target_ranks  # noqa: E402
+from recoworld.evaluation.stats import percentile_interval, resampled_means  # noqa: E402
 from recoworld.world.loaders import read_atomic  # noqa: E402
 
 RECBOLE = "recbole==1.2.1"
@@ -39,14 +43,15 @@ TORCH = "torch==2.13.0"
 RECBOLE_PINS = ["setuptools<81", "numpy<2", "pandas<2.2", "scipy<1.14"]
 
 
-def load_sequences(folder: Path) -> tuple[list[np.ndarray], int]:
-    """Per-user item sequences (codes 0..n-1) in time order, and the number of items."""
+def load_sequences(folder: Path) -> tuple[list[np.ndarray], int, list[str]]:
+    """Per-user item sequences (codes 0..n-1) in time order, the number of items, and the user ids."""
     inter = read_atomic(folder / "ml-100k.inter")
     inter["timestamp"] = inter["timestamp"].astype(np.float64)
     inter = inter.reset_index().sort_values(["user_id", "timestamp", "index"], kind="mergesort")
     codes, items = np.unique(inter["item_id"].to_numpy(), return_inverse=True)
     inter["code"] = items
-    return [g.to_numpy() for _, g in inter.groupby("user_id", sort=True)["code"]], len(codes)
+    groups = inter.groupby("user_id", sort=True)["code"]
+    return [g.to_numpy() for _, g in groups], len(codes), [str(u) for u, _ in groups]
 
 
 def split(sequences: list[np.ndarray]) -> dict[str, tuple[list, np.ndarray]]:
@@ -70,6 +75,7 @@ def run_ours(data: dict, n_items: int, config: SASRecConfig) -> dict:
     fitted = fit_sasrec(data["train"][0], n_items, config, valid=data["valid"], verbose=True)
     # the test history includes the validation item, as in RecBole's leave-one-out
     return {"test": ranking_metrics(fitted.score(data["test"][0]), data["test"][1]),
+            "test_ranks": target_ranks(fitted.score(data["test"][0]), data["test"][1]),
             "valid": ranking_metrics(fitted.score(data["valid"][0]), data["valid"][1]),
             "best_epoch": fitted.best_epoch, "epochs_run": fitted.log[-1]["epoch"], "seconds": fitted.train_seconds,
             "cpu_seconds": fitted.train_cpu_seconds}
@@ -111,7 +117,18 @@ with tempfile.TemporaryDirectory() as tmp:  # a copy: the training run may rewri
     config, model, dataset, train_data, valid_data, test_data = load_data_and_model(model_file)
 trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
 result = {"best_epoch": epoch, "valid": trainer.evaluate(valid_data, load_best_model=False),
-          "test": trainer.evaluate(test_data, load_best_model=False)}
+          "test": trainer.evaluate(test_data, load_best_model=False), "ranks": {}}
+model.eval()
+with torch.no_grad():  # each test user's rank, scored as RecBole's full-sort evaluation scores it
+    for interaction, history_index, positive_u, positive_i in test_data:
+        scores = model.full_sort_predict(interaction).view(-1, dataset.item_num)
+        scores[:, 0] = -np.inf
+        if history_index is not None:
+            scores[history_index] = -np.inf
+        target = scores[positive_u, positive_i]
+        ranks = 1 + (scores[positive_u] > target[:, None]).sum(1)
+        users = dataset.id2token(dataset.uid_field, interaction[dataset.uid_field][positive_u].numpy())
+        result["ranks"].update({str(u): int(r) for u, r in zip(users, ranks.tolist())})
 print("RESULT " + json.dumps(result, default=float))
 """
 
@@ -131,8 +148,8 @@ def recbole_venv() -> Path:
     return python
 
 
-def run_recbole(folder: Path, threads: int, epochs: int = 300) -> dict:
-    """RecBole 1.2.1's SASRec (CE loss) on the same atomic file and protocol; its test metrics and time."""
+def run_recbole(folder: Path, threads: int, epochs: int = 300) -> Path:
+    """Train RecBole 1.2.1's SASRec (CE loss) on the same atomic file and protocol; its best checkpoint."""
     python = recbole_venv()
     work = cache_dir() / "recbole-run"
     work.mkdir(parents=True, exist_ok=True)
@@ -140,17 +157,15 @@ def run_recbole(folder: Path, threads: int, epochs: int = 300) -> dict:
     script.write_text(RECBOLE_SCRIPT)
     # torch >= 2.6 loads weights-only by default; RecBole 1.2.1 reloads its own full checkpoint
     env = {**os.environ, "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1", "OMP_NUM_THREADS": str(threads)}
+    started = time.time()
     done = subprocess.run([str(python), str(script), str(folder.parent), str(work / "saved"), str(threads), str(epochs)],
                           capture_output=True, text=True, cwd=work, env=env)
     (work / "log.txt").write_text(done.stdout + done.stderr)
-    lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
-    if done.returncode != 0 or not lines:
+    saved = [f for f in (work / "saved").glob("SASRec-*.pth") if f.stat().st_mtime >= started]
+    if done.returncode != 0 or not saved:
         tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
         raise RuntimeError(f"RecBole failed (log: {work / 'log.txt'}): {' | '.join(tail)}")
-    result = json.loads(lines[-1][len("RESULT "):])
-    test = result["test_result"]
-    return {"test": {"hit@10": test["hit@10"], "ndcg@10": test["ndcg@10"], "mrr@10": test["mrr@10"]},
-            "best_valid": result["best_valid_result"], "seconds": result["seconds"]}
+    return max(saved, key=lambda f: f.stat().st_mtime)
 
 
 def eval_recbole_checkpoint(model_file: Path, threads: int) -> dict:
@@ -173,41 +188,58 @@ def row(name: str, m: dict[str, float], extra: str = "") -> str:
     return f"{name:<22} {m['hit@10']:>8.4f} {m['ndcg@10']:>8.4f} {m['mrr@10']:>8.4f}   {extra}"
 
 
+def paired(ours: np.ndarray, theirs: np.ndarray, seed: int = 0) -> str:
+    """Mean of ours − theirs per user, with a 95% bootstrap interval over users."""
+    diff = ours - theirs
+    lo, hi = percentile_interval(resampled_means(diff, 2000, np.random.default_rng(seed)))
+    return f"{diff.mean():+.4f} ({float(lo):+.4f} to {float(hi):+.4f})"
+
+
+def compare(ours: dict, rb: dict, users: list[str]) -> None:
+    """RecBole's test row, and ours − RecBole per metric, paired by user."""
+    theirs = rank_metrics(np.array([rb["ranks"][u] for u in users]))
+    mine = rank_metrics(ours["test_ranks"])
+    print(row("SASRec (RecBole 1.2.1)", {k: float(v.mean()) for k, v in theirs.items()},
+              f"best epoch {rb['best_epoch']}; RecBole's own test figures: {rb['test']}"))
+    print("RecoWorld − RecBole, paired by user (95% bootstrap interval): "
+          + ", ".join(f"{k} {paired(mine[k], theirs[k])}" for k in mine))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--recbole", action="store_true", help="also run RecBole 1.2.1's SASRec (throwaway venv)")
+    parser.add_argument("--recbole", action="store_true", help="also train RecBole 1.2.1's SASRec (throwaway venv)")
+    parser.add_argument("--recbole-checkpoint", type=Path, default=None,
+                        help="compare with this saved RecBole SASRec checkpoint instead of training one")
     parser.add_argument("--recbole-epochs", type=int, default=300, help="RecBole's epoch cap (early stopping as ours)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads for training")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--epochs", type=int, default=200)
     parser.add_argument("--dropout", type=float, default=0.5, help="dropout (0.5 is RecBole's default)")
-    parser.add_argument("--stride", type=int, default=None, help="step between training windows (default 50)")
-    parser.add_argument("--recbole-checkpoint", type=Path, default=None,
-                        help="only evaluate this saved RecBole SASRec checkpoint on the same split, and stop")
+    parser.add_argument("--stride", type=int, default=10, help="step between training windows")
+    parser.add_argument("--targets", choices=["all", "new"], default="new", help="targets of a window (SASRecConfig.targets)")
     args = parser.parse_args()
 
-    if args.recbole_checkpoint:
-        rb = eval_recbole_checkpoint(args.recbole_checkpoint, args.threads)
-        print(f"RecBole checkpoint (epoch {rb['best_epoch']}): valid {rb['valid']}")
-        print(row("SASRec (RecBole 1.2.1)", {k: rb["test"][k] for k in ("hit@10", "ndcg@10", "mrr@10")}, "test"))
-        return
     folder = fetch_ml100k()
-    sequences, n_items = load_sequences(folder)
+    sequences, n_items, users = load_sequences(folder)
     data = split(sequences)
     print(f"ML-100K: {len(sequences)} users, {n_items} items, {sum(map(len, sequences))} interactions")
     config = SASRecConfig(max_len=50, hidden=64, blocks=2, heads=2, dropout=args.dropout, epochs=args.epochs,
-                          patience=10, seed=args.seed, threads=args.threads, stride=args.stride)
+                          patience=10, seed=args.seed, threads=args.threads, stride=args.stride, targets=args.targets)
     ours = run_ours(data, n_items, config)
     print(f"\n{'model (test, full rank)':<22} {'Hit@10':>8} {'NDCG@10':>8} {'MRR@10':>8}")
     print(row("Pop", popularity_metrics(data)))
     print(row("SASRec (RecoWorld)", ours["test"],
               f"train {ours['seconds']:.0f} s wall ({ours['cpu_seconds']:.0f} s CPU), {ours['epochs_run']} epochs (best {ours['best_epoch']}), {args.threads} thread(s)"))
-    if args.recbole:
-        try:
-            rb = run_recbole(folder, args.threads, args.recbole_epochs)
-            print(row("SASRec (RecBole 1.2.1)", rb["test"], f"run {rb['seconds']:.0f} s, {args.threads} thread(s)"))
-        except RuntimeError as exc:
-            print(f"SASRec (RecBole 1.2.1): did not run: {exc}")
+    checkpoint = args.recbole_checkpoint
+    try:
+        if args.recbole and checkpoint is None:
+            start = time.perf_counter()
+            checkpoint = run_recbole(folder, args.threads, args.recbole_epochs)
+            print(f"RecBole trained in {time.perf_counter() - start:.0f} s wall, {args.threads} thread(s)")
+        if checkpoint is not None:
+            compare(ours, eval_recbole_checkpoint(checkpoint, args.threads), users)
+    except RuntimeError as exc:
+        print(f"SASRec (RecBole 1.2.1): did not run: {exc}")
 
 
 if __name__ == "__main__":

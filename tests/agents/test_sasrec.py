@@ -12,7 +12,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from recoworld.agents import PopularRecommender, make_recommender  # noqa: E402
-from recoworld.agents.sasrec import SASRecConfig, SASRecModel, fit_sasrec, ranking_metrics  # noqa: E402
+from recoworld.agents.sasrec import SASRecConfig, SASRecModel, fit_sasrec, ranking_metrics, training_windows  # noqa: E402
 from recoworld.agents.sasrec_arm import SASRecRecommender  # noqa: E402
 from recoworld.runs.runner import PopulationRun  # noqa: E402
 from recoworld.scenario import load_scenario  # noqa: E402
@@ -54,6 +54,19 @@ def test_a_later_item_never_changes_an_earlier_positions_output():
         a, b = model(seq), model(changed)
     torch.testing.assert_close(a[:, :7], b[:, :7])
     assert not torch.allclose(a[:, 7:], b[:, 7:])  # the mask is not hiding everything
+
+
+@pytest.mark.parametrize("length", [2, 5, 11, 12, 30])
+def test_new_targets_make_every_item_a_target_once_with_its_longest_context(length):
+    seq = list(range(100, 100 + length))
+    inputs, targets = training_windows([seq], max_len=5, stride=2, new_only=True)
+    pairs = [(tuple(x for x in row_in[: j + 1] if x), t) for row_in, row_t in zip(inputs, targets)
+             for j, t in enumerate(row_t) if t]
+    assert sorted(t - 1 for _, t in pairs) == seq[1:]  # each item after the first is a target exactly once
+    for context, t in pairs:  # its context: the items just before it, at least max_len - stride + 1 of them
+        before = seq[: seq.index(t - 1)]
+        assert [c - 1 for c in context] == before[len(before) - len(context):]
+        assert len(context) >= min(4, len(before))
 
 
 def test_learns_that_item_i_is_followed_by_i_plus_one(fitted):
