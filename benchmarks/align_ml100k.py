@@ -17,8 +17,9 @@ The Mirroring Users pipeline (``recoworld.users.align``) end to end on CPU:
    rotations averaged; always: the label-free prior correction), with bootstrap 95% intervals and
    paired intervals for aligned minus base.
 
-    python benchmarks/align_ml100k.py                    # defaults sized for one CPU core (about 40 min)
-    python benchmarks/align_ml100k.py --objective trace --pool 160 --keep 0.5 --sft-steps 120 --test 200
+    python benchmarks/align_ml100k.py --base-cache base.npz   # the README's run (about 1 h on a loaded core)
+    python benchmarks/align_ml100k.py --objective trace --pool 160 --keep 0.5 --noise-floor 0.5 --sft-steps 120 \
+        --test 200 --lora-r 8 --lora-modules attention --top-layers 30 --student smollm2   # the first run's settings
 """
 
 from __future__ import annotations
@@ -55,25 +56,26 @@ ALL_LINEAR = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "d
 
 def parse() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--pool", type=int, default=1600, help="Training lists the student scores for the filter.")
+    ap.add_argument("--pool", type=int, default=5000, help="Training lists the student scores for the filter.")
     ap.add_argument("--student", choices=["smollm2", "parametric"], default="parametric",
                     help="Whose uncertainty drives the filter (smollm2 costs one forward pass per pool list).")
-    ap.add_argument("--keep", type=float, default=0.5)
-    ap.add_argument("--noise-floor", type=float, default=0.5, help="Drop lists where the teacher's p(real) < this / N.")
-    ap.add_argument("--test", type=int, default=500, help="Held-out lists evaluated.")
+    ap.add_argument("--keep", type=float, default=1.0)
+    ap.add_argument("--noise-floor", type=float, default=1.5, help="Drop lists where the teacher's p(real) < this / N.")
+    ap.add_argument("--test", type=int, default=400, help="Held-out lists evaluated.")
     ap.add_argument("--candidates", type=int, default=5)
     ap.add_argument("--history", type=int, default=5)
     ap.add_argument("--no-item-facts", action="store_true", help="Leave out each candidate's mean rating and count.")
     ap.add_argument("--objective", choices=["choice", "trace"], default="choice")
     ap.add_argument("--copies", type=int, default=1, help="Choice objective: shuffled copies of each kept list.")
-    ap.add_argument("--sft-steps", type=int, default=120, help="Optimiser steps (x --accum examples each).")
+    ap.add_argument("--sft-steps", type=int, default=110, help="Optimiser steps (x --accum examples each).")
     ap.add_argument("--dpo-steps", type=int, default=0)
     ap.add_argument("--answer-tokens", type=int, default=48, help="Trace objective: answer tokens trained on.")
-    ap.add_argument("--lr", type=float, default=3e-4, help="SFT learning rate.")
+    ap.add_argument("--lr", type=float, default=5e-4, help="SFT learning rate.")
     ap.add_argument("--accum", type=int, default=8, help="Choice objective: examples per optimiser step.")
     ap.add_argument("--lora-r", type=int, default=16)
-    ap.add_argument("--lora-all-linear", action="store_true", help="Adapters on the MLP projections too.")
-    ap.add_argument("--top-layers", type=int, default=None, help="Adapt only the top k of the 30 layers.")
+    ap.add_argument("--lora-modules", choices=["attention", "all-linear"], default="all-linear",
+                    help="Adapters on the attention projections only, or on the MLP projections too.")
+    ap.add_argument("--top-layers", type=int, default=10, help="Adapt only the top k of the 30 layers.")
     ap.add_argument("--rotations", action="store_true", help="Also score every list under all N rotations (N x cost).")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
@@ -133,7 +135,7 @@ def distil(ss: SampleSet, model: TransformersModel, args):
 def finetune(model: TransformersModel, ss: SampleSet, kept, k_traces, table, weights, args) -> list:
     fcfg = FinetuneConfig(sft_steps=args.sft_steps, dpo_steps=args.dpo_steps, max_answer_tokens=args.answer_tokens,
                           sft_lr=args.lr, grad_accum=args.accum, seed=args.seed, lora_r=args.lora_r, lora_alpha=2 * args.lora_r,
-                          lora_targets=ALL_LINEAR if args.lora_all_linear else FinetuneConfig().lora_targets,
+                          lora_targets=ALL_LINEAR if args.lora_modules == "all-linear" else FinetuneConfig().lora_targets,
                           lora_top_layers=args.top_layers, objective=args.objective)
     net = add_lora(model.net, fcfg)
     if args.objective == "choice":
