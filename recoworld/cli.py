@@ -340,6 +340,11 @@ def align(
     train: bool = typer.Option(False, "--train", metavar="", help="LoRA-tune the small model on the kept samples."),
     sft_steps: int = typer.Option(100, "--sft-steps", help="SFT steps with --train."),
     dpo_steps: int = typer.Option(0, "--dpo-steps", help="DPO steps after SFT with --train."),
+    objective: str = typer.Option("trace", "--objective", help="trace (the letter, then the trace) or choice "
+                                  "(the letter only, over shuffled copies of each list, --accum lists a step)."),
+    accum: int = typer.Option(1, "--accum", help="Choice objective: lists per optimiser step."),
+    lr: float = typer.Option(5e-4, "--lr", help="SFT learning rate."),
+    noise_floor: float = typer.Option(0.5, "--noise-floor", help="Drop lists where the teacher's p(real choice) < this / N."),
     seed: int = typer.Option(0, "--seed", "-s", help="Seed of the sample draws and the training."),
 ) -> None:
     """Aligned LLM users from logged feedback: samples, decision traces, uncertainty distillation, TRL JSONL (and a LoRA fine-tune)."""
@@ -351,8 +356,9 @@ def align(
         teacher_model = build_language_model(LLMConfig(model=teacher, api_base=api_base)) if teacher else None
         config = AlignConfig.model_validate({
             "samples": {"n_candidates": candidates, "max_train": max_train, "max_test": max_test, "seed": seed},
-            "distill": {"keep_share": keep}, "student": student, "train": train,
-            "finetune": {"sft_steps": sft_steps, "dpo_steps": dpo_steps, "seed": seed}})
+            "distill": {"keep_share": keep, "noise_floor": noise_floor}, "student": student, "train": train,
+            "finetune": {"sft_steps": sft_steps, "dpo_steps": dpo_steps, "seed": seed, "objective": objective,
+                         "grad_accum": accum, "sft_lr": lr}})
         report = run_align(source, out, config, items=items, teacher=teacher_model)
     except ImportError as exc:
         raise fail(f"align: needs the align extra (pip install 'recoworld[align]'): {exc}")

@@ -97,6 +97,40 @@ def test_exposure_samples_use_the_slate():
         assert s.source == "exposures"
 
 
+
+def test_prompt_shows_genres_and_training_rating_facts(sample_set):
+    from recoworld.users.align.prompts import decision_messages
+    from recoworld.users.calibration.data import latest_share
+
+    inter, ss = sample_set
+    s = next(x for x in ss.samples if x.split == "test" and len(x.history) >= 3)
+    prompt = decision_messages(s, ss.items, history=3)[-1]["content"]
+    for item in s.history[-3:]:  # the recent choices with their genres
+        assert ss.items.label(item) in prompt
+    # facts count only training ratings: recompute them without each user's held-out share
+    frame = inter.assign(user_id=inter["user_id"].astype(str)).sort_values(["user_id", "timestamp"], kind="stable")
+    frame = frame.reset_index(drop=True)
+    train = frame[~latest_share(frame, 0.2)]
+    for item in s.candidates:
+        r = train.loc[train["item_id"] == item, "rating"]
+        fact = f"avg {r.mean():.1f} from {len(r)} ratings" if len(r) else "no ratings yet"
+        assert f"{ss.items.label(item)}; {fact}" in prompt
+    _, items = small_log()
+    bare = rating_samples(inter, items, config=SampleConfig(n_candidates=6, min_history=3, seed=1, item_facts=False))
+    assert "ratings" not in decision_messages(bare.samples[0], bare.items)[-1]["content"]
+
+
+def test_reordered_sample_keeps_the_real_choice(sample_set):
+    _, ss = sample_set
+    s = ss.samples[0]
+    order = np.roll(np.arange(len(s.candidates)), 2)
+    moved = s.reordered(order)
+    assert moved.chosen_item == s.chosen_item and sorted(moved.candidates) == sorted(s.candidates)
+    assert moved.candidates[0] == s.candidates[order[0]]
+    with pytest.raises(ValueError, match="not a permutation"):
+        s.reordered([0, 0, 1, 2, 3, 4])
+
+
 # ------------------------------------------------------------------ traces
 from recoworld.llm.base import LLMTimeout  # noqa: E402
 from recoworld.llm.scripted import ScriptedModel  # noqa: E402
@@ -208,6 +242,49 @@ def test_sampled_choice_probs_and_entropy():
     p = sampled_choice_probs(model, [{"role": "user", "content": "x"}], n=3, k=5)
     assert p.tolist() == [0.25, 0.75, 0.0]  # Z is outside the list and is dropped
     assert entropy_bits(np.full(8, 1 / 8)) == pytest.approx(3.0) and entropy_bits(np.eye(3)[0]) == 0.0
+
+
+
+def test_position_debiasing_recovers_the_preferred_item(sample_set):
+    from recoworld.users.align.evaluate import bootstrap, hits, pick_shares, prior_debiased, rotation_probs
+
+    _, ss = sample_set
+    samples = ss.split("test")[:30]
+
+    def biased(shown):  # always leans to letter A, and somewhat to the real choice's item
+        out = []
+        for x in shown:
+            w = np.ones(len(x.candidates))
+            w[0] += 4.0
+            w[x.chosen] += 1.0
+            out.append(w / w.sum())
+        return out
+
+    raw = biased(samples)
+    truth = np.array([s.chosen for s in samples])
+    assert pick_shares(raw)[0] == 1.0 and hits(raw, truth).mean() < 0.5
+    rotated = rotation_probs(biased, samples)
+    assert hits(rotated, truth).mean() == 1.0
+    assert all(np.isclose(p.sum(), 1.0) for p in rotated)
+    assert hits(prior_debiased(raw), truth).mean() > 0.9
+    lo, hi = bootstrap(hits(rotated, truth) - hits(raw, truth), np.random.default_rng(0))
+    assert 0 < lo <= hi <= 1
+
+
+def test_choice_examples_shuffle_the_positions(taught):
+    from recoworld.users.align.export import choice_examples
+
+    ss, _, _ = taught
+    train = ss.split("train")[:40]
+    ex = choice_examples(train, ss.items, history=3, copies=3, seed=0)
+    assert len(ex) == 120
+    for k, (messages, n, chosen) in enumerate(ex):
+        s = train[k % 40]
+        assert n == len(s.candidates)
+        line = next(x for x in messages[-1]["content"].splitlines() if x.startswith(f"{letter(chosen)}. "))
+        assert line == f"{letter(chosen)}. {ss.items.text(s.chosen_item)}"
+    moved = sum(ex[k][2] != ex[k + 40][2] for k in range(40))
+    assert moved > 20  # the copies show the real choice elsewhere
 
 
 def test_jsonl_fits_trl_conversational_format(taught, tmp_path):
@@ -339,6 +416,35 @@ def test_tiny_finetune_changes_the_choices_and_serves_as_a_language_model(small_
     start = margins()
     log = dpo(net, small_model.tok, pairs, cfg)
     assert log.steps == 6 and margins().mean() > start.mean()
+
+
+
+@pytest.mark.slow
+def test_choice_objective_learns_the_training_choices_on_top_layers(small_model):
+    from recoworld.users.align.adapter import TransformersModel
+
+    fresh = TransformersModel.load()  # the module's model carries the other test's adapters
+    from recoworld.users.align.export import choice_examples
+    from recoworld.users.align.finetune import add_lora, sft_choice
+    from recoworld.users.align.settings import FinetuneConfig
+
+    inter, items = small_log()
+    ss = rating_samples(inter, items, config=SampleConfig(n_candidates=4, history=3, min_history=3, max_train=4, seed=3))
+    train = ss.split("train")
+    requests = [(decision_messages(s, ss.items, 3), 4) for s in train]
+    before = fresh.choice_probs_many(requests)
+    cfg = FinetuneConfig(sft_steps=12, sft_lr=3e-3, lora_r=8, lora_top_layers=6, objective="choice",
+                         lora_targets=["q_proj", "v_proj", "up_proj", "down_proj"])
+    net = add_lora(fresh.net, cfg)
+    grads = [n for n, p in net.named_parameters() if p.requires_grad]
+    assert grads and all(".layers.2" in n for n in grads)  # layers 24-29 of 30 only
+    log = sft_choice(net, fresh.tok, choice_examples(train, ss.items, 3, copies=1), cfg)
+    assert log.stage == "sft-choice" and log.steps == 12 and log.last_loss < log.first_loss
+    after = TransformersModel(net, fresh.tok).choice_probs_many(requests)
+    with net.disable_adapter():  # how the benchmark scores the base model after tuning
+        assert np.allclose(np.array(fresh.choice_probs_many(requests)), np.array(before), atol=1e-5)
+    gain = np.mean([p[s.chosen] for p, s in zip(after, train)]) - np.mean([p[s.chosen] for p, s in zip(before, train)])
+    assert gain > 0.2, gain
 
 
 def test_align_reads_a_recoworld_run_folder(tmp_path):

@@ -92,14 +92,12 @@ class TransformersModel:
     # ----------------------------------------------------------------- scoring
     def letter_ids(self) -> list[int]:
         if self._letter_ids is None:
-            base = self.tok.encode(ANSWER_PREFIX, add_special_tokens=False)
-            ids = []
-            for ch in LETTERS:
-                full = self.tok.encode(ANSWER_PREFIX + ch, add_special_tokens=False)
-                if full[: len(base)] != base or len(full) != len(base) + 1:
-                    raise LLMConfigError(f"{self.model}: the letter {ch} is not one token after the answer prefix")
-                ids.append(full[-1])
-            self._letter_ids = ids
+            from recoworld.users.align.finetune import letter_ids
+
+            try:
+                self._letter_ids = letter_ids(self.tok, len(LETTERS))
+            except ValueError as exc:
+                raise LLMConfigError(f"{self.model}: {exc}") from None
         return self._letter_ids
 
     def prompt_text(self, messages: list[Message]) -> str:

@@ -22,7 +22,7 @@ from recoworld.llm.base import LanguageModel
 from recoworld.world.loaders import load_interactions, load_items, load_movielens, read_atomic
 from recoworld.runs.logs import read_table
 from recoworld.users.align.distill import DistillConfig, select, student_table
-from recoworld.users.align.export import preference_records, sft_records, write_jsonl
+from recoworld.users.align.export import choice_examples, preference_records, sft_records, write_jsonl
 from recoworld.users.align.prompts import decision_messages
 from recoworld.users.align.samples import ChoiceSample, ItemTable, SampleConfig, SampleSet, exposure_samples, rating_samples
 from recoworld.users.align.settings import FinetuneConfig, TrainLog
@@ -133,11 +133,15 @@ def align(source: str | Path, out: str | Path, config: AlignConfig | None = None
     files["samples"] = str(out / "samples.jsonl")
     logs = []
     if config.train:
-        from recoworld.users.align.finetune import add_lora, dpo, save_adapter
+        from recoworld.users.align.finetune import add_lora, dpo, save_adapter, sft_choice
         from recoworld.users.align.finetune import sft as run_sft
 
         net = add_lora(model.net, config.finetune)
-        logs.append(run_sft(net, model.tok, sft, config.finetune))
+        if config.finetune.objective == "choice":
+            examples = choice_examples(k_samples, ss.items, hist, copies=2, seed=config.finetune.seed)
+            logs.append(sft_choice(net, model.tok, examples, config.finetune))
+        else:
+            logs.append(run_sft(net, model.tok, sft, config.finetune))
         if config.finetune.dpo_steps:
             logs.append(dpo(net, model.tok, pref, config.finetune))
         files["adapter"] = str(save_adapter(net, model.tok, out / "adapter"))

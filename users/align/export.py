@@ -71,6 +71,19 @@ def sft_records(samples: list[ChoiceSample], traces: list[DecisionTrace], items:
     return out
 
 
+def choice_examples(samples: list[ChoiceSample], items: ItemTable, history: int = 10, copies: int = 1,
+                    seed: int = 0) -> list[tuple[list[dict], int, int]]:
+    """``(prompt messages, n candidates, chosen index)`` per sample for the choice objective; copies after the
+    first show the candidates in a fresh seeded order, so that a fine-tune cannot learn a letter prior."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for copy in range(copies):
+        for s in samples:
+            shown = s if copy == 0 else s.reordered(rng.permutation(len(s.candidates)))
+            out.append((decision_messages(shown, items, history), len(shown.candidates), shown.chosen))
+    return out
+
+
 def preference_records(samples: list[ChoiceSample], traces: list[DecisionTrace], rejected: list[int], items: ItemTable,
                        terms: list[np.ndarray], weights: ChoiceWeights, history: int = 10) -> list[dict]:
     """Chosen = the real choice and its trace; rejected = the ``rejected`` candidate with a trace for it."""

@@ -16,17 +16,63 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from recoworld.users.align.settings import LORA_TARGETS, FinetuneConfig, TrainLog
-
+from recoworld.users.align.prompts import ANSWER_PREFIX, LETTERS
+from recoworld.users.align.settings import FinetuneConfig, TrainLog
 
 
 def add_lora(model, config: FinetuneConfig):
-    """The model wrapped with fresh LoRA adapters on its attention projections."""
+    """The model wrapped with fresh LoRA adapters on ``config.lora_targets`` (of the top layers if set)."""
     from peft import LoraConfig, get_peft_model
 
+    layers = None
+    if config.lora_top_layers:
+        n = model.config.num_hidden_layers
+        layers = list(range(max(0, n - config.lora_top_layers), n))
     lora = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
-                      target_modules=LORA_TARGETS, task_type="CAUSAL_LM")
+                      target_modules=config.lora_targets, layers_to_transform=layers, task_type="CAUSAL_LM")
     return get_peft_model(model, lora)
+
+
+def letter_ids(tok, n: int) -> list[int]:
+    """Token ids of the first ``n`` choice letters right after the answer prefix (each must be one token)."""
+    base = tok.encode(ANSWER_PREFIX, add_special_tokens=False)
+    ids = []
+    for ch in LETTERS[:n]:
+        full = tok.encode(ANSWER_PREFIX + ch, add_special_tokens=False)
+        if full[: len(base)] != base or len(full) != len(base) + 1:
+            raise ValueError(f"the letter {ch} is not one token after the answer prefix")
+        ids.append(full[-1])
+    return ids
+
+
+def sft_choice(model, tok, examples: list[tuple[list[dict], int, int]], config: FinetuneConfig) -> TrainLog:
+    """Cross-entropy of the real choice over the listed letters, read right after the answer prefix, for
+    ``(prompt messages, n candidates, chosen index)`` examples; ``grad_accum`` examples per optimiser step
+    (so one step does not chase one list's letter), cycling through the examples in a seeded order."""
+    if not examples:
+        raise ValueError("sft_choice: no examples")
+    torch.manual_seed(config.seed)
+    order = np.random.default_rng(config.seed).permutation(len(examples))
+    ids_all = letter_ids(tok, max(n for _, n, _ in examples))
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config.sft_lr)
+    model.train()
+    losses, start, k = [], time.perf_counter(), 0
+    for _ in range(config.sft_steps):
+        total = 0.0
+        for _ in range(config.grad_accum):
+            messages, n, chosen = examples[order[k % len(examples)]]
+            k += 1
+            text = tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=False) + ANSWER_PREFIX
+            ids = torch.tensor([tok.encode(text, add_special_tokens=False)])
+            logits = model(input_ids=ids, logits_to_keep=1).logits[0, -1, ids_all[:n]]
+            loss = F.cross_entropy(logits.float()[None], torch.tensor([chosen])) / config.grad_accum
+            loss.backward()
+            total += loss.item()
+        opt.step()
+        opt.zero_grad()
+        losses.append(total)
+    model.eval()
+    return _log("sft-choice", losses, len(examples), time.perf_counter() - start)
 
 
 def encode(tok, prompt: list[dict], answer: str, max_answer_tokens: int) -> tuple[torch.Tensor, int]:

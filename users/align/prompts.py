@@ -31,11 +31,12 @@ def letter(index: int) -> str:
 
 
 def decision_messages(sample: ChoiceSample, items: ItemTable, history: int = 10) -> list[Message]:
-    """System and user messages for one sample (the user's last ``history`` choices, newest last)."""
+    """System and user messages for one sample: the profile, the user's last ``history`` choices (newest last,
+    with their genres) and the candidates (with their genres and, when the table has them, facts)."""
     recent = sample.history[-history:]
     lines = [f"You: {sample.profile}"]
     if recent:
-        lines.append("Lately: " + "; ".join(items.title[items.index[i]] for i in recent) + ".")
+        lines.append("Lately: " + "; ".join(items.label(i) for i in recent) + ".")
     lines.append("Shown now:")
     lines.extend(f"{letter(j)}. {items.text(item)}" for j, item in enumerate(sample.candidates))
     return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": "\n".join(lines)}]

@@ -19,7 +19,7 @@ written for RecoWorld's data, not copied.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
@@ -47,6 +47,7 @@ class SampleConfig(BaseModel):
     max_train: int | None = Field(None, ge=1, description="Training samples kept (seeded draw); all if None.")
     max_test: int | None = Field(None, ge=1, description="Held-out samples kept (seeded draw); all if None.")
     seed: int = Field(0, description="Seed of the draws (subsets, negatives, candidate order).")
+    item_facts: bool = Field(True, description="Show each candidate's mean rating and rating count (training ratings only).")
 
 
 class ChoiceSample(BaseModel):
@@ -68,15 +69,24 @@ class ChoiceSample(BaseModel):
     def chosen_item(self) -> str:
         return self.candidates[self.chosen]
 
+    def reordered(self, order: np.ndarray | list[int]) -> "ChoiceSample":
+        """The same decision with the candidates shown in ``order`` (a permutation of their indices)."""
+        order = [int(k) for k in order]
+        if sorted(order) != list(range(len(self.candidates))):
+            raise ValueError(f"{self.sample_id}: order {order} is not a permutation of {len(self.candidates)} candidates")
+        return self.model_copy(update={"candidates": [self.candidates[k] for k in order], "chosen": order.index(self.chosen)})
+
 
 @dataclass
 class ItemTable:
-    """Item ids with a title, genres/tags and a unit embedding (multi-hot tags unless given)."""
+    """Item ids with a title, genres/tags, a unit embedding (multi-hot tags unless given) and optional facts
+    (e.g. "avg 3.9 from 120 ratings", from training data only) that the prompt shows after each candidate."""
 
     item_id: np.ndarray
     title: list[str]
     tags: list[list[str]]
     embeddings: np.ndarray | None = None
+    facts: list[str] | None = None
     index: dict[str, int] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -98,10 +108,23 @@ class ItemTable:
     def rows(self, ids: list[str]) -> np.ndarray:
         return np.array([self.index[i] for i in ids], dtype=np.int64)
 
-    def text(self, item: str) -> str:
+    def label(self, item: str) -> str:
+        """Title and tags: "Babe (1995) [Children's, Comedy, Drama]"."""
         i = self.index[item]
         tags = ", ".join(self.tags[i])
         return f"{self.title[i]} [{tags}]" if tags else self.title[i]
+
+    def text(self, item: str) -> str:
+        """The label, then the item's facts when the table has them."""
+        fact = self.facts[self.index[item]] if self.facts is not None else ""
+        return f"{self.label(item)}; {fact}" if fact else self.label(item)
+
+    def with_rating_facts(self, ratings: np.ndarray, rows: np.ndarray) -> "ItemTable":
+        """A copy whose facts give each item's mean rating and rating count in ``ratings`` (at item ``rows``)."""
+        counts = np.bincount(rows, minlength=len(self)).astype(np.int64)
+        sums = np.bincount(rows, weights=ratings, minlength=len(self))
+        facts = [f"avg {sums[i] / c:.1f} from {c} ratings" if c else "no ratings yet" for i, c in enumerate(counts)]
+        return replace(self, facts=facts)
 
     @classmethod
     def from_frame(cls, frame: pd.DataFrame, embeddings: np.ndarray | None = None) -> "ItemTable":
@@ -201,8 +224,11 @@ def rating_samples(interactions: pd.DataFrame, items: ItemTable, users: pd.DataF
     if len(items) < 2 * config.n_candidates:
         raise ValueError(f"items: {len(items)} items are too few for {config.n_candidates} candidates per list")
     p = (popularity + 1.0) / (popularity + 1.0).sum()
-    quality = rating_quality(frame["rating"].to_numpy(dtype=np.float64)[~test], rows[~test], len(items)) \
-        if "rating" in frame.columns else None
+    quality = None
+    if "rating" in frame.columns:
+        ratings = frame["rating"].to_numpy(dtype=np.float64)[~test]
+        quality = rating_quality(ratings, rows[~test], len(items))
+        items = items.with_rating_facts(ratings, rows[~test]) if config.item_facts else items
     rng = np.random.default_rng(config.seed)
     facts = user_facts(users)
     times = frame["timestamp"].to_numpy(dtype=np.int64)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj"]
@@ -15,8 +17,15 @@ class FinetuneConfig(BaseModel):
     lora_r: int = Field(8, ge=1)
     lora_alpha: int = Field(16, ge=1)
     lora_dropout: float = Field(0.05, ge=0, lt=1)
+    lora_targets: list[str] = Field(default_factory=lambda: list(LORA_TARGETS),
+                                    description="Module names that get adapters (e.g. add gate_proj, up_proj, down_proj).")
+    lora_top_layers: int | None = Field(None, ge=1, description="Adapt only the top k layers (backward stops there: faster).")
+    objective: Literal["trace", "choice"] = Field(
+        "trace", description="trace: the answer's first max_answer_tokens tokens (the choice letter, then the trace); "
+                             "choice: cross-entropy of the real choice over the listed letters only.")
     sft_steps: int = Field(100, ge=0, description="Optimiser steps of SFT (one example per step, cycling).")
     sft_lr: float = Field(5e-4, gt=0)
+    grad_accum: int = Field(1, ge=1, description="Choice objective: examples per optimiser step (gradient accumulation).")
     dpo_steps: int = Field(0, ge=0, description="Optimiser steps of DPO after SFT (0: no DPO).")
     dpo_lr: float = Field(5e-5, gt=0)
     dpo_beta: float = Field(0.1, gt=0)

@@ -1,0 +1,71 @@
+"""Held-out choice accuracy of user models on exposure lists: position debiasing and bootstrap intervals.
+
+A small LLM picking from a lettered list has a position (letter) prior of its own. Two fair ways to
+take it out, applied to every LLM row alike:
+
+* :func:`rotation_probs`: score each list under all N cyclic rotations of the candidate order and
+  average each item's probability (N forward passes per list);
+* :func:`prior_debiased`: divide each distribution by the model's mean letter distribution over the
+  evaluated lists and renormalise (label-free: the real choice's position is uniform by construction;
+  one pass per list; after PriDe, Zheng et al. 2023, "Large Language Models Are Not Robust Multiple
+  Choice Selectors", which estimates the prior from rotations of a few lists).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from recoworld.users.align.samples import ChoiceSample
+
+
+def rotation_probs(score: Callable[[list[ChoiceSample]], list[np.ndarray]], samples: list[ChoiceSample]) -> list[np.ndarray]:
+    """Each sample's choice distribution (in its own candidate order) averaged over all cyclic rotations of the
+    list; ``score`` maps samples to distributions over their shown order (one batch for all rotations)."""
+    shown, orders = [], []
+    for s in samples:
+        n = len(s.candidates)
+        for r in range(n):
+            order = np.roll(np.arange(n), -r)
+            shown.append(s.reordered(order))
+            orders.append(order)
+    probs = score(shown)
+    out, k = [], 0
+    for s in samples:
+        acc = np.zeros(len(s.candidates))
+        for _ in range(len(s.candidates)):
+            acc[orders[k]] += probs[k]  # position j showed candidate orders[k][j]
+            k += 1
+        out.append(acc / len(s.candidates))
+    return out
+
+
+def prior_debiased(probs: list[np.ndarray]) -> list[np.ndarray]:
+    """Distributions divided by the mean distribution over lists of the same length, renormalised."""
+    out = []
+    priors = {n: np.mean([p for p in probs if len(p) == n], axis=0) for n in {len(p) for p in probs}}
+    for p in probs:
+        q = np.asarray(p, dtype=np.float64) / np.maximum(priors[len(p)], 1e-12)
+        out.append(q / q.sum())
+    return out
+
+
+def hits(probs: list[np.ndarray], chosen: np.ndarray) -> np.ndarray:
+    """1.0 where the most probable candidate is the real choice."""
+    return np.array([float(np.argmax(p) == c) for p, c in zip(probs, chosen, strict=True)])
+
+
+def bootstrap(values: np.ndarray, rng: np.random.Generator, n: int = 2000) -> tuple[float, float]:
+    """95% percentile interval of the mean of ``values`` (a paired interval when they are differences)."""
+    if len(values) == 0:
+        raise ValueError("bootstrap: no values")
+    idx = rng.integers(0, len(values), (n, len(values)))
+    means = np.asarray(values, dtype=np.float64)[idx].mean(axis=1)
+    return float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975))
+
+
+def pick_shares(probs: list[np.ndarray]) -> np.ndarray:
+    """Share of top picks at each position (a model without position bias picks each about 1/N of the time)."""
+    n = max(len(p) for p in probs)
+    return np.bincount([int(np.argmax(p)) for p in probs], minlength=n) / len(probs)
