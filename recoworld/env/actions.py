@@ -2,7 +2,7 @@
 of an action batch and the one rule for a slot that repeats an item.
 
 A repeated slot is not refused: ``MultiDiscrete.sample()`` (and so SB3's exploration) draws repeated
-positions, and candidates are drawn with replacement, so two positions can also hold one item. The
+positions (and two positions can hold one item when a catalog is smaller than M candidates). The
 first slot with an item shows it; each later slot with the same item takes the next candidate, in
 candidate order, whose item is not in the slate (deterministic; a slate without repeats is served
 unchanged). The number of such slots is reported per env as ``info["duplicate_positions"]``.

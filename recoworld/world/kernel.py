@@ -49,7 +49,7 @@ from recoworld.world.layout import (
 )
 from recoworld.world.observe import observe_kernel, observe_rows
 from recoworld.world.platform_log import decay_log, log_click, log_shown, log_slate
-from recoworld.world.retrieval import candidates_from, draw_width, fill_uniforms, retrieve_kernel  # noqa: F401
+from recoworld.world.retrieval import candidates_from, draw_width, fill_uniforms, probe_table, retrieve_kernel  # noqa: F401
 from recoworld.world.session import end_slate
 
 
@@ -99,6 +99,7 @@ def _step_range(lo, hi, rows, slates, seeds, p, env_vec, reward_weights, users, 
     familiar = np.zeros(users.topic_state.shape[2], dtype=np.bool_)
     slate_topics = np.empty(k, dtype=np.int64)
     liked = np.zeros(users.taste.shape[1], dtype=np.float32)
+    table = probe_table(candidates.shape[1])
     for i in range(lo, hi):
         fill_uniforms(seeds[i], uni)
         _serve_user(
@@ -109,7 +110,7 @@ def _step_range(lo, hi, rows, slates, seeds, p, env_vec, reward_weights, users, 
         for q in range(N_COMPONENTS):
             reward += reward_weights[q] * out.users[i, q]
         out.users[i, U_REWARD] = reward
-        candidates_from(rows[i], uni, 7 * k + 2, candidates, len(cat.topic))
+        candidates_from(rows[i], uni, 7 * k + 2, candidates, len(cat.topic), table)
 
 
 @njit(cache=True, fastmath=FASTMATH)

@@ -38,17 +38,44 @@ def fill_uniforms(seed, out) -> None:
         out[q] = (z >> np.uint64(11)) * (1.0 / 9007199254740992.0)
 
 
+@njit(cache=True, inline="always")
+def probe_table(m: int) -> np.ndarray:
+    """Scratch for :func:`candidates_from`: an open-addressing set of at least 2M slots (a power of two)."""
+    bits, x = 0, 2 * m - 1
+    while x > 0:
+        x >>= 1
+        bits += 1
+    return np.empty(1 << max(4, bits), dtype=np.int64)
+
+
 @njit(cache=True, inline="always", fastmath=FASTMATH)
-def candidates_from(r, uni, offset: int, candidates, n_items: int) -> None:
-    """User ``r``'s candidates: uniform catalog rows (with replacement) from ``uni[offset:]``."""
-    for c in range(candidates.shape[1]):
-        candidates[r, c] = min(int(uni[offset + c] * n_items), n_items - 1)
+def candidates_from(r, uni, offset: int, candidates, n_items: int, table) -> None:
+    """User ``r``'s M candidates: distinct uniform catalog rows from ``uni[offset:]`` (a row already drawn
+    moves to the next row not yet drawn, wrapping around), or rows with repeats when M > n_items.
+    ``table`` is scratch from :func:`probe_table` (the rows drawn so far, by linear probing)."""
+    m = candidates.shape[1]
+    distinct = m <= n_items
+    table[:] = -1
+    mask = len(table) - 1
+    for c in range(m):
+        item = min(int(uni[offset + c] * n_items), n_items - 1)
+        while distinct:
+            h = (item * 40503) & mask
+            while table[h] != -1 and table[h] != item:
+                h = (h + 1) & mask
+            if table[h] == -1:
+                table[h] = item
+                break
+            item = item + 1 if item + 1 < n_items else 0
+        candidates[r, c] = item
 
 
 @njit(cache=True, fastmath=FASTMATH)
 def retrieve_kernel(rows, seeds, candidates, n_items: int) -> None:
     """Fresh candidates for users ``rows`` (one seed each)."""
     uni = np.empty(candidates.shape[1])
+    table = probe_table(candidates.shape[1])
     for i in range(len(rows)):
         fill_uniforms(seeds[i], uni)
-        candidates_from(rows[i], uni, 0, candidates, n_items)
+        candidates_from(rows[i], uni, 0, candidates, n_items, table)
+

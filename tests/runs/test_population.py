@@ -57,6 +57,8 @@ def test_logs_have_one_record_per_shown_item_and_sessions_add_up(tmp_path):
     # every slate of every session is in the impressions, all K slots of it
     per_slate = imp.groupby(["arm", "user", "day", "step"], observed=True).size()
     assert (per_slate == k).all()
+    # candidates are distinct items, so no slate shows an item twice (greedy scores copies alike)
+    assert (imp.groupby(["arm", "user", "day", "step"], observed=True)["item"].nunique() == k).all()
     assert per_slate.groupby(level=["arm", "user", "day"], observed=True).size().sum() == sessions["slates"].sum()
     # session clicks and watch time are the sums of their impressions
     by_session = imp.groupby(["arm", "user", "day"], observed=True).agg(logged_clicks=("clicked", "sum"), watch=("watch_seconds", "sum"))

@@ -137,21 +137,27 @@ def test_thousand_injected_faults_lose_no_step_and_record_every_fallback() -> No
 
 
 def test_hybrid_users_decide_parametrically_and_call_the_llm_only_for_words() -> None:
+    def run(backend: str, model: ScriptedModel | None) -> tuple[list[tuple[int, ...]], int, int]:
+        env = RecoWorldEnv(config={**SMALL, "users": {"backend": backend}}, language_model=model)
+        env.reset(seed=6)
+        env.action_space.seed(6)
+        actions, spoke, called = [], 0, 0
+        for _ in range(3000):
+            _, _, terminated, truncated, info = env.step(env.action_space.sample())
+            actions.append(tuple(info["actions"]))
+            spoke += bool(info["instruction"])
+            if info.get("llm", {}).get("called"):
+                called += 1
+                assert info["instruction"] == "honestly, enough of this. something new?"
+            if terminated or truncated:
+                env.reset()
+        return actions, spoke, called
+
     model = ScriptedModel(lambda m, s: {"text": "honestly, enough of this. something new?"})
-    env = RecoWorldEnv(config={**SMALL, "users": {"backend": "hybrid"}}, language_model=model)
-    env.reset(seed=6)
-    env.action_space.seed(6)
-    steps = said = 0
-    for _ in range(3000):
-        _, _, terminated, truncated, info = env.step(env.action_space.sample())
-        steps += 1
-        if info["llm"]["called"]:
-            said += 1
-            assert info["instruction"] == "honestly, enough of this. something new?"
-        if terminated or truncated:
-            env.reset()
-    assert said > 0 and model.calls == said
-    assert model.calls / steps <= 0.1
+    hybrid_actions, _, called = run("hybrid", model)
+    parametric_actions, spoke, _ = run("parametric", None)
+    assert hybrid_actions == parametric_actions  # every decision is the parametric one
+    assert 0 < called == model.calls <= spoke < len(parametric_actions) / 3  # words only, where the user speaks
 
 
 def test_item_text_is_delimited_capped_data() -> None:

@@ -102,6 +102,17 @@ def test_retrieval_is_seeded_and_stays_in_the_catalog():
     assert (a == b).all() and a.min() >= 0 and a.max() == 6 and not (a[0] == a[1]).all()
 
 
+def test_candidates_are_distinct_items_when_the_catalog_allows():
+    """100 uniform draws from 150 items would repeat an item in almost every row; retrieval never does."""
+    cand = np.zeros((200, 100), np.int64)
+    retrieve_kernel(np.arange(200), np.arange(1, 201, dtype=np.uint64), cand, 150)
+    assert all(len(set(row)) == 100 for row in cand.tolist()) and cand.max() < 150
+    assert len(np.unique(cand)) == 150  # every item reachable
+    exact = np.zeros((5, 7), np.int64)  # as many candidates as items: each row is the whole catalog
+    retrieve_kernel(np.arange(5), np.arange(1, 6, dtype=np.uint64), exact, 7)
+    assert all(sorted(row) == list(range(7)) for row in exact.tolist())
+
+
 def test_fused_step_utility_matches_its_formula_on_a_hand_made_world():
     p = params(noise_sd=0.0)
     users, log, clock = world()
