@@ -21,6 +21,7 @@ from recoworld.runs.logs import RunFolder, read_table
 from recoworld.runs.runner import PopulationRun
 from recoworld.scenario import deep_merge, load_scenario
 from recoworld.testing.responders import plausible_answer
+from tests.llm.test_hostile_llm import RUN as HOSTILE_RUN
 
 MODEL = "openai/test-model"
 TIMEOUT = 0.5  # the client's; a slow answer takes twice that
@@ -99,14 +100,7 @@ def test_a_fault_then_a_good_answer_succeeds_on_the_retry(llm_server):
         assert not model.errors, name
 
 
-RUN = {
-    "name": "adversarial", "seed": 3,
-    "catalog": {"synthetic": {"n_items": 300, "n_topics": 6, "n_creators": 10}},
-    "env": {"num_candidates": 20, "slate_size": 3, "horizon_days": 2, "max_slates_per_session": 3},
-    "users": {"n_users": 8, "backend": "llm"},
-    "creators": {"count": 0},
-    "recommenders": [{"name": "greedy"}],
-}
+RUN = deep_merge(HOSTILE_RUN, {"name": "adversarial", "env": {"horizon_days": 2}, "users": {"n_users": 8}})
 
 
 class MixedFaults:
