@@ -12,7 +12,11 @@ out) and is fitted on the training part only. Protocols, so that numbers compare
   preference test, not a cold-start test). Simulated users pick with the kernel (in the calibrated
   world: liking and the selection stage, ``recoworld.users.calibration.selection``) (leaving is switched
   off: the protocol measures preference, not patience); baselines pick by a Bernoulli draw of their
-  predicted probability (a user model that clicks as it predicts), from the same seed;
+  predicted probability (a user model that clicks as it predicts), from the same seed, and, since F1
+  depends on how often a model picks, also by a threshold and by a top share of each list, each tuned
+  per ratio on validation lists from the training period (:mod:`.pick_rules`); each liking baseline is
+  also scored combined with the selection stage (``mf+selection``), and "pick every item" is the
+  reference (F1 2/(2 + m));
 * **choice from an exposure list** (Mirroring Users / UserMirrorer: one item chosen among N
   candidates): a held-out liked item among N − 1 items the user never interacted with; the model's
   choice is its highest-scoring item (the kernel's utility for simulated users; an LLM user's first
@@ -37,9 +41,11 @@ from recoworld.users.calibration.data import sessions_table
 from recoworld.users.calibration.fit import FittedModels, Prepared, calibrate, fit_models
 from recoworld.users.calibration.io import Calibration, CalibrationConfig, Fidelity
 from recoworld.users.calibration.replay import replay, replay_scenario, serve_lists
+from recoworld.evaluation.pick_rules import PickRule, baseline_pickers, top_share_picks, tune_pick_rules
 from recoworld.evaluation.stats import bootstrap_groups
 
 RATIOS = (1, 3, 9)
+EVERY = "pick every item"
 
 
 class PickScore(BaseModel):
@@ -72,6 +78,8 @@ class FidelityReport(BaseModel):
     dataset: str
     engagement: Fidelity
     discrimination: dict[str, dict[str, PickScore]] = Field(description="'1:m' -> model -> picks against held-out likes.")
+    pick_rules: dict[str, dict[str, PickRule]] = Field(default_factory=dict, description="'1:m' -> baseline -> its pick rules "
+                                                       "tuned on validation lists from the training period.")
     choice: dict[str, ChoiceScore] = Field(description="model -> choice accuracy from an exposure list.")
     behaviour: dict[str, dict[str, float]] = Field(description="source -> JSD per behaviour statistic.")
     held_out_period: dict[str, dict[str, float]] = Field(description="real / simulated aggregates of the held-out period.")
@@ -88,7 +96,7 @@ def pick_score(picked: np.ndarray, label: np.ndarray, groups: np.ndarray, seed: 
                      f1_interval=list(bootstrap_groups(f1, groups, seed=seed)), items=int(len(label)))
 
 
-def _lists(prep: Prepared, ratio: int, rng: np.random.Generator, max_per_user: int | None) -> tuple[list[str], list[np.ndarray], list[np.ndarray]]:
+def mixed_lists(prep: Prepared, ratio: int, rng: np.random.Generator, max_per_user: int | None) -> tuple[list[str], list[np.ndarray], list[np.ndarray]]:
     """Per user: held-out liked rows mixed with ``ratio`` times as many never-interacted rows, shuffled."""
     test = ~prep.train & (prep.y > 0)
     seen_any = np.flatnonzero(np.bincount(prep.rows[prep.train], minlength=len(prep.catalog)) > 0)
@@ -114,12 +122,16 @@ def _scenario(calibration: Calibration, backend: str, config: CalibrationConfig,
 
 
 def discrimination(prep: Prepared, calibration: Calibration, models: FittedModels, backends: dict[str, object],
-                   ratios: Sequence[int] = RATIOS, max_per_user: int | None = 10, seed: int = 0) -> dict[str, dict[str, PickScore]]:
-    """Preference discrimination at each 1:m ratio for every backend (name -> language model or None) and baseline."""
+                   ratios: Sequence[int] = RATIOS, max_per_user: int | None = 10, seed: int = 0,
+                   rules: dict[int, dict[str, PickRule]] | None = None) -> dict[str, dict[str, PickScore]]:
+    """Preference discrimination at each 1:m ratio for every backend (name -> language model or None), the
+    "pick every item" reference, and every baseline (and baseline+selection): Bernoulli picks of its
+    probability, and with ``rules`` (:func:`.pick_rules.tune_pick_rules`) its tuned threshold and top share."""
     out: dict[str, dict[str, PickScore]] = {}
     code_of = {str(u): k for k, u in enumerate(prep.user_ids)}
+    pickers = baseline_pickers(prep, models)
     for m in ratios:
-        users, lists, labels = _lists(prep, m, np.random.default_rng(seed + m), max_per_user)
+        users, lists, labels = mixed_lists(prep, m, np.random.default_rng(seed + m), max_per_user)
         label = np.concatenate(labels)
         groups = np.concatenate([np.full(len(x), k) for k, x in enumerate(lists)])
         codes = np.array([code_of[u] for u in users])[groups]
@@ -128,9 +140,15 @@ def discrimination(prep: Prepared, calibration: Calibration, models: FittedModel
         for name, lm in backends.items():
             clicks, _ = serve_lists(calibration, prep.catalog, users, lists, _scenario(calibration, name, prep.config, 5), lm, seed)
             scores[name] = pick_score(np.concatenate(clicks), label, groups, seed)
+        scores[EVERY] = pick_score(np.ones(len(label), dtype=bool), label, groups, seed)
         draw = np.random.default_rng(seed + 100 + m).random(len(rows))
-        for name, score in models.scorers.items():
-            scores[name] = pick_score(draw < score(codes, rows), label, groups, seed)
+        for name, score in pickers.items():
+            s = score(codes, rows)
+            scores[name] = pick_score(draw < s, label, groups, seed)
+            rule = (rules or {}).get(m, {}).get(name)
+            if rule is not None:
+                scores[f"{name} (tuned threshold)"] = pick_score(s >= rule.threshold, label, groups, seed)
+                scores[f"{name} (tuned top share)"] = pick_score(top_share_picks(s, groups, rule.share), label, groups, seed)
         out[f"1:{m}"] = scores
     return out
 
@@ -139,7 +157,7 @@ def choice_accuracy(prep: Prepared, calibration: Calibration, models: FittedMode
                     seed: int = 0) -> dict[str, ChoiceScore]:
     """One held-out liked item per user among ``n`` − 1 never-interacted items: how often each model chooses it."""
     rng = np.random.default_rng(seed + 7)
-    users, lists, labels = _lists(prep, n - 1, rng, max_per_user=1)
+    users, lists, labels = mixed_lists(prep, n - 1, rng, max_per_user=1)
     target = np.array([int(np.flatnonzero(lab)[0]) for lab in labels])
     code_of = {str(u): k for k, u in enumerate(prep.user_ids)}
     codes = np.array([code_of[u] for u in users])
@@ -158,7 +176,7 @@ def choice_accuracy(prep: Prepared, calibration: Calibration, models: FittedMode
         else:
             chosen = np.array([int(np.argmax(u)) for u in utility])
         out[name] = score(chosen)
-    for name, scorer in models.scorers.items():
+    for name, scorer in baseline_pickers(prep, models).items():
         out[name] = score(np.array([int(np.argmax(scorer(np.full(len(x), c), x))) for c, x in zip(codes, lists)]))
     return out
 
@@ -211,9 +229,11 @@ def fidelity_suite(dataset: str | Path, items: str | Path | None = None, config:
         behaviour[f"held-out replay ({rep.backend})"] = dict(rep.jsd)
     aggregates, jsd = held_out_period(prep, calibration, seed)
     behaviour["held-out period (calibrated run)"] = jsd
+    rules = tune_pick_rules(prep, models, ratios, max_per_user=10, seed=seed)
     report = FidelityReport(
         dataset=Path(dataset).name, engagement=fit.fidelity,
-        discrimination=discrimination(prep, calibration, models, backends, ratios, seed=seed),
+        discrimination=discrimination(prep, calibration, models, backends, ratios, seed=seed, rules=rules),
+        pick_rules={f"1:{m}": r for m, r in rules.items()},
         choice=choice_accuracy(prep, calibration, models, backends, seed=seed),
         behaviour=behaviour, held_out_period=aggregates,
     )
@@ -236,6 +256,12 @@ def format_tables(report: FidelityReport) -> str:
         for m, s in scores.items():
             lines.append(f"| {ratio} | {m} | {s.accuracy:.3f} | {s.precision:.3f} | {s.recall:.3f} | {s.f1:.3f} | "
                          f"{s.f1_interval[0]:.3f}–{s.f1_interval[1]:.3f} |")
+    if report.pick_rules:
+        lines += ["", "### Baselines' pick rules, tuned on validation lists from the training period", "",
+                  "| ratio | baseline | threshold | F1 (validation) | top share | F1 (validation) |", "| --- | --- | ---: | ---: | ---: | ---: |"]
+        for ratio, rules in report.pick_rules.items():
+            for m, r in rules.items():
+                lines.append(f"| {ratio} | {m} | {r.threshold:.4f} | {r.threshold_f1:.3f} | {r.share:.2f} | {r.share_f1:.3f} |")
     lines += ["", "### Choice from an exposure list (UserMirrorer)", "", "| model | accuracy | 95% CI | chance |", "| --- | ---: | ---: | ---: |"]
     for m, c in report.choice.items():
         lines.append(f"| {m} | {c.accuracy:.3f} | {c.interval[0]:.3f}–{c.interval[1]:.3f} | {c.chance:.3f} |")

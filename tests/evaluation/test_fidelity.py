@@ -54,7 +54,9 @@ def test_suite_scores_backends_and_baselines_under_every_protocol(data):
     assert set(report.discrimination) == {"1:1", "1:3"}
     for ratio, m in (("1:1", 1), ("1:3", 3)):
         scores = report.discrimination[ratio]
-        assert {"parametric", "llm", "mf", "popularity_rate", "popularity_count", "constant"} <= set(scores)
+        assert {"parametric", "llm", "mf", "popularity_rate", "popularity_count", "constant", "pick every item",
+                "mf (tuned threshold)", "constant (tuned top share)", "mf+selection (tuned threshold)"} <= set(scores)
+        assert set(report.pick_rules[ratio]) >= {"mf", "constant", "mf+selection"}
         assert scores["llm"].recall == pytest.approx(1.0)  # it picks everything: every liked item
         assert scores["llm"].precision == pytest.approx(1 / (1 + m), abs=0.02)  # ... and the share of liked among all
     assert report.choice["parametric"].chance == pytest.approx(0.1)
