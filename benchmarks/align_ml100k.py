@@ -42,7 +42,8 @@ from ml100k import fetch_ml100k  # noqa: E402
 from recoworld.users.align.adapter import TransformersModel  # noqa: E402
 from recoworld.users.align.api import student_probs  # noqa: E402
 from recoworld.users.align.distill import DistillConfig, select, student_table  # noqa: E402
-from recoworld.users.align.evaluate import bootstrap, hits, pick_shares, prior_debiased, rotation_probs  # noqa: E402
+from recoworld.evaluation.stats import mean_interval  # noqa: E402
+from recoworld.users.align.evaluate import hits, pick_shares, prior_debiased, rotation_probs  # noqa: E402
 from recoworld.users.align.export import choice_examples, preference_records, sft_records, validate_records  # noqa: E402
 from recoworld.users.align.finetune import add_lora, dpo, sft, sft_choice  # noqa: E402
 from recoworld.users.align.prompts import LETTERS, decision_messages  # noqa: E402
@@ -164,13 +165,13 @@ def report(test, ss: SampleSet, weights, base: dict, aligned: dict, args) -> dic
     for name, probs in (("popularity", [softmax(50 * x[:, 4]) for x in terms]),
                         ("parametric (calibrated)", [softmax(x @ weights.vector()) for x in terms])):
         h = hits(probs, truth)
-        rows[name] = (h.mean(), *bootstrap(h, rng))
+        rows[name] = (h.mean(), *mean_interval(h, rng))
     paired = {}
     for view in base:
         hb, ha = hits(base[view], truth), hits(aligned[view], truth)
-        rows[f"SmolLM2-135M base, {view}"] = (hb.mean(), *bootstrap(hb, rng))
-        rows[f"SmolLM2-135M aligned, {view}"] = (ha.mean(), *bootstrap(ha, rng))
-        paired[view] = (float((ha - hb).mean()), *bootstrap(ha - hb, rng))
+        rows[f"SmolLM2-135M base, {view}"] = (hb.mean(), *mean_interval(hb, rng))
+        rows[f"SmolLM2-135M aligned, {view}"] = (ha.mean(), *mean_interval(ha, rng))
+        paired[view] = (float((ha - hb).mean()), *mean_interval(ha - hb, rng))
     print(f"\nheld-out choice accuracy, ML-100K, {len(test)} lists of {args.candidates} (bootstrap 95% intervals)\n")
     print("| user model | accuracy | 95% interval |\n|---|---|---|")
     for name, (acc, lo, hi) in rows.items():

@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from ml100k import cache_dir, fetch_ml100k  # noqa: E402
 
 from recoworld.agents.sasrec import SASRecConfig, fit_sasrec, rank_metrics, ranking_metrics, target_ranks  # noqa: E402
-from recoworld.evaluation.stats import percentile_interval, resampled_means  # noqa: E402
+from recoworld.evaluation.stats import mean_interval  # noqa: E402
 from recoworld.world.loaders import read_atomic  # noqa: E402
 
 RECBOLE = "recbole==1.2.1"
@@ -191,8 +191,8 @@ def row(name: str, m: dict[str, float], extra: str = "") -> str:
 def paired(ours: np.ndarray, theirs: np.ndarray, seed: int = 0) -> str:
     """Mean of ours − theirs per user, with a 95% bootstrap interval over users."""
     diff = ours - theirs
-    lo, hi = percentile_interval(resampled_means(diff, 2000, np.random.default_rng(seed)))
-    return f"{diff.mean():+.4f} ({float(lo):+.4f} to {float(hi):+.4f})"
+    lo, hi = mean_interval(diff, np.random.default_rng(seed))
+    return f"{diff.mean():+.4f} ({lo:+.4f} to {hi:+.4f})"
 
 
 def compare(ours: dict, rb: dict, users: list[str]) -> None:

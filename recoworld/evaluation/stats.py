@@ -49,6 +49,14 @@ def percentile_interval(boots: np.ndarray, level: float = 0.95, axis: int = 0) -
     return low, high
 
 
+def mean_interval(values: np.ndarray, rng: np.random.Generator, n_boot: int = 2000, level: float = 0.95) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean of ``values`` (a paired interval when they are differences)."""
+    if len(values) == 0:
+        raise ValueError("bootstrap: no values")
+    low, high = percentile_interval(resampled_means(values, n_boot, rng), level)
+    return float(low), float(high)
+
+
 def km_curves(durations: np.ndarray, events: np.ndarray, group: np.ndarray, n_groups: int, horizon: int,
               level: float = 0.95) -> dict[str, np.ndarray]:
     """Kaplan–Meier survival per group on days 0..horizon (arrays of shape (n_groups, horizon + 1)).

@@ -246,7 +246,8 @@ def test_sampled_choice_probs_and_entropy():
 
 
 def test_position_debiasing_recovers_the_preferred_item(sample_set):
-    from recoworld.users.align.evaluate import bootstrap, hits, pick_shares, prior_debiased, rotation_probs
+    from recoworld.evaluation.stats import mean_interval
+    from recoworld.users.align.evaluate import hits, pick_shares, prior_debiased, rotation_probs
 
     _, ss = sample_set
     samples = ss.split("test")[:30]
@@ -267,7 +268,7 @@ def test_position_debiasing_recovers_the_preferred_item(sample_set):
     assert hits(rotated, truth).mean() == 1.0
     assert all(np.isclose(p.sum(), 1.0) for p in rotated)
     assert hits(prior_debiased(raw), truth).mean() > 0.9
-    lo, hi = bootstrap(hits(rotated, truth) - hits(raw, truth), np.random.default_rng(0))
+    lo, hi = mean_interval(hits(rotated, truth) - hits(raw, truth), np.random.default_rng(0))
     assert 0 < lo <= hi <= 1
 
 
@@ -496,3 +497,27 @@ def test_cli_align_with_an_llm_teacher(tmp_path, llm_server, monkeypatch):
     from recoworld.users.align.export import read_jsonl
 
     assert all("It fits my evening" in r["messages"][-1]["content"] for r in read_jsonl(tmp_path / "out" / "sft.jsonl"))
+
+
+def test_lora_adapters_start_from_the_config_seed_whatever_the_global_random_state():
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    pytest.importorskip("peft")
+    from recoworld.users.align.finetune import add_lora
+    from recoworld.users.align.settings import FinetuneConfig
+
+    tiny = transformers.LlamaConfig(vocab_size=64, hidden_size=16, intermediate_size=32, num_hidden_layers=2,
+                                    num_attention_heads=2, num_key_value_heads=2)
+
+    def adapters(global_seed: int, seed: int) -> dict[str, torch.Tensor]:
+        torch.manual_seed(global_seed)
+        net = add_lora(transformers.LlamaForCausalLM(tiny), FinetuneConfig(seed=seed, lora_targets=["q_proj", "v_proj"]))
+        state = torch.rand(1)  # the global stream goes on as if no adapter had been drawn
+        torch.manual_seed(global_seed)
+        transformers.LlamaForCausalLM(tiny)
+        assert torch.equal(state, torch.rand(1))
+        return {k: v.clone() for k, v in net.state_dict().items() if "lora_A" in k}
+
+    a, b, c = adapters(1, seed=0), adapters(2, seed=0), adapters(1, seed=5)
+    assert a and all(torch.equal(a[k], b[k]) for k in a)
+    assert not all(torch.equal(a[k], c[k]) for k in a)

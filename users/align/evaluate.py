@@ -56,15 +56,6 @@ def hits(probs: list[np.ndarray], chosen: np.ndarray) -> np.ndarray:
     return np.array([float(np.argmax(p) == c) for p, c in zip(probs, chosen, strict=True)])
 
 
-def bootstrap(values: np.ndarray, rng: np.random.Generator, n: int = 2000) -> tuple[float, float]:
-    """95% percentile interval of the mean of ``values`` (a paired interval when they are differences)."""
-    if len(values) == 0:
-        raise ValueError("bootstrap: no values")
-    idx = rng.integers(0, len(values), (n, len(values)))
-    means = np.asarray(values, dtype=np.float64)[idx].mean(axis=1)
-    return float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975))
-
-
 def pick_shares(probs: list[np.ndarray]) -> np.ndarray:
     """Share of top picks at each position (a model without position bias picks each about 1/N of the time)."""
     n = max(len(p) for p in probs)

@@ -21,7 +21,9 @@ from recoworld.users.align.settings import FinetuneConfig, TrainLog
 
 
 def add_lora(model, config: FinetuneConfig):
-    """The model wrapped with fresh LoRA adapters on ``config.lora_targets`` (of the top layers if set)."""
+    """The model wrapped with fresh LoRA adapters on ``config.lora_targets`` (of the top layers if set),
+    initialised from ``config.seed`` (torch's global random state is left as it was)."""
+    import torch
     from peft import LoraConfig, get_peft_model
 
     layers = None
@@ -30,7 +32,9 @@ def add_lora(model, config: FinetuneConfig):
         layers = list(range(max(0, n - config.lora_top_layers), n))
     lora = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
                       target_modules=config.lora_targets, layers_to_transform=layers, task_type="CAUSAL_LM")
-    return get_peft_model(model, lora)
+    with torch.random.fork_rng():
+        torch.manual_seed(config.seed)
+        return get_peft_model(model, lora)
 
 
 def letter_ids(tok, n: int) -> list[int]:
