@@ -13,6 +13,7 @@ from recoworld.agents.sasrec_fidelity import engaged_sequences, platt, register_
 from recoworld.evaluation.stats import auc, log_loss  # noqa: E402
 from recoworld.users.calibration import CalibrationConfig  # noqa: E402
 from recoworld.users.calibration.fit import BASELINES, Prepared  # noqa: E402
+from tests.users.test_calibration import flip_held_out_labels  # noqa: E402
 from recoworld.world.synthetic import SyntheticCatalogConfig, generate_catalog  # noqa: E402
 
 TINY = SASRecConfig(max_len=20, hidden=32, blocks=1, heads=2, inner=64, dropout=0.1, epochs=30, batch_size=64, patience=3, lr=1e-2)
@@ -61,11 +62,7 @@ def test_sasrec_baseline_scores_held_out_rows_from_training_labels_only(data):
     assert auc(y, p) > 0.55
     assert log_loss(y, p) < log_loss(y, np.full(len(y), prep.y[prep.train].mean())) + 0.01
     # flipping every held-out label changes no prediction
-    flipped = interactions.copy()
-    keys = set(zip(prep.frame.loc[test, "user_id"], prep.frame.loc[test, "timestamp"]))
-    held = np.array([k in keys for k in zip(flipped["user_id"], flipped["timestamp"])])
-    flipped.loc[held, "rating"] = np.where(flipped.loc[held, "rating"] >= 4, 1.0, 5.0)
-    prep2 = Prepared(flipped, catalog, CONFIG)
+    prep2 = Prepared(flip_held_out_labels(prep, interactions), catalog, CONFIG)
     assert (prep2.y[test] != y).all()
     assert np.allclose(sasrec_baseline(TINY)(prep2)(prep2.users[test], prep2.rows[test]), p)
 

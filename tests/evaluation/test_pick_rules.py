@@ -10,6 +10,7 @@ from recoworld.evaluation.pick_rules import best_share, best_threshold, top_shar
 from recoworld.users.calibration import CalibrationConfig, write_ground_truth
 from recoworld.users.calibration.fit import BASELINES, Prepared, fit_models, register_baseline
 from recoworld.world.loaders import load_movielens
+from tests.users.test_calibration import flip_held_out_labels
 
 QUICK = CalibrationConfig(factors=[8], l2=[0.1], recency=[0.0], iterations=100, fit_dynamics=False)
 
@@ -58,11 +59,7 @@ def test_tuned_rules_use_no_held_out_label_and_reach_f1_one_for_a_perfect_score(
         models = fit_models(prep)
         rules = tune_pick_rules(prep, models, (1, 3), max_per_user=10, seed=0)
         # every held-out label flipped: the same rules (thresholds, shares, validation F1)
-        test_keys = set(zip(prep.frame.loc[prep.frame["test"], "user_id"], prep.frame.loc[prep.frame["test"], "timestamp"]))
-        flipped = interactions.copy()
-        held = np.array([k in test_keys for k in zip(flipped["user_id"], flipped["timestamp"])])
-        flipped.loc[held, "rating"] = np.where(flipped.loc[held, "rating"] >= 4, 1.0, 5.0)
-        flipped.loc[held, "click"] = 1 - flipped.loc[held, "click"]
+        flipped = flip_held_out_labels(prep, interactions)
         prep2 = Prepared(flipped, catalog, QUICK)
         assert (prep2.y[~prep2.train] != prep.y[~prep.train]).all()
         models2 = fit_models(prep2)

@@ -80,17 +80,29 @@ def test_kernel_utility_equals_the_fitted_logit(fitted, ground_truth):
     assert np.allclose(kernel, logit, atol=1e-3)
 
 
+def held_out_rows(prep, interactions: pd.DataFrame) -> np.ndarray:
+    """Which rows of ``interactions`` ``prep`` holds out."""
+    test_keys = set(zip(prep.frame.loc[prep.frame["test"], "user_id"], prep.frame.loc[prep.frame["test"], "timestamp"]))
+    return np.array([k in test_keys for k in zip(interactions["user_id"], interactions["timestamp"])])
+
+
+def flip_held_out_labels(prep, interactions: pd.DataFrame) -> pd.DataFrame:
+    """``interactions`` with the engagement label of every held-out row of ``prep`` flipped."""
+    flipped = interactions.copy()
+    held = held_out_rows(prep, interactions)
+    flipped.loc[held, "rating"] = np.where(flipped.loc[held, "rating"] >= 4, 1.0, 5.0)
+    if "click" in flipped:
+        flipped.loc[held, "click"] = 1 - flipped.loc[held, "click"]
+    return flipped
+
+
 def test_flipping_every_held_out_label_leaves_every_held_out_prediction_unchanged(fitted):
     from recoworld.users.calibration.fit import Prepared, fit_models
 
     catalog, interactions, _ = fitted
     config = CalibrationConfig(**QUICK)
     prep = Prepared(interactions, catalog, config)
-    test_keys = set(zip(prep.frame.loc[prep.frame["test"], "user_id"], prep.frame.loc[prep.frame["test"], "timestamp"]))
-    flipped = interactions.copy()
-    held = np.array([k in test_keys for k in zip(flipped["user_id"], flipped["timestamp"])])
-    flipped.loc[held, "rating"] = np.where(flipped.loc[held, "rating"] >= 4, 1.0, 5.0)
-    flipped.loc[held, "click"] = 1 - flipped.loc[held, "click"]
+    flipped = flip_held_out_labels(prep, interactions)
     prep2 = Prepared(flipped, catalog, config)
     assert (prep2.y[~prep2.train] != prep.y[~prep.train]).all()
     a, b = fit_models(prep), fit_models(prep2)
@@ -103,6 +115,7 @@ def test_flipping_every_held_out_label_leaves_every_held_out_prediction_unchange
     from recoworld.users.calibration.selection import fit_selection
 
     moved = interactions.copy()
+    held = held_out_rows(prep, interactions)
     moved.loc[held, "item_id"] = np.random.default_rng(1).permutation(moved.loc[held, "item_id"].to_numpy())
     prep3 = Prepared(moved, catalog, config)
     assert (prep3.rows[test] != prep.rows[test]).mean() > 0.5
