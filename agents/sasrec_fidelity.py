@@ -22,6 +22,7 @@ from typing import Callable
 import numpy as np
 
 from recoworld.agents.sasrec import SASRecConfig, fit_sasrec
+from recoworld.users.calibration.mf import platt
 
 # light: one thread, a few epochs, early stopping (the fidelity benchmark stays within minutes)
 LIGHT = SASRecConfig(max_len=50, hidden=64, blocks=2, heads=2, inner=128, dropout=0.2, epochs=40, batch_size=128,
@@ -39,17 +40,6 @@ def engaged_sequences(users: np.ndarray, rows: np.ndarray, keep: np.ndarray, n_u
 def log_softmax(scores: np.ndarray) -> np.ndarray:
     top = scores.max(1, keepdims=True)
     return scores - top - np.log(np.exp(scores - top).sum(1, keepdims=True))
-
-
-def platt(s: np.ndarray, y: np.ndarray, l2: float = 1e-3) -> np.ndarray:
-    """(a, b) of σ(a·s + b) by Newton's method on the mean log-loss (a small ridge keeps it finite)."""
-    X = np.column_stack([s, np.ones(len(s))])
-    beta = np.zeros(2)
-    for _ in range(50):
-        p = 1 / (1 + np.exp(-X @ beta))
-        hess = (X * (p * (1 - p))[:, None]).T @ X / len(s) + l2 * np.eye(2)
-        beta -= np.linalg.solve(hess, X.T @ (p - y) / len(s) + l2 * beta)
-    return beta
 
 
 def sasrec_baseline(config: SASRecConfig = LIGHT) -> Callable[[object], Callable[[np.ndarray, np.ndarray], np.ndarray]]:

@@ -31,7 +31,7 @@ from recoworld.world.catalog import Catalog
 from recoworld.users.calibration import data as D
 from recoworld.users.calibration.io import (Calibration, CalibrationConfig, CalibrationResult, Fidelity, FittedWeights,
                                             ItemTable, SelectionWeights)
-from recoworld.users.calibration.mf import LogisticMF, tune_logistic_mf
+from recoworld.users.calibration.mf import LogisticMF, platt, tune_logistic_mf
 from recoworld.evaluation.stats import auc, bootstrap_groups, calibration_curve, log_loss
 from recoworld.users.profile import Traits, UserProfile
 
@@ -116,13 +116,8 @@ def popularity_baselines(prep: Prepared) -> tuple[np.ndarray, np.ndarray]:
     liked = np.bincount(prep.rows[t], weights=prep.y[t], minlength=n)
     base = float(prep.y[t].mean())
     rate = (liked + 10 * base) / (seen + 10)
-    pop = prep.popularity[prep.rows]
-    beta = np.zeros(2)
-    for _ in range(50):  # Newton's method on (pop, 1)
-        X = np.column_stack([pop[t], np.ones(int(t.sum()))])
-        p = 1 / (1 + np.exp(-X @ beta))
-        beta -= np.linalg.solve((X * (p * (1 - p))[:, None]).T @ X + 1e-9 * np.eye(2), X.T @ (p - prep.y[t]))
-    return rate, 1 / (1 + np.exp(-(beta[0] * prep.popularity + beta[1])))
+    a, b = platt(prep.popularity[prep.rows][t], prep.y[t], l2=1e-9 / max(int(t.sum()), 1))
+    return rate, 1 / (1 + np.exp(-(a * prep.popularity + b)))
 
 
 def engagement_fidelity(prep: Prepared, predictions: dict[str, np.ndarray], seed: int = 0) -> Fidelity:

@@ -118,3 +118,14 @@ def tune_logistic_mf(users: np.ndarray, items: np.ndarray, y: np.ndarray, valid:
     model = fit_logistic_mf(users, items, y, n_users, n_items, factors=best[1], l2=best[2], x=x, iterations=iterations, seed=seed,
                             sample_weight=weight / weight.mean())
     return model, {"factors": float(best[1]), "l2": best[2], "recency": best[3], "valid_log_loss": best[0]}
+
+
+def platt(s: np.ndarray, y: np.ndarray, l2: float = 1e-3) -> np.ndarray:
+    """(a, b) of σ(a·s + b) by Newton's method on the mean log-loss (a small ridge keeps it finite)."""
+    X = np.column_stack([s, np.ones(len(s))])
+    beta = np.zeros(2)
+    for _ in range(50):
+        p = 1 / (1 + np.exp(-X @ beta))
+        hess = (X * (p * (1 - p))[:, None]).T @ X / len(s) + l2 * np.eye(2)
+        beta -= np.linalg.solve(hess, X.T @ (p - y) / len(s) + l2 * beta)
+    return beta
