@@ -14,9 +14,10 @@ out) and is fitted on the training part only. Protocols, so that numbers compare
   off: the protocol measures preference, not patience); baselines pick by a Bernoulli draw of their
   predicted probability (a user model that clicks as it predicts), from the same seed, and, since F1
   depends on how often a model picks, also by a threshold and by a top share of each list, each tuned
-  per ratio on validation lists from the training period (:mod:`.pick_rules`); each liking baseline is
-  also scored combined with the selection stage (``mf+selection``), and "pick every item" is the
-  reference (F1 2/(2 + m));
+  per ratio on validation lists from the training period (:mod:`.pick_rules`); the calibrated users get
+  the same two rules on the kernel's utility of each item they review (tuned on the calibrated world
+  refitted on the earlier training rows); each liking baseline is also scored combined with the
+  selection stage (``mf+selection``), and "pick every item" is the reference (F1 2/(2 + m));
 * **choice from an exposure list** (Mirroring Users / UserMirrorer: one item chosen among N
   candidates): a held-out liked item among N − 1 items the user never interacted with; the model's
   choice is its highest-scoring item (the kernel's utility for simulated users; an LLM user's first
@@ -41,7 +42,7 @@ from recoworld.users.calibration.data import sessions_table
 from recoworld.users.calibration.fit import FittedModels, Prepared, calibrate, fit_models
 from recoworld.users.calibration.io import Calibration, CalibrationConfig, Fidelity
 from recoworld.users.calibration.replay import replay, replay_scenario, serve_lists
-from recoworld.evaluation.pick_rules import PickRule, baseline_pickers, top_share_picks, tune_pick_rules
+from recoworld.evaluation.pick_rules import SIMULATED, PickRule, baseline_pickers, top_share_picks, tune_pick_rules
 from recoworld.evaluation.stats import bootstrap_groups
 
 RATIOS = (1, 3, 9)
@@ -78,7 +79,7 @@ class FidelityReport(BaseModel):
     dataset: str
     engagement: Fidelity
     discrimination: dict[str, dict[str, PickScore]] = Field(description="'1:m' -> model -> picks against held-out likes.")
-    pick_rules: dict[str, dict[str, PickRule]] = Field(default_factory=dict, description="'1:m' -> baseline -> its pick rules "
+    pick_rules: dict[str, dict[str, PickRule]] = Field(default_factory=dict, description="'1:m' -> model -> its pick rules "
                                                        "tuned on validation lists from the training period.")
     choice: dict[str, ChoiceScore] = Field(description="model -> choice accuracy from an exposure list.")
     behaviour: dict[str, dict[str, float]] = Field(description="source -> JSD per behaviour statistic.")
@@ -116,9 +117,13 @@ def mixed_lists(prep: Prepared, ratio: int, rng: np.random.Generator, max_per_us
     return users, lists, labels
 
 
-def _scenario(calibration: Calibration, backend: str, config: CalibrationConfig, slate: int):
-    model = {**calibration.result.user_model, "hazard_bias": -30.0}  # no leaving: the protocol measures preference
-    return replay_scenario(model, backend, config.model_copy(update={"replay_slate_size": slate}))
+def kernel_review(prep: Prepared, calibration: Calibration, backend: str, language_model, users: list[str],
+                  lists: list[np.ndarray], slate: int, seed: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """(clicks, kernel utilities) per list: each user of the calibrated world reviews their list in slates of
+    ``slate`` through ``backend``, with leaving switched off (the protocols measure preference, not patience)."""
+    model = {**calibration.result.user_model, "hazard_bias": -30.0}
+    scenario = replay_scenario(model, backend, prep.config.model_copy(update={"replay_slate_size": slate}))
+    return serve_lists(calibration, prep.catalog, users, lists, scenario, language_model, seed)
 
 
 def discrimination(prep: Prepared, calibration: Calibration, models: FittedModels, backends: dict[str, object],
@@ -138,8 +143,13 @@ def discrimination(prep: Prepared, calibration: Calibration, models: FittedModel
         rows = np.concatenate(lists)
         scores: dict[str, PickScore] = {}
         for name, lm in backends.items():
-            clicks, _ = serve_lists(calibration, prep.catalog, users, lists, _scenario(calibration, name, prep.config, 5), lm, seed)
+            clicks, utility = kernel_review(prep, calibration, name, lm, users, lists, 5, seed)
             scores[name] = pick_score(np.concatenate(clicks), label, groups, seed)
+            rule = (rules or {}).get(m, {}).get(SIMULATED)
+            if rule is not None and name != "llm":  # a parametric or hybrid user's utility is the kernel's
+                u = np.concatenate(utility)
+                scores[f"{name} (tuned threshold)"] = pick_score(u >= rule.threshold, label, groups, seed)
+                scores[f"{name} (tuned top share)"] = pick_score(top_share_picks(u, groups, rule.share), label, groups, seed)
         scores[EVERY] = pick_score(np.ones(len(label), dtype=bool), label, groups, seed)
         draw = np.random.default_rng(seed + 100 + m).random(len(rows))
         for name, score in pickers.items():
@@ -170,7 +180,7 @@ def choice_accuracy(prep: Prepared, calibration: Calibration, models: FittedMode
                            chance=1.0 / n, lists=len(users))
 
     for name, lm in backends.items():
-        clicks, utility = serve_lists(calibration, prep.catalog, users, lists, _scenario(calibration, name, prep.config, n), lm, seed)
+        clicks, utility = kernel_review(prep, calibration, name, lm, users, lists, n, seed)
         if name == "llm":  # an LLM user's choice: its first click (none: no choice)
             chosen = np.array([int(np.flatnonzero(c)[0]) if c.any() else -1 for c in clicks])
         else:
@@ -257,8 +267,8 @@ def format_tables(report: FidelityReport) -> str:
             lines.append(f"| {ratio} | {m} | {s.accuracy:.3f} | {s.precision:.3f} | {s.recall:.3f} | {s.f1:.3f} | "
                          f"{s.f1_interval[0]:.3f}–{s.f1_interval[1]:.3f} |")
     if report.pick_rules:
-        lines += ["", "### Baselines' pick rules, tuned on validation lists from the training period", "",
-                  "| ratio | baseline | threshold | F1 (validation) | top share | F1 (validation) |", "| --- | --- | ---: | ---: | ---: | ---: |"]
+        lines += ["", "### Pick rules (baselines and the calibrated users' kernel utility), tuned on validation lists from the training period", "",
+                  "| ratio | model | threshold | F1 (validation) | top share | F1 (validation) |", "| --- | --- | ---: | ---: | ---: | ---: |"]
         for ratio, rules in report.pick_rules.items():
             for m, r in rules.items():
                 lines.append(f"| {ratio} | {m} | {r.threshold:.4f} | {r.threshold_f1:.3f} | {r.share:.2f} | {r.share_f1:.3f} |")

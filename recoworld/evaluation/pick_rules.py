@@ -1,4 +1,4 @@
-"""Pick rules for baselines in the 1:m protocol, tuned on the training period only.
+"""Pick rules for the 1:m protocol, tuned on the training period only, for baselines and calibrated users alike.
 
 F1 depends on how often a model picks ("pick every item" scores 2/(2 + m) at 1:m), so a baseline
 that picks by a Bernoulli draw of its probability is at the mercy of its calibration. Beside that
@@ -7,7 +7,9 @@ literature protocol, every baseline gets pick rules tuned per ratio, with no hel
 * the training period is split again by the same rule (each user's latest ``config.validation`` share
   of training rows plays the held-out part: exactly the calibration's validation rows);
 * every baseline is refitted on the earlier rows (the MF with the setting its tuning chose; popularity
-  from those rows; registered baselines through their factory; the selection stage likewise);
+  from those rows; registered baselines through their factory; the selection stage likewise), and so is
+  the calibrated world (the simulator's click model with its chosen setting, the selection stage, the
+  kernel mapping): the calibrated users' score is the kernel's utility of each item as they review it;
 * validation lists are built from the validation rows by the 1:m construction of the test lists;
 * on them, per ratio, the F1-maximising **threshold** on the baseline's probability and the
   F1-maximising **top share** of each list (pick the ⌈q·n⌉ highest-scoring of a list of n) are chosen;
@@ -29,6 +31,7 @@ from recoworld.users.calibration.fit import BASELINES, FittedModels, Prepared, p
 from recoworld.users.calibration.mf import LogisticMF, fit_logistic_mf
 
 Scorer = Callable[[np.ndarray, np.ndarray], np.ndarray]
+SIMULATED = "parametric"  # the calibrated users' rules: on the kernel's utility (hybrid users decide alike)
 SHARES = np.round(np.arange(0.01, 1.0001, 0.01), 2)
 
 
@@ -91,12 +94,14 @@ def inner_split(prep: Prepared) -> Prepared:
     return Prepared(train, prep.catalog, config)
 
 
-def refit_mf(prep: Prepared, choice: dict[str, float], x: np.ndarray | None = None) -> LogisticMF:
-    """The logistic MF refitted on ``prep``'s training rows with a chosen setting (factors, L2, recency)."""
+def refit_mf(prep: Prepared, choice: dict[str, float], with_features: bool = False) -> LogisticMF:
+    """The logistic MF refitted on ``prep``'s training rows with a chosen setting (factors, L2, recency), with the
+    kernel's terms as side features (the simulator's click model) or without (the MF baseline)."""
     t = prep.train
     weight = np.exp(choice.get("recency", 0.0) * (prep.recency[t] - 1))
     return fit_logistic_mf(prep.users[t], prep.rows[t], prep.y[t], len(prep.user_ids), len(prep.catalog),
-                           factors=int(choice["factors"]), l2=choice["l2"], x=x, iterations=prep.config.iterations,
+                           factors=int(choice["factors"]), l2=choice["l2"],
+                           x=prep.x[t] if with_features else None, iterations=prep.config.iterations,
                            seed=prep.config.seed, sample_weight=weight / weight.mean())
 
 
@@ -128,14 +133,17 @@ def baseline_pickers(prep: Prepared, models: FittedModels) -> dict[str, Scorer]:
     return pickers
 
 
-def inner_pickers(prep: Prepared, models: FittedModels) -> tuple[Prepared, dict[str, Scorer]]:
-    """(the inner split, every baseline of ``baseline_pickers`` refitted on its earlier rows)."""
+def inner_pickers(prep: Prepared, models: FittedModels) -> tuple[Prepared, FittedModels, dict[str, Scorer]]:
+    """(the inner split, the simulator's click model and selection stage refitted on its earlier rows with the
+    settings their tuning chose, every baseline of ``baseline_pickers`` refitted likewise)."""
     inner = inner_split(prep)
     rate, count = popularity_baselines(inner)
     mf = refit_mf(inner, models.mf_choice)
+    liking = refit_mf(inner, models.choice, with_features=True)
     scorers: dict[str, Scorer] = {"mf": mf.predict, "popularity_rate": lambda u, i: rate[i],
                                   "popularity_count": lambda u, i: count[i]}
     scorers.update({name: factory(inner) for name, factory in BASELINES.items() if name in models.scorers})
+    selection = None
     if models.selection is not None and models.selection_choice is not None:
         from recoworld.users.calibration.selection import fit_selection
 
@@ -143,16 +151,22 @@ def inner_pickers(prep: Prepared, models: FittedModels) -> tuple[Prepared, dict[
         inner.config = inner.config.model_copy(update={"l2": [sc["l2"]]})  # the setting the selection's tuning chose
         selection, _ = fit_selection(inner, (int(sc["factors"]),))
         scorers.update(with_selection(scorers, selection_scorer(inner, selection)))
-    return inner, scorers
+    predictions = {"simulator": liking.predict(inner.users, inner.rows, inner.x), "mf": mf.predict(inner.users, inner.rows)}
+    refitted = FittedModels(liking, models.choice, mf, models.mf_choice, predictions, scorers, selection, models.selection_choice)
+    return inner, refitted, scorers
 
 
 def tune_pick_rules(prep: Prepared, models: FittedModels, ratios: Sequence[int], max_per_user: int | None,
                     seed: int) -> dict[int, dict[str, PickRule]]:
-    """Per ratio and baseline: the threshold and top share maximising F1 on validation lists from the
-    training period (no held-out row, label or item is read)."""
-    from recoworld.evaluation.fidelity import mixed_lists
+    """Per ratio and model: the threshold and top share maximising F1 on validation lists from the training
+    period (no held-out row, label or item is read). Every baseline, and the calibrated users (``SIMULATED``):
+    the calibrated world refitted on the earlier rows, its threshold and share on the kernel's utility of
+    each item as the simulated user reviews the list."""
+    from recoworld.evaluation.fidelity import kernel_review, mixed_lists
+    from recoworld.users.calibration.fit import world_calibration
 
-    inner, scorers = inner_pickers(prep, models)
+    inner, refitted, scorers = inner_pickers(prep, models)
+    world = world_calibration(inner, refitted)
     code_of = {str(u): k for k, u in enumerate(inner.user_ids)}
     out: dict[int, dict[str, PickRule]] = {}
     for m in ratios:
@@ -161,9 +175,10 @@ def tune_pick_rules(prep: Prepared, models: FittedModels, ratios: Sequence[int],
         groups = np.concatenate([np.full(len(x), k) for k, x in enumerate(lists)])
         codes = np.array([code_of[u] for u in users])[groups]
         rows = np.concatenate(lists)
+        _, utility = kernel_review(inner, world, SIMULATED, None, users, lists, 5, seed)
+        scores = {SIMULATED: np.concatenate(utility), **{name: score(codes, rows) for name, score in scorers.items()}}
         rules = {}
-        for name, score in scorers.items():
-            s = score(codes, rows)
+        for name, s in scores.items():
             (t, tf), (q, qf) = best_threshold(s, label), best_share(s, label, groups)
             rules[name] = PickRule(threshold=t, threshold_f1=tf, share=q, share_f1=qf)
         out[m] = rules

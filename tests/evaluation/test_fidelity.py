@@ -56,7 +56,10 @@ def test_suite_scores_backends_and_baselines_under_every_protocol(data):
         scores = report.discrimination[ratio]
         assert {"parametric", "llm", "mf", "popularity_rate", "popularity_count", "constant", "pick every item",
                 "mf (tuned threshold)", "constant (tuned top share)", "mf+selection (tuned threshold)"} <= set(scores)
-        assert set(report.pick_rules[ratio]) >= {"mf", "constant", "mf+selection"}
+        assert set(report.pick_rules[ratio]) >= {"mf", "constant", "mf+selection", "parametric"}
+        # the calibrated users' rules pick on the kernel's utility; an LLM user has none to tune
+        assert {"parametric (tuned threshold)", "parametric (tuned top share)"} <= set(scores)
+        assert not any(name.startswith("llm (") for name in scores)
         assert scores["llm"].recall == pytest.approx(1.0)  # it picks everything: every liked item
         assert scores["llm"].precision == pytest.approx(1 / (1 + m), abs=0.02)  # ... and the share of liked among all
     assert report.choice["parametric"].chance == pytest.approx(0.1)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from recoworld.evaluation.fidelity import EVERY, discrimination
-from recoworld.evaluation.pick_rules import best_share, best_threshold, top_share_picks, tune_pick_rules
+from recoworld.evaluation.pick_rules import SIMULATED, best_share, best_threshold, refit_mf, top_share_picks, tune_pick_rules
 from recoworld.users.calibration import CalibrationConfig, write_ground_truth
 from recoworld.users.calibration.fit import BASELINES, Prepared, fit_models, register_baseline
 from recoworld.world.loaders import load_movielens
@@ -67,7 +67,8 @@ def test_tuned_rules_use_no_held_out_label_and_reach_f1_one_for_a_perfect_score(
         models.scorers.pop("oracle")
         rules_a = tune_pick_rules(prep, models, (1, 3), max_per_user=10, seed=0)
         rules_b = tune_pick_rules(prep2, models2, (1, 3), max_per_user=10, seed=0)
-        assert set(rules_a[1]) >= {"mf", "popularity_rate", "popularity_count", "mf+selection", "popularity_rate+selection"}
+        assert set(rules_a[1]) >= {"mf", "popularity_rate", "popularity_count", "mf+selection", "popularity_rate+selection",
+                                   SIMULATED}
         assert rules_a == rules_b
         models.scorers["oracle"] = oracle(prep)
         scores = discrimination(prep, None, models, {}, ratios=(1, 3), rules=rules)  # type: ignore[arg-type]
@@ -80,3 +81,14 @@ def test_tuned_rules_use_no_held_out_label_and_reach_f1_one_for_a_perfect_score(
         assert s["oracle"].f1 < 0.9  # Bernoulli draws of 0.6 / 0.4 miss
         assert s[EVERY].recall == 1.0 and s[EVERY].f1 == pytest.approx(2 / (2 + m), abs=0.02)
         assert {"mf (tuned threshold)", "popularity_count (tuned top share)", "mf+selection"} <= set(s)
+
+
+def test_refits_with_the_chosen_setting_are_the_tuned_models(data):
+    """The rules are tuned on refits (the simulator's click model and the MF): with the setting their tuning
+    chose, on the same rows, a refit is the tuned model itself."""
+    catalog, interactions = data
+    prep = Prepared(interactions, catalog, QUICK)
+    models = fit_models(prep)
+    simulator = refit_mf(prep, models.choice, with_features=True).predict(prep.users, prep.rows, prep.x)
+    np.testing.assert_allclose(simulator, models.predictions["simulator"], rtol=1e-9)
+    np.testing.assert_allclose(refit_mf(prep, models.mf_choice).predict(prep.users, prep.rows), models.predictions["mf"], rtol=1e-9)

@@ -189,13 +189,10 @@ def fit_models(prep: Prepared) -> FittedModels:
     return FittedModels(sim_model, choice, mf_model, mf_choice, predictions, scorers, selection, sel_choice)
 
 
-def calibrate(interactions: pd.DataFrame, catalog: Catalog, config: CalibrationConfig | None = None,
-              dataset: str = "interactions", prepared: Prepared | None = None, models: FittedModels | None = None) -> Calibration:
-    """Fit tastes, item vectors, traits and population parameters on each user's earlier interactions, the
-    session dynamics by simulation; measure held-out engagement fidelity against the baselines."""
-    config = config or CalibrationConfig()
-    prep = prepared or Prepared(interactions, catalog, config)
-    models = models or fit_models(prep)
+def world_calibration(prep: Prepared, models: FittedModels, dataset: str = "interactions") -> Calibration:
+    """The calibrated world of ``models`` fitted on ``prep``: user tastes and traits, the item table and the
+    kernel's ``user_model`` (no session dynamics, no replay), with the held-out engagement fidelity."""
+    config, catalog = prep.config, prep.catalog
     sim_model, choice = models.simulator, models.choice
     users, items, quality, user_model = kernel_space(models.world_model(), prep.popularity, prep.item_quality)
     fidelity = engagement_fidelity(prep, models.predictions, config.seed)
@@ -217,7 +214,18 @@ def calibrate(interactions: pd.DataFrame, catalog: Catalog, config: CalibrationC
         selection = SelectionWeights(conformity_popularity=sw[0], popularity=sw[1], intercept=models.selection.mu, factors=int(sc["factors"]),
                                      l2=sc["l2"], negatives=config.selection_negatives, valid_log_loss=sc["valid_log_loss"])
     result = CalibrationResult(dataset=dataset, weights=weights, selection=selection, user_model=user_model, fidelity=fidelity)
-    calibration = Calibration(result, profiles, table)
+    return Calibration(result, profiles, table)
+
+
+def calibrate(interactions: pd.DataFrame, catalog: Catalog, config: CalibrationConfig | None = None,
+              dataset: str = "interactions", prepared: Prepared | None = None, models: FittedModels | None = None) -> Calibration:
+    """Fit tastes, item vectors, traits and population parameters on each user's earlier interactions, the
+    session dynamics by simulation; measure held-out engagement fidelity against the baselines."""
+    config = config or CalibrationConfig()
+    prep = prepared or Prepared(interactions, catalog, config)
+    models = models or fit_models(prep)
+    calibration = world_calibration(prep, models, dataset)
+    result, table, profiles, user_model = calibration.result, calibration.items, calibration.profiles, calibration.result.user_model
     if config.fit_dynamics:
         from recoworld.users.calibration.dynamics import ENV_PARAMS, fit_dynamics
 
