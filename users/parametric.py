@@ -182,6 +182,10 @@ class UserBatch:
             for name in prof.dislikes:
                 if name in topic_index:
                     topic_state[r, K.DISLIKE, topic_index[name]] = 1.0
+            for name, n in prof.topic_history.items():
+                if name not in topic_index:
+                    raise ValueError(f"user {prof.user_id}: topic_history topic '{name}' is not in the catalog")
+                topic_state[r, K.EXPOSURE, topic_index[name]] = n
         interest = topic_state[:, K.INTEREST, :]
         interest /= np.maximum(interest.sum(1, keepdims=True), 1e-9)
         centroids = catalog.topic_centroids

@@ -57,6 +57,9 @@ class UserProfile(BaseModel):
     goals: list[str] = Field(default_factory=list, description="What the user comes to the platform for.")
     interests: dict[str, float] = Field(description="Topic -> weight (weights sum to 1).")
     dislikes: list[str] = Field(default_factory=list, description="Topics the user avoids.")
+    topic_history: dict[str, float] = Field(
+        default_factory=dict, description="Topic -> items of it the user met before the simulation starts (seeds topic "
+        "exposure, so a topic they know well is not novel to them; calibrated users carry their training period's).")
     traits: Traits = Field(default_factory=Traits)
     taste: list[float] | None = Field(
         None, description="Latent taste in the catalog's embedding space; derived from interests when absent."

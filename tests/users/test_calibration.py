@@ -50,7 +50,7 @@ def test_calibration_recovers_the_ground_truth_dynamics_terms_and_beats_populari
 
 def test_kernel_utility_equals_the_fitted_logit(fitted, ground_truth):
     """A calibrated user's first item in a session: the kernel's utility minus the click threshold is the fit's logit
-    (liking plus selection)."""
+    (liking plus selection), with the topic's novelty set by the user's training history, as in the fit."""
     from recoworld.users.calibration.fit import Prepared
     from recoworld.users.calibration.replay import replay_scenario, serve_lists
 
@@ -58,7 +58,7 @@ def test_kernel_utility_equals_the_fitted_logit(fitted, ground_truth):
     config = CalibrationConfig(**QUICK)
     prep = Prepared(interactions, catalog, config)
     users = [p.user_id for p in fit.profiles[:20]]
-    items = [np.array([7]) for _ in users]  # one fresh item: no satiation, fatigue or exposure yet
+    items = [np.array([7]) for _ in users]  # one item: no satiation or fatigue yet; exposure from the training period
     _, utility = serve_lists(fit, catalog, users, items, replay_scenario(fit.result.user_model, "parametric", config))
     model = fit.result.user_model
     from recoworld.users.calibration.fit import fit_models
@@ -70,7 +70,12 @@ def test_kernel_utility_equals_the_fitted_logit(fitted, ground_truth):
     conf = prep.traits["conformity"].to_numpy()[codes]
     nov = prep.traits["novelty_seeking"].to_numpy()[codes]
     pop = prep.popularity[7]
-    x = np.column_stack([conf * pop, np.full(len(users), pop), nov * 1.0, np.zeros(len(users)), np.zeros(len(users)),
+    from recoworld.users.calibration.data import NOVELTY_SCALE
+
+    topic = catalog.topic_names[catalog.topic[7]]
+    seen = np.array([p.topic_history.get(topic, 0.0) for p in fit.profiles[:20]])
+    assert seen.any()  # users know the topic from their training period
+    x = np.column_stack([conf * pop, np.full(len(users), pop), nov * np.exp(-seen / NOVELTY_SCALE), np.zeros(len(users)), np.zeros(len(users)),
                          np.full(len(users), prep.item_quality[7])])
     item = np.full(len(users), 7)
     # the world's pick: liking's logit plus selection's (a product of experts)
@@ -78,6 +83,9 @@ def test_kernel_utility_equals_the_fitted_logit(fitted, ground_truth):
         prep.traits["conformity"].to_numpy(), prep.popularity, codes, item))
     kernel = np.array([u[0] for u in utility]) - model["click_threshold"]
     assert np.allclose(kernel, logit, atol=1e-3)
+    fresh = x.copy()
+    fresh[:, 2] = nov  # the topic as if new to every user: a different logit
+    assert not np.allclose(kernel, models.simulator.logit(codes, item, fresh) + logit - models.simulator.logit(codes, item, x), atol=1e-3)
 
 
 def held_out_rows(prep, interactions: pd.DataFrame) -> np.ndarray:
@@ -197,6 +205,14 @@ def test_cli_calibrates_a_folder_and_scenarios_and_the_env_use_every_fitted_para
     user = env.unwrapped.sim.profiles[0]
     assert user.segment == "calibrated" and user.user_id in {p.user_id for p in cal.profiles}
     assert env.unwrapped.sim.model.params.w_taste == pytest.approx(cal.result.user_model["w_taste"])
+    # the user arrives with their training period's topic history: it seeds topic exposure (novelty)
+    assert user.topic_history and user.topic_history == {p.user_id: p for p in cal.profiles}[user.user_id].topic_history
+    world_env = env.unwrapped.sim
+    from recoworld.world.kernel import EXPOSURE
+
+    exposure = world_env.users.topic_state[0, EXPOSURE]
+    for name, n in user.topic_history.items():
+        assert exposure[world_env.catalog.topic_names.index(name)] == n
     env.step(env.action_space.sample())
 
     with pytest.raises(ScenarioError, match="from_calibration"):

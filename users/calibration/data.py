@@ -139,6 +139,17 @@ def sessions_table(frame: pd.DataFrame) -> pd.DataFrame:
     return s
 
 
+def topic_history(frame: pd.DataFrame, catalog: Catalog, rows: np.ndarray) -> dict[str, dict[str, float]]:
+    """Per user: items of each topic among their interactions in ``frame`` (the exposure that sets the
+    novelty feature of their next interaction, :func:`session_features`)."""
+    topics = np.asarray(catalog.topic_names, dtype=object)[catalog.topic[rows]]
+    counts = pd.DataFrame({"u": frame["user_id"].astype(str).to_numpy(), "t": topics}).groupby(["u", "t"], sort=False).size()
+    out: dict[str, dict[str, float]] = {}
+    for (user, topic), n in counts.items():
+        out.setdefault(str(user), {})[str(topic)] = float(n)
+    return out
+
+
 def interests(frame: pd.DataFrame, y: np.ndarray, catalog: Catalog, rows: np.ndarray) -> dict[str, dict[str, float]]:
     """Topic shares of each user's engaged training items (top 5, renormalised)."""
     pos = frame[y > 0].assign(topic=np.asarray(catalog.topic_names, dtype=object)[catalog.topic[rows[y > 0]]])

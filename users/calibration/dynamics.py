@@ -62,9 +62,12 @@ def behaviour_jsd(real: dict[str, np.ndarray], simulated: dict[str, np.ndarray])
 def simulate_log(catalog: Catalog, profiles: list[UserProfile], user_model: dict[str, float], env: dict[str, float],
                  exposure: np.ndarray, horizon_days: int, seed: int) -> pd.DataFrame:
     """Simulated lives of ``profiles`` (slates drawn with probabilities ``exposure``), as an interaction log:
-    user_id, item_id, timestamp (session starts on its day, items a minute apart), session, position, click."""
+    user_id, item_id, timestamp (session starts on its day, items a minute apart), session, position, click.
+    A life starts where the real log starts: with no topic history."""
     from recoworld.scenario import load_scenario
     from recoworld.world.simulation import Simulation
+
+    profiles = [p.model_copy(update={"topic_history": {}}) for p in profiles]
 
     scenario = load_scenario({"user_model": user_model, "env": {
         "slate_size": SLATE, "num_candidates": SLATE, "max_slates_per_session": MAX_SLATES, "horizon_days": horizon_days,

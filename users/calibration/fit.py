@@ -201,10 +201,12 @@ def world_calibration(prep: Prepared, models: FittedModels, dataset: str = "inte
                             conformity_popularity=w[0], popularity=w[1], novelty=w[2], satiation=w[3], fatigue=w[4], item_quality=w[5],
                             intercept=sim_model.mu, factors=int(choice["factors"]), l2=choice["l2"], recency=choice["recency"])
     interests = D.interests(prep.frame[prep.train], prep.y[prep.train], catalog, prep.rows[prep.train])
+    history = D.topic_history(prep.frame[prep.train], catalog, prep.rows[prep.train])
     traits = prep.traits.clip(0, 1)
     profiles = [
         UserProfile(user_id=str(u), segment="calibrated", interests=interests.get(str(u)) or {catalog.topic_names[0]: 1.0},
-                    taste=users[k].round(6).tolist(), traits=Traits(**traits.loc[u].round(4).to_dict()))
+                    topic_history=history.get(str(u), {}), taste=users[k].round(6).tolist(),
+                    traits=Traits(**traits.loc[u].round(4).to_dict()))
         for k, u in enumerate(prep.user_ids)
     ]
     table = ItemTable(catalog.item_id.copy(), items.astype(np.float32), quality, prep.popularity)

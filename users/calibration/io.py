@@ -222,6 +222,7 @@ class Calibration:
             "user_id": [p.user_id for p in self.profiles],
             "segment": [p.segment for p in self.profiles],
             "interests": [json.dumps(p.interests) for p in self.profiles],
+            "topic_history": [json.dumps(p.topic_history) for p in self.profiles],
             "taste": [p.taste for p in self.profiles],
             **{name: [getattr(p.traits, name) for p in self.profiles] for name in TRAITS},
         })
@@ -265,6 +266,7 @@ def load_calibration(path: str | Path) -> Calibration:
     profiles = [
         UserProfile(
             user_id=str(row["user_id"]), segment=str(row["segment"]), interests=json.loads(row["interests"]) or {"unknown": 1.0},
+            topic_history=json.loads(row.get("topic_history") or "{}"),
             taste=[float(v) for v in row["taste"]], traits=Traits(**{name: row[name] for name in TRAITS}),
         )
         for row in frame.to_dict("records")
