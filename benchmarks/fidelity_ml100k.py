@@ -10,8 +10,9 @@ popularity by like-rate and by count, the biased logistic MF tuned on a validati
 from the training period, and SASRec (``recoworld.agents.sasrec_fidelity``; skipped without torch),
 under every protocol. In the 1:m protocol each baseline picks by a Bernoulli draw of its probability
 and by a threshold and a top share tuned on validation lists from the training period
-(``recoworld.evaluation.pick_rules``), alone and combined with the selection stage. Prints Markdown
-tables and checks the issue's targets.
+(``recoworld.evaluation.pick_rules``), alone and combined with the selection stage; the calibrated
+users pick by the kernel's draw and by the same two rules on the kernel's utility. Prints Markdown
+tables and checks the targets, like rule against like rule.
 
     OMP_NUM_THREADS=1 NUMBA_NUM_THREADS=1 python benchmarks/fidelity_ml100k.py
 """
