@@ -133,9 +133,9 @@ def baseline_pickers(prep: Prepared, models: FittedModels) -> dict[str, Scorer]:
     return pickers
 
 
-def inner_pickers(prep: Prepared, models: FittedModels) -> tuple[Prepared, FittedModels, dict[str, Scorer]]:
-    """(the inner split, the simulator's click model and selection stage refitted on its earlier rows with the
-    settings their tuning chose, every baseline of ``baseline_pickers`` refitted likewise)."""
+def inner_models(prep: Prepared, models: FittedModels) -> tuple[Prepared, FittedModels]:
+    """(the inner split, ``models`` refitted on its earlier rows with the settings their tuning chose: the
+    simulator's click model and selection stage, and in ``scorers`` every baseline of ``baseline_pickers``)."""
     inner = inner_split(prep)
     rate, count = popularity_baselines(inner)
     mf = refit_mf(inner, models.mf_choice)
@@ -152,8 +152,7 @@ def inner_pickers(prep: Prepared, models: FittedModels) -> tuple[Prepared, Fitte
         selection, _ = fit_selection(inner, (int(sc["factors"]),))
         scorers.update(with_selection(scorers, selection_scorer(inner, selection)))
     predictions = {"simulator": liking.predict(inner.users, inner.rows, inner.x), "mf": mf.predict(inner.users, inner.rows)}
-    refitted = FittedModels(liking, models.choice, mf, models.mf_choice, predictions, scorers, selection, models.selection_choice)
-    return inner, refitted, scorers
+    return inner, FittedModels(liking, models.choice, mf, models.mf_choice, predictions, scorers, selection, models.selection_choice)
 
 
 def tune_pick_rules(prep: Prepared, models: FittedModels, ratios: Sequence[int], max_per_user: int | None,
@@ -165,7 +164,7 @@ def tune_pick_rules(prep: Prepared, models: FittedModels, ratios: Sequence[int],
     from recoworld.evaluation.fidelity import kernel_review, mixed_lists
     from recoworld.users.calibration.fit import world_calibration
 
-    inner, refitted, scorers = inner_pickers(prep, models)
+    inner, refitted = inner_models(prep, models)
     world = world_calibration(inner, refitted)
     code_of = {str(u): k for k, u in enumerate(inner.user_ids)}
     out: dict[int, dict[str, PickRule]] = {}
@@ -176,7 +175,7 @@ def tune_pick_rules(prep: Prepared, models: FittedModels, ratios: Sequence[int],
         codes = np.array([code_of[u] for u in users])[groups]
         rows = np.concatenate(lists)
         _, utility = kernel_review(inner, world, SIMULATED, None, users, lists, 5, seed)
-        scores = {SIMULATED: np.concatenate(utility), **{name: score(codes, rows) for name, score in scorers.items()}}
+        scores = {SIMULATED: np.concatenate(utility), **{name: score(codes, rows) for name, score in refitted.scorers.items()}}
         rules = {}
         for name, s in scores.items():
             (t, tf), (q, qf) = best_threshold(s, label), best_share(s, label, groups)
