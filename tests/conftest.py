@@ -1,10 +1,15 @@
 """Shared pytest fixtures."""
 
+import os
 import sys
 
-import pytest
+# --- CPU: one thread for numba, OpenMP/BLAS and torch (two threads fight each other for 2 cores) --
+# Set before anything imports numba or numpy's BLAS; a value already in the environment wins.
+# tests/world/test_parallel_kernel.py runs the threaded kernel with two threads in a child process.
+for _name in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_name, "1")
 
-# --- CPU: torch on one thread (small networks; two threads fight the env for 2 cores) ---------
+import pytest  # noqa: E402
 
 
 def pytest_runtest_setup(item):
