@@ -136,7 +136,8 @@ def distil(ss: SampleSet, model: TransformersModel, args):
 
 def finetune(model: TransformersModel, ss: SampleSet, kept, k_traces, table, weights, args) -> list:
     fcfg = FinetuneConfig(sft_steps=args.sft_steps, dpo_steps=args.dpo_steps, max_answer_tokens=args.answer_tokens,
-                          sft_lr=args.lr, sft_warmup=args.warmup, grad_accum=args.accum, seed=args.seed, lora_r=args.lora_r, lora_alpha=2 * args.lora_r,
+                          sft_lr=args.lr, sft_warmup=args.warmup, grad_accum=args.accum, seed=args.seed,
+                          lora_r=args.lora_r, lora_alpha=2 * args.lora_r,
                           lora_targets=ALL_LINEAR if args.lora_modules == "all-linear" else FinetuneConfig().lora_targets,
                           lora_top_layers=args.top_layers, objective=args.objective)
     net = add_lora(model.net, fcfg)
