@@ -17,7 +17,7 @@ The Mirroring Users pipeline (``recoworld.users.align``) end to end on CPU:
    rotations averaged; always: the label-free prior correction), with bootstrap 95% intervals and
    paired intervals for aligned minus base.
 
-    python benchmarks/align_ml100k.py --base-cache base.npz   # the README's run (about 1 h on a loaded core)
+    python benchmarks/align_ml100k.py --base-cache base.npz   # the README's run (about 45 min on one thread)
     python benchmarks/align_ml100k.py --objective trace --pool 160 --keep 0.5 --noise-floor 0.5 --sft-steps 120 \
         --test 200 --lora-r 8 --lora-modules attention --top-layers 30 --student smollm2   # the first run's settings
 """
@@ -68,10 +68,11 @@ def parse() -> argparse.Namespace:
     ap.add_argument("--no-item-facts", action="store_true", help="Leave out each candidate's mean rating and count.")
     ap.add_argument("--objective", choices=["choice", "trace"], default="choice")
     ap.add_argument("--copies", type=int, default=1, help="Choice objective: shuffled copies of each kept list.")
-    ap.add_argument("--sft-steps", type=int, default=110, help="Optimiser steps (x --accum examples each).")
+    ap.add_argument("--sft-steps", type=int, default=226, help="Optimiser steps (x --accum examples each).")
     ap.add_argument("--dpo-steps", type=int, default=0)
     ap.add_argument("--answer-tokens", type=int, default=48, help="Trace objective: answer tokens trained on.")
     ap.add_argument("--lr", type=float, default=5e-4, help="SFT learning rate.")
+    ap.add_argument("--warmup", type=float, default=0.1, help="Choice objective: warm-up share of the steps (then linear decay).")
     ap.add_argument("--accum", type=int, default=8, help="Choice objective: examples per optimiser step.")
     ap.add_argument("--lora-r", type=int, default=16)
     ap.add_argument("--lora-modules", choices=["attention", "all-linear"], default="all-linear",
@@ -135,7 +136,8 @@ def distil(ss: SampleSet, model: TransformersModel, args):
 
 def finetune(model: TransformersModel, ss: SampleSet, kept, k_traces, table, weights, args) -> list:
     fcfg = FinetuneConfig(sft_steps=args.sft_steps, dpo_steps=args.dpo_steps, max_answer_tokens=args.answer_tokens,
-                          sft_lr=args.lr, grad_accum=args.accum, seed=args.seed, lora_r=args.lora_r, lora_alpha=2 * args.lora_r,
+                          sft_lr=args.lr, sft_warmup=args.warmup, grad_accum=args.accum, seed=args.seed,
+                          lora_r=args.lora_r, lora_alpha=2 * args.lora_r,
                           lora_targets=ALL_LINEAR if args.lora_modules == "all-linear" else FinetuneConfig().lora_targets,
                           lora_top_layers=args.top_layers, objective=args.objective)
     net = add_lora(model.net, fcfg)

@@ -49,34 +49,98 @@ def letter_ids(tok, n: int) -> list[int]:
     return ids
 
 
+def _decoder(model):
+    """The decoder stack (the module holding ``layers``) inside a causal LM, PEFT-wrapped or not."""
+    m = model
+    for _ in range(6):
+        if hasattr(m, "layers") and hasattr(m, "rotary_emb"):
+            return m
+        m = getattr(m, "model", None) or getattr(m, "base_model", None)
+        if m is None:
+            break
+    raise ValueError("sft_choice: cannot find the decoder layers of this model (a Llama-style causal LM is needed)")
+
+
+def _run_layers(dec, h: torch.Tensor, layers) -> torch.Tensor:
+    """``h`` through ``layers`` with the model's causal mask and rotary positions (one unpadded sequence)."""
+    from transformers.masking_utils import create_causal_mask
+
+    pos = torch.arange(h.shape[1])[None]
+    mask = create_causal_mask(config=dec.config, inputs_embeds=h, attention_mask=None, cache=None, position_ids=pos)
+    rope = dec.rotary_emb(h, position_ids=pos)
+    for layer in layers:
+        h = layer(h, attention_mask=mask, position_embeddings=rope, position_ids=pos)
+    return h
+
+
+class _ChoiceLogits:
+    """Letter logits after the answer prefix. With adapters on the top layers only, the frozen lower layers'
+    output is computed once per example and reused on every later pass (exact: those layers have no
+    adapters and no dropout), so an epoch after the first costs only the top layers."""
+
+    def __init__(self, model, tok, config: FinetuneConfig) -> None:
+        self.model, self.tok = model, tok
+        self.dec = _decoder(model) if config.lora_top_layers else None
+        self.split = max(0, len(self.dec.layers) - config.lora_top_layers) if self.dec is not None else 0
+        self.cache: dict[int, torch.Tensor] = {}
+
+    def __call__(self, key: int, messages: list[dict], letters: list[int]) -> torch.Tensor:
+        text = self.tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=False) + ANSWER_PREFIX
+        if self.dec is None:
+            ids = torch.tensor([self.tok.encode(text, add_special_tokens=False)])
+            return self.model(input_ids=ids, logits_to_keep=1).logits[0, -1, letters]
+        if key not in self.cache:
+            ids = torch.tensor([self.tok.encode(text, add_special_tokens=False)])
+            with torch.no_grad():
+                self.cache[key] = _run_layers(self.dec, self.dec.embed_tokens(ids), self.dec.layers[:self.split])
+        h = _run_layers(self.dec, self.cache[key], self.dec.layers[self.split:])
+        return self.model.get_output_embeddings()(self.dec.norm(h[:, -1]))[0, letters]
+
+
 def sft_choice(model, tok, examples: list[tuple[list[dict], int, int]], config: FinetuneConfig) -> TrainLog:
     """Cross-entropy of the real choice over the listed letters, read right after the answer prefix, for
     ``(prompt messages, n candidates, chosen index)`` examples; ``grad_accum`` examples per optimiser step
-    (so one step does not chase one list's letter), cycling through the examples in a seeded order."""
+    (so one step does not chase one list's letter), cycling through the examples in a fresh seeded order each
+    epoch. The learning rate warms up over the first ``sft_warmup`` of the steps, then decays linearly to
+    zero. With ``lora_top_layers`` the frozen lower layers run once per example (see ``_ChoiceLogits``)."""
     if not examples:
         raise ValueError("sft_choice: no examples")
     torch.manual_seed(config.seed)
-    order = np.random.default_rng(config.seed).permutation(len(examples))
+    rng = np.random.default_rng(config.seed)
     ids_all = letter_ids(tok, max(n for _, n, _ in examples))
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config.sft_lr)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, _warmup_decay(config.sft_steps, config.sft_warmup))
+    logits_of = _ChoiceLogits(model, tok, config)
     model.train()
-    losses, start, k = [], time.perf_counter(), 0
+    losses, start, order = [], time.perf_counter(), np.zeros(0, dtype=np.int64)
     for _ in range(config.sft_steps):
         total = 0.0
         for _ in range(config.grad_accum):
-            messages, n, chosen = examples[order[k % len(examples)]]
-            k += 1
-            text = tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=False) + ANSWER_PREFIX
-            ids = torch.tensor([tok.encode(text, add_special_tokens=False)])
-            logits = model(input_ids=ids, logits_to_keep=1).logits[0, -1, ids_all[:n]]
+            if len(order) == 0:
+                order = rng.permutation(len(examples))
+            k, order = int(order[0]), order[1:]
+            messages, n, chosen = examples[k]
+            logits = logits_of(k, messages, ids_all[:n])
             loss = F.cross_entropy(logits.float()[None], torch.tensor([chosen])) / config.grad_accum
             loss.backward()
             total += loss.item()
         opt.step()
+        sched.step()
         opt.zero_grad()
         losses.append(total)
     model.eval()
     return _log("sft-choice", losses, len(examples), time.perf_counter() - start)
+
+
+def _warmup_decay(steps: int, warmup: float):
+    """Learning-rate factor: linear warm-up over ``warmup`` of ``steps``, then linear decay to zero at the end."""
+    w = int(round(warmup * steps))
+
+    def factor(step: int) -> float:
+        if step < w:
+            return (step + 1) / w
+        return max(0.0, (steps - step) / max(1, steps - w))
+    return factor
 
 
 def encode(tok, prompt: list[dict], answer: str, max_answer_tokens: int) -> tuple[torch.Tensor, int]:

@@ -25,6 +25,8 @@ class FinetuneConfig(BaseModel):
                              "choice: cross-entropy of the real choice over the listed letters only.")
     sft_steps: int = Field(100, ge=0, description="Optimiser steps of SFT (one example per step, cycling).")
     sft_lr: float = Field(5e-4, gt=0)
+    sft_warmup: float = Field(0.1, ge=0, lt=1, description="Choice objective: share of the steps the learning rate "
+                                                               "warms up over; it then decays linearly to zero.")
     grad_accum: int = Field(1, ge=1, description="Choice objective: examples per optimiser step (gradient accumulation).")
     dpo_steps: int = Field(0, ge=0, description="Optimiser steps of DPO after SFT (0: no DPO).")
     dpo_lr: float = Field(5e-5, gt=0)
