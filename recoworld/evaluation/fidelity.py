@@ -117,6 +117,23 @@ def mixed_lists(prep: Prepared, ratio: int, rng: np.random.Generator, max_per_us
     return users, lists, labels
 
 
+def flat_lists(prep: Prepared, users: list[str], lists: list[np.ndarray], labels: list[np.ndarray]
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The lists of :func:`mixed_lists` as flat arrays: (label, list number, user code, catalog row) per item."""
+    code_of = {str(u): k for k, u in enumerate(prep.user_ids)}
+    groups = np.concatenate([np.full(len(x), k) for k, x in enumerate(lists)])
+    return np.concatenate(labels), groups, np.array([code_of[u] for u in users])[groups], np.concatenate(lists)
+
+
+def tuned_picks(name: str, score: np.ndarray, rule: PickRule | None, label: np.ndarray, groups: np.ndarray,
+                seed: int) -> dict[str, PickScore]:
+    """``name``'s picks by its tuned threshold and by its tuned top share of each list (none without a rule)."""
+    if rule is None:
+        return {}
+    return {f"{name} (tuned threshold)": pick_score(score >= rule.threshold, label, groups, seed),
+            f"{name} (tuned top share)": pick_score(top_share_picks(score, groups, rule.share), label, groups, seed)}
+
+
 def kernel_review(prep: Prepared, calibration: Calibration, backend: str, language_model, users: list[str],
                   lists: list[np.ndarray], slate: int, seed: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """(clicks, kernel utilities) per list: each user of the calibrated world reviews their list in slates of
@@ -133,32 +150,23 @@ def discrimination(prep: Prepared, calibration: Calibration, models: FittedModel
     "pick every item" reference, and every baseline (and baseline+selection): Bernoulli picks of its
     probability, and with ``rules`` (:func:`.pick_rules.tune_pick_rules`) its tuned threshold and top share."""
     out: dict[str, dict[str, PickScore]] = {}
-    code_of = {str(u): k for k, u in enumerate(prep.user_ids)}
     pickers = baseline_pickers(prep, models)
     for m in ratios:
         users, lists, labels = mixed_lists(prep, m, np.random.default_rng(seed + m), max_per_user)
-        label = np.concatenate(labels)
-        groups = np.concatenate([np.full(len(x), k) for k, x in enumerate(lists)])
-        codes = np.array([code_of[u] for u in users])[groups]
-        rows = np.concatenate(lists)
+        label, groups, codes, rows = flat_lists(prep, users, lists, labels)
+        tuned = (rules or {}).get(m, {})
         scores: dict[str, PickScore] = {}
         for name, lm in backends.items():
             clicks, utility = kernel_review(prep, calibration, name, lm, users, lists, 5, seed)
             scores[name] = pick_score(np.concatenate(clicks), label, groups, seed)
-            rule = (rules or {}).get(m, {}).get(SIMULATED)
-            if rule is not None and name != "llm":  # a parametric or hybrid user's utility is the kernel's
-                u = np.concatenate(utility)
-                scores[f"{name} (tuned threshold)"] = pick_score(u >= rule.threshold, label, groups, seed)
-                scores[f"{name} (tuned top share)"] = pick_score(top_share_picks(u, groups, rule.share), label, groups, seed)
+            if name != "llm":  # a parametric or hybrid user's utility is the kernel's
+                scores.update(tuned_picks(name, np.concatenate(utility), tuned.get(SIMULATED), label, groups, seed))
         scores[EVERY] = pick_score(np.ones(len(label), dtype=bool), label, groups, seed)
         draw = np.random.default_rng(seed + 100 + m).random(len(rows))
         for name, score in pickers.items():
             s = score(codes, rows)
             scores[name] = pick_score(draw < s, label, groups, seed)
-            rule = (rules or {}).get(m, {}).get(name)
-            if rule is not None:
-                scores[f"{name} (tuned threshold)"] = pick_score(s >= rule.threshold, label, groups, seed)
-                scores[f"{name} (tuned top share)"] = pick_score(top_share_picks(s, groups, rule.share), label, groups, seed)
+            scores.update(tuned_picks(name, s, tuned.get(name), label, groups, seed))
         out[f"1:{m}"] = scores
     return out
 

@@ -22,15 +22,14 @@ isolates what the kernel's own terms add to the pick.
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-from recoworld.users.calibration.fit import BASELINES, FittedModels, Prepared, popularity_baselines
+from recoworld.users.calibration.fit import FittedModels, Prepared, Scorer, baseline_scorers
 from recoworld.users.calibration.mf import LogisticMF, fit_logistic_mf
 
-Scorer = Callable[[np.ndarray, np.ndarray], np.ndarray]
 SIMULATED = "parametric"  # the calibrated users' rules: on the kernel's utility (hybrid users decide alike)
 SHARES = np.round(np.arange(0.01, 1.0001, 0.01), 2)
 
@@ -135,14 +134,11 @@ def baseline_pickers(prep: Prepared, models: FittedModels) -> dict[str, Scorer]:
 
 def inner_models(prep: Prepared, models: FittedModels) -> tuple[Prepared, FittedModels]:
     """(the inner split, ``models`` refitted on its earlier rows with the settings their tuning chose: the
-    simulator's click model and selection stage, and in ``scorers`` every baseline of ``baseline_pickers``)."""
+    simulator's click model, the selection stage and every baseline of ``models.scorers``)."""
     inner = inner_split(prep)
-    rate, count = popularity_baselines(inner)
     mf = refit_mf(inner, models.mf_choice)
     liking = refit_mf(inner, models.choice, with_features=True)
-    scorers: dict[str, Scorer] = {"mf": mf.predict, "popularity_rate": lambda u, i: rate[i],
-                                  "popularity_count": lambda u, i: count[i]}
-    scorers.update({name: factory(inner) for name, factory in BASELINES.items() if name in models.scorers})
+    scorers = baseline_scorers(inner, mf, registered=models.scorers)
     selection = None
     if models.selection is not None and models.selection_choice is not None:
         from recoworld.users.calibration.selection import fit_selection
@@ -150,7 +146,6 @@ def inner_models(prep: Prepared, models: FittedModels) -> tuple[Prepared, Fitted
         sc = models.selection_choice
         inner.config = inner.config.model_copy(update={"l2": [sc["l2"]]})  # the setting the selection's tuning chose
         selection, _ = fit_selection(inner, (int(sc["factors"]),))
-        scorers.update(with_selection(scorers, selection_scorer(inner, selection)))
     predictions = {"simulator": liking.predict(inner.users, inner.rows, inner.x), "mf": mf.predict(inner.users, inner.rows)}
     return inner, FittedModels(liking, models.choice, mf, models.mf_choice, predictions, scorers, selection, models.selection_choice)
 
@@ -161,21 +156,18 @@ def tune_pick_rules(prep: Prepared, models: FittedModels, ratios: Sequence[int],
     period (no held-out row, label or item is read). Every baseline, and the calibrated users (``SIMULATED``):
     the calibrated world refitted on the earlier rows, its threshold and share on the kernel's utility of
     each item as the simulated user reviews the list."""
-    from recoworld.evaluation.fidelity import kernel_review, mixed_lists
+    from recoworld.evaluation.fidelity import flat_lists, kernel_review, mixed_lists
     from recoworld.users.calibration.fit import world_calibration
 
     inner, refitted = inner_models(prep, models)
     world = world_calibration(inner, refitted)
-    code_of = {str(u): k for k, u in enumerate(inner.user_ids)}
+    pickers = baseline_pickers(inner, refitted)
     out: dict[int, dict[str, PickRule]] = {}
     for m in ratios:
         users, lists, labels = mixed_lists(inner, m, np.random.default_rng(seed + 500 + m), max_per_user)
-        label = np.concatenate(labels)
-        groups = np.concatenate([np.full(len(x), k) for k, x in enumerate(lists)])
-        codes = np.array([code_of[u] for u in users])[groups]
-        rows = np.concatenate(lists)
+        label, groups, codes, rows = flat_lists(inner, users, lists, labels)
         _, utility = kernel_review(inner, world, SIMULATED, None, users, lists, 5, seed)
-        scores = {SIMULATED: np.concatenate(utility), **{name: score(codes, rows) for name, score in refitted.scorers.items()}}
+        scores = {SIMULATED: np.concatenate(utility), **{name: score(codes, rows) for name, score in pickers.items()}}
         rules = {}
         for name, s in scores.items():
             (t, tf), (q, qf) = best_threshold(s, label), best_share(s, label, groups)

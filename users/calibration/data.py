@@ -152,13 +152,9 @@ def topic_history(frame: pd.DataFrame, catalog: Catalog, rows: np.ndarray) -> di
 
 def interests(frame: pd.DataFrame, y: np.ndarray, catalog: Catalog, rows: np.ndarray) -> dict[str, dict[str, float]]:
     """Topic shares of each user's engaged training items (top 5, renormalised)."""
-    pos = frame[y > 0].assign(topic=np.asarray(catalog.topic_names, dtype=object)[catalog.topic[rows[y > 0]]])
-    shares = pos.groupby(["user_id", "topic"], sort=False).size()
     out: dict[str, dict[str, float]] = {}
-    for (user, topic), n in shares.items():
-        out.setdefault(str(user), {})[str(topic)] = float(n)
-    for user, d in out.items():
-        top = dict(sorted(d.items(), key=lambda kv: -kv[1])[:5])
+    for user, counts in topic_history(frame[y > 0], catalog, rows[y > 0]).items():
+        top = dict(sorted(counts.items(), key=lambda kv: -kv[1])[:5])
         total = sum(top.values())
         out[user] = {t: round(v / total, 4) for t, v in top.items()}
     return out

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable
 
 import numpy as np
 import pandas as pd
@@ -35,6 +35,7 @@ from recoworld.users.calibration.mf import LogisticMF, platt, tune_logistic_mf
 from recoworld.evaluation.stats import auc, bootstrap_groups, calibration_curve, log_loss
 from recoworld.users.profile import Traits, UserProfile
 
+Scorer = Callable[[np.ndarray, np.ndarray], np.ndarray]  # (user codes, catalog rows) -> probability
 FATIGUE_PER_ITEM = 0.01  # the kernel's fatigue per item reviewed in calibrated runs (fatigue per minute: 0)
 
 
@@ -146,7 +147,7 @@ class FittedModels:
     mf: LogisticMF
     mf_choice: dict[str, float]
     predictions: dict[str, np.ndarray]  # every model's engagement probability for every row of the split
-    scorers: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]]  # (user codes, catalog rows) -> probability
+    scorers: dict[str, Scorer]
     selection: LogisticMF | None = None  # which items users pick to rate (None: not fitted)
     selection_choice: dict[str, float] | None = None
 
@@ -159,7 +160,7 @@ class FittedModels:
         return combine(self.simulator, self.selection)
 
 
-BaselineFactory = Callable[[Prepared], Callable[[np.ndarray, np.ndarray], np.ndarray]]
+BaselineFactory = Callable[[Prepared], Scorer]
 BASELINES: dict[str, BaselineFactory] = {}
 
 
@@ -171,14 +172,21 @@ def register_baseline(name: str, factory: BaselineFactory) -> None:
     BASELINES[name] = factory
 
 
+def baseline_scorers(prep: Prepared, mf: LogisticMF, registered: Iterable[str] | None = None) -> dict[str, Scorer]:
+    """The baselines fitted on ``prep``'s training rows: the MF ``mf``, popularity by like-rate and by count, and
+    the registered baselines (those named in ``registered``; all by default)."""
+    rate, count = popularity_baselines(prep)
+    scorers: dict[str, Scorer] = {"mf": mf.predict, "popularity_rate": lambda u, i: rate[i], "popularity_count": lambda u, i: count[i]}
+    scorers.update({name: factory(prep) for name, factory in BASELINES.items() if registered is None or name in registered})
+    return scorers
+
+
 def fit_models(prep: Prepared) -> FittedModels:
     """Tune and fit the simulator's click model and the MF baseline (same grid, same validation rows), the
     popularity baselines and any registered baseline; every prediction uses training labels only."""
     sim_model, choice = prep.tune(with_features=True)
     mf_model, mf_choice = prep.tune(with_features=False)
-    rate, count = popularity_baselines(prep)
-    scorers = {"mf": mf_model.predict, "popularity_rate": lambda u, i: rate[i], "popularity_count": lambda u, i: count[i]}
-    scorers.update({name: factory(prep) for name, factory in BASELINES.items()})
+    scorers = baseline_scorers(prep, mf_model)
     predictions = {"simulator": sim_model.predict(prep.users, prep.rows, prep.x),
                    **{name: score(prep.users, prep.rows) for name, score in scorers.items()}}
     selection, sel_choice = None, None
