@@ -9,15 +9,17 @@ The Mirroring Users pipeline (``recoworld.users.align``) end to end on CPU:
 2. parametric teacher traces (conditional-logit weights fitted on the training samples);
 3. the student's choice distribution on a training pool (the base LLM's letter probabilities, or
    the parametric model's with ``--student parametric``), the uncertainty filter;
-4. LoRA SFT of SmolLM2-135M-Instruct (packaged GGUF, dequantised) on the kept samples: the choice
-   letter only over shuffled copies of each list (``--objective choice``), or the letter and the
+4. tuning SmolLM2-135M-Instruct (packaged GGUF, dequantised) on the kept samples: a choice head on
+   the candidates' hidden states (``--objective head``, the default), or LoRA SFT of the choice
+   letter only over shuffled copies of each list (``--objective choice``), or of the letter and the
    trace (``--objective trace``, + DPO if asked);
 5. accuracy of the real choice on held-out lists: random (1/N), popularity, the calibrated parametric
    user, the base small LLM and the aligned one, raw and position-debiased (``--rotations``: all N
    rotations averaged; always: the label-free prior correction), with bootstrap 95% intervals and
    paired intervals for aligned minus base.
 
-    python benchmarks/align_ml100k.py --base-cache base.npz   # the README's run (about 45 min on one thread)
+    python benchmarks/align_ml100k.py --base-cache base.npz   # the README's run (about 25 min on one thread)
+    python benchmarks/align_ml100k.py --objective choice      # the LoRA choice objective instead (about 45 min)
     python benchmarks/align_ml100k.py --objective trace --pool 160 --keep 0.5 --noise-floor 0.5 --sft-steps 120 \
         --test 200 --lora-r 8 --lora-modules attention --top-layers 30 --student smollm2   # the first run's settings
 """
@@ -25,6 +27,7 @@ The Mirroring Users pipeline (``recoworld.users.align``) end to end on CPU:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -41,6 +44,7 @@ from ml100k import fetch_ml100k  # noqa: E402
 
 from recoworld.users.align.adapter import TransformersModel  # noqa: E402
 from recoworld.users.align.api import student_probs  # noqa: E402
+from recoworld.users.align.choice_head import train_head  # noqa: E402
 from recoworld.users.align.distill import DistillConfig, select, student_table  # noqa: E402
 from recoworld.evaluation.stats import mean_interval  # noqa: E402
 from recoworld.users.align.evaluate import hits, pick_shares, prior_debiased, rotation_probs  # noqa: E402
@@ -48,7 +52,7 @@ from recoworld.users.align.export import choice_examples, preference_records, sf
 from recoworld.users.align.finetune import add_lora, dpo, sft, sft_choice  # noqa: E402
 from recoworld.users.align.prompts import LETTERS, decision_messages  # noqa: E402
 from recoworld.users.align.samples import ItemTable, SampleConfig, SampleSet, rating_samples  # noqa: E402
-from recoworld.users.align.settings import FinetuneConfig  # noqa: E402
+from recoworld.users.align.settings import FinetuneConfig, HeadConfig  # noqa: E402
 from recoworld.users.align.traces import all_terms, softmax, teach  # noqa: E402
 from recoworld.world.loaders import read_atomic  # noqa: E402
 
@@ -66,7 +70,9 @@ def parse() -> argparse.Namespace:
     ap.add_argument("--candidates", type=int, default=5)
     ap.add_argument("--history", type=int, default=5)
     ap.add_argument("--no-item-facts", action="store_true", help="Leave out each candidate's mean rating and count.")
-    ap.add_argument("--objective", choices=["choice", "trace"], default="choice")
+    ap.add_argument("--objective", choices=["head", "choice", "trace"], default="head",
+                    help="head: a linear choice head on the candidates' hidden states; choice / trace: LoRA SFT.")
+    ap.add_argument("--head-layers", type=int, nargs="*", default=None, help="Head objective: layers tried (default 15 20 25).")
     ap.add_argument("--copies", type=int, default=1, help="Choice objective: shuffled copies of each kept list.")
     ap.add_argument("--sft-steps", type=int, default=226, help="Optimiser steps (x --accum examples each).")
     ap.add_argument("--dpo-steps", type=int, default=0)
@@ -140,6 +146,22 @@ def finetune(model: TransformersModel, ss: SampleSet, kept, k_traces, table, wei
                           lora_r=args.lora_r, lora_alpha=2 * args.lora_r,
                           lora_targets=ALL_LINEAR if args.lora_modules == "all-linear" else FinetuneConfig().lora_targets,
                           lora_top_layers=args.top_layers, objective=args.objective)
+    if args.objective == "head":
+        head, log = train_head(model.net, model.tok, choice_examples(kept, ss.items, args.history, 1, args.seed),
+                               HeadConfig(layers=args.head_layers))
+        print(f"choice head: layer {head.layer}, l2 {head.l2}, validation accuracy {head.validation_accuracy:.3f}", flush=True)
+        model.head, logs = head, [log]
+    else:
+        logs = lora_finetune(model, ss, kept, k_traces, table, weights, args, fcfg)
+    for log in logs:
+        steps = "" if log.stage == "choice-head" else f"{log.steps} steps ({log.seconds / max(log.steps, 1):.2f} s a step), "
+        print(f"{log.stage}: {steps}{log.examples} examples, {log.seconds:.0f} s, loss {log.first_loss:.3f} -> {log.last_loss:.3f}",
+              flush=True)
+    return logs
+
+
+def lora_finetune(model: TransformersModel, ss: SampleSet, kept, k_traces, table, weights, args, fcfg) -> list:
+    """LoRA SFT (choice or trace objective), then DPO if asked; ``model.net`` becomes the adapted network."""
     net = add_lora(model.net, fcfg)
     if args.objective == "choice":
         logs = [sft_choice(net, model.tok, choice_examples(kept, ss.items, args.history, args.copies, args.seed), fcfg)]
@@ -152,9 +174,6 @@ def finetune(model: TransformersModel, ss: SampleSet, kept, k_traces, table, wei
             pairs = preference_records(kept, k_traces, table["rejected"].to_numpy()[keep].tolist(), ss.items,
                                        all_terms(ss, kept), weights, args.history)
             logs.append(dpo(net, model.tok, pairs, fcfg))
-    for log in logs:
-        print(f"{log.stage}: {log.steps} steps, {log.examples} examples, {log.seconds:.0f} s "
-              f"({log.seconds / max(log.steps, 1):.2f} s a step), loss {log.first_loss:.3f} -> {log.last_loss:.3f}", flush=True)
     model.net = net
     return logs
 
@@ -203,8 +222,10 @@ def main() -> None:
     kept, k_traces, table, weights, strata = distil(ss, model, args)
     logs = finetune(model, ss, kept, k_traces, table, weights, args)
     print("base model:", flush=True)
-    with model.net.disable_adapter():  # the same network without its LoRA adapters is the base model
+    head, model.head = model.head, None  # the same network without its head or LoRA adapters is the base model
+    with model.net.disable_adapter() if hasattr(model.net, "disable_adapter") else contextlib.nullcontext():
         base = base_distributions(model, test, ss.items, args)
+    model.head = head
     print("aligned model:", flush=True)
     aligned = evaluate(model, test, ss.items, args)
     result = report(test, ss, weights, base, aligned, args)

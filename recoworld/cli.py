@@ -337,11 +337,12 @@ def align(
     student: str = typer.Option("smollm2", "--student", help="smollm2 (packaged small LLM) or parametric (no torch)."),
     teacher: Optional[str] = typer.Option(None, "--teacher", help="litellm model string of an LLM teacher (default: parametric traces)."),
     api_base: Optional[str] = typer.Option(None, "--api-base", help="Endpoint of the teacher's server."),
-    train: bool = typer.Option(False, "--train", metavar="", help="LoRA-tune the small model on the kept samples."),
+    train: bool = typer.Option(False, "--train", metavar="", help="Tune the small model on the kept samples (LoRA, or a choice head with --objective head)."),
     sft_steps: int = typer.Option(100, "--sft-steps", help="SFT steps with --train."),
     dpo_steps: int = typer.Option(0, "--dpo-steps", help="DPO steps after SFT with --train."),
-    objective: str = typer.Option("trace", "--objective", help="trace (the letter, then the trace) or choice "
-                                  "(the letter only, over shuffled copies of each list, --accum lists a step)."),
+    objective: str = typer.Option("trace", "--objective", help="trace (the letter, then the trace), choice "
+                                  "(the letter only, over shuffled copies of each list, --accum lists a step), or head "
+                                  "(a linear choice head on the candidates' hidden states; no LoRA)."),
     accum: int = typer.Option(1, "--accum", help="Choice objective: lists per optimiser step."),
     lr: float = typer.Option(5e-4, "--lr", help="SFT learning rate."),
     noise_floor: float = typer.Option(0.5, "--noise-floor", help="Drop lists where the teacher's p(real choice) < this / N."),

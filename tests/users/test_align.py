@@ -598,3 +598,86 @@ def test_choice_objective_fits_eight_training_lists_well_below_chance(small_mode
     p_real = np.mean([p[c] for p, c in zip(after, truth)])
     assert log.steps == 32 and log.last_loss < 0.5 * np.log(5), log
     assert nll < 0.5 * np.log(5) and p_real > before + 0.25, (before, p_real, nll)
+
+
+def test_choice_head_tuning_finds_the_informative_layer_and_generalises():
+    """Synthetic states: on one layer a fixed direction drives the choice, the other is noise. The tuning picks
+    the informative layer, the head beats chance on fresh lists, and lists of different lengths train together."""
+    from recoworld.users.align.choice_head import accuracy, tune_head
+    from recoworld.users.align.settings import HeadConfig
+
+    rng = np.random.default_rng(0)
+    d, direction = 16, rng.normal(size=16)
+
+    def lists(k: int):
+        rows, noise, chosen = [], [], []
+        for i in range(k):
+            n = 4 if i % 3 else 6
+            x = rng.normal(size=(n, d)) * 2 + 5
+            p = np.exp(x @ direction / 3)
+            chosen.append(int(rng.choice(n, p=p / p.sum())))
+            rows.append(x)
+            noise.append(rng.normal(size=(n, d)))
+        return rows, noise, np.array(chosen)
+
+    rows, noise, chosen = lists(300)
+    head = tune_head({7: rows, 3: noise}, chosen, HeadConfig(l2=[1e-3, 1e-1]))
+    assert head.layer == 7 and head.trained_lists == 300 and head.validation_accuracy > 0.6
+    fresh, _, truth = lists(200)
+    assert accuracy(head, fresh, truth) > 0.6  # chance is about 0.22
+    assert abs(sum(head.probs(fresh[0])) - 1) < 1e-9
+
+
+def test_choice_head_reads_each_candidate_line_end(small_model):
+    from recoworld.users.align.choice_head import candidate_states, line_end_positions
+
+    inter, items = small_log()
+    ss = rating_samples(inter, items, config=SampleConfig(n_candidates=4, history=3, min_history=3, max_train=2, seed=5))
+    messages = decision_messages(ss.split("train")[0], ss.items, 3)
+    text = small_model.prompt_text(messages)
+    pos = line_end_positions(small_model.tok, text, messages[-1]["content"])
+    ids = small_model.tok.encode(text, add_special_tokens=False)
+    options = [ln for ln in messages[-1]["content"].splitlines() if ln[:2] in ("A.", "B.", "C.", "D.")]
+    assert len(pos) == 4 and pos == sorted(pos)
+    for p, line in zip(pos, options):  # the state read has seen the whole line and nothing after it
+        after = small_model.tok.decode(ids[p + 1])
+        assert line.endswith(small_model.tok.decode(ids[p]).strip()) and (after.startswith("\n") or after == "<|im_end|>")
+    states = candidate_states(small_model.net, small_model.tok, messages, [5, 20])
+    assert states[5].shape == states[20].shape == (4, small_model.net.config.hidden_size)
+    with pytest.raises(ValueError, match="no lettered options"):
+        line_end_positions(small_model.tok, "no options here", "no options here")
+
+
+@pytest.mark.slow
+def test_align_trains_a_choice_head_that_fits_its_lists_and_serves(tmp_path):
+    """``align`` with the head objective: the saved head loads with the model, moves the training lists' choices
+    towards the real ones, leaves the base model untouched, and answers ``ChoiceAnswer`` with a listed letter."""
+    import torch
+
+    from recoworld.users.align.adapter import TransformersModel
+    from recoworld.users.align.api import AlignConfig, align, load_source
+
+    torch.set_num_threads(1)
+    inter, items = small_log(n_users=12, per_user=12)
+    write_atomic(tmp_path / "toy", inter, items)
+    config = AlignConfig.model_validate({
+        "samples": {"n_candidates": 4, "history": 3, "min_history": 3, "max_train": 40, "seed": 6},
+        "distill": {"keep_share": 1.0, "noise_floor": 0.0}, "student": "parametric", "train": True,
+        "finetune": {"objective": "head", "head": {"layers": [10, 20], "l2": [1e-3, 1e-2]}}})
+    report = align(tmp_path / "toy", tmp_path / "out", config)
+    assert report.training[0].stage == "choice-head" and report.training[0].examples == report.kept == 40
+    assert report.training[0].last_loss < report.training[0].first_loss
+    served = TransformersModel.load(adapter=report.files["adapter"])
+    assert served.head is not None and served.head.layer in (10, 20)
+    ss = load_source(tmp_path / "toy", config=config.samples)  # the same samples and prompts align built
+    train = ss.split("train")
+    requests = [(decision_messages(s, ss.items, 3), 4) for s in train]
+    tuned = served.choice_probs_many(requests)
+    head, served.head = served.head, None
+    base = served.choice_probs_many(requests)
+    served.head = head
+    assert np.mean([p[s.chosen] for p, s in zip(tuned, train)]) > np.mean([p[s.chosen] for p, s in zip(base, train)]) + 0.1
+    answer = served.generate(requests[0][0], ChoiceAnswer)
+    assert answer.value.choice in "ABCD"
+    with pytest.raises(ValueError, match="dpo_steps"):
+        AlignConfig.model_validate({"finetune": {"objective": "head", "dpo_steps": 5}})

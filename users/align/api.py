@@ -1,4 +1,4 @@
-"""``align()``: logged feedback in, distilled TRL JSONL (and optionally a LoRA-tuned small simulator) out.
+"""``align()``: logged feedback in, distilled TRL JSONL (and optionally a tuned small simulator) out.
 
     from recoworld.users.align.api import AlignConfig, align
     report = align("ml-100k/", "align-out/", AlignConfig(student="parametric"))
@@ -39,7 +39,8 @@ class AlignConfig(BaseModel):
     finetune: FinetuneConfig = Field(default_factory=FinetuneConfig)
     student: Literal["smollm2", "parametric"] = Field(
         "smollm2", description="Whose uncertainty drives the filter: the packaged small LLM, or the parametric model (no torch).")
-    train: bool = Field(False, description="LoRA-tune the small model on the kept samples (SFT, then DPO if dpo_steps > 0).")
+    train: bool = Field(False, description="Tune the small model on the kept samples: LoRA SFT (then DPO if dpo_steps > 0), "
+                                                "or a choice head (finetune.objective head).")
 
 
 class AlignReport(BaseModel):
@@ -132,7 +133,13 @@ def align(source: str | Path, out: str | Path, config: AlignConfig | None = None
     (out / "samples.jsonl").write_text("".join(s.model_dump_json() + "\n" for s in ss.samples), encoding="utf-8")
     files["samples"] = str(out / "samples.jsonl")
     logs = []
-    if config.train:
+    if config.train and config.finetune.objective == "head":
+        from recoworld.users.align.choice_head import train_head
+
+        head, log = train_head(model.net, model.tok, choice_examples(k_samples, ss.items, hist), config.finetune.head)
+        logs.append(log)
+        files["adapter"] = str(head.save(out / "adapter").parent)
+    elif config.train:
         from recoworld.users.align.finetune import add_lora, dpo, save_adapter, sft_choice
         from recoworld.users.align.finetune import sft as run_sft
 

@@ -49,7 +49,7 @@ def letter_ids(tok, n: int) -> list[int]:
     return ids
 
 
-def _decoder(model):
+def decoder_stack(model):
     """The decoder stack (the module holding ``layers``) inside a causal LM, PEFT-wrapped or not."""
     m = model
     for _ in range(6):
@@ -58,10 +58,10 @@ def _decoder(model):
         m = getattr(m, "model", None) or getattr(m, "base_model", None)
         if m is None:
             break
-    raise ValueError("sft_choice: cannot find the decoder layers of this model (a Llama-style causal LM is needed)")
+    raise ValueError("cannot find the decoder layers of this model (a Llama-style causal LM is needed)")
 
 
-def _run_layers(dec, h: torch.Tensor, layers) -> torch.Tensor:
+def run_layers(dec, h: torch.Tensor, layers) -> torch.Tensor:
     """``h`` through ``layers`` with the model's causal mask and rotary positions (one unpadded sequence)."""
     from transformers.masking_utils import create_causal_mask
 
@@ -80,7 +80,7 @@ class _ChoiceLogits:
 
     def __init__(self, model, tok, config: FinetuneConfig) -> None:
         self.model, self.tok = model, tok
-        self.dec = _decoder(model) if config.lora_top_layers else None
+        self.dec = decoder_stack(model) if config.lora_top_layers else None
         self.split = max(0, len(self.dec.layers) - config.lora_top_layers) if self.dec is not None else 0
         self.cache: dict[int, torch.Tensor] = {}
 
@@ -92,8 +92,8 @@ class _ChoiceLogits:
         if key not in self.cache:
             ids = torch.tensor([self.tok.encode(text, add_special_tokens=False)])
             with torch.no_grad():
-                self.cache[key] = _run_layers(self.dec, self.dec.embed_tokens(ids), self.dec.layers[:self.split])
-        h = _run_layers(self.dec, self.cache[key], self.dec.layers[self.split:])
+                self.cache[key] = run_layers(self.dec, self.dec.embed_tokens(ids), self.dec.layers[:self.split])
+        h = run_layers(self.dec, self.cache[key], self.dec.layers[self.split:])
         return self.model.get_output_embeddings()(self.dec.norm(h[:, -1]))[0, letters]
 
 

@@ -30,6 +30,11 @@ def letter(index: int) -> str:
     return LETTERS[index]
 
 
+def is_option(line: str) -> bool:
+    """Whether a prompt line lists a candidate ("A. ...")."""
+    return len(line) > 2 and line[0] in LETTERS and line[1] == "."
+
+
 def decision_messages(sample: ChoiceSample, items: ItemTable, history: int = 10) -> list[Message]:
     """System and user messages for one sample: the profile, the user's last ``history`` choices (newest last,
     with their genres) and the candidates (with their genres and, when the table has them, facts)."""
