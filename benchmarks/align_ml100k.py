@@ -27,7 +27,6 @@ The Mirroring Users pipeline (``recoworld.users.align``) end to end on CPU:
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import sys
@@ -47,7 +46,7 @@ from recoworld.users.align.api import student_probs  # noqa: E402
 from recoworld.users.align.choice_head import train_head  # noqa: E402
 from recoworld.users.align.distill import DistillConfig, select, student_table  # noqa: E402
 from recoworld.evaluation.stats import mean_interval  # noqa: E402
-from recoworld.users.align.evaluate import hits, pick_shares, prior_debiased, rotation_probs  # noqa: E402
+from recoworld.users.align.evaluate import hits, pick_shares, prior_debiased, rotation_probs, without_tuning  # noqa: E402
 from recoworld.users.align.export import choice_examples, preference_records, sft_records, validate_records  # noqa: E402
 from recoworld.users.align.finetune import add_lora, dpo, sft, sft_choice  # noqa: E402
 from recoworld.users.align.prompts import LETTERS, decision_messages  # noqa: E402
@@ -222,10 +221,8 @@ def main() -> None:
     kept, k_traces, table, weights, strata = distil(ss, model, args)
     logs = finetune(model, ss, kept, k_traces, table, weights, args)
     print("base model:", flush=True)
-    head, model.head = model.head, None  # the same network without its head or LoRA adapters is the base model
-    with model.net.disable_adapter() if hasattr(model.net, "disable_adapter") else contextlib.nullcontext():
+    with without_tuning(model):  # the same network without its head or LoRA adapters is the base model
         base = base_distributions(model, test, ss.items, args)
-    model.head = head
     print("aligned model:", flush=True)
     aligned = evaluate(model, test, ss.items, args)
     result = report(test, ss, weights, base, aligned, args)

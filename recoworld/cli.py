@@ -371,8 +371,15 @@ def align(
                   f"kept {report.kept:,} ({report.noisy:,} marked as noise); strata: "
                   + ", ".join(f"{k} {v}" for k, v in report.strata.items()), highlight=False)
     for log in report.training:
-        console.print(f"{log.stage}: {log.steps} steps on {log.examples} examples in {log.seconds:.0f} s, "
+        steps = "" if log.stage == "choice-head" else f"{log.steps} steps on "
+        console.print(f"{log.stage}: {steps}{log.examples} examples in {log.seconds:.0f} s, "
                       f"loss {log.first_loss:.3f} -> {log.last_loss:.3f}", highlight=False)
+    if report.held_out is not None:
+        h = report.held_out
+        console.print(f"held-out choice accuracy on {h.lists:,} lists (chance {h.chance:.3f}): tuned {h.aligned.value:.3f} "
+                      f"[{h.aligned.low:.3f}, {h.aligned.high:.3f}], base {h.base.value:.3f}, parametric {h.parametric.value:.3f}; "
+                      f"tuned - base {h.aligned_minus_base.value:+.3f} [{h.aligned_minus_base.low:+.3f}, "
+                      f"{h.aligned_minus_base.high:+.3f}]", highlight=False)
     for name, path in report.files.items():
         console.print(f"{name}: {path}", highlight=False)
 

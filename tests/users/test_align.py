@@ -656,6 +656,7 @@ def test_align_trains_a_choice_head_that_fits_its_lists_and_serves(tmp_path):
 
     from recoworld.users.align.adapter import TransformersModel
     from recoworld.users.align.api import AlignConfig, align, load_source
+    from recoworld.users.align.evaluate import without_tuning
 
     torch.set_num_threads(1)
     inter, items = small_log(n_users=12, per_user=12)
@@ -673,11 +674,22 @@ def test_align_trains_a_choice_head_that_fits_its_lists_and_serves(tmp_path):
     train = ss.split("train")
     requests = [(decision_messages(s, ss.items, 3), 4) for s in train]
     tuned = served.choice_probs_many(requests)
-    head, served.head = served.head, None
-    base = served.choice_probs_many(requests)
-    served.head = head
+    with without_tuning(served):
+        base = served.choice_probs_many(requests)
+    assert served.head is not None
     assert np.mean([p[s.chosen] for p, s in zip(tuned, train)]) > np.mean([p[s.chosen] for p, s in zip(base, train)]) + 0.1
     answer = served.generate(requests[0][0], ChoiceAnswer)
     assert answer.value.choice in "ABCD"
+    test = ss.split("test")  # align scored the held-out lists with the tuned model and its base
+    held = report.held_out
+    test_requests = [(decision_messages(s, ss.items, 3), 4) for s in test]
+    tuned_test = served.choice_probs_many(test_requests)
+    with without_tuning(served):
+        base_test = served.choice_probs_many(test_requests)
+    assert held is not None and held.lists == len(test) > 0 and held.chance == 0.25
+    assert held.base.value == pytest.approx(np.mean([np.argmax(p) == s.chosen for p, s in zip(base_test, test)]))
+    assert held.aligned.value == pytest.approx(np.mean([np.argmax(p) == s.chosen for p, s in zip(tuned_test, test)]))
+    assert held.aligned_minus_base.value == pytest.approx(held.aligned.value - held.base.value)
+    assert held.aligned.low <= held.aligned.value <= held.aligned.high
     with pytest.raises(ValueError, match="dpo_steps"):
         AlignConfig.model_validate({"finetune": {"objective": "head", "dpo_steps": 5}})

@@ -22,6 +22,7 @@ from recoworld.llm.base import LanguageModel
 from recoworld.world.loaders import load_interactions, load_items, load_movielens, read_atomic
 from recoworld.runs.logs import read_table
 from recoworld.users.align.distill import DistillConfig, select, student_table
+from recoworld.users.align.evaluate import HeldOutAccuracy, held_out_accuracy, without_tuning
 from recoworld.users.align.export import choice_examples, preference_records, sft_records, write_jsonl
 from recoworld.users.align.prompts import decision_messages
 from recoworld.users.align.samples import ChoiceSample, ItemTable, SampleConfig, SampleSet, exposure_samples, rating_samples
@@ -58,6 +59,7 @@ class AlignReport(BaseModel):
     weights: ChoiceWeights
     files: dict[str, str]
     training: list[TrainLog] = Field(default_factory=list)
+    held_out: HeldOutAccuracy | None = Field(None, description="With train: the base and tuned model on the held-out lists.")
     seconds: float
 
 
@@ -102,6 +104,17 @@ def student_probs(sample_set: SampleSet, samples, student: str, weights: ChoiceW
     return model.choice_probs_many([(decision_messages(s, sample_set.items, hist), len(s.candidates)) for s in samples])
 
 
+def score_held_out(model, sample_set: SampleSet, weights: ChoiceWeights) -> HeldOutAccuracy:
+    """The tuned model, its base model and the parametric user on the held-out lists."""
+    test = sample_set.split("test")
+    requests = [(decision_messages(s, sample_set.items, sample_set.config.history), len(s.candidates)) for s in test]
+    aligned = model.choice_probs_many(requests)
+    with without_tuning(model):
+        base = model.choice_probs_many(requests)
+    parametric = [softmax(x @ weights.vector()) for x in all_terms(sample_set, test)]
+    return held_out_accuracy(np.array([s.chosen for s in test]), parametric, base, aligned, sample_set.config.seed)
+
+
 def align(source: str | Path, out: str | Path, config: AlignConfig | None = None, items: str | Path | None = None,
           teacher: LanguageModel | None = None) -> AlignReport:
     """Samples, traces, distillation and JSONL export into ``out`` (and an adapter in ``out/adapter`` with train)."""
@@ -139,6 +152,7 @@ def align(source: str | Path, out: str | Path, config: AlignConfig | None = None
         head, log = train_head(model.net, model.tok, choice_examples(k_samples, ss.items, hist), config.finetune.head)
         logs.append(log)
         files["adapter"] = str(head.save(out / "adapter").parent)
+        model.head = head
     elif config.train:
         from recoworld.users.align.finetune import add_lora, dpo, save_adapter, sft_choice
         from recoworld.users.align.finetune import sft as run_sft
@@ -152,11 +166,16 @@ def align(source: str | Path, out: str | Path, config: AlignConfig | None = None
         if config.finetune.dpo_steps:
             logs.append(dpo(net, model.tok, pref, config.finetune))
         files["adapter"] = str(save_adapter(net, model.tok, out / "adapter"))
+        model.net = net
+    held_out = None
+    if config.train and ss.split("test"):
+        held_out = score_held_out(model, ss, weights)
     report = AlignReport(
         source=str(Path(source).name), train_samples=len(train), test_samples=len(ss.split("test")), kept=len(kept),
         noisy=int(table["noisy"].sum()),
         strata={str(k): int(v) for k, v in table[table["keep"]].groupby("stratum").size().items()},
-        teachers=dict(Counter(t.teacher for t in traces)), weights=weights, files=files, training=logs, seconds=round(time.perf_counter() - start, 1))
+        teachers=dict(Counter(t.teacher for t in traces)), weights=weights, files=files, training=logs, held_out=held_out,
+        seconds=round(time.perf_counter() - start, 1))
     (out / "report.json").write_text(json.dumps(report.model_dump(), indent=2), encoding="utf-8")
     return report
 

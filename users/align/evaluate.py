@@ -13,10 +13,13 @@ take it out, applied to every LLM row alike:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
 
+from recoworld.evaluation.stats import mean_interval
 from recoworld.users.align.samples import ChoiceSample
 
 
@@ -60,3 +63,51 @@ def pick_shares(probs: list[np.ndarray]) -> np.ndarray:
     """Share of top picks at each position (a model without position bias picks each about 1/N of the time)."""
     n = max(len(p) for p in probs)
     return np.bincount([int(np.argmax(p)) for p in probs], minlength=n) / len(probs)
+
+
+@contextlib.contextmanager
+def without_tuning(model) -> Iterator:
+    """The same ``TransformersModel`` as its base model while inside: no choice head, LoRA adapters disabled."""
+    head, model.head = model.head, None
+    try:
+        with model.net.disable_adapter() if hasattr(model.net, "disable_adapter") else contextlib.nullcontext():
+            yield model
+    finally:
+        model.head = head
+
+
+class Accuracy(BaseModel):
+    """Held-out accuracy with its bootstrap 95% interval (paired, for a difference)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    value: float
+    low: float
+    high: float
+
+    @classmethod
+    def of(cls, values: np.ndarray, rng: np.random.Generator) -> "Accuracy":
+        return cls(value=float(np.mean(values)), **dict(zip(("low", "high"), mean_interval(values, rng))))
+
+
+class HeldOutAccuracy(BaseModel):
+    """How often each user model's top pick is the real choice on the held-out lists."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    lists: int
+    chance: float = Field(description="Mean 1/N over the lists.")
+    parametric: Accuracy
+    base: Accuracy
+    aligned: Accuracy
+    aligned_minus_base: Accuracy
+
+
+def held_out_accuracy(truth: np.ndarray, parametric: list[np.ndarray], base: list[np.ndarray],
+                      aligned: list[np.ndarray], seed: int = 0) -> HeldOutAccuracy:
+    """Accuracies of the three models' distributions on the same lists, with bootstrap intervals."""
+    rng = np.random.default_rng(seed)
+    hb, ha = hits(base, truth), hits(aligned, truth)
+    return HeldOutAccuracy(lists=len(truth), chance=float(np.mean([1 / len(p) for p in base])),
+                           parametric=Accuracy.of(hits(parametric, truth), rng), base=Accuracy.of(hb, rng),
+                           aligned=Accuracy.of(ha, rng), aligned_minus_base=Accuracy.of(ha - hb, rng))
