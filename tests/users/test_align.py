@@ -635,8 +635,9 @@ def test_choice_head_reads_each_candidate_line_end(small_model):
     ss = rating_samples(inter, items, config=SampleConfig(n_candidates=4, history=3, min_history=3, max_train=2, seed=5))
     messages = decision_messages(ss.split("train")[0], ss.items, 3)
     text = small_model.prompt_text(messages)
-    pos = line_end_positions(small_model.tok, text, messages[-1]["content"])
+    read_ids, pos = line_end_positions(small_model.tok, text, messages[-1]["content"])
     ids = small_model.tok.encode(text, add_special_tokens=False)
+    assert read_ids == ids  # the states are read from the tokens the model runs on
     options = [ln for ln in messages[-1]["content"].splitlines() if ln[:2] in ("A.", "B.", "C.", "D.")]
     assert len(pos) == 4 and pos == sorted(pos)
     for p, line in zip(pos, options):  # the state read has seen the whole line and nothing after it

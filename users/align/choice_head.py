@@ -25,8 +25,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from recoworld.llm.base import Message
 from recoworld.users.align.finetune import decoder_stack, run_layers
+from recoworld.users.align.evaluate import hits
 from recoworld.users.align.prompts import is_option
 from recoworld.users.align.settings import HeadConfig, TrainLog
+from recoworld.users.align.traces import softmax
 
 HEAD_FILE = "choice_head.json"
 
@@ -49,9 +51,7 @@ class ChoiceHead(BaseModel):
         return z @ np.asarray(self.weight)
 
     def probs(self, states: np.ndarray) -> np.ndarray:
-        s = self.scores(states)
-        e = np.exp(s - s.max())
-        return e / e.sum()
+        return softmax(self.scores(states))
 
     def save(self, folder: str | Path) -> Path:
         path = Path(folder) / HEAD_FILE
@@ -64,8 +64,9 @@ class ChoiceHead(BaseModel):
         return cls.model_validate(json.loads((Path(folder) / HEAD_FILE).read_text(encoding="utf-8")))
 
 
-def line_end_positions(tok, text: str, content: str) -> list[int]:
-    """Token index of the last token of each lettered option line ("A. ...") of ``content`` inside ``text``."""
+def line_end_positions(tok, text: str, content: str) -> tuple[list[int], list[int]]:
+    """(token ids of ``text``, index of the last token of each lettered option line ("A. ...") of ``content``
+    inside it), from one tokenisation."""
     enc = tok(text, return_offsets_mapping=True, add_special_tokens=False)
     ends = [b for _, b in enc["offset_mapping"]]
     base = text.find(content)
@@ -80,7 +81,7 @@ def line_end_positions(tok, text: str, content: str) -> list[int]:
         cursor += len(line)
     if not positions:
         raise ValueError("choice head: the prompt lists no lettered options")
-    return positions
+    return enc["input_ids"], positions
 
 
 @torch.no_grad()
@@ -88,9 +89,9 @@ def candidate_states(model, tok, messages: list[Message], layers: list[int]) -> 
     """Hidden states (n candidates x hidden) after each of ``layers`` at the candidates' line ends; the forward
     pass stops at the deepest layer asked for."""
     text = tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-    pos = line_end_positions(tok, text, messages[-1]["content"])
+    ids, pos = line_end_positions(tok, text, messages[-1]["content"])
     dec = decoder_stack(model)
-    h = dec.embed_tokens(torch.tensor([tok.encode(text, add_special_tokens=False)]))
+    h = dec.embed_tokens(torch.tensor([ids]))
     out, done = {}, 0
     for layer in sorted(set(layers)):
         h = run_layers(dec, h, dec.layers[done:layer])
@@ -131,7 +132,12 @@ def fit_head(states: list[np.ndarray], chosen: np.ndarray, layer: int, l2: float
 
 
 def accuracy(head: ChoiceHead, states: list[np.ndarray], chosen: np.ndarray) -> float:
-    return float(np.mean([np.argmax(head.scores(s)) == c for s, c in zip(states, chosen, strict=True)]))
+    return float(hits([head.scores(s) for s in states], chosen).mean())
+
+
+def cross_entropy(head: ChoiceHead, states: list[np.ndarray], chosen: np.ndarray) -> float:
+    """Mean negative log-probability the head gives the real choices."""
+    return float(-np.mean([np.log(head.probs(s)[c]) for s, c in zip(states, chosen, strict=True)]))
 
 
 def tune_head(states: dict[int, list[np.ndarray]], chosen: np.ndarray, config: HeadConfig | None = None) -> ChoiceHead:
@@ -148,7 +154,7 @@ def tune_head(states: dict[int, list[np.ndarray]], chosen: np.ndarray, config: H
         for l2 in config.l2:
             head = fit_head(rows[:cut], chosen[:cut], layer, l2)
             acc = accuracy(head, rows[cut:], chosen[cut:])
-            ce = -np.mean([np.log(head.probs(s)[c]) for s, c in zip(rows[cut:], chosen[cut:])])
+            ce = cross_entropy(head, rows[cut:], chosen[cut:])
             if best is None or (acc, -ce) > best[0]:
                 best = ((acc, -ce), layer, l2)
     (acc, _), layer, l2 = best
@@ -175,5 +181,5 @@ def train_head(model, tok, examples: list[tuple[list[Message], int, int]],
     rows = states[head.layer]
     log = TrainLog(stage="choice-head", steps=1, examples=len(examples), seconds=round(time.perf_counter() - start, 1),
                    first_loss=float(np.mean([np.log(len(s)) for s in rows])),
-                   last_loss=float(-np.mean([np.log(head.probs(s)[c]) for s, c in zip(rows, chosen)])))
+                   last_loss=cross_entropy(head, rows, chosen))
     return head, log
