@@ -170,11 +170,19 @@ def _first_line(exc: BaseException) -> str:
 
 
 def _write_report(run_dirs: list[Path], out: Path, baseline: Optional[str], seed: int = 0):
-    """Load the run folders and write their report; bad logs raise a one-line ``ValueError``."""
+    """Load the run folders and write their report, in two named stages; bad logs raise a one-line ``ValueError``."""
     from recoworld.evaluation.data import RunLogs
     from recoworld.evaluation.report import write_report
+    from recoworld.progress import reporting, stage
 
-    return write_report([RunLogs.load(d) for d in run_dirs], out, baseline=baseline, seed=seed)
+    with reporting():
+        with stage("reading the run logs", total=len(run_dirs)) as progress:
+            logs = []
+            for d in run_dirs:
+                logs.append(RunLogs.load(d))
+                progress.advance()
+        with stage("writing the report (bootstrap intervals, plots, HTML)"):
+            return write_report(logs, out, baseline=baseline, seed=seed)
 
 
 def default_report_folder(run_dirs: list[Path]) -> Path:
@@ -239,16 +247,23 @@ def train(
     set_: list[str] = typer.Option([], "--set", help="Override a config field: key.path=value (repeatable)."),
 ) -> None:
     """Train an RL recommender for retention (needs the rl extra) and compare it with baselines on held-out users."""
+    from recoworld.progress import reporting
+
     try:
         from recoworld.agents.train import compare, format_table
         from recoworld.scenario import parse_overrides
 
-        report = compare(timesteps, algo, users, out, scenario, parse_overrides(set_), seed, [b for b in baselines.split(",") if b])
+        with reporting():
+            report = compare(timesteps, algo, users, out, scenario, parse_overrides(set_), seed,
+                             [b for b in baselines.split(",") if b], progress=False)
     except ImportError as exc:
         raise fail(f"train: needs the rl extra (pip install 'recoworld[rl]'): {exc}")
     except (ValueError, OSError) as exc:
         raise fail(str(exc))
-    make_console().print(format_table(report["results"]), markup=False, highlight=False)
+    console = make_console()
+    if report["train"].get("saved_to"):
+        console.print(f"model saved to {report['train']['saved_to']}", markup=False, highlight=False)
+    console.print(format_table(report["results"]), markup=False, highlight=False)
 
 
 def check_paths(**paths: Optional[Path]) -> None:
@@ -350,6 +365,7 @@ def align(
 ) -> None:
     """Aligned LLM users from logged feedback: samples, decision traces, uncertainty distillation, TRL JSONL (and a LoRA fine-tune)."""
     from recoworld.llm.config import LLMConfig, build_language_model
+    from recoworld.progress import reporting
     from recoworld.users.align.api import AlignConfig, align as run_align
 
     check_paths(SOURCE=source, __items=items)
@@ -360,7 +376,8 @@ def align(
             "distill": {"keep_share": keep, "noise_floor": noise_floor}, "student": student, "train": train,
             "finetune": {"sft_steps": sft_steps, "dpo_steps": dpo_steps, "seed": seed, "objective": objective,
                          "grad_accum": accum, "sft_lr": lr}})
-        report = run_align(source, out, config, items=items, teacher=teacher_model)
+        with reporting():
+            report = run_align(source, out, config, items=items, teacher=teacher_model)
     except ImportError as exc:
         raise fail(f"align: needs the align extra (pip install 'recoworld[align]'): {exc}")
     except (ValueError, OSError) as exc:
