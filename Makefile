@@ -46,7 +46,7 @@ test-fast: venv
 
 # the documentation site, built into site/ (`.venv/bin/mkdocs serve` shows it while you edit)
 docs: venv
-	$(BIN)/mkdocs build --strict
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 bench: venv
 	@set -e; for f in benchmarks/*.py; do echo "== $$f"; $(BIN)/python $$f; done
