@@ -170,19 +170,20 @@ def _first_line(exc: BaseException) -> str:
 
 
 def _write_report(run_dirs: list[Path], out: Path, baseline: Optional[str], seed: int = 0):
-    """Load the run folders and write their report, in two named stages; bad logs raise a one-line ``ValueError``."""
+    """Load the run folders and write their report; bad input (a folder, a column, the baseline) raises one
+    ``ValueError`` line before the long stage starts, so an error is never preceded by a stopped stage."""
+    from recoworld.evaluation import compare
     from recoworld.evaluation.data import RunLogs
     from recoworld.evaluation.report import write_report
+    from recoworld.evaluation.report.answer import choose_baseline
     from recoworld.progress import reporting, stage
 
-    with reporting():
-        with stage("reading the run logs", total=len(run_dirs)) as progress:
-            logs = []
-            for d in run_dirs:
-                logs.append(RunLogs.load(d))
-                progress.advance()
-        with stage("writing the report (bootstrap intervals, plots, HTML)"):
-            return write_report(logs, out, baseline=baseline, seed=seed)
+    logs = [RunLogs.load(d) for d in run_dirs]
+    names, several = compare.run_labels(logs), len(logs) > 1
+    labels = [f"{name}/{arm}" if several else arm for name, run in zip(names, logs) for arm in run.arms]
+    choose_baseline(baseline, getattr(logs[0].scenario.run, "baseline", None), names[0], labels, several)
+    with reporting(), stage("writing the report (bootstrap intervals, plots, HTML)"):
+        return write_report(logs, out, baseline=baseline, seed=seed)
 
 
 def default_report_folder(run_dirs: list[Path]) -> Path:

@@ -134,8 +134,7 @@ def align(source: str | Path, out: str | Path, config: AlignConfig | None = None
     start = time.perf_counter()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    with stage("reading the logged choices"):
-        ss = load_source(source, items, config.samples)
+    ss = load_source(source, items, config.samples)  # outside a stage: bad input is one error line, nothing before it
     train = ss.split("train")
     if not train:
         raise ValueError(f"{Path(source).name}: no training samples (too few choices per user for min_history)")
