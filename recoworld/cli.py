@@ -170,20 +170,13 @@ def _first_line(exc: BaseException) -> str:
 
 
 def _write_report(run_dirs: list[Path], out: Path, baseline: Optional[str], seed: int = 0):
-    """Load the run folders and write their report; bad input (a folder, a column, the baseline) raises one
-    ``ValueError`` line before the long stage starts, so an error is never preceded by a stopped stage."""
-    from recoworld.evaluation import compare
+    """Load the run folders and write their report; bad logs raise a one-line ``ValueError``."""
     from recoworld.evaluation.data import RunLogs
     from recoworld.evaluation.report import write_report
-    from recoworld.evaluation.report.answer import choose_baseline
-    from recoworld.progress import reporting, stage
+    from recoworld.progress import reporting
 
-    logs = [RunLogs.load(d) for d in run_dirs]
-    names, several = compare.run_labels(logs), len(logs) > 1
-    labels = [f"{name}/{arm}" if several else arm for name, run in zip(names, logs) for arm in run.arms]
-    choose_baseline(baseline, getattr(logs[0].scenario.run, "baseline", None), names[0], labels, several)
-    with reporting(), stage("writing the report (bootstrap intervals, plots, HTML)"):
-        return write_report(logs, out, baseline=baseline, seed=seed)
+    with reporting():  # the logs are read in named stages (minutes for 100k users)
+        return write_report([RunLogs.load(d) for d in run_dirs], out, baseline=baseline, seed=seed)
 
 
 def default_report_folder(run_dirs: list[Path]) -> Path:
