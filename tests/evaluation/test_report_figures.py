@@ -1,8 +1,9 @@
 """The report's figures are pinned: small seeded runs give the metrics JSON and the Markdown recorded in
 ``tests/evaluation/golden/`` (recorded from the in-memory report, before it read its logs out of core).
 
-Numbers must agree to 1e-9 relative (summation order may move the last bits), the Markdown (every
-printed digit) byte for byte. Each case first checks that the run wrote the logs the golden was recorded
+The Markdown (every printed digit) must agree byte for byte, and every number of the JSON to 1e-6
+relative: the in-memory report added watch seconds up in float32 (relative error about 1e-7), the
+out-of-core one adds everything in float64; nothing else moves beyond the last bits. Each case first checks that the run wrote the logs the golden was recorded
 from (their SHA-256 in the manifest), so a change of the simulation is told apart from a change of the
 report. After a deliberate change of either, re-record with ``RECOWORLD_RECORD_GOLDEN=1`` and say why in
 the commit.
@@ -75,7 +76,7 @@ def _differences(got, want, where: str = "") -> list[str]:
         return [d for i, (g, w) in enumerate(zip(got, want)) for d in _differences(g, w, f"{where}[{i}]")]
     if isinstance(want, float) or isinstance(got, float):
         if isinstance(want, (int, float)) and isinstance(got, (int, float)) and not isinstance(got, bool) \
-                and math.isclose(got, want, rel_tol=1e-9, abs_tol=1e-12):
+                and math.isclose(got, want, rel_tol=1e-6, abs_tol=1e-12):
             return []
     elif got == want:
         return []

@@ -1,0 +1,476 @@
+"""Every figure the report takes from the large logs, in one pass over them.
+
+A run of 100,000 users × 30 days × 3 arms logs 136M impressions and 3.3M sessions: too many to hold as
+frames. Arrow's dataset scanner reads them batch by batch (:meth:`LogTable.batches`); each batch is
+reduced with ``np.bincount`` into arrays indexed by (arm, user), (arm, item), (arm, day) or arm, so
+memory is set by the population and the catalog, not by the length of the logs. Ids become integer
+codes through the Parquet dictionaries (no string is hashed per row).
+
+Hand-written on purpose, for two reasons: one sequential pass adds numbers in a fixed order, so the
+same logs give the same figures bit for bit (a parallel SQL engine sums floats in an order that
+depends on its threads); and the per-slate definitions (NDCG, compliance, the ILD sample) are the
+same numpy code the in-memory report used, so its figures carry over to the printed digit.
+
+A slate (one arm, user, day and step) is contiguous in the logs; a slate cut by a batch boundary is
+carried into the next batch whole.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from recoworld.evaluation.metrics.base import ILD_SLATES, slate_ndcg
+
+if TYPE_CHECKING:
+    from recoworld.evaluation.data import RunLogs
+
+IMPRESSION_COLUMNS = ["arm", "user", "item", "day", "step", "position", "action", "clicked", "liked", "shared",
+                      "commented", "compliance", "user_fallback", "user_echoed_item_text"]
+SESSION_COLUMNS = ["arm", "user", "segment", "day", "slates", "reviewed", "clicks", "likes", "shares", "comments",
+                   "watch_seconds", "reward", "churned", "return_gap_days", "instructions"]
+SESSION_SUMS = ["slates", "reviewed", "clicks", "likes", "shares", "comments", "watch_minutes", "reward", "instructions",
+                "returned"]
+_POPCOUNT = np.array([bin(b).count("1") for b in range(256)], dtype=np.int64)
+
+
+# ------------------------------------------------------------------ codes and growing sums
+class Keys:
+    """Integer codes of string ids (arms, users, items, segments) in order of first appearance."""
+
+    def __init__(self, first: Sequence[str] = ()) -> None:
+        self.values: list[str] = []
+        self._index = pd.Index([], dtype=object)
+        self._add(list(dict.fromkeys(str(v) for v in first)))
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def _add(self, new: list[str]) -> None:
+        if new:
+            self.values += new
+            self._index = pd.Index(self.values, dtype=object)
+
+    def codes(self, column: pa.Array | pa.ChunkedArray) -> np.ndarray:
+        """(n,) int64 code of each value (a null is the string 'None')."""
+        if isinstance(column, pa.ChunkedArray):
+            column = column.combine_chunks()
+        if not pa.types.is_dictionary(column.type):
+            column = column.dictionary_encode()
+        indices = column.indices.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
+        dictionary = np.asarray(column.dictionary.to_pylist(), dtype=object).astype(str)
+        mapped = self._index.get_indexer(dictionary)
+        if (mapped < 0).any():
+            used = pd.unique(indices)  # the batch's dictionary entries in order of first appearance
+            new = [int(d) for d in used if mapped[d] < 0 and dictionary[d] not in self._index]
+            self._add(list(dict.fromkeys(str(dictionary[d]) for d in new)))
+            mapped = self._index.get_indexer(dictionary)
+        return mapped[indices].astype(np.int64) if len(indices) else np.zeros(0, dtype=np.int64)
+
+    def index(self) -> pd.Index:
+        return pd.Index(self.values, dtype=object)
+
+
+class Grid:
+    """Named float64 sums over (row, column) pairs of codes — (arm, user), (arm, item), (arm, day) — that grow
+    as new codes appear."""
+
+    def __init__(self) -> None:
+        self.sums: dict[str, np.ndarray] = {}
+        self.shape = (0, 0)
+
+    def _fit(self, rows: int, cols: int) -> None:
+        shape = (max(self.shape[0], rows), max(self.shape[1], cols))
+        if shape != self.shape:
+            for name, a in self.sums.items():
+                grown = np.zeros(shape)
+                grown[: a.shape[0], : a.shape[1]] = a
+                self.sums[name] = grown
+            self.shape = shape
+
+    def add(self, name: str, row: np.ndarray, col: np.ndarray, weights: np.ndarray | None = None) -> None:
+        if len(row):
+            self._fit(int(row.max()) + 1, int(col.max()) + 1)
+        r, c = self.shape
+        counts = np.bincount(row * c + col, weights, minlength=r * c).reshape(r, c)
+        self.sums[name] = self.get(name) + counts
+
+    def get(self, name: str) -> np.ndarray:
+        return self.sums.get(name, np.zeros(self.shape))
+
+
+def _numbers(batch: pa.RecordBatch, name: str, dtype: type, default: float = 0) -> np.ndarray:
+    if name not in batch.schema.names:
+        return np.full(batch.num_rows, default, dtype=dtype)
+    values = batch.column(name).to_numpy(zero_copy_only=False)
+    if batch.column(name).null_count:
+        values = np.where(pd.isna(values), default, values)
+    return values.astype(dtype)
+
+
+def _label(batch: pa.RecordBatch, name: str) -> np.ndarray:
+    """(n,) the strings of a small-alphabet column (action), looked up once per dictionary value."""
+    column = batch.column(name)
+    if not pa.types.is_dictionary(column.type):
+        column = column.dictionary_encode()
+    values = np.asarray(column.dictionary.to_pylist(), dtype=object)
+    return values[column.indices.fill_null(0).to_numpy(zero_copy_only=False)]
+
+
+# ------------------------------------------------------------------ sessions
+@dataclass
+class SessionFigures:
+    """Per (arm, user): sums of the sessions (``SESSION_SUMS``, with ``sessions``), first and last day, the churn
+    flag of the last session, the segment and the rank of the first session in day order; per (arm, day):
+    ``active_users``, ``sessions``, ``clicks``, ``reviewed``, ``watch_minutes``, ``instructions``; per arm: sessions
+    that were returned, and those in which an instruction was voiced (``told``, ``told_returned``)."""
+
+    arms: Keys
+    users: Keys
+    segments: Keys = field(default_factory=Keys)
+    user_sums: Grid = field(default_factory=Grid)
+    day_sums: Grid = field(default_factory=Grid)
+    first: dict[str, np.ndarray] = field(default_factory=dict)  # flat (arm, user) key -> day, row, segment
+    last: dict[str, np.ndarray] = field(default_factory=dict)  # day, row, churned
+    _rows: int = 0
+    _counted_day: dict[int, np.ndarray] = field(default_factory=dict)
+
+    def add(self, batch: pa.RecordBatch) -> None:
+        n = batch.num_rows
+        arm, user = self.arms.codes(batch.column("arm")), self.users.codes(batch.column("user"))
+        day = _numbers(batch, "day", np.int64)
+        row = self._rows + np.arange(n)
+        self._rows += n
+        churned = _numbers(batch, "churned", bool)
+        col = {c: _numbers(batch, c, np.float64) for c in ("slates", "reviewed", "clicks", "likes", "shares", "comments",
+                                                           "reward", "instructions")}
+        col["watch_minutes"] = _numbers(batch, "watch_seconds", np.float64) / 60.0
+        col["returned"] = ((~churned) & (_numbers(batch, "return_gap_days", np.int64) > 0)).astype(np.float64)
+        for name in SESSION_SUMS:
+            self.user_sums.add(name, arm, user, col[name])
+        self.user_sums.add("sessions", arm, user)
+        told = col["instructions"] > 0
+        self.user_sums.add("told", arm, user, told.astype(np.float64))
+        self.user_sums.add("told_returned", arm, user, (told & (col["returned"] > 0)).astype(np.float64))
+        for name in ("clicks", "reviewed", "watch_minutes", "instructions"):
+            self.day_sums.add(name, arm, day, col[name])
+        self.day_sums.add("sessions", arm, day)
+        self._count_active(arm, user, day)
+        segment = self.segments.codes(batch.column("segment")) if "segment" in batch.schema.names else np.zeros(n, np.int64)
+        self._extremes(self._flat(arm, user), day, row, segment, churned)
+
+    def _flat(self, arm: np.ndarray, user: np.ndarray) -> np.ndarray:
+        return arm * (1 << 32) + user
+
+    def _count_active(self, arm: np.ndarray, user: np.ndarray, day: np.ndarray) -> None:
+        """Distinct users per (arm, day); the day files come in day order, so a user met again on the same day
+        in a later batch is recognised by the day it was last counted on."""
+        key = np.unique(np.stack([arm, day, user], axis=1), axis=0)
+        for a in np.unique(key[:, 0]):
+            k = key[key[:, 0] == a]
+            seen = self._counted_day.setdefault(int(a), np.full(0, -1, dtype=np.int64))
+            if len(seen) <= k[:, 2].max():
+                seen = np.concatenate([seen, np.full(int(k[:, 2].max()) + 1 - len(seen), -1, dtype=np.int64)])
+            fresh = seen[k[:, 2]] != k[:, 1]
+            seen[k[fresh, 2]] = k[fresh, 1]
+            self._counted_day[int(a)] = seen
+            self.day_sums.add("active_users", k[fresh, 0], k[fresh, 1])
+
+    def _extremes(self, key: np.ndarray, day: np.ndarray, row: np.ndarray, segment: np.ndarray, churned: np.ndarray) -> None:
+        """Each key's first session (earliest day, then row) and last one (latest day, then row)."""
+        order = np.lexsort((row, day, key))
+        k = key[order]
+        starts = np.flatnonzero(np.r_[True, k[1:] != k[:-1]])
+        ends = np.r_[starts[1:], len(k)] - 1
+        first, last = order[starts], order[ends]
+        self._update(self.first, key[first], {"day": day[first], "row": row[first], "segment": segment[first]}, earlier=True)
+        self._update(self.last, key[last], {"day": day[last], "row": row[last], "churned": churned[last]}, earlier=False)
+
+    @staticmethod
+    def _update(store: dict[str, np.ndarray], key: np.ndarray, values: dict[str, np.ndarray], earlier: bool) -> None:
+        if not store:
+            store.update({"key": key, **values})
+            return
+        both = pd.Index(store["key"]).get_indexer(key)
+        known = both >= 0
+        old = both[known]
+        if earlier:
+            better = (values["day"][known] < store["day"][old]) | ((values["day"][known] == store["day"][old]) & (values["row"][known] < store["row"][old]))
+        else:
+            better = (values["day"][known] > store["day"][old]) | ((values["day"][known] == store["day"][old]) & (values["row"][known] > store["row"][old]))
+        for name, v in values.items():
+            store[name][old[better]] = v[known][better]
+        store["key"] = np.concatenate([store["key"], key[~known]])
+        for name, v in values.items():
+            store[name] = np.concatenate([store[name], v[~known]])
+
+    def frame(self) -> pd.DataFrame:
+        """One row per (arm, user) with a session: the sums, ``first_day``, ``last_day``, ``churned`` (of the last
+        session), ``segment``, ``order`` (the rank of the first session in day order, for the user table's order)."""
+        if not self.first:
+            return pd.DataFrame(columns=["arm", "user", "segment", *SESSION_SUMS, "sessions", "first_day", "last_day", "churned", "order"])
+        key = self.first["key"]
+        arm, user = key >> 32, key & ((1 << 32) - 1)
+        last = pd.Index(self.last["key"]).get_indexer(key)
+        out = pd.DataFrame({"arm_code": arm, "user_code": user})
+        for name in [*SESSION_SUMS, "sessions", "told", "told_returned"]:
+            out[name] = self.user_sums.get(name)[arm, user]
+        segments = np.asarray(self.segments.values or [None], dtype=object)
+        out["segment"] = segments[self.first["segment"]] if self.segments.values else None
+        out["first_day"] = self.first["day"]
+        out["last_day"] = self.last["day"][last]
+        out["churned"] = self.last["churned"][last].astype(bool)
+        out["order"] = np.lexsort((self.first["row"], self.first["day"])).argsort()  # rank in day order
+        return out
+
+
+# ------------------------------------------------------------------ impressions
+class SlateSample:
+    """The slates ILD is measured on: of the ``counts[a]`` slates of arm ``a`` (numbered in order of first appearance
+    in the logs), ``size`` drawn by ``np.random.default_rng([seed, a]).choice``, all when there are fewer; keeps the
+    items of the rows of those slates, in log order."""
+
+    def __init__(self, counts: Sequence[int], seed: int, size: int) -> None:
+        self.counts, self.seed, self.size = [int(c) for c in counts], seed, size
+        self.chosen = []
+        for a, n in enumerate(self.counts):
+            mask = np.zeros(n, dtype=bool)
+            if n > size:
+                mask[np.random.default_rng([seed, a]).choice(n, size=size, replace=False)] = True
+            else:
+                mask[:] = True
+            self.chosen.append(mask)
+        self.seen = np.zeros(len(self.counts), dtype=np.int64)
+        self.overflow = False  # more slates than counted: the sample must be drawn again with the true counts
+        self.rows: dict[int, list[tuple[np.ndarray, np.ndarray]]] = {}
+
+    def add(self, slate_arm: np.ndarray, slate: np.ndarray, item: np.ndarray) -> None:
+        """``slate_arm`` (per slate of the batch, in order of first appearance), ``slate`` and ``item`` (per row)."""
+        take = np.zeros(len(slate_arm), dtype=bool)
+        number = np.full(len(slate_arm), -1, dtype=np.int64)
+        for a in np.unique(slate_arm):
+            ids = np.flatnonzero(slate_arm == a)
+            if a >= len(self.counts):
+                self.overflow = True
+                continue
+            ordinal = self.seen[a] + np.arange(len(ids))
+            self.seen[a] += len(ids)
+            inside = ordinal < self.counts[a]
+            self.overflow |= not inside.all()
+            pick = ids[inside][self.chosen[a][ordinal[inside]]]
+            take[pick] = True
+            number[ids] = ordinal
+        rows = np.flatnonzero(take[slate])
+        if not len(rows):
+            return
+        rows = rows[np.argsort(slate[rows], kind="stable")]
+        for a in np.unique(slate_arm[slate[rows]]):
+            mine = rows[slate_arm[slate[rows]] == a]
+            self.rows.setdefault(int(a), []).append((number[slate[mine]], item[mine]))
+
+    def complete(self, counts: Sequence[int]) -> bool:
+        return not self.overflow and list(self.seen) == [int(c) for c in counts] + [0] * (len(self.seen) - len(counts))
+
+    def of(self, arm: int) -> tuple[np.ndarray, np.ndarray]:
+        """(slate number, item code) of the sampled rows of ``arm``, grouped by slate in log order."""
+        parts = self.rows.get(arm, [])
+        if not parts:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+
+class ImpressionFigures:
+    """Per (arm, user): ``slates``, ``ndcg`` (sum over slates), ``compliance_sum`` and ``compliance_n`` (over slates
+    with a pending instruction); per (arm, item): ``reviewed`` and ``shown`` impressions and ``clickers`` (distinct
+    users who clicked); per (arm, day): compliance sums; per arm: reviewed rows, ``echoed`` slates, rows and
+    ``user_fallbacks``; the ILD slate sample."""
+
+    def __init__(self, arms: Keys, users: Keys, items: Keys, sample: SlateSample | None, creators: Keys | None = None) -> None:
+        self.arms, self.users, self.items, self.sample = arms, users, items, sample
+        self.creators = creators  # read only when the run's catalog is missing: then the creator of each item shown
+        self.item_creator = np.zeros(0, dtype=np.int64)
+        self.user_sums, self.item_sums, self.day_sums, self.arm_sums = Grid(), Grid(), Grid(), Grid()
+        self._clicked = np.zeros((0, 0, 0), dtype=np.uint8)  # (arm, item, user bits)
+        self._carry: dict[str, np.ndarray] | None = None
+
+    def add(self, batch: pa.RecordBatch) -> None:
+        rows = self._decode(batch)
+        if self._carry is not None:
+            rows = {k: np.concatenate([self._carry[k], v]) for k, v in rows.items()}
+        self._carry = None
+        slate = self._slates(rows)
+        tail = slate == slate[-1]
+        self._carry = {k: v[tail] for k, v in rows.items()}  # the last slate may go on in the next batch
+        if (~tail).any():
+            self._reduce({k: v[~tail] for k, v in rows.items()})
+
+    def finish(self) -> None:
+        if self._carry is not None and len(self._carry["arm"]):
+            self._reduce(self._carry)
+        self._carry = None
+
+    def _decode(self, batch: pa.RecordBatch) -> dict[str, np.ndarray]:
+        n = batch.num_rows
+        if self.creators is not None and "creator" in batch.schema.names:
+            item, creator = self.items.codes(batch.column("item")), self.creators.codes(batch.column("creator"))
+            self.item_creator = np.concatenate([self.item_creator, np.full(len(self.items) - len(self.item_creator), -1)])
+            self.item_creator[item] = creator
+        flags = {c: _numbers(batch, c, bool) for c in ("clicked", "liked", "shared", "commented", "user_fallback",
+                                                        "user_echoed_item_text")}
+        return {
+            "arm": self.arms.codes(batch.column("arm")), "user": self.users.codes(batch.column("user")),
+            "item": self.items.codes(batch.column("item")), "day": _numbers(batch, "day", np.int64),
+            "step": _numbers(batch, "step", np.int64), "position": _numbers(batch, "position", np.int64),
+            "reviewed": _label(batch, "action") != "unseen", **flags,
+            "compliance": _numbers(batch, "compliance", np.float64, np.nan) if "compliance" in batch.schema.names
+            else np.full(n, np.nan),
+        }
+
+    @staticmethod
+    def _slates(rows: dict[str, np.ndarray]) -> np.ndarray:
+        """(n,) slate id per row, 0.. in order of first appearance: one per (arm, user, day, step)."""
+        if not len(rows["arm"]):
+            return np.zeros(0, dtype=np.int64)
+        dims = [int(rows[c].max()) + 1 for c in ("user", "day", "step")]
+        key = ((rows["arm"] * dims[0] + rows["user"]) * dims[1] + rows["day"]) * dims[2] + rows["step"]
+        return pd.factorize(key, sort=False)[0].astype(np.int64)
+
+    def _reduce(self, rows: dict[str, np.ndarray]) -> None:
+        slate = self._slates(rows)
+        n_slates = int(slate.max()) + 1
+        first = np.empty(n_slates, dtype=np.int64)
+        first[slate[::-1]] = np.arange(len(slate))[::-1]
+        arm, user, day = rows["arm"][first], rows["user"][first], rows["day"][first]
+        clicked = rows["clicked"]
+        gain = np.where(rows["shared"], 3, np.where(rows["liked"] | rows["commented"], 2, np.where(clicked, 1, 0)))
+        ndcg = slate_ndcg(slate, rows["position"].astype(np.float64), gain, n_slates)
+        comp = rows["compliance"]
+        scored = ~np.isnan(comp)
+        c_sum = np.bincount(slate[scored], comp[scored], n_slates)
+        c_n = np.bincount(slate[scored], minlength=n_slates)
+        compliance = np.divide(c_sum, c_n, out=np.full(n_slates, np.nan), where=c_n > 0)
+        has = ~np.isnan(compliance)
+        self.user_sums.add("slates", arm, user)
+        self.user_sums.add("ndcg", arm, user, ndcg)
+        self.user_sums.add("compliance_sum", arm[has], user[has], compliance[has])
+        self.user_sums.add("compliance_n", arm[has], user[has])
+        self.day_sums.add("compliance_sum", arm[has], day[has], compliance[has])
+        self.day_sums.add("compliance_n", arm[has], day[has])
+        row_arm, item, seen = rows["arm"], rows["item"], rows["reviewed"]
+        self.item_sums.add("shown", row_arm, item)
+        self.item_sums.add("reviewed", row_arm[seen], item[seen])
+        zero = np.zeros(len(row_arm), dtype=np.int64)
+        self.arm_sums.add("rows", row_arm, zero)
+        self.arm_sums.add("user_fallbacks", row_arm, zero, rows["user_fallback"].astype(np.float64))
+        echoed = (rows["position"] == 0) & rows["user_echoed_item_text"]
+        self.arm_sums.add("echoed", row_arm[echoed], zero[echoed])
+        self._click(row_arm[clicked], item[clicked], rows["user"][clicked])
+        if self.sample is not None:
+            self.sample.add(arm, slate, item)
+
+    def _click(self, arm: np.ndarray, item: np.ndarray, user: np.ndarray) -> None:
+        """Mark (arm, item, user) clicked in a bit set (exact distinct clickers in one bit per pair)."""
+        if not len(arm):
+            return
+        need = (max(self._clicked.shape[0], int(arm.max()) + 1), max(self._clicked.shape[1], len(self.items)),
+                max(self._clicked.shape[2], (len(self.users) + 7) // 8))
+        if need != self._clicked.shape:
+            grown = np.zeros(need, dtype=np.uint8)
+            a, i, u = self._clicked.shape
+            grown[:a, :i, :u] = self._clicked
+            self._clicked = grown
+        np.bitwise_or.at(self._clicked, (arm, item, user >> 3), (1 << (user & 7)).astype(np.uint8))
+
+    def clickers(self) -> np.ndarray:
+        """(arms, items) distinct users who clicked each item."""
+        out = np.zeros((len(self.arms), len(self.items)), dtype=np.int64)
+        for a in range(self._clicked.shape[0]):
+            counts = _POPCOUNT[self._clicked[a]].sum(axis=1)
+            out[a, : len(counts)] = counts
+        return out
+
+
+# ------------------------------------------------------------------ the pass
+@dataclass
+class Figures:
+    """What :func:`scan` found: the codes and the figures of sessions and impressions."""
+
+    arms: Keys
+    users: Keys
+    items: Keys
+    sessions: SessionFigures
+    impressions: ImpressionFigures
+    sample: SlateSample
+
+    def arm_code(self, arm: str) -> int:
+        return self.arms.values.index(arm)
+
+    def slate_counts(self) -> list[int]:
+        return [int(v) for v in self.impressions.user_sums.get("slates").sum(axis=1)]
+
+
+def _batches(table, columns: Sequence[str]) -> Iterator[pa.RecordBatch]:
+    yield from table.batches([c for c in columns if c in table.columns])
+
+
+def sample_slates(logs: RunLogs, counts: Sequence[int], seed: int, size: int, arms: Keys, items: Keys) -> SlateSample:
+    """A pass over the impressions that only draws the ILD sample (a seed or size other than the scan's)."""
+    sample = SlateSample(counts, seed, size)
+    figures = ImpressionFigures(arms, Keys(), items, None)
+    carry: dict[str, np.ndarray] | None = None
+    for batch in _batches(logs.impressions, ["arm", "user", "item", "day", "step"]):
+        rows = {"arm": arms.codes(batch.column("arm")), "user": figures.users.codes(batch.column("user")),
+                "item": items.codes(batch.column("item")), "day": _numbers(batch, "day", np.int64),
+                "step": _numbers(batch, "step", np.int64)}
+        if carry is not None:
+            rows = {k: np.concatenate([carry[k], v]) for k, v in rows.items()}
+        slate = ImpressionFigures._slates(rows)
+        tail = slate == slate[-1]
+        carry = {k: v[tail] for k, v in rows.items()}
+        if (~tail).any():
+            _sample_rows(sample, {k: v[~tail] for k, v in rows.items()})
+    if carry is not None and len(carry["arm"]):
+        _sample_rows(sample, carry)
+    return sample
+
+
+def _sample_rows(sample: SlateSample, rows: dict[str, np.ndarray]) -> None:
+    slate = ImpressionFigures._slates(rows)
+    first = np.empty(int(slate.max()) + 1, dtype=np.int64)
+    first[slate[::-1]] = np.arange(len(slate))[::-1]
+    sample.add(rows["arm"][first], slate, rows["item"])
+
+
+def scan(logs: RunLogs, seed: int = 0, ild_slates: int = ILD_SLATES) -> Figures:
+    """One pass over the sessions, then one over the impressions (a second one only if the sessions counted other
+    slates than the impressions hold, to draw the ILD sample from the true counts)."""
+    arms = Keys(logs.arms)
+    users = Keys(logs.users["user"].astype(str) if "user" in logs.users.columns else ())
+    items = Keys()
+    sessions = SessionFigures(arms, users)
+    for batch in _batches(logs.sessions, SESSION_COLUMNS):
+        sessions.add(batch)
+    counted = [int(v) for v in sessions.user_sums.get("slates").sum(axis=1)] if sessions.first else []
+    sample = SlateSample(counted, seed, ild_slates)
+    no_catalog = logs.catalog.empty or "item_id" not in logs.catalog.columns
+    impressions = ImpressionFigures(arms, users, items, sample, Keys() if no_catalog else None)
+    for batch in _batches(logs.impressions, [*IMPRESSION_COLUMNS, *(["creator"] if no_catalog else [])]):
+        if batch.num_rows:
+            impressions.add(batch)
+    impressions.finish()
+    figures = Figures(arms, users, items, sessions, impressions, sample)
+    if not sample.complete(figures.slate_counts()):
+        figures.sample = sample_slates(logs, figures.slate_counts(), seed, ild_slates, arms, items)
+    return figures
+
+
+def figures(logs: RunLogs) -> Figures:
+    """:func:`scan` of ``logs``, once per RunLogs."""
+    if "figures" not in logs._cache:
+        logs._cache["figures"] = scan(logs)
+    return logs._cache["figures"]
