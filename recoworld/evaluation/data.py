@@ -75,7 +75,12 @@ class LogTable:
         if not self.paths and self.frame is None:
             return
         have = [c for c in columns if c in self.columns]
-        yield from self.dataset.to_batches(columns=have, batch_size=batch_rows)
+        if self.frame is not None:
+            yield from self.dataset.to_batches(columns=have, batch_size=batch_rows)
+            return
+        for path in self.paths:  # file by file, batch by batch: the dataset scanner's read-ahead holds far more
+            with pq.ParquetFile(path) as reader:
+                yield from reader.iter_batches(batch_size=batch_rows, columns=[c for c in have if c in reader.schema_arrow.names])
 
     def read(self, columns: Sequence[str] | None = None, where: Any = None) -> pd.DataFrame:
         """The rows matching ``where`` (a ``pyarrow.dataset`` expression) as a frame: for small selections only

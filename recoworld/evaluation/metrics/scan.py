@@ -18,6 +18,7 @@ carried into the next batch whole.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -47,6 +48,7 @@ class Keys:
         self.values: list[str] = []
         self._index = pd.Index([], dtype=object)
         self._add(list(dict.fromkeys(str(v) for v in first)))
+        self._last: tuple[pa.Array, np.ndarray] | None = None  # the last dictionary seen and its codes
 
     def __len__(self) -> int:
         return len(self.values)
@@ -62,15 +64,23 @@ class Keys:
             column = column.combine_chunks()
         if not pa.types.is_dictionary(column.type):
             column = column.dictionary_encode()
-        indices = column.indices.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
-        dictionary = np.asarray(column.dictionary.to_pylist(), dtype=object).astype(str)
-        mapped = self._index.get_indexer(dictionary)
-        if (mapped < 0).any():
-            used = pd.unique(indices)  # the batch's dictionary entries in order of first appearance
-            new = [int(d) for d in used if mapped[d] < 0 and dictionary[d] not in self._index]
-            self._add(list(dict.fromkeys(str(dictionary[d]) for d in new)))
+        indices = column.indices
+        indices = (indices.fill_null(0) if indices.null_count else indices).to_numpy(zero_copy_only=False)
+        if self._last is not None and self._last[0].equals(column.dictionary):  # the batches of a file share it
+            mapped = self._last[1]
+        else:
+            dictionary = np.asarray(column.dictionary.to_pylist(), dtype=object).astype(str)
             mapped = self._index.get_indexer(dictionary)
-        return mapped[indices].astype(np.int64) if len(indices) else np.zeros(0, dtype=np.int64)
+            if (mapped < 0).any():
+                used = pd.unique(indices)  # the batch's dictionary entries in order of first appearance
+                new = [int(d) for d in used if mapped[d] < 0 and dictionary[d] not in self._index]
+                self._add(list(dict.fromkeys(str(dictionary[d]) for d in new)))
+                mapped = self._index.get_indexer(dictionary)
+                if (mapped < 0).any():  # entries this batch does not use: not cached, coded again when used
+                    return mapped[indices].astype(np.int64)
+            self._last = (column.dictionary, mapped.astype(np.int64))
+            mapped = self._last[1]
+        return mapped[indices] if len(indices) else np.zeros(0, dtype=np.int64)
 
     def index(self) -> pd.Index:
         return pd.Index(self.values, dtype=object)
@@ -107,7 +117,11 @@ class Grid:
 def _numbers(batch: pa.RecordBatch, name: str, dtype: type, default: float = 0) -> np.ndarray:
     if name not in batch.schema.names:
         return np.full(batch.num_rows, default, dtype=dtype)
-    values = batch.column(name).to_numpy(zero_copy_only=False)
+    column = batch.column(name)
+    if pa.types.is_boolean(column.type) and not column.null_count:  # unpack the bits: far faster than to_numpy
+        bits = np.frombuffer(column.buffers()[1], dtype=np.uint8)
+        return np.unpackbits(bits, bitorder="little")[column.offset:column.offset + len(column)].view(bool).astype(dtype)
+    values = column.to_numpy(zero_copy_only=False)
     if batch.column(name).null_count:
         values = np.where(pd.isna(values), default, values)
     return values.astype(dtype)
@@ -170,16 +184,21 @@ class SessionFigures:
     def _count_active(self, arm: np.ndarray, user: np.ndarray, day: np.ndarray) -> None:
         """Distinct users per (arm, day); the day files come in day order, so a user met again on the same day
         in a later batch is recognised by the day it was last counted on."""
-        key = np.unique(np.stack([arm, day, user], axis=1), axis=0)
-        for a in np.unique(key[:, 0]):
-            k = key[key[:, 0] == a]
-            seen = self._counted_day.setdefault(int(a), np.full(0, -1, dtype=np.int64))
-            if len(seen) <= k[:, 2].max():
-                seen = np.concatenate([seen, np.full(int(k[:, 2].max()) + 1 - len(seen), -1, dtype=np.int64)])
-            fresh = seen[k[:, 2]] != k[:, 1]
-            seen[k[fresh, 2]] = k[fresh, 1]
+        if not len(arm):
+            return
+        days, users = int(day.max()) + 1, int(user.max()) + 1
+        key = np.unique((arm * days + day) * users + user)
+        k_arm, k_day, k_user = key // (days * users), key // users % days, key % users
+        for a in np.unique(k_arm):
+            mine = k_arm == a
+            d, u = k_day[mine], k_user[mine]
+            seen = self._counted_day.get(int(a), np.zeros(0, dtype=np.int64))
+            if len(seen) <= u.max():
+                seen = np.concatenate([seen, np.full(int(u.max()) + 1 - len(seen), -1, dtype=np.int64)])
+            fresh = seen[u] != d
+            seen[u[fresh]] = d[fresh]
             self._counted_day[int(a)] = seen
-            self.day_sums.add("active_users", k[fresh, 0], k[fresh, 1])
+            self.day_sums.add("active_users", k_arm[mine][fresh], d[fresh])
 
     def _extremes(self, key: np.ndarray, day: np.ndarray, row: np.ndarray, segment: np.ndarray, churned: np.ndarray) -> None:
         """Each key's first session (earliest day, then row) and last one (latest day, then row)."""
@@ -230,6 +249,30 @@ class SessionFigures:
 
 
 # ------------------------------------------------------------------ impressions
+def slates_of(rows: dict[str, np.ndarray]) -> np.ndarray:
+    """(n,) slate id per row, 0.. in order of first appearance: one per (arm, user, day, step)."""
+    if not len(rows["arm"]):
+        return np.zeros(0, dtype=np.int64)
+    dims = [int(rows[c].max()) + 1 for c in ("user", "day", "step")]
+    key = ((rows["arm"] * dims[0] + rows["user"]) * dims[1] + rows["day"]) * dims[2] + rows["step"]
+    return pd.factorize(key, sort=False)[0].astype(np.int64)
+
+
+def split_last_slate(rows: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], np.ndarray | None]:
+    """(the rows before the batch's last slate, that slate's rows, the slate ids of the former or None if empty).
+    Logs written by a run hold each slate's rows together, so the last slate is a suffix: views, no copy."""
+    slate = slates_of(rows)
+    last = slate[-1]
+    other = slate[::-1] != last
+    start = len(slate) - int(np.argmax(other)) if other.any() else 0
+    if last == slate[:start].max(initial=-1) + 1:  # a suffix and the newest slate: the ids before stay 0..last-1
+        head, tail = ({k: v[:start] for k, v in rows.items()}, {k: v[start:] for k, v in rows.items()})
+        return head, tail, (slate[:start] if start else None)
+    mine = slate == last  # rows of one slate apart from each other (logs built by hand)
+    head = {k: v[~mine] for k, v in rows.items()}
+    return head, {k: v[mine] for k, v in rows.items()}, (slates_of(head) if len(head["arm"]) else None)
+
+
 class SlateSample:
     """The slates ILD is measured on: of the ``counts[a]`` slates of arm ``a`` (numbered in order of first appearance
     in the logs), ``size`` drawn by ``np.random.default_rng([seed, a]).choice``, all when there are fewer; keeps the
@@ -303,15 +346,13 @@ class ImpressionFigures:
         if self._carry is not None:
             rows = {k: np.concatenate([self._carry[k], v]) for k, v in rows.items()}
         self._carry = None
-        slate = self._slates(rows)
-        tail = slate == slate[-1]
-        self._carry = {k: v[tail] for k, v in rows.items()}  # the last slate may go on in the next batch
-        if (~tail).any():
-            self._reduce({k: v[~tail] for k, v in rows.items()})
+        rows, self._carry, slate = split_last_slate(rows)  # the last slate may go on in the next batch
+        if slate is not None:
+            self._reduce(rows, slate)
 
     def finish(self) -> None:
         if self._carry is not None and len(self._carry["arm"]):
-            self._reduce(self._carry)
+            self._reduce(self._carry, slates_of(self._carry))
         self._carry = None
 
     def _decode(self, batch: pa.RecordBatch) -> dict[str, np.ndarray]:
@@ -331,17 +372,7 @@ class ImpressionFigures:
             else np.full(n, np.nan),
         }
 
-    @staticmethod
-    def _slates(rows: dict[str, np.ndarray]) -> np.ndarray:
-        """(n,) slate id per row, 0.. in order of first appearance: one per (arm, user, day, step)."""
-        if not len(rows["arm"]):
-            return np.zeros(0, dtype=np.int64)
-        dims = [int(rows[c].max()) + 1 for c in ("user", "day", "step")]
-        key = ((rows["arm"] * dims[0] + rows["user"]) * dims[1] + rows["day"]) * dims[2] + rows["step"]
-        return pd.factorize(key, sort=False)[0].astype(np.int64)
-
-    def _reduce(self, rows: dict[str, np.ndarray]) -> None:
-        slate = self._slates(rows)
+    def _reduce(self, rows: dict[str, np.ndarray], slate: np.ndarray) -> None:
         n_slates = int(slate.max()) + 1
         first = np.empty(n_slates, dtype=np.int64)
         first[slate[::-1]] = np.arange(len(slate))[::-1]
@@ -415,7 +446,14 @@ class Figures:
 
 
 def _batches(table, columns: Sequence[str]) -> Iterator[pa.RecordBatch]:
-    yield from table.batches([c for c in columns if c in table.columns])
+    """The table's batches; the next one is read in a thread while this one is reduced (Arrow's Parquet
+    decoding releases the GIL, so the two cores share the work)."""
+    batches = iter(table.batches([c for c in columns if c in table.columns]))
+    with ThreadPoolExecutor(1, thread_name_prefix="recoworld-log-reader") as pool:
+        ahead = pool.submit(next, batches, None)
+        while (batch := ahead.result()) is not None:
+            ahead = pool.submit(next, batches, None)
+            yield batch
 
 
 def sample_slates(logs: RunLogs, counts: Sequence[int], seed: int, size: int, arms: Keys, items: Keys) -> SlateSample:
@@ -429,18 +467,15 @@ def sample_slates(logs: RunLogs, counts: Sequence[int], seed: int, size: int, ar
                 "step": _numbers(batch, "step", np.int64)}
         if carry is not None:
             rows = {k: np.concatenate([carry[k], v]) for k, v in rows.items()}
-        slate = ImpressionFigures._slates(rows)
-        tail = slate == slate[-1]
-        carry = {k: v[tail] for k, v in rows.items()}
-        if (~tail).any():
-            _sample_rows(sample, {k: v[~tail] for k, v in rows.items()})
+        rows, carry, slate = split_last_slate(rows)
+        if slate is not None:
+            _sample_rows(sample, rows, slate)
     if carry is not None and len(carry["arm"]):
-        _sample_rows(sample, carry)
+        _sample_rows(sample, carry, slates_of(carry))
     return sample
 
 
-def _sample_rows(sample: SlateSample, rows: dict[str, np.ndarray]) -> None:
-    slate = ImpressionFigures._slates(rows)
+def _sample_rows(sample: SlateSample, rows: dict[str, np.ndarray], slate: np.ndarray) -> None:
     first = np.empty(int(slate.max()) + 1, dtype=np.int64)
     first[slate[::-1]] = np.arange(len(slate))[::-1]
     sample.add(rows["arm"][first], slate, rows["item"])
