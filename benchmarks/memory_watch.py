@@ -17,7 +17,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 import psutil
 
@@ -37,26 +37,27 @@ class Watched:
 
 
 def tree_rss(root: psutil.Process, extra: Sequence[int] = ()) -> int:
-    """Resident bytes of ``root``, its descendants and the trees of the ``extra`` process ids."""
-    total = 0
+    """Resident bytes of ``root``, its descendants and the ``extra`` processes (each counted once)."""
+    procs: dict[int, psutil.Process] = {}
     for pid in (root.pid, *extra):
         try:
             proc = root if pid == root.pid else psutil.Process(pid)
-            procs = [proc, *proc.children(recursive=True)]
+            procs.update({p.pid: p for p in (proc, *proc.children(recursive=True))})
         except psutil.Error:
             continue
-        for p in procs:
-            try:
-                total += p.memory_info().rss
-            except psutil.Error:
-                pass
+    total = 0
+    for p in procs.values():
+        try:
+            total += p.memory_info().rss
+        except psutil.Error:
+            pass
     return total
 
 
 def run_watched(command: Sequence[str], limit_gb: float, env: dict[str, str] | None = None,
-                also_watch: Sequence[int] = (), stdout=None, interval: float = 0.2) -> Watched:
-    """Run ``command`` in its own process group; kill the group if the tree (plus ``also_watch``, such as
-    Ray nodes the command uses) goes above ``limit_gb`` GiB."""
+                also_watch: Callable[[], Sequence[int]] = tuple, stdout=None, interval: float = 0.2) -> Watched:
+    """Run ``command`` in its own process group; kill the group if the tree (plus the processes ``also_watch()``
+    lists, such as the Ray cluster the command uses) goes above ``limit_gb`` GiB."""
     limit = int(limit_gb * 2**30)
     start = time.perf_counter()
     proc = subprocess.Popen(list(command), env=env, stdout=stdout, stderr=subprocess.STDOUT if stdout else None,
@@ -67,7 +68,7 @@ def run_watched(command: Sequence[str], limit_gb: float, env: dict[str, str] | N
     def watch() -> None:
         nonlocal peak
         while proc.poll() is None:
-            rss = tree_rss(root, also_watch)
+            rss = tree_rss(root, also_watch())
             peak = max(peak, rss)
             if rss > limit:
                 killed.set()

@@ -147,7 +147,8 @@ class RunLogs:
         for table in TABLES:
             if table in LARGE:
                 files = [f for f in manifest.files if f.table == table]
-                tables[table] = LogTable([folder.path / f.path for f in files], rows=sum(f.rows for f in files))
+                paths = [folder.path / f.path for f in files]
+                tables[table] = LogTable(paths, rows=sum(f.rows for f in files))
             else:
                 tables[table] = _plain(read_table(folder.path, table))
         for table, columns in REQUIRED.items():

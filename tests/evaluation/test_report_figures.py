@@ -1,10 +1,11 @@
 """The report's figures are pinned: small seeded runs give the metrics JSON and the Markdown recorded in
-``tests/evaluation/golden/`` (recorded from the in-memory report, before it read its logs out of core).
+``tests/evaluation/golden/`` (recorded from the in-memory report, before it read its logs out of
+core).
 
 The Markdown (every printed digit) must agree byte for byte, and every number of the JSON to 1e-6
 relative: the in-memory report added watch seconds up in float32 (relative error about 1e-7), the
-out-of-core one adds everything in float64; nothing else moves beyond the last bits. Each case first checks that the run wrote the logs the golden was recorded
-from (their SHA-256 in the manifest), so a change of the simulation is told apart from a change of the
+out-of-core one adds everything in float64; nothing else moves beyond the last bits. Each case first
+checks that the run wrote the logs the golden was recorded from (their SHA-256 in the manifest), so a change of the simulation is told apart from a change of the
 report. After a deliberate change of either, re-record with ``RECOWORLD_RECORD_GOLDEN=1`` and say why in
 the commit.
 """

@@ -10,7 +10,8 @@ import pandas as pd
 from recoworld.evaluation import headline as H
 from recoworld.evaluation.metrics.base import ILD_SLATES, RETENTION_DAYS, gini
 from recoworld.evaluation.metrics.exposure import exposure_of, item_counts, world_items
-from recoworld.evaluation.metrics.scan import Figures, Grid, Keys, SlateSample, figures, sample_slates
+from recoworld.evaluation.metrics.codes import Grid, Keys
+from recoworld.evaluation.metrics.scan import Figures, SlateSample, figures, sample_slates
 from recoworld.evaluation.metrics.users import km_frame, user_table
 
 if TYPE_CHECKING:

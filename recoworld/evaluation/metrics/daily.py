@@ -11,7 +11,8 @@ if TYPE_CHECKING:
     from recoworld.evaluation.data import RunLogs
 from recoworld.evaluation.metrics.base import CREATOR_DAILY_COLUMNS, CREATOR_SUMMARY_COLUMNS, gini
 from recoworld.evaluation.metrics.exposure import exposure_of
-from recoworld.evaluation.metrics.scan import Grid, figures
+from recoworld.evaluation.metrics.codes import Grid
+from recoworld.evaluation.metrics.scan import figures
 
 
 # ------------------------------------------------------------------ per day

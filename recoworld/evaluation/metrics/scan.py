@@ -1,7 +1,7 @@
 """Every figure the report takes from the large logs, in one pass over them.
 
 A run of 100,000 users × 30 days × 3 arms logs 136M impressions and 3.3M sessions: too many to hold as
-frames. Arrow's dataset scanner reads them batch by batch (:meth:`LogTable.batches`); each batch is
+frames. Arrow reads them from the Parquet day files batch by batch (:meth:`LogTable.batches`); each batch is
 reduced with ``np.bincount`` into arrays indexed by (arm, user), (arm, item), (arm, day) or arm, so
 memory is set by the population and the catalog, not by the length of the logs. Ids become integer
 codes through the Parquet dictionaries (no string is hashed per row).
@@ -12,14 +12,15 @@ depends on its threads); and the per-slate definitions (NDCG, compliance, the IL
 same numpy code the in-memory report used, so its figures carry over to the printed digit.
 
 A slate (one arm, user, day and step) is contiguous in the logs; a slate cut by a batch boundary is
-carried into the next batch whole.
+carried into the next batch whole. Modules: ``codes`` (ids as codes, growing sums), ``sessions``
+(the sessions' sums), this one (the impressions' sums, the ILD sample, the pass).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -27,225 +28,15 @@ import pandas as pd
 import pyarrow as pa
 
 from recoworld.evaluation.metrics.base import ILD_SLATES, slate_ndcg
+from recoworld.evaluation.metrics.codes import Grid, Keys, labels, numbers
+from recoworld.evaluation.metrics.sessions import SESSION_COLUMNS, SessionFigures
 
 if TYPE_CHECKING:
     from recoworld.evaluation.data import RunLogs
 
 IMPRESSION_COLUMNS = ["arm", "user", "item", "day", "step", "position", "action", "clicked", "liked", "shared",
                       "commented", "compliance", "user_fallback", "user_echoed_item_text"]
-SESSION_COLUMNS = ["arm", "user", "segment", "day", "slates", "reviewed", "clicks", "likes", "shares", "comments",
-                   "watch_seconds", "reward", "churned", "return_gap_days", "instructions"]
-SESSION_SUMS = ["slates", "reviewed", "clicks", "likes", "shares", "comments", "watch_minutes", "reward", "instructions",
-                "returned"]
 _POPCOUNT = np.array([bin(b).count("1") for b in range(256)], dtype=np.int64)
-
-
-# ------------------------------------------------------------------ codes and growing sums
-class Keys:
-    """Integer codes of string ids (arms, users, items, segments) in order of first appearance."""
-
-    def __init__(self, first: Sequence[str] = ()) -> None:
-        self.values: list[str] = []
-        self._index = pd.Index([], dtype=object)
-        self._add(list(dict.fromkeys(str(v) for v in first)))
-        self._last: tuple[pa.Array, np.ndarray] | None = None  # the last dictionary seen and its codes
-
-    def __len__(self) -> int:
-        return len(self.values)
-
-    def _add(self, new: list[str]) -> None:
-        if new:
-            self.values += new
-            self._index = pd.Index(self.values, dtype=object)
-
-    def codes(self, column: pa.Array | pa.ChunkedArray) -> np.ndarray:
-        """(n,) int64 code of each value (a null is the string 'None')."""
-        if isinstance(column, pa.ChunkedArray):
-            column = column.combine_chunks()
-        if not pa.types.is_dictionary(column.type):
-            column = column.dictionary_encode()
-        indices = column.indices
-        indices = (indices.fill_null(0) if indices.null_count else indices).to_numpy(zero_copy_only=False)
-        if self._last is not None and self._last[0].equals(column.dictionary):  # the batches of a file share it
-            mapped = self._last[1]
-        else:
-            dictionary = np.asarray(column.dictionary.to_pylist(), dtype=object).astype(str)
-            mapped = self._index.get_indexer(dictionary)
-            if (mapped < 0).any():
-                used = pd.unique(indices)  # the batch's dictionary entries in order of first appearance
-                new = [int(d) for d in used if mapped[d] < 0 and dictionary[d] not in self._index]
-                self._add(list(dict.fromkeys(str(dictionary[d]) for d in new)))
-                mapped = self._index.get_indexer(dictionary)
-                if (mapped < 0).any():  # entries this batch does not use: not cached, coded again when used
-                    return mapped[indices].astype(np.int64)
-            self._last = (column.dictionary, mapped.astype(np.int64))
-            mapped = self._last[1]
-        return mapped[indices] if len(indices) else np.zeros(0, dtype=np.int64)
-
-    def index(self) -> pd.Index:
-        return pd.Index(self.values, dtype=object)
-
-
-class Grid:
-    """Named float64 sums over (row, column) pairs of codes — (arm, user), (arm, item), (arm, day) — that grow
-    as new codes appear."""
-
-    def __init__(self) -> None:
-        self.sums: dict[str, np.ndarray] = {}
-        self.shape = (0, 0)
-
-    def _fit(self, rows: int, cols: int) -> None:
-        shape = (max(self.shape[0], rows), max(self.shape[1], cols))
-        if shape != self.shape:
-            for name, a in self.sums.items():
-                grown = np.zeros(shape)
-                grown[: a.shape[0], : a.shape[1]] = a
-                self.sums[name] = grown
-            self.shape = shape
-
-    def add(self, name: str, row: np.ndarray, col: np.ndarray, weights: np.ndarray | None = None) -> None:
-        if len(row):
-            self._fit(int(row.max()) + 1, int(col.max()) + 1)
-        r, c = self.shape
-        counts = np.bincount(row * c + col, weights, minlength=r * c).reshape(r, c)
-        self.sums[name] = self.get(name) + counts
-
-    def get(self, name: str) -> np.ndarray:
-        return self.sums.get(name, np.zeros(self.shape))
-
-
-def _numbers(batch: pa.RecordBatch, name: str, dtype: type, default: float = 0) -> np.ndarray:
-    if name not in batch.schema.names:
-        return np.full(batch.num_rows, default, dtype=dtype)
-    column = batch.column(name)
-    if pa.types.is_boolean(column.type) and not column.null_count:  # unpack the bits: far faster than to_numpy
-        bits = np.frombuffer(column.buffers()[1], dtype=np.uint8)
-        return np.unpackbits(bits, bitorder="little")[column.offset:column.offset + len(column)].view(bool).astype(dtype)
-    values = column.to_numpy(zero_copy_only=False)
-    if batch.column(name).null_count:
-        values = np.where(pd.isna(values), default, values)
-    return values.astype(dtype)
-
-
-def _label(batch: pa.RecordBatch, name: str) -> np.ndarray:
-    """(n,) the strings of a small-alphabet column (action), looked up once per dictionary value."""
-    column = batch.column(name)
-    if not pa.types.is_dictionary(column.type):
-        column = column.dictionary_encode()
-    values = np.asarray(column.dictionary.to_pylist(), dtype=object)
-    return values[column.indices.fill_null(0).to_numpy(zero_copy_only=False)]
-
-
-# ------------------------------------------------------------------ sessions
-@dataclass
-class SessionFigures:
-    """Per (arm, user): sums of the sessions (``SESSION_SUMS``, with ``sessions``), first and last day, the churn
-    flag of the last session, the segment and the rank of the first session in day order; per (arm, day):
-    ``active_users``, ``sessions``, ``clicks``, ``reviewed``, ``watch_minutes``, ``instructions``; per arm: sessions
-    that were returned, and those in which an instruction was voiced (``told``, ``told_returned``)."""
-
-    arms: Keys
-    users: Keys
-    segments: Keys = field(default_factory=Keys)
-    user_sums: Grid = field(default_factory=Grid)
-    day_sums: Grid = field(default_factory=Grid)
-    first: dict[str, np.ndarray] = field(default_factory=dict)  # flat (arm, user) key -> day, row, segment
-    last: dict[str, np.ndarray] = field(default_factory=dict)  # day, row, churned
-    _rows: int = 0
-    _counted_day: dict[int, np.ndarray] = field(default_factory=dict)
-
-    def add(self, batch: pa.RecordBatch) -> None:
-        n = batch.num_rows
-        arm, user = self.arms.codes(batch.column("arm")), self.users.codes(batch.column("user"))
-        day = _numbers(batch, "day", np.int64)
-        row = self._rows + np.arange(n)
-        self._rows += n
-        churned = _numbers(batch, "churned", bool)
-        col = {c: _numbers(batch, c, np.float64) for c in ("slates", "reviewed", "clicks", "likes", "shares", "comments",
-                                                           "reward", "instructions")}
-        col["watch_minutes"] = _numbers(batch, "watch_seconds", np.float64) / 60.0
-        col["returned"] = ((~churned) & (_numbers(batch, "return_gap_days", np.int64) > 0)).astype(np.float64)
-        for name in SESSION_SUMS:
-            self.user_sums.add(name, arm, user, col[name])
-        self.user_sums.add("sessions", arm, user)
-        told = col["instructions"] > 0
-        self.user_sums.add("told", arm, user, told.astype(np.float64))
-        self.user_sums.add("told_returned", arm, user, (told & (col["returned"] > 0)).astype(np.float64))
-        for name in ("clicks", "reviewed", "watch_minutes", "instructions"):
-            self.day_sums.add(name, arm, day, col[name])
-        self.day_sums.add("sessions", arm, day)
-        self._count_active(arm, user, day)
-        segment = self.segments.codes(batch.column("segment")) if "segment" in batch.schema.names else np.zeros(n, np.int64)
-        self._extremes(self._flat(arm, user), day, row, segment, churned)
-
-    def _flat(self, arm: np.ndarray, user: np.ndarray) -> np.ndarray:
-        return arm * (1 << 32) + user
-
-    def _count_active(self, arm: np.ndarray, user: np.ndarray, day: np.ndarray) -> None:
-        """Distinct users per (arm, day); the day files come in day order, so a user met again on the same day
-        in a later batch is recognised by the day it was last counted on."""
-        if not len(arm):
-            return
-        days, users = int(day.max()) + 1, int(user.max()) + 1
-        key = np.unique((arm * days + day) * users + user)
-        k_arm, k_day, k_user = key // (days * users), key // users % days, key % users
-        for a in np.unique(k_arm):
-            mine = k_arm == a
-            d, u = k_day[mine], k_user[mine]
-            seen = self._counted_day.get(int(a), np.zeros(0, dtype=np.int64))
-            if len(seen) <= u.max():
-                seen = np.concatenate([seen, np.full(int(u.max()) + 1 - len(seen), -1, dtype=np.int64)])
-            fresh = seen[u] != d
-            seen[u[fresh]] = d[fresh]
-            self._counted_day[int(a)] = seen
-            self.day_sums.add("active_users", k_arm[mine][fresh], d[fresh])
-
-    def _extremes(self, key: np.ndarray, day: np.ndarray, row: np.ndarray, segment: np.ndarray, churned: np.ndarray) -> None:
-        """Each key's first session (earliest day, then row) and last one (latest day, then row)."""
-        order = np.lexsort((row, day, key))
-        k = key[order]
-        starts = np.flatnonzero(np.r_[True, k[1:] != k[:-1]])
-        ends = np.r_[starts[1:], len(k)] - 1
-        first, last = order[starts], order[ends]
-        self._update(self.first, key[first], {"day": day[first], "row": row[first], "segment": segment[first]}, earlier=True)
-        self._update(self.last, key[last], {"day": day[last], "row": row[last], "churned": churned[last]}, earlier=False)
-
-    @staticmethod
-    def _update(store: dict[str, np.ndarray], key: np.ndarray, values: dict[str, np.ndarray], earlier: bool) -> None:
-        if not store:
-            store.update({"key": key, **values})
-            return
-        both = pd.Index(store["key"]).get_indexer(key)
-        known = both >= 0
-        old = both[known]
-        if earlier:
-            better = (values["day"][known] < store["day"][old]) | ((values["day"][known] == store["day"][old]) & (values["row"][known] < store["row"][old]))
-        else:
-            better = (values["day"][known] > store["day"][old]) | ((values["day"][known] == store["day"][old]) & (values["row"][known] > store["row"][old]))
-        for name, v in values.items():
-            store[name][old[better]] = v[known][better]
-        store["key"] = np.concatenate([store["key"], key[~known]])
-        for name, v in values.items():
-            store[name] = np.concatenate([store[name], v[~known]])
-
-    def frame(self) -> pd.DataFrame:
-        """One row per (arm, user) with a session: the sums, ``first_day``, ``last_day``, ``churned`` (of the last
-        session), ``segment``, ``order`` (the rank of the first session in day order, for the user table's order)."""
-        if not self.first:
-            return pd.DataFrame(columns=["arm", "user", "segment", *SESSION_SUMS, "sessions", "first_day", "last_day", "churned", "order"])
-        key = self.first["key"]
-        arm, user = key >> 32, key & ((1 << 32) - 1)
-        last = pd.Index(self.last["key"]).get_indexer(key)
-        out = pd.DataFrame({"arm_code": arm, "user_code": user})
-        for name in [*SESSION_SUMS, "sessions", "told", "told_returned"]:
-            out[name] = self.user_sums.get(name)[arm, user]
-        segments = np.asarray(self.segments.values or [None], dtype=object)
-        out["segment"] = segments[self.first["segment"]] if self.segments.values else None
-        out["first_day"] = self.first["day"]
-        out["last_day"] = self.last["day"][last]
-        out["churned"] = self.last["churned"][last].astype(bool)
-        out["order"] = np.lexsort((self.first["row"], self.first["day"])).argsort()  # rank in day order
-        return out
 
 
 # ------------------------------------------------------------------ impressions
@@ -258,7 +49,10 @@ def slates_of(rows: dict[str, np.ndarray]) -> np.ndarray:
     return pd.factorize(key, sort=False)[0].astype(np.int64)
 
 
-def split_last_slate(rows: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], np.ndarray | None]:
+Rows = dict[str, np.ndarray]  # decoded columns of a batch, one array each
+
+
+def split_last_slate(rows: Rows) -> tuple[Rows, Rows, np.ndarray | None]:
     """(the rows before the batch's last slate, that slate's rows, the slate ids of the former or None if empty).
     Logs written by a run hold each slate's rows together, so the last slate is a suffix: views, no copy."""
     slate = slates_of(rows)
@@ -361,14 +155,14 @@ class ImpressionFigures:
             item, creator = self.items.codes(batch.column("item")), self.creators.codes(batch.column("creator"))
             self.item_creator = np.concatenate([self.item_creator, np.full(len(self.items) - len(self.item_creator), -1)])
             self.item_creator[item] = creator
-        flags = {c: _numbers(batch, c, bool) for c in ("clicked", "liked", "shared", "commented", "user_fallback",
+        flags = {c: numbers(batch, c, bool) for c in ("clicked", "liked", "shared", "commented", "user_fallback",
                                                         "user_echoed_item_text")}
         return {
             "arm": self.arms.codes(batch.column("arm")), "user": self.users.codes(batch.column("user")),
-            "item": self.items.codes(batch.column("item")), "day": _numbers(batch, "day", np.int64),
-            "step": _numbers(batch, "step", np.int64), "position": _numbers(batch, "position", np.int64),
-            "reviewed": _label(batch, "action") != "unseen", **flags,
-            "compliance": _numbers(batch, "compliance", np.float64, np.nan) if "compliance" in batch.schema.names
+            "item": self.items.codes(batch.column("item")), "day": numbers(batch, "day", np.int64),
+            "step": numbers(batch, "step", np.int64), "position": numbers(batch, "position", np.int64),
+            "reviewed": labels(batch, "action") != "unseen", **flags,
+            "compliance": numbers(batch, "compliance", np.float64, np.nan) if "compliance" in batch.schema.names
             else np.full(n, np.nan),
         }
 
@@ -463,8 +257,8 @@ def sample_slates(logs: RunLogs, counts: Sequence[int], seed: int, size: int, ar
     carry: dict[str, np.ndarray] | None = None
     for batch in _batches(logs.impressions, ["arm", "user", "item", "day", "step"]):
         rows = {"arm": arms.codes(batch.column("arm")), "user": figures.users.codes(batch.column("user")),
-                "item": items.codes(batch.column("item")), "day": _numbers(batch, "day", np.int64),
-                "step": _numbers(batch, "step", np.int64)}
+                "item": items.codes(batch.column("item")), "day": numbers(batch, "day", np.int64),
+                "step": numbers(batch, "step", np.int64)}
         if carry is not None:
             rows = {k: np.concatenate([carry[k], v]) for k, v in rows.items()}
         rows, carry, slate = split_last_slate(rows)

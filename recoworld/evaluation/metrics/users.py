@@ -19,9 +19,9 @@ from recoworld.evaluation.metrics.scan import figures
 def user_table(logs: RunLogs) -> pd.DataFrame:
     """One row per (arm, user) that was served (had a session).
 
-    Computed from the per-user sums of one pass over the logs (:mod:`.scan`). Sums over the user's sessions: sessions (= days_active, at most one session a day), slates, reviewed,
-    clicks, likes, shares, comments, reward, instructions; ``watch_minutes`` = watch seconds / 60;
-    ``ctr`` = clicks / reviewed; ``churned`` = the churn flag of the user's last session; ``return_rate`` =
+    From the per-user sums of one pass over the logs (:mod:`.scan`). Sums over the user's sessions: sessions
+    (= days_active, at most one session a day), slates, reviewed, clicks, likes, shares, comments, reward,
+    instructions; ``watch_minutes`` = watch seconds / 60; ``ctr`` = clicks / reviewed; ``churned`` = the churn flag of the user's last session; ``return_rate`` =
     share of the user's sessions that were returned; ``compliance`` = mean over the user's slates that had a
     pending instruction (NaN if none); ``ndcg`` = mean per-slate NDCG@K (see :func:`slate_ndcg`; gain 1 click,
     2 like or comment, 3 share); ``first_day`` = day of the first session; ``survival_days`` = days from the
