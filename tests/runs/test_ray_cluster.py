@@ -20,24 +20,14 @@ from recoworld.runs.logs import RunFolder
 from recoworld.runs.runner import PopulationRun
 from recoworld.scenario import deep_merge, load_scenario
 from recoworld.testing.ray_cluster import LocalRayCluster
+from tests.runs.test_population import SMALL, day_hashes
 
 ray = pytest.importorskip("ray", reason="the ray extra is not installed")
 
-SCENARIO = {
-    "name": "ray_cluster",
-    "seed": 11,
-    "catalog": {"synthetic": {"n_items": 800, "n_topics": 8, "n_creators": 30}},
-    "env": {"num_candidates": 40, "slate_size": 5, "horizon_days": 5, "max_slates_per_session": 8},
-    "users": {"n_users": 1600},
-    "creators": {"count": 30, "items_per_day": 0.5},
-    "recommenders": [{"name": "linucb"}, {"name": "mmr"}],
-    "run": {"shards": 2},
-}
+# two shards, so both nodes get shard-days; enough users that a shard-day runs long enough to be killed
+SCENARIO = deep_merge(SMALL, {"name": "ray_cluster", "seed": 11, "users": {"n_users": 1600}, "env": {"horizon_days": 5},
+                              "recommenders": [{"name": "linucb"}, {"name": "mmr"}], "run": {"shards": 2}})
 SHARD_DAY = "_writable_shard_day"  # the Ray task's function (recoworld.runs.engines)
-
-
-def day_hashes(folder: Path) -> list[tuple[str, int, int, str]]:
-    return [(f.table, f.day, f.rows, f.sha256) for f in RunFolder(folder).read_manifest().files]
 
 
 @pytest.fixture(scope="module")

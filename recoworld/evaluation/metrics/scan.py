@@ -30,6 +30,7 @@ import pyarrow as pa
 from recoworld.evaluation.metrics.base import ILD_SLATES, slate_ndcg
 from recoworld.evaluation.metrics.codes import Grid, Keys, labels, numbers
 from recoworld.evaluation.metrics.sessions import SESSION_COLUMNS, SessionFigures
+from recoworld.progress import stage
 
 if TYPE_CHECKING:
     from recoworld.evaluation.data import RunLogs
@@ -282,15 +283,19 @@ def scan(logs: RunLogs, seed: int = 0, ild_slates: int = ILD_SLATES) -> Figures:
     users = Keys(logs.users["user"].astype(str) if "user" in logs.users.columns else ())
     items = Keys()
     sessions = SessionFigures(arms, users)
-    for batch in _batches(logs.sessions, SESSION_COLUMNS):
-        sessions.add(batch)
+    with stage("reading the sessions", total=len(logs.sessions)) as progress:
+        for batch in _batches(logs.sessions, SESSION_COLUMNS):
+            sessions.add(batch)
+            progress.advance(batch.num_rows)
     counted = [int(v) for v in sessions.user_sums.get("slates").sum(axis=1)] if sessions.first else []
     sample = SlateSample(counted, seed, ild_slates)
     no_catalog = logs.catalog.empty or "item_id" not in logs.catalog.columns
     impressions = ImpressionFigures(arms, users, items, sample, Keys() if no_catalog else None)
-    for batch in _batches(logs.impressions, [*IMPRESSION_COLUMNS, *(["creator"] if no_catalog else [])]):
-        if batch.num_rows:
-            impressions.add(batch)
+    with stage("reading the impressions", total=len(logs.impressions)) as progress:
+        for batch in _batches(logs.impressions, [*IMPRESSION_COLUMNS, *(["creator"] if no_catalog else [])]):
+            if batch.num_rows:
+                impressions.add(batch)
+            progress.advance(batch.num_rows)
     impressions.finish()
     figures = Figures(arms, users, items, sessions, impressions, sample)
     if not sample.complete(figures.slate_counts()):
