@@ -58,7 +58,7 @@ class LocalRayCluster:
     """A head and ``nodes - 1`` worker nodes on 127.0.0.1 with ``cpus_per_node`` CPUs each (see the module doc)."""
 
     def __init__(self, nodes: int = 2, cpus_per_node: int = 1, object_store_bytes: int = OBJECT_STORE_BYTES,
-                 temp_dir: str | Path | None = None, start_timeout: float = 180.0) -> None:
+                 temp_dir: str | Path | None = None, start_timeout: float = 600.0) -> None:
         self.nodes, self.cpus, self.store = nodes, cpus_per_node, object_store_bytes
         self.timeout = start_timeout
         self._own_temp = temp_dir is None
@@ -73,7 +73,7 @@ class LocalRayCluster:
     def _node(self, head: bool) -> subprocess.Popen:
         role = ["--head", f"--port={self.port}", "--include-dashboard=false", f"--temp-dir={self.temp_dir}"] if head \
             else [f"--address={self.address}"]
-        log = open(self.temp_dir / f"node{len(self.processes)}.log", "wb")
+        log = open(self._log(len(self.processes)), "wb")
         command = [sys.executable, "-m", "ray.scripts.scripts", "start", "--block", *role, *NODE_FLAGS,
                    f"--num-cpus={self.cpus}", f"--object-store-memory={self.store}"]
         proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=self.env, start_new_session=True)
@@ -81,36 +81,83 @@ class LocalRayCluster:
         self.processes.append(proc)
         return proc
 
-    def start(self) -> "LocalRayCluster":
+    def start(self, attempts: int = 3) -> "LocalRayCluster":
+        """Start the nodes; a start that fails (a node exits, or another process took the port between its
+        choice and its use) is cleaned up and tried again on a fresh port, ``attempts`` times in all."""
+        for attempt in range(attempts):
+            try:
+                return self._start()
+            except RuntimeError:
+                if attempt == attempts - 1:
+                    raise
+                self.port = free_port()
+                self.address = f"127.0.0.1:{self.port}"
+                self.processes = []
+                if self._own_temp:
+                    self.temp_dir = Path(tempfile.mkdtemp(prefix="rw-ray-", dir="/tmp"))
+        return self
+
+    def _start(self) -> "LocalRayCluster":
         try:
-            self._node(head=True)
-            self._wait_for(1)
+            self._wait_started(self._node(head=True))
             for _ in range(self.nodes - 1):
-                self._node(head=False)
+                self._wait_started(self._node(head=False))
             self._wait_for(self.nodes)
-        except BaseException:
+        except BaseException as exc:
+            logs = self._log_tails()
             self.stop()
+            if isinstance(exc, RuntimeError):
+                raise RuntimeError(f"{exc}\n{logs}") from None
             raise
         return self
+
+    def _log(self, k: int) -> Path:
+        return self.temp_dir / f"node{k}.log"
+
+    def _log_tails(self, lines: int = 15) -> str:
+        out = []
+        for k in range(len(self.processes)):
+            try:
+                text = self._log(k).read_text(errors="replace").splitlines()[-lines:]
+            except OSError:
+                continue
+            out.append(f"--- node {k} ---\n" + "\n".join(text))
+        return "\n".join(out)
+
+    def _wait_started(self, proc: subprocess.Popen) -> None:
+        """Until ``ray start`` says the node's runtime is up (it prints that once its raylet has joined)."""
+        log = self._log(self.processes.index(proc))
+        deadline = time.monotonic() + self.timeout
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(f"ray node exited with code {proc.returncode}")
+            if log.exists() and "Ray runtime started" in log.read_text(errors="replace"):
+                return
+            time.sleep(0.5)
+        raise RuntimeError(f"ray cluster: a node did not start within {self.timeout:.0f} s")
 
     def alive_nodes(self) -> int:
         """Nodes the cluster's GCS counts as alive (asked in a child process, so this one stays unconnected)."""
         probe = ("import ray, sys; ray.init(address=sys.argv[1], log_to_driver=False, logging_level='ERROR');"
                  "print(sum(n['Alive'] for n in ray.nodes()))")
         out = subprocess.run([sys.executable, "-c", probe, self.address], capture_output=True, text=True, env=self.env,
-                             timeout=120)
+                             timeout=300)
         return int(out.stdout.strip().splitlines()[-1]) if out.returncode == 0 and out.stdout.strip() else 0
 
     def _wait_for(self, nodes: int) -> None:
+        """Until the GCS counts ``nodes`` alive nodes."""
         deadline = time.monotonic() + self.timeout
         while time.monotonic() < deadline:
             for proc in self.processes:
                 if proc.poll() is not None:
-                    raise RuntimeError(f"ray node exited with code {proc.returncode}; see {self.temp_dir}/node*.log")
-            if self.alive_nodes() >= nodes:
-                return
+                    raise RuntimeError(f"ray node exited with code {proc.returncode}")
+            try:
+                if self.alive_nodes() >= nodes:
+                    return
+            except subprocess.TimeoutExpired:
+                pass
             time.sleep(1.0)
-        raise RuntimeError(f"ray cluster: {nodes} node(s) not up within {self.timeout:.0f} s; see {self.temp_dir}/node*.log")
+        raise RuntimeError(f"ray cluster: {nodes} node(s) not up within {self.timeout:.0f} s")
 
     @property
     def sessions(self) -> set[int]:

@@ -99,14 +99,12 @@ def compute_results(runs: Sequence[RunLogs], baseline: str | None, seed: int) ->
         parts["llm"].append(_relabel(_llm_usage(logs), run))
     users = _concat(parts["users"])
     comparisons = []
-    for metric in COMPARE:
-        if metric not in users.columns:
-            continue
-        if several:
-            comparisons.append(compare.compare_runs(list(runs), metric, base, n_boot=N_BOOT, seed=seed, level=LEVEL))
-        else:
-            paired = runs[0].scenario.run.assignment == "copies"
-            comparisons.append(compare.bootstrap_compare(users, metric, base, n_boot=N_BOOT, seed=seed, paired=paired, level=LEVEL))
+    compared = [m for m in COMPARE if m in users.columns]
+    if several:
+        comparisons.append(compare.compare_runs(list(runs), compared, base, n_boot=N_BOOT, seed=seed, level=LEVEL))
+    else:
+        paired = runs[0].scenario.run.assignment == "copies"
+        comparisons.append(compare.bootstrap_compare(users, compared, base, n_boot=N_BOOT, seed=seed, paired=paired, level=LEVEL))
     ope = _concat(parts["ope"])
     results = Results(
         run_names=names,
