@@ -67,7 +67,9 @@ class LocalRayCluster:
         self.port = free_port()
         self.address = f"127.0.0.1:{self.port}"
         self.processes: list[subprocess.Popen] = []
-        self.env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+        # the nodes' own home: a Ray token left in the shared ~/.ray by someone else's Ray must not switch on
+        # token authentication between the nodes of this cluster
+        self.env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled", "HOME": str(self.temp_dir)}
 
     # ------------------------------------------------------------------ start and stop
     def _node(self, head: bool) -> subprocess.Popen:
@@ -95,6 +97,7 @@ class LocalRayCluster:
                 self.processes = []
                 if self._own_temp:
                     self.temp_dir = Path(tempfile.mkdtemp(prefix="rw-ray-", dir="/tmp"))
+                    self.env["HOME"] = str(self.temp_dir)
         return self
 
     def _start(self) -> "LocalRayCluster":
