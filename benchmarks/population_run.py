@@ -23,6 +23,7 @@ import argparse
 import json
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import threading
@@ -114,6 +115,12 @@ def measure(args: argparse.Namespace, users: int, engine: str, address: str | No
         figures = json.loads([line for line in text.splitlines() if line.startswith("{")][-1])
         figures["peak_gib"] = done.peak_gb
         figures["engine"] = engine
+        # the report again, from the logs alone, in a fresh process: what `recoworld report RUN_DIR` costs
+        alone = run_watched([sys.executable, "-c", "from recoworld.cli import app; app()", "report", str(work / "run"),
+                             "--out", str(work / "report-again")], args.limit_gb, stdout=subprocess.DEVNULL)
+        if alone.returncode != 0 or alone.killed_at_limit:
+            raise SystemExit(f"{users:,} users: recoworld report failed (exit {alone.returncode}, peak {alone.peak_gb:.2f} GiB)")
+        figures["report_alone_seconds"], figures["report_alone_gib"] = alone.wall_seconds, alone.peak_gb
         return figures
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -123,7 +130,8 @@ def show(f: dict, cartpole: float) -> None:
     total = f["run_seconds"] + f["report_seconds"]
     print(f"{f['users']:>8,} users {f['engine']:>5}: run {f['run_seconds']:7.1f} s + report {f['report_seconds']:5.1f} s = "
           f"{total:7.1f} s ({total / TARGET_SECONDS:.2f}× the {TARGET_SECONDS:.0f} s target); peak {f['peak_gib']:.2f} GiB "
-          f"(report alone {f['report_peak'] / 2**30:.2f} GiB; target {TARGET_GIB:g}); {f['impressions']:,} impressions, "
+          f"(during the report {f['report_peak'] / 2**30:.2f} GiB; target {TARGET_GIB:g}); `recoworld report` alone "
+          f"{f['report_alone_seconds']:.1f} s, peak {f['report_alone_gib']:.2f} GiB; {f['impressions']:,} impressions, "
           f"{f['mb_on_disk']:,.0f} MB; {f['slates'] / f['run_seconds']:,.0f} user-steps/s = "
           f"{f['slates'] / f['run_seconds'] / cartpole:.2f}× CartPole-v1; CPU run {f['run_cpu']:.0f} s, report "
           f"{f['report_cpu']:.0f} s (all threads of the process)", flush=True)
