@@ -173,8 +173,10 @@ def _write_report(run_dirs: list[Path], out: Path, baseline: Optional[str], seed
     """Load the run folders and write their report; bad logs raise a one-line ``ValueError``."""
     from recoworld.evaluation.data import RunLogs
     from recoworld.evaluation.report import write_report
+    from recoworld.progress import reporting
 
-    return write_report([RunLogs.load(d) for d in run_dirs], out, baseline=baseline, seed=seed)
+    with reporting():  # the logs are read in named stages (minutes for 100k users)
+        return write_report([RunLogs.load(d) for d in run_dirs], out, baseline=baseline, seed=seed)
 
 
 def default_report_folder(run_dirs: list[Path]) -> Path:
