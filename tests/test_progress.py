@@ -42,8 +42,9 @@ def test_long_piped_stages_print_how_far_they_got_and_the_time_left():
         with stage("grid", total=4) as s:
             s.advance()
             s.note("l2=0.1")
-    first = out.getvalue().splitlines()[0]
-    assert first.startswith("grid: 1/4,") and "left" in first and "(l2=0.1)" in first
+    first, noted = out.getvalue().splitlines()[:2]
+    assert first.startswith("grid: 1/4,") and "left" in first
+    assert noted.startswith("grid: 1/4,") and noted.endswith("(l2=0.1)")
 
 
 def test_a_failing_stage_says_it_stopped_and_the_error_goes_on():

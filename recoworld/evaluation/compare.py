@@ -67,26 +67,29 @@ def _statement(arm: str, baseline: str, metric: str, diff: float, low: float, hi
 
 def bootstrap_compare(
     users: pd.DataFrame,
-    metric: str,
+    metric: str | Sequence[str],
     baseline: str,
     n_boot: int = 2000,
     seed: int = 0,
     paired: bool | None = None,
     level: float = 0.95,
 ) -> pd.DataFrame:
-    """Every other arm against ``baseline`` on the per-user mean of ``metric``; one row per arm.
+    """Every other arm against ``baseline`` on the per-user mean of ``metric``; one row per arm (per metric and
+    arm, metric by metric, when ``metric`` is a list).
 
     ``value`` / ``baseline_value``: means over the users compared (users with a NaN metric are left out;
     paired: users present in both arms); ``diff`` = value − baseline_value; ``ci_low``/``ci_high``:
     percentile interval at ``level`` of the difference over ``n_boot`` resamples
-    (``np.random.default_rng(seed)`` afresh for each arm, so a row does not depend on the other arms);
+    (``np.random.default_rng(seed)`` afresh for each arm and metric, so a row depends on no other row);
     ``significant``: the interval excludes 0; ``winner``: the better arm when significant (lower is better
-    for ``churned``), else None; ``statement``: the result in words.
+    for ``churned``), else None; ``statement``: the result in words. Metrics compared over the same users
+    draw the same resamples, so they share the draws (the figures are those of separate calls).
 
     ``paired=True`` resamples the users present in both arms jointly (arms that served copies of the same
     users); ``False`` resamples each arm on its own; ``None`` pairs when the two arms share user ids.
     """
-    for col in ("arm", "user", metric):
+    metrics = [metric] if isinstance(metric, str) else list(metric)
+    for col in ("arm", "user", *metrics):
         if col not in users.columns:
             raise ValueError(f"bootstrap_compare: users lack column '{col}'")
     if not 0 < level < 1:
@@ -94,36 +97,74 @@ def bootstrap_compare(
     arms = list(pd.unique(users["arm"]))
     if baseline not in arms:
         raise ValueError(f"bootstrap_compare: unknown baseline arm '{baseline}' (arms: {', '.join(map(str, arms))})")
-    values = users[["arm", "user", metric]].copy()
-    values[metric] = pd.to_numeric(values[metric], errors="coerce").astype(np.float64)
-    base = values[values["arm"] == baseline].set_index("user")[metric]
-    rows = []
+    values = users[["arm", "user", *metrics]].copy()
+    for m in metrics:
+        values[m] = pd.to_numeric(values[m], errors="coerce").astype(np.float64)
+    base = values[values["arm"] == baseline].set_index("user")[metrics]
+    rows: dict[tuple[str, object], dict] = {}
     for arm in arms:
         if arm == baseline:
             continue
-        mine = values[values["arm"] == arm].set_index("user")[metric]
+        mine = values[values["arm"] == arm].set_index("user")[metrics]
         pair = paired if paired is not None else bool(mine.index.intersection(base.index).size)
-        rng = np.random.default_rng(seed)
-        if pair:
-            both = pd.concat([mine.rename("a"), base.rename("b")], axis=1, join="inner").dropna()
-            a, b = both["a"].to_numpy(), both["b"].to_numpy()
-            boots = resampled_means(a - b, n_boot, rng) if a.size else np.full(n_boot, np.nan)
-        else:
-            a, b = mine.dropna().to_numpy(), base.dropna().to_numpy()
-            boots = resampled_means(a, n_boot, rng) - resampled_means(b, n_boot, rng) if a.size and b.size else np.full(n_boot, np.nan)
-        value = float(a.mean()) if a.size else float("nan")
-        base_value = float(b.mean()) if b.size else float("nan")
+        for group in _same_users(mine, base, metrics, pair):
+            for m, row in zip(group, _compare(mine, base, group, pair, n_boot, seed, level, arm, baseline)):
+                rows[(m, arm)] = row
+    ordered = [rows[(m, arm)] for m in metrics for arm in arms if (m, arm) in rows]
+    return pd.DataFrame(ordered, columns=COLUMNS)
+
+
+def _pairs(mine: pd.Series, base: pd.Series, pair: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The values compared: paired, the users in both arms (a NaN in either leaves the user out); else each arm's."""
+    if pair:
+        both = pd.concat([mine.rename("a"), base.rename("b")], axis=1, join="inner").dropna()
+        return both["a"].to_numpy(), both["b"].to_numpy()
+    return mine.dropna().to_numpy(), base.dropna().to_numpy()
+
+
+def _kept(mine: pd.Series, base: pd.Series, pair: bool) -> tuple:
+    """Which users a metric compares (metrics that keep the same ones draw the same resamples)."""
+    if pair:
+        both = pd.concat([mine.rename("a"), base.rename("b")], axis=1, join="inner")
+        return (both.notna().all(axis=1).to_numpy().tobytes(), len(both))
+    return (mine.notna().to_numpy().tobytes(), base.notna().to_numpy().tobytes())
+
+
+def _same_users(mine: pd.DataFrame, base: pd.DataFrame, metrics: list[str], pair: bool) -> list[list[str]]:
+    groups: dict[tuple, list[str]] = {}
+    for m in metrics:
+        groups.setdefault(_kept(mine[m], base[m], pair), []).append(m)
+    return list(groups.values())
+
+
+def _compare(mine: pd.DataFrame, base: pd.DataFrame, group: list[str], pair: bool, n_boot: int, seed: int,
+             level: float, arm: str, baseline: str) -> list[dict]:
+    """One row per metric of ``group`` (metrics over the same users): one set of draws for all of them."""
+    pairs = [_pairs(mine[m], base[m], pair) for m in group]
+    a, b = np.stack([p[0] for p in pairs], axis=1), np.stack([p[1] for p in pairs], axis=1)
+    rng = np.random.default_rng(seed)
+    if pair:
+        boots = resampled_means(a - b, n_boot, rng) if len(a) else np.full((n_boot, len(group)), np.nan)
+    elif len(a) and len(b):
+        boots = resampled_means(a, n_boot, rng) - resampled_means(b, n_boot, rng)
+    else:
+        boots = np.full((n_boot, len(group)), np.nan)
+    out = []
+    for j, metric in enumerate(group):
+        value = float(a[:, j].mean()) if len(a) else float("nan")
+        base_value = float(b[:, j].mean()) if len(b) else float("nan")
         diff = value - base_value
-        low, high = (float(v) for v in percentile_interval(boots, level)) if np.isfinite(boots).all() else (float("nan"),) * 2
+        finite = np.isfinite(boots[:, j]).all()
+        low, high = (float(v) for v in percentile_interval(boots[:, j], level)) if finite else (float("nan"),) * 2
         significant = bool(low > 0 or high < 0)
         better = (diff < 0) if metric in LOWER_IS_BETTER else (diff > 0)
-        rows.append({
+        out.append({
             "arm": arm, "baseline": baseline, "metric": metric, "value": value, "baseline_value": base_value,
             "diff": diff, "ci_low": low, "ci_high": high, "significant": significant,
             "winner": (arm if better else baseline) if significant else None,
             "statement": _statement(arm, baseline, metric, diff, low, high, level, significant),
         })
-    return pd.DataFrame(rows, columns=COLUMNS)
+    return out
 
 
 def run_labels(runs: Sequence[RunLogs]) -> list[str]:
@@ -149,7 +190,7 @@ def pooled_users(runs: Sequence[RunLogs]) -> pd.DataFrame:
 
 def compare_runs(
     runs: Sequence[RunLogs],
-    metric: str,
+    metric: str | Sequence[str],
     baseline: str,
     n_boot: int = 2000,
     seed: int = 0,

@@ -1,17 +1,28 @@
-"""A run folder's logs loaded for evaluation, with what is missing said plainly."""
+"""A run folder's logs opened for evaluation, with what is missing said plainly.
+
+The large tables (impressions, sessions, off-policy probabilities) stay on disk as :class:`LogTable`:
+read in batches by Arrow's dataset scanner, never whole, so a report's memory does not grow with the
+length of the logs. The small ones (creators, items, LLM usage, users, catalog) are pandas frames.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
 
 from recoworld.runs.logs import TABLES, RunFolder, RunManifest, read_table
 from recoworld.scenario import Scenario, load_scenario
 
-LARGE = ("impressions", "ope")  # kept dictionary-encoded (categoricals): millions of rows, a few thousand distinct values
+LARGE = ("impressions", "sessions", "ope")  # read in batches from their day files
+BATCH_ROWS = 1 << 20  # rows a batch holds at most
 REQUIRED = {
     "impressions": ["arm", "day", "session", "step", "position", "user", "item", "creator", "topic", "action",
                     "clicked", "watch_seconds", "reward", "propensity"],
@@ -19,24 +30,90 @@ REQUIRED = {
 }
 
 
+class LogTable:
+    """One large table of a run: its Parquet day files, read by Arrow's dataset scanner in batches of at most
+    ``BATCH_ROWS`` rows in day order; or a frame, for logs built in memory (the same code reads both)."""
+
+    def __init__(self, paths: Sequence[Path] = (), frame: pd.DataFrame | None = None, rows: int | None = None) -> None:
+        self.paths = [Path(p) for p in paths]
+        self.frame = frame
+        self._rows = rows
+        self._dataset: ds.Dataset | None = None
+
+    @classmethod
+    def of(cls, table: "LogTable | pd.DataFrame | None") -> "LogTable":
+        if isinstance(table, LogTable):
+            return table
+        return cls(frame=table if table is not None else pd.DataFrame())
+
+    @property
+    def dataset(self) -> ds.Dataset:
+        if self._dataset is None:
+            if self.frame is not None:
+                self._dataset = ds.dataset(pa.Table.from_pandas(self.frame, preserve_index=False))
+            else:
+                schema = pa.unify_schemas([pq.read_schema(p) for p in self.paths], promote_options="permissive") \
+                    if self.paths else pa.schema([])
+                self._dataset = ds.dataset([str(p) for p in self.paths], schema=schema, format="parquet")
+        return self._dataset
+
+    @property
+    def columns(self) -> list[str]:
+        return list(self.dataset.schema.names)
+
+    def __len__(self) -> int:
+        if self._rows is None:
+            self._rows = len(self.frame) if self.frame is not None else self.dataset.count_rows()
+        return self._rows
+
+    @property
+    def empty(self) -> bool:
+        return len(self) == 0
+
+    def batches(self, columns: Sequence[str], batch_rows: int = BATCH_ROWS) -> Iterator[pa.RecordBatch]:
+        """The table's ``columns`` (those it has) batch by batch, in the order of the rows."""
+        if not self.paths and self.frame is None:
+            return
+        have = [c for c in columns if c in self.columns]
+        if self.frame is not None:
+            yield from self.dataset.to_batches(columns=have, batch_size=batch_rows)
+            return
+        for path in self.paths:  # file by file, batch by batch: the dataset scanner's read-ahead holds far more
+            with pq.ParquetFile(path) as reader:
+                yield from reader.iter_batches(batch_size=batch_rows, columns=[c for c in have if c in reader.schema_arrow.names])
+
+    def read(self, columns: Sequence[str] | None = None, where: Any = None) -> pd.DataFrame:
+        """The rows matching ``where`` (a ``pyarrow.dataset`` expression) as a frame: for small selections only
+        (the first slates the off-policy estimates use). Dictionary columns come back as categoricals."""
+        if self.frame is not None and where is None:
+            return self.frame[list(columns)] if columns is not None else self.frame
+        if not self.paths and self.frame is None:
+            return pd.DataFrame(columns=list(columns or []))
+        return self.dataset.to_table(columns=None if columns is None else list(columns), filter=where).to_pandas()
+
+
 @dataclass
 class RunLogs:
-    """Every table of one run as pandas frames: string columns as plain strings, except in the large
-    ``impressions`` and ``ope`` tables, where they stay categoricals (as the Parquet dictionaries hold them)."""
+    """One run's logs: the large tables (impressions, sessions, ope) as :class:`LogTable` (a frame given here is
+    wrapped in one), the small ones as pandas frames with string columns as plain strings."""
 
     path: Path
     manifest: RunManifest
     scenario: Scenario
-    impressions: pd.DataFrame
-    sessions: pd.DataFrame
+    impressions: LogTable
+    sessions: LogTable
     creators: pd.DataFrame
     items: pd.DataFrame
     users: pd.DataFrame
     catalog: pd.DataFrame  # items at day 0
     llm: pd.DataFrame
     notes: list[str] = field(default_factory=list)  # what is missing or partial, in words
-    ope: pd.DataFrame = field(default_factory=pd.DataFrame)  # off-policy targets' probabilities (table ope)
+    ope: LogTable = field(default_factory=LogTable)  # off-policy targets' probabilities (table ope)
     _embeddings: dict[str, dict[str, np.ndarray]] = field(default_factory=dict, repr=False)
+    _cache: dict[str, Any] = field(default_factory=dict, repr=False)  # figures computed once (recoworld.evaluation.metrics)
+
+    def __post_init__(self) -> None:
+        self.impressions, self.sessions, self.ope = (LogTable.of(t) for t in (self.impressions, self.sessions, self.ope))
 
     @property
     def name(self) -> str:
@@ -66,10 +143,14 @@ class RunLogs:
             notes.append(f"the run is still in progress or was stopped: {manifest.days_completed} of {manifest.days_total} days logged")
         if manifest.days_completed == 0:
             raise ValueError(f"{folder.path}: the run has no completed day yet")
-        tables = {}
+        tables: dict[str, Any] = {}
         for table in TABLES:
-            frame = read_table(folder.path, table)
-            tables[table] = frame if table in LARGE else _plain(frame)
+            if table in LARGE:
+                files = [f for f in manifest.files if f.table == table]
+                paths = [folder.path / f.path for f in files]
+                tables[table] = LogTable(paths, rows=sum(f.rows for f in files))
+            else:
+                tables[table] = _plain(read_table(folder.path, table))
         for table, columns in REQUIRED.items():
             missing = [c for c in columns if c not in tables[table].columns]
             if missing:

@@ -11,7 +11,9 @@ target's probability of including every logged item (and every item it would inc
   each item's reward rate in the logs, shrunk to the overall rate and cross-fitted over two
   halves of the users.
 
-Intervals come from a seeded bootstrap over users (a user's slates move together). All three
+Intervals come from a seeded bootstrap over users (a user's slates move together). With ``scope``
+"first" only the first slates are read from the logs; "all" reads the columns it needs of every
+impression, so its memory grows with the logs. All three
 assume rewards add up over a slate's items; the simulator's in-order review makes that an
 approximation, which is why the tests check the estimates against on-policy values.
 """
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pyarrow.dataset as ds
 
 from recoworld.evaluation.data import RunLogs
 from recoworld.evaluation.stats import percentile_interval, resampled_sums
@@ -76,17 +79,20 @@ def ope_table(
         raise ValueError(f"ope_table: scope must be 'all' or 'first', not '{scope}'")
     if reward not in logs.impressions.columns:
         raise ValueError(f"ope_table: impressions have no column '{reward}'")
-    imp = logs.impressions[[*SLATE, "session", "position", "item", "propensity", reward]].copy()
+    first = scope == "first"  # then only first slates are read: a small part of the logs
+    where = (ds.field("session") == 1) & (ds.field("step") == 1) if first else None
+    imp = logs.impressions.read([*SLATE, "session", "position", "item", "propensity", reward], where).copy()
     imp[reward] = imp[reward].astype(np.float64)
-    if scope == "first":
+    if first:
         imp = imp[(imp["session"] == 1) & (imp["step"] == 1)]
+    targets = logs.ope.read(None, ds.field("step") == 1 if first else None)
     k = int(logs.scenario.env.slate_size)
     on_policy = imp.groupby(SLATE, observed=True)[reward].sum().groupby("arm", observed=True).mean()
     imp["fold"] = pd.util.hash_array(imp["user"].to_numpy(dtype=object)) % 2
     rates = {arm: _item_rates(g, reward, shrink) for arm, g in imp.groupby("arm", observed=True)}
 
     rows = []
-    for (arm, target), ope in logs.ope.groupby(["arm", "target"], observed=True):
+    for (arm, target), ope in targets.groupby(["arm", "target"], observed=True):
         logged = imp[imp["arm"] == arm].merge(
             ope.loc[ope["kind"] == "logged", [*SLATE, "position", "target_prob"]], on=[*SLATE, "position"], how="inner"
         )

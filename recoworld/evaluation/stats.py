@@ -26,12 +26,16 @@ def _blocks(n: int, n_boot: int, width: int, rng: np.random.Generator):
 
 
 def resampled_means(values: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndarray:
-    """(n_boot,) means of ``n_boot`` resamples (with replacement, same size) of ``values`` (n,)."""
+    """(n_boot,) means of ``n_boot`` resamples (with replacement, same size) of ``values`` (n,); for ``values``
+    (n, c), (n_boot, c): every column resampled with the same rows, each column's means equal (bit for bit)
+    to those of a call with that column alone and the same generator state."""
     x = np.asarray(values, dtype=np.float64)
-    out = np.empty(n_boot)
-    for lo, hi, rows in _blocks(x.size, n_boot, 1, rng):
-        out[lo:hi] = x[rows].mean(axis=1)
-    return out
+    columns = x.reshape(len(x), -1).T.copy()  # (c, n), each column contiguous
+    out = np.empty((n_boot, len(columns)))
+    for lo, hi, rows in _blocks(len(x), n_boot, 1, rng):
+        for j, column in enumerate(columns):
+            out[lo:hi, j] = column[rows].mean(axis=1)
+    return out if x.ndim > 1 else out[:, 0]
 
 
 def resampled_sums(values: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndarray:

@@ -1,7 +1,9 @@
 """Where shard-days run: in this process (``local``) or as Ray tasks (``ray``).
 
 Both call :func:`recoworld.runs.shard.run_shard_day` with the same arguments, so the same scenario
-and seed give the same logs on either engine.
+and seed give the same logs on either engine. A shard-day is a function of its arguments alone, so
+a Ray task whose worker process dies (killed, out of memory, its node lost) is run again by Ray
+(``TASK_RETRIES``) and gives the same result.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from recoworld.agents.protocol import Recommender
 from recoworld.runs.shard import ShardDay, own_arrays, run_shard_day
 
 Job = tuple[Any, ...]  # the arguments of run_shard_day
+TASK_RETRIES = 3  # runs of a shard-day after its worker died; an exception raised by the task is not retried
 
 
 class LocalEngine:
@@ -41,7 +44,7 @@ class RayEngine:
         if not ray.is_initialized():
             ray.init(address=address, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
         self._ray = ray
-        self._task = ray.remote(_writable_shard_day)
+        self._task = ray.remote(max_retries=TASK_RETRIES, retry_exceptions=False)(_writable_shard_day)
 
     def recommenders_for(self, recommenders: dict[int, Recommender], n_shards: int) -> dict[int, Recommender]:
         return recommenders  # serialised for each task: every shard gets its own copy

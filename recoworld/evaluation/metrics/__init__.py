@@ -1,9 +1,10 @@
 """Metrics of a run from its logs: per user, per arm and per day; retention curves, diversity and creator health.
 
 Every function takes a :class:`~recoworld.evaluation.data.RunLogs` and returns plain pandas frames with
-one block per arm; each docstring states its definition. The impressions are encoded once per ``RunLogs``
-as integer codes (arm, user, item, slate) and per-slate figures are built with ``np.bincount``, so ten
-million rows cost a few seconds and no Python loop runs over rows, slates or users.
+one block per arm; each docstring states its definition. They are computed from the sums of one pass
+over the logs (``scan``): the impressions and sessions are read batch by batch, never whole, and reduced
+with ``np.bincount`` per (arm, user), (arm, item), (arm, day) and arm, so memory follows the population,
+not the length of the logs, and no Python loop runs over rows, slates or users.
 
 Terms used throughout:
 
@@ -14,8 +15,9 @@ Terms used throughout:
 - the arm's *world*: its own copy of the platform (``copies``) or the world all arms share (``split``);
   its catalog is the day-0 catalog plus the items published in it.
 
-Modules: ``base`` (constants, Gini, slate NDCG, the encoded impressions), ``users`` (user table,
-Kaplan-Meier, NDCG vs retention), ``arms`` (``arm_summary``), ``daily`` (per day, Lorenz, creators).
+Modules: ``base`` (constants, Gini, slate NDCG), ``codes``, ``sessions`` and ``scan`` (the one pass),
+``exposure`` (what each arm showed of its world), ``users`` (user table, Kaplan-Meier, NDCG vs
+retention), ``arms`` (``arm_summary``), ``daily`` (per day, Lorenz, creators).
 """
 
 from recoworld.evaluation.metrics.arms import arm_summary

@@ -8,8 +8,11 @@ import numpy as np
 import pandas as pd
 
 from recoworld.evaluation import headline as H
-from recoworld.evaluation.metrics.base import ILD_SLATES, RETENTION_DAYS, Encoded, encoded, exposure_of, gini, world_items
-from recoworld.evaluation.metrics.users import km_frame, returned_mask, user_table
+from recoworld.evaluation.metrics.base import ILD_SLATES, RETENTION_DAYS, gini
+from recoworld.evaluation.metrics.exposure import exposure_of, item_counts, world_items
+from recoworld.evaluation.metrics.codes import Grid, Keys
+from recoworld.evaluation.metrics.scan import Figures, SlateSample, figures, sample_slates
+from recoworld.evaluation.metrics.users import km_frame, user_table
 
 if TYPE_CHECKING:
     from recoworld.evaluation.data import RunLogs
@@ -40,9 +43,9 @@ def arm_summary(logs: RunLogs, seed: int = 0, ild_slates: int = ILD_SLATES) -> p
       arm's world; 0 without usage; NaN when arms split one world (its usage is not attributable to an arm).
     """
     arms = logs.arms
-    enc = encoded(logs)
+    fig = figures(logs)
+    codes = [fig.arm_code(a) for a in arms]
     users = user_table(logs)
-    sessions = logs.sessions
     per_user = users.groupby("arm", sort=False)
     out = pd.DataFrame(index=pd.Index(arms, name="arm"))
     out["users"] = per_user.size().reindex(arms).fillna(0).astype(np.int64)
@@ -55,86 +58,81 @@ def arm_summary(logs: RunLogs, seed: int = 0, ild_slates: int = ILD_SLATES) -> p
     out["slates_per_session"] = H.slates_per_session(tot["slates"], tot["sessions"])
     out["items_per_session"] = H.ratio(tot["reviewed"], tot["sessions"])
     out["sessions_per_user"] = H.per_user(tot["sessions"], n)
-    returned = pd.Series(returned_mask(sessions), index=sessions.index)
-    out["return_rate"] = returned.groupby(sessions["arm"]).mean().reindex(arms)
+    sess = _per_arm(fig.sessions.user_sums, codes, arms)
+    out["return_rate"] = H.ratio(sess["returned"], sess["sessions"])
     out["churn_rate"] = H.churn_rate(tot["churned"], n)
     km = km_frame(logs, users).set_index(["arm", "day"])["survival"]
     horizon = logs.manifest.days_completed
     for d in RETENTION_DAYS:
         out[f"retention_d{d}"] = km.xs(d, level="day").reindex(arms) if d <= horizon else np.nan
-    instr = sessions["instructions"] if "instructions" in sessions.columns else pd.Series(0, index=sessions.index)
-    out["instruction_rate"] = H.ratio(instr.groupby(sessions["arm"]).sum().reindex(arms), tot["sessions"])
-    sl = enc.slates
-    slate_arm = np.asarray(enc.arms, dtype=object)[sl["arm"].to_numpy()]
-    out["compliance"] = sl["compliance"].groupby(slate_arm).mean().reindex(arms)
-    told = instr.to_numpy() > 0
-    out["retention_after_instruction"] = returned[told].groupby(sessions["arm"][told]).mean().reindex(arms)
-    out["ild"] = [_ild(logs, enc, arm, np.random.default_rng([seed, k]), ild_slates) for k, arm in enumerate(arms)]
-    out["coverage"] = [_coverage(logs, enc, arm) for arm in arms]
+    out["instruction_rate"] = H.ratio(sess["instructions"], tot["sessions"])
+    imp = _per_arm(fig.impressions.user_sums, codes, arms)
+    out["compliance"] = H.ratio(imp["compliance_sum"], imp["compliance_n"])
+    out["retention_after_instruction"] = H.ratio(sess["told_returned"], sess["told"])
+    if seed == fig.sample.seed and ild_slates == fig.sample.size:
+        sample = fig.sample
+    else:
+        sample = sample_slates(logs, fig.slate_counts(), seed, ild_slates, fig.arms, fig.items)
+    out["ild"] = [_ild(logs, fig.items, sample, fig.arm_code(arm), arm) for arm in arms]
+    out["coverage"] = [_coverage(logs, arm) for arm in arms]
     out["exposure_gini_items"] = [gini(exposure_of(logs, arm, "item")) for arm in arms]
-    out["novelty"] = _novelty(enc).reindex(arms)
-    out["ndcg"] = sl["ndcg"].groupby(slate_arm).mean().reindex(arms)
+    out["novelty"] = [_novelty(logs, fig, arm) for arm in arms]
+    out["ndcg"] = H.ratio(imp["ndcg"], imp["slates"])
     out[["llm_calls", "llm_tokens", "llm_cost_usd"]] = _llm(logs)
-    out["llm_echoed_slates"] = _echoed(logs).reindex(arms).fillna(0)
+    echoed = _per_arm(fig.impressions.arm_sums, codes, arms, ["echoed"])["echoed"]
+    out["llm_echoed_slates"] = echoed.astype(float) if "user_echoed_item_text" in logs.impressions.columns else 0.0
     return out
 
 
-def _echoed(logs: RunLogs) -> pd.Series:
-    """Slates per arm whose LLM-user answer repeated an item's text (quoted or obeyed it: an injection)."""
-    imp = logs.impressions
-    if "user_echoed_item_text" not in imp.columns:
-        return pd.Series(dtype=float)
-    first = imp[(imp["position"] == 0) & imp["user_echoed_item_text"].astype(bool)]
-    return first.groupby(first["arm"].astype(str)).size().astype(float)
+def _per_arm(grid: Grid, codes: list[int], arms: list[str], names: list[str] | None = None) -> pd.DataFrame:
+    """Per arm (rows ``arms``): each named sum of ``grid`` added up over its columns (users, items or days)."""
+    out = pd.DataFrame(index=pd.Index(arms, name="arm"))
+    for name in names or list(grid.sums):
+        total = grid.get(name).sum(axis=1)
+        out[name] = [float(total[c]) if c < len(total) else 0.0 for c in codes]
+    return out
 
 
-def _coverage(logs: RunLogs, enc: Encoded, arm: str) -> float:
+def _coverage(logs: RunLogs, arm: str) -> float:
     world = world_items(logs, arm)
     if logs.catalog.empty or world.empty:
         return float("nan")
-    shown = np.bincount(enc.item[enc.arm == enc.arms.index(arm)], minlength=len(enc.items)) > 0
-    return float(world["item_id"].isin(enc.items[shown]).sum() / len(world))
+    shown = item_counts(logs, arm, "shown")
+    return float(world["item_id"].isin(shown.index[shown.to_numpy() > 0]).sum() / len(world))
 
 
-def _novelty(enc: Encoded) -> pd.Series:
-    n_items, n_users = len(enc.items), len(enc.users)
-    clicks = pd.unique((enc.arm[enc.clicked] * n_users + enc.user[enc.clicked]) * n_items + enc.item[enc.clicked])
-    clickers = np.bincount((clicks // (n_users * n_items)) * n_items + clicks % n_items, minlength=len(enc.arms) * n_items)
-    served = np.zeros(len(enc.arms) * n_users, dtype=bool)
-    served[enc.arm * n_users + enc.user] = True
-    arm_users = served.reshape(len(enc.arms), n_users).sum(axis=1).astype(np.float64)
-    rows = enc.reviewed
-    a, i = enc.arm[rows], enc.item[rows]
-    bits = -np.log2(np.maximum(clickers[a * n_items + i], 1) / arm_users[a])
-    value = np.bincount(a, bits, len(enc.arms)) / np.maximum(np.bincount(a, minlength=len(enc.arms)), 1)
-    has = np.bincount(a, minlength=len(enc.arms)) > 0
-    return pd.Series(np.where(has, value, np.nan), index=enc.arms)
-
-
-def _ild(logs: RunLogs, enc: Encoded, arm: str, rng: np.random.Generator, max_slates: int, chunk: int = 4096) -> float:
-    """Mean over sampled slates of the mean pairwise 1 − cosine of their items' embeddings."""
-    ids = np.flatnonzero(enc.slates["arm"].to_numpy() == enc.arms.index(arm))
-    if ids.size == 0:
+def _novelty(logs: RunLogs, fig: Figures, arm: str) -> float:
+    """Mean over the arm's reviewed impressions of −log2(clickers of the item / users the arm served), an item
+    nobody clicked counting one clicker."""
+    reviewed = item_counts(logs, arm, "reviewed").to_numpy(np.float64)
+    clickers = item_counts(logs, arm, "clickers").to_numpy(np.float64)
+    a = fig.arm_code(arm)
+    slates = fig.impressions.user_sums.get("slates")
+    served = float((slates[a] > 0).sum()) if a < slates.shape[0] else 0.0
+    if reviewed.sum() == 0:
         return float("nan")
-    if ids.size > max_slates:
-        ids = np.sort(rng.choice(ids, size=max_slates, replace=False))
+    bits = -np.log2(np.maximum(clickers, 1) / served)
+    return float((reviewed * bits).sum() / reviewed.sum())
+
+
+def _ild(logs: RunLogs, items: Keys, sample: SlateSample, code: int, arm: str, chunk: int = 4096) -> float:
+    """Mean over sampled slates of the mean pairwise 1 − cosine of their items' embeddings."""
+    number, item = sample.of(code)
+    if number.size == 0:
+        return float("nan")
     emb = logs.embeddings(arm)
     matrix = np.stack([np.asarray(v, dtype=np.float64) for v in emb.values()])
     norm = np.linalg.norm(matrix, axis=1, keepdims=True)
     matrix = np.divide(matrix, norm, out=np.zeros_like(matrix), where=norm > 0)
-    emb_row = pd.Index(list(emb.keys())).get_indexer(enc.items)  # embedding row by item code, -1 if unknown
-    chosen = np.zeros(len(enc.slates), dtype=bool)
-    chosen[ids] = True
-    rows = np.flatnonzero(chosen[enc.slate])
-    rows = rows[emb_row[enc.item[rows]] >= 0]
-    rows = rows[np.argsort(enc.slate[rows], kind="stable")]
-    slate = enc.slate[rows]
+    emb_row = pd.Index(list(emb.keys())).get_indexer(items.index())  # embedding row by item code, -1 if unknown
+    keep = emb_row[item] >= 0
+    slate, rows = number[keep], emb_row[item[keep]]
     starts = np.flatnonzero(np.r_[True, slate[1:] != slate[:-1]])
     ends = np.r_[starts[1:], len(rows)]
     values = []
     for lo in range(0, len(starts), chunk):  # blocks of slates bound the (rows × dim) memory
         s, e = starts[lo:lo + chunk], ends[lo:lo + chunk]
-        vecs = matrix[emb_row[enc.item[rows[s[0]:e[-1]]]]]
+        vecs = matrix[rows[s[0]:e[-1]]]
         total = np.add.reduceat(vecs, s - s[0], axis=0)
         sq = np.add.reduceat((vecs * vecs).sum(axis=1), s - s[0])
         k = (e - s).astype(np.float64)

@@ -9,7 +9,10 @@ import pandas as pd
 
 if TYPE_CHECKING:
     from recoworld.evaluation.data import RunLogs
-from recoworld.evaluation.metrics.base import CREATOR_DAILY_COLUMNS, CREATOR_SUMMARY_COLUMNS, encoded, exposure_of, gini
+from recoworld.evaluation.metrics.base import CREATOR_DAILY_COLUMNS, CREATOR_SUMMARY_COLUMNS, gini
+from recoworld.evaluation.metrics.exposure import exposure_of
+from recoworld.evaluation.metrics.codes import Grid
+from recoworld.evaluation.metrics.scan import figures
 
 
 # ------------------------------------------------------------------ per day
@@ -21,26 +24,30 @@ def daily(logs: RunLogs) -> pd.DataFrame:
     arms = logs.arms
     days = np.arange(logs.manifest.days_completed)
     grid = pd.MultiIndex.from_product([arms, days], names=["arm", "day"])
-    s = logs.sessions
-    zeros = pd.Series(0, index=s.index)
-    g = pd.DataFrame({
-        "user": s["user"], "clicks": s["clicks"], "reviewed": s["reviewed"],
-        "watch_minutes": s["watch_seconds"] / 60.0 if "watch_seconds" in s.columns else zeros,
-        "instructions": s["instructions"] if "instructions" in s.columns else zeros,
-    }).groupby([s["arm"], s["day"]])
-    agg = g.agg(active_users=("user", "nunique"), sessions=("user", "size"), clicks=("clicks", "sum"),
-                reviewed=("reviewed", "sum"), watch_minutes=("watch_minutes", "sum"), instructions=("instructions", "sum"))
-    agg = agg.reindex(grid, fill_value=0)
+    fig = figures(logs)
+    codes = np.array([fig.arm_code(a) for a in arms], dtype=np.int64)
+
+    def per_day(sums: Grid, name: str) -> np.ndarray:
+        """(arms × days,) the named sum on each (arm, day) of the grid, 0 where nothing was logged."""
+        table = sums.get(name)
+        out = np.zeros((len(arms), len(days)))
+        cols = min(len(days), table.shape[1])
+        inside = codes < table.shape[0]
+        out[np.flatnonzero(inside), :cols] = table[codes[inside], :cols]
+        return out.ravel()
+
     out = pd.DataFrame(index=grid)
-    out["active_users"] = agg["active_users"].astype(np.int64)
-    out["sessions"] = agg["sessions"].astype(np.int64)
-    per_session = agg["sessions"].where(agg["sessions"] > 0)
-    out["ctr"] = agg["clicks"] / agg["reviewed"].where(agg["reviewed"] > 0)
-    out["watch_minutes_per_session"] = agg["watch_minutes"] / per_session
-    sl = encoded(logs).slates
-    slate_arm = np.asarray(encoded(logs).arms, dtype=object)[sl["arm"].to_numpy()]
-    out["compliance"] = sl["compliance"].groupby([slate_arm, sl["day"].to_numpy()]).mean().reindex(grid)
-    out["instructions_per_session"] = agg["instructions"] / per_session
+    s = fig.sessions.day_sums
+    sessions = per_day(s, "sessions")
+    out["active_users"] = per_day(s, "active_users").round().astype(np.int64)
+    out["sessions"] = sessions.round().astype(np.int64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        reviewed = per_day(s, "reviewed")
+        out["ctr"] = np.where(reviewed > 0, per_day(s, "clicks") / reviewed, np.nan)
+        out["watch_minutes_per_session"] = np.where(sessions > 0, per_day(s, "watch_minutes") / sessions, np.nan)
+        c_n = per_day(fig.impressions.day_sums, "compliance_n")
+        out["compliance"] = np.where(c_n > 0, per_day(fig.impressions.day_sums, "compliance_sum") / c_n, np.nan)
+        out["instructions_per_session"] = np.where(sessions > 0, per_day(s, "instructions") / sessions, np.nan)
     new = []
     for arm in arms:
         pub = logs.published(arm)

@@ -11,76 +11,62 @@ from recoworld.evaluation.stats import km_curves
 
 if TYPE_CHECKING:
     from recoworld.evaluation.data import RunLogs
-from recoworld.evaluation.metrics.base import QUADRANTS, USER_COLUMNS, cached, encoded
+from recoworld.evaluation.metrics.base import QUADRANTS, USER_COLUMNS
+from recoworld.evaluation.metrics.scan import figures
 
 
 # ------------------------------------------------------------------ per user
 def user_table(logs: RunLogs) -> pd.DataFrame:
     """One row per (arm, user) that was served (had a session).
 
-    Sums over the user's sessions: sessions (= days_active, at most one session a day), slates, reviewed,
-    clicks, likes, shares, comments, reward, instructions; ``watch_minutes`` = watch seconds / 60;
-    ``ctr`` = clicks / reviewed; ``churned`` = the churn flag of the user's last session; ``return_rate`` =
+    From the per-user sums of one pass over the logs (:mod:`.scan`). Sums over the user's sessions: sessions
+    (= days_active, at most one session a day), slates, reviewed, clicks, likes, shares, comments, reward,
+    instructions; ``watch_minutes`` = watch seconds / 60; ``ctr`` = clicks / reviewed; ``churned`` = the churn flag of the user's last session; ``return_rate`` =
     share of the user's sessions that were returned; ``compliance`` = mean over the user's slates that had a
     pending instruction (NaN if none); ``ndcg`` = mean per-slate NDCG@K (see :func:`slate_ndcg`; gain 1 click,
     2 like or comment, 3 share); ``first_day`` = day of the first session; ``survival_days`` = days from the
     first session to the session after which the user churned (``event`` 1), else to the end of the logged
     days (``event`` 0, censored).
     """
-    return cached(logs, "users", lambda: _user_table(logs)).copy()
-
-
-def returned_mask(sessions: pd.DataFrame) -> np.ndarray:
-    return (~sessions["churned"].to_numpy(bool)) & (sessions["return_gap_days"].to_numpy() > 0)
+    if "users" not in logs._cache:
+        logs._cache["users"] = _user_table(logs)
+    return logs._cache["users"].copy()
 
 
 def _user_table(logs: RunLogs) -> pd.DataFrame:
-    s = logs.sessions.sort_values("day", kind="stable")
-    zeros = np.zeros(len(s))
-    optional = ("likes", "shares", "comments", "reward", "instructions", "watch_seconds")
-    col = {c: s[c].to_numpy() if c in s.columns else zeros for c in optional}
-    frame = pd.DataFrame({
-        "arm": s["arm"].to_numpy(object), "user": s["user"].to_numpy(object),
-        "segment": s["segment"].to_numpy(object) if "segment" in s.columns else None,
-        "day": s["day"].to_numpy(np.int64), "slates": s["slates"].to_numpy(np.int64),
-        "reviewed": s["reviewed"].to_numpy(np.int64), "clicks": s["clicks"].to_numpy(np.int64),
-        "watch_minutes": col["watch_seconds"] / 60.0, "likes": col["likes"], "shares": col["shares"],
-        "comments": col["comments"], "reward": col["reward"], "churned": s["churned"].to_numpy(bool),
-        "returned": returned_mask(s), "instructions": col["instructions"],
-    })
-    g = frame.groupby(["arm", "user"], sort=False)
-    out = g.agg(
-        segment=("segment", "first"), sessions=("day", "size"), first_day=("day", "min"), last_day=("day", "max"),
-        slates=("slates", "sum"), reviewed=("reviewed", "sum"), clicks=("clicks", "sum"),
-        watch_minutes=("watch_minutes", "sum"), likes=("likes", "sum"), shares=("shares", "sum"),
-        comments=("comments", "sum"), reward=("reward", "sum"), churned=("churned", "last"),
-        return_rate=("returned", "mean"), instructions=("instructions", "sum"),
-    ).reset_index()
+    fig = figures(logs)
+    s = fig.sessions.frame()
+    arms, users = np.asarray(fig.arms.values, dtype=object), np.asarray(fig.users.values, dtype=object)
+    out = pd.DataFrame({"arm": arms[s["arm_code"].to_numpy(np.int64)], "user": users[s["user_code"].to_numpy(np.int64)],
+                        "segment": s["segment"].to_numpy(object)})
+    for name in ("sessions", "slates", "reviewed", "clicks", "first_day", "last_day"):
+        out[name] = s[name].to_numpy(np.float64).round().astype(np.int64)
+    for name in ("watch_minutes", "likes", "shares", "comments", "reward", "instructions"):
+        out[name] = s[name].to_numpy(np.float64)
+    out["churned"] = s["churned"].to_numpy(bool)
+    out["return_rate"] = s["returned"].to_numpy(np.float64) / s["sessions"].to_numpy(np.float64)
     out["days_active"] = out["sessions"]
     out["ctr"] = out["clicks"] / out["reviewed"].where(out["reviewed"] > 0)
     # slate-level figures from the impressions
-    enc = encoded(logs)
-    sl = enc.slates
-    n_users = len(enc.users)
-    key = sl["arm"].to_numpy() * n_users + sl["user"].to_numpy()
-    keys, inverse = np.unique(key, return_inverse=True)
-    comp = sl["compliance"].to_numpy()
-    scored = ~np.isnan(comp)
-    c_n = np.bincount(inverse[scored], minlength=len(keys))
-    per_user = pd.DataFrame({
-        "arm": np.asarray(enc.arms, dtype=object)[keys // n_users],
-        "user": enc.users.to_numpy(dtype=object)[keys % n_users],
-        "ndcg": np.bincount(inverse, sl["ndcg"].to_numpy(), len(keys)) / np.bincount(inverse, minlength=len(keys)),
-        "compliance": np.divide(np.bincount(inverse[scored], comp[scored], len(keys)), c_n,
-                                out=np.full(len(keys), np.nan), where=c_n > 0),
-    })
-    out = out.merge(per_user, on=["arm", "user"], how="left")
+    imp = fig.impressions.user_sums
+    a, u = s["arm_code"].to_numpy(np.int64), s["user_code"].to_numpy(np.int64)
+    inside = (a < imp.shape[0]) & (u < imp.shape[1])
+    def at(name: str) -> np.ndarray:
+        values = np.zeros(len(a))
+        values[inside] = imp.get(name)[a[inside], u[inside]]
+        return values
+
+    slates, c_n = at("slates"), at("compliance_n")
+    out["ndcg"] = np.divide(at("ndcg"), slates, out=np.full(len(a), np.nan), where=slates > 0)
+    out["compliance"] = np.divide(at("compliance_sum"), c_n, out=np.full(len(a), np.nan), where=c_n > 0)
     horizon = logs.manifest.days_completed
     end = np.where(out["churned"], out["last_day"], horizon)
     out["survival_days"] = (end - out["first_day"]).astype(np.int64)
     out["event"] = out["churned"].astype(np.int64)
-    order = {a: k for k, a in enumerate(logs.arms)}
-    out = out.sort_values("arm", key=lambda c: c.map(order).fillna(len(order)), kind="stable", ignore_index=True)
+    out["order"] = s["order"].to_numpy()
+    rank = {a: k for k, a in enumerate(logs.arms)}
+    out["arm_rank"] = out["arm"].map(rank).fillna(len(rank) + s["arm_code"]).to_numpy()
+    out = out.sort_values(["arm_rank", "order"], kind="stable", ignore_index=True)
     return out[USER_COLUMNS]
 
 

@@ -79,10 +79,11 @@ def compute_results(runs: Sequence[RunLogs], baseline: str | None, seed: int) ->
     parts: dict[str, list[pd.DataFrame]] = {k: [] for k in (
         "summary", "users", "km", "daily", "lorenz_items", "lorenz_creators", "creator_daily", "creator_summary",
         "quadrants", "ope", "llm")}
-    labels: list[str] = []
+    labels = [f"{name}/{a}" if several else a for name, logs in zip(names, runs) for a in logs.arms]
+    configured = getattr(runs[0].scenario.run, "baseline", None)
+    base = choose_baseline(baseline, configured, names[0], labels, several)  # refused before the logs are read
     for name, logs in zip(names, runs):
         run = name if several else None
-        labels += [f"{name}/{a}" for a in logs.arms] if several else list(logs.arms)
         parts["summary"].append(_relabel(metrics.arm_summary(logs), run, index=True))
         parts["users"].append(_relabel(metrics.user_table(logs), run))
         parts["km"].append(_relabel(metrics.kaplan_meier(logs), run))
@@ -96,18 +97,14 @@ def compute_results(runs: Sequence[RunLogs], baseline: str | None, seed: int) ->
         parts["quadrants"].append(_relabel(metrics.ndcg_retention_2x2(logs), run))
         parts["ope"].append(_relabel(_ope_table(logs), run))
         parts["llm"].append(_relabel(_llm_usage(logs), run))
-    configured = getattr(runs[0].scenario.run, "baseline", None)
-    base = choose_baseline(baseline, configured, names[0], labels, several)
     users = _concat(parts["users"])
     comparisons = []
-    for metric in COMPARE:
-        if metric not in users.columns:
-            continue
-        if several:
-            comparisons.append(compare.compare_runs(list(runs), metric, base, n_boot=N_BOOT, seed=seed, level=LEVEL))
-        else:
-            paired = runs[0].scenario.run.assignment == "copies"
-            comparisons.append(compare.bootstrap_compare(users, metric, base, n_boot=N_BOOT, seed=seed, paired=paired, level=LEVEL))
+    compared = [m for m in COMPARE if m in users.columns]
+    if several:
+        comparisons.append(compare.compare_runs(list(runs), compared, base, n_boot=N_BOOT, seed=seed, level=LEVEL))
+    else:
+        paired = runs[0].scenario.run.assignment == "copies"
+        comparisons.append(compare.bootstrap_compare(users, compared, base, n_boot=N_BOOT, seed=seed, paired=paired, level=LEVEL))
     ope = _concat(parts["ope"])
     results = Results(
         run_names=names,

@@ -92,11 +92,14 @@ def _baseline_reason(runs: Sequence[RunLogs], base: str) -> str:
 
 def _fallback_share(runs: Sequence[RunLogs]) -> float | None:
     """Share of LLM user decisions (logged impressions) that fell back, over the runs with LLM users."""
+    from recoworld.evaluation.metrics.scan import figures
+
     llm = [r for r in runs if r.scenario.users.backend != "parametric" and "user_fallback" in r.impressions.columns]
     if not llm:
         return None
-    rows = sum(len(r.impressions) for r in llm)
-    return sum(int(r.impressions["user_fallback"].astype(bool).sum()) for r in llm) / rows if rows else None
+    sums = [figures(r).impressions.arm_sums for r in llm]
+    rows = sum(float(s.get("rows").sum()) for s in sums)
+    return sum(float(s.get("user_fallbacks").sum()) for s in sums) / rows if rows else None
 
 
 def _comparison_section(sec: Section, runs: Sequence[RunLogs], res: Results, base: str, notes: list[str], figs: dict[str, Path]) -> None:
