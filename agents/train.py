@@ -21,6 +21,7 @@ from typing import Any
 from recoworld.agents.rl.envs import HELD_OUT_OFFSET, retention_config
 from recoworld.agents.rl.evaluation import evaluate
 from recoworld.agents.rl.training import save, train
+from recoworld.progress import reporting, stage
 from recoworld.scenario import deep_merge
 
 BASELINES: tuple[str, ...] = ("random", "popular", "greedy", "mmr", "linucb")
@@ -45,7 +46,8 @@ def compare(
 
     Returns ``{"config", "train": {...}, "results": [evaluate() dicts, RL policy first]}``; with
     ``out`` the model is saved there as an SB3 zip. ``train_kwargs`` go to ``recoworld.agents.rl.train``
-    (``n_envs``, ``hyperparams``, ``policy_kwargs`` ...).
+    (``n_envs``, ``hyperparams``, ``policy_kwargs`` ...). ``progress`` prints a line after each step; the
+    stages (training, evaluating each policy) show under :func:`recoworld.progress.reporting`.
     """
     from recoworld.agents import make_recommender
     from recoworld.agents.rl.training import _algo_class
@@ -74,7 +76,8 @@ def compare(
     policies: list[tuple[str, Any]] = [(algo, model)] + [(name, make_recommender(name, seed=seed)) for name in baselines]
     for label, policy in policies:
         start = time.perf_counter()
-        res = evaluate(policy, n_users=users, seed_offset=seed_offset, scenario=scenario, config=config)
+        with stage(f"evaluating {label}"):
+            res = evaluate(policy, n_users=users, seed_offset=seed_offset, scenario=scenario, config=config)
         res["policy"] = label
         res["eval_seconds"] = time.perf_counter() - start
         results.append(res)
@@ -127,12 +130,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     from recoworld.scenario import parse_overrides
 
     try:
-        report = compare(
-            args.timesteps, args.algo, args.users, args.out, args.scenario, parse_overrides(args.set_), args.seed,
-            [b for b in args.baselines.split(",") if b],
-        )
+        with reporting():
+            report = compare(
+                args.timesteps, args.algo, args.users, args.out, args.scenario, parse_overrides(args.set_), args.seed,
+                [b for b in args.baselines.split(",") if b], progress=False,
+            )
     except ValueError as exc:
         parser.exit(2, f"error: {exc}\n")
+    if report["train"].get("saved_to"):
+        print(f"model saved to {report['train']['saved_to']}")
     print(format_table(report["results"]))
     if args.json is not None:
         args.json.write_text(json.dumps(_json_ready(report), indent=2) + "\n")

@@ -241,16 +241,23 @@ def train(
     set_: list[str] = typer.Option([], "--set", help="Override a config field: key.path=value (repeatable)."),
 ) -> None:
     """Train an RL recommender for retention (needs the rl extra) and compare it with baselines on held-out users."""
+    from recoworld.progress import reporting
+
     try:
         from recoworld.agents.train import compare, format_table
         from recoworld.scenario import parse_overrides
 
-        report = compare(timesteps, algo, users, out, scenario, parse_overrides(set_), seed, [b for b in baselines.split(",") if b])
+        with reporting():
+            report = compare(timesteps, algo, users, out, scenario, parse_overrides(set_), seed,
+                             [b for b in baselines.split(",") if b], progress=False)
     except ImportError as exc:
         raise fail(f"train: needs the rl extra (pip install 'recoworld[rl]'): {exc}")
     except (ValueError, OSError) as exc:
         raise fail(str(exc))
-    make_console().print(format_table(report["results"]), markup=False, highlight=False)
+    console = make_console()
+    if report["train"].get("saved_to"):
+        console.print(f"model saved to {report['train']['saved_to']}", markup=False, highlight=False)
+    console.print(format_table(report["results"]), markup=False, highlight=False)
 
 
 def check_paths(**paths: Optional[Path]) -> None:
@@ -352,6 +359,7 @@ def align(
 ) -> None:
     """Aligned LLM users from logged feedback: samples, decision traces, uncertainty distillation, TRL JSONL (and a LoRA fine-tune)."""
     from recoworld.llm.config import LLMConfig, build_language_model
+    from recoworld.progress import reporting
     from recoworld.users.align.api import AlignConfig, align as run_align
 
     check_paths(SOURCE=source, __items=items)
@@ -362,7 +370,8 @@ def align(
             "distill": {"keep_share": keep, "noise_floor": noise_floor}, "student": student, "train": train,
             "finetune": {"sft_steps": sft_steps, "dpo_steps": dpo_steps, "seed": seed, "objective": objective,
                          "grad_accum": accum, "sft_lr": lr}})
-        report = run_align(source, out, config, items=items, teacher=teacher_model)
+        with reporting():
+            report = run_align(source, out, config, items=items, teacher=teacher_model)
     except ImportError as exc:
         raise fail(f"align: needs the align extra (pip install 'recoworld[align]'): {exc}")
     except (ValueError, OSError) as exc:

@@ -1,12 +1,16 @@
 """What ``recoworld run`` shows while it works: a first-use note while the kernels compile, and the days
-simulated (a live bar on a terminal, plain lines when piped), with the LLM fallback share."""
+simulated with the time left (a live bar on a terminal, plain lines when piped), with the LLM fallback share.
+
+A day is the unit a run checkpoints, so a piped run prints a line per day (a log shows how far a killed run
+got), where :mod:`recoworld.progress` prints a line per stage; the stages after the days (the report) go
+through :mod:`recoworld.progress`."""
 
 from __future__ import annotations
 
 import time
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 
 def kernels_cached() -> bool:
@@ -32,10 +36,11 @@ class DayProgress:
         self.console, self.horizon, self.llm = console, horizon, llm
         self.live = console.is_terminal
         columns = [TextColumn("{task.description:<10}"), BarColumn(), MofNCompleteColumn(), TextColumn("days"),
-                   TimeElapsedColumn(), TextColumn("{task.fields[note]}")]
+                   TimeElapsedColumn(), TextColumn("left"), TimeRemainingColumn(), TextColumn("{task.fields[note]}")]
         self.progress = Progress(*columns, console=console, transient=False) if self.live else None
         self.task = None
         self.started = 0.0
+        self.first_day = 0  # days already done when this process started (a resumed run)
 
     def __enter__(self) -> "DayProgress":
         self.started = time.monotonic()
@@ -52,6 +57,7 @@ class DayProgress:
 
     def resumed(self, day: int) -> None:
         self.console.print(f"resuming from day {day} of {self.horizon}", highlight=False)
+        self.first_day, self.started = day, time.monotonic()
         if self.progress is not None:
             self.progress.update(self.task, completed=day)
 
@@ -63,5 +69,6 @@ class DayProgress:
             self.progress.update(self.task, completed=days, note=note)
         else:
             elapsed = time.monotonic() - self.started
-            self.console.print(f"simulating: {days}/{self.horizon} days, {elapsed:.0f} s{', ' + note if note else ''}",
-                               highlight=False)
+            left = elapsed * (self.horizon - days) / max(days - self.first_day, 1)
+            self.console.print(f"simulating: {days}/{self.horizon} days, {elapsed:.0f} s, about {left:.0f} s left"
+                               f"{', ' + note if note else ''}", highlight=False)

@@ -230,7 +230,9 @@ class RecommenderSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(description="Registry name (random, popular, greedy, mmr, egreedy, linucb, mf, toolrec, lerl, sb3, instruction_following).")
+    name: str = Field(description="Registry name (random, popular, greedy, mmr, egreedy, linucb, mf, toolrec, lerl, sb3, sasrec, "
+                      "instruction_following), a name an installed package declares in the recoworld.recommenders "
+                      "entry-point group, or package.module:Class.")
     params: dict[str, Any] = Field(default_factory=dict)
     arm: str | None = Field(None, description="Arm label in logs and reports (default: the name).")
     share: float = Field(1.0, gt=0, description="Relative share of users when arms split the population.")
@@ -251,18 +253,17 @@ def _same_catalog(a: "CatalogConfig", b: "CatalogConfig") -> bool:
 
 
 def check_specs(specs: list[RecommenderSpec]) -> list[RecommenderSpec]:
-    """Every name registered, its params valid for it, every arm label used once."""
-    from recoworld.agents.registry import known_recommenders, validate_params
+    """Every name registered, installed or importable (``package.module:Class``), its params valid for it,
+    every arm label used once."""
+    from recoworld.agents.registry import validate_params
 
-    known = known_recommenders()
     seen: set[str] = set()
     for i, spec in enumerate(specs):
-        if spec.name not in known:
-            raise ValueError(f"{i}.name: unknown recommender '{spec.name}' (known: {', '.join(sorted(known))})")
         try:
             validate_params(spec.name, spec.params)
         except ValueError as exc:
-            raise ValueError(f"{i}.{exc}") from None
+            message = str(exc)
+            raise ValueError(f"{i}.{message}" if message.startswith("params.") else f"{i}.name: {message}") from None
         if spec.label in seen:
             raise ValueError(f"{i}.arm: arm '{spec.label}' appears twice; give each an 'arm' label")
         seen.add(spec.label)

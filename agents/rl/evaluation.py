@@ -10,6 +10,7 @@ import numpy as np
 from recoworld.agents.baselines import BaseRecommender
 from recoworld.agents.rl.envs import HELD_OUT_OFFSET, gym_env
 from recoworld.evaluation import headline as H
+from recoworld.progress import stage
 
 if TYPE_CHECKING:  # pragma: no cover
     from stable_baselines3.common.base_class import BaseAlgorithm
@@ -71,23 +72,25 @@ def _evaluate_recommender(rec: BaseRecommender, n: int, offset: int, scenario: s
     env = gym_env(scenario, config)
     base = env.unwrapped
     totals = _new_totals(n)
-    for i in range(n):
-        env.reset(seed=offset + i)
-        done = False
-        while not done:
-            view = base.sim.view(slice(None), with_text=rec.needs_text, with_observation=rec.needs_observation)
-            choice = rec.slate(view)
-            _obs, reward, terminated, truncated, info = env.step(choice.positions[0])
-            labels = info["actions"]
-            clicks = np.array([[a in CLICKED for a in labels]])
-            rec.observe(view, choice.positions, clicks, np.array([[a != "unseen" for a in labels]]))
-            totals["reward"][i] += reward
-            totals["steps"][i] += 1
-            totals["clicks"][i] += clicks.sum()
-            totals["sessions"][i] += info["session_ended"]
-            done = terminated or truncated
-        totals["days_active"][i] = base.sim.days_active[0]
-        totals["churned"][i] = float(terminated)
+    with stage("serving held-out users", total=n) as progress:
+        for i in range(n):
+            env.reset(seed=offset + i)
+            done = False
+            while not done:
+                view = base.sim.view(slice(None), with_text=rec.needs_text, with_observation=rec.needs_observation)
+                choice = rec.slate(view)
+                _obs, reward, terminated, truncated, info = env.step(choice.positions[0])
+                labels = info["actions"]
+                clicks = np.array([[a in CLICKED for a in labels]])
+                rec.observe(view, choice.positions, clicks, np.array([[a != "unseen" for a in labels]]))
+                totals["reward"][i] += reward
+                totals["steps"][i] += 1
+                totals["clicks"][i] += clicks.sum()
+                totals["sessions"][i] += info["session_ended"]
+                done = terminated or truncated
+            totals["days_active"][i] = base.sim.days_active[0]
+            totals["churned"][i] = float(terminated)
+            progress.advance()
     env.close()
     return _summary(rec.name, totals, offset)
 
@@ -104,28 +107,30 @@ def _evaluate_model(model: BaseAlgorithm, n: int, offset: int, scenario: str, co
     user = np.arange(width)  # the held-out user each env is serving; -1 = idle (serving a spare user)
     obs, _ = env.reset(seed=[offset + i for i in range(width)])
     next_user = width
-    while (user >= 0).any():
-        actions, _ = model.predict(obs, deterministic=True)
-        obs, reward, terminated, truncated, info = env.step(np.asarray(actions).reshape(width, -1))
-        live = user >= 0
-        np.add.at(totals["reward"], user[live], reward[live])
-        np.add.at(totals["steps"], user[live], 1)
-        np.add.at(totals["clicks"], user[live], info["rewards"]["click"][live])
-        np.add.at(totals["sessions"], user[live], info["session_ended"][live])
-        ended = terminated | truncated
-        if not ended.any():
-            continue
-        seeds: list[int | None] = [None] * width
-        for s in np.flatnonzero(ended):
-            i = user[s]
-            if i >= 0:
-                totals["days_active"][i] = info["days_active"][s]
-                totals["churned"][i] = float(terminated[s])
-            if next_user < n:
-                user[s], seeds[s] = next_user, offset + next_user
-                next_user += 1
-            else:  # no one left to serve: a spare user keeps the env stepping, unrecorded
-                user[s], seeds[s] = -1, offset + n + int(s)
-        obs, _ = env.reset(seed=seeds, options={"reset_mask": ended})
+    with stage("serving held-out users", total=n) as progress:
+        while (user >= 0).any():
+            actions, _ = model.predict(obs, deterministic=True)
+            obs, reward, terminated, truncated, info = env.step(np.asarray(actions).reshape(width, -1))
+            live = user >= 0
+            np.add.at(totals["reward"], user[live], reward[live])
+            np.add.at(totals["steps"], user[live], 1)
+            np.add.at(totals["clicks"], user[live], info["rewards"]["click"][live])
+            np.add.at(totals["sessions"], user[live], info["session_ended"][live])
+            ended = terminated | truncated
+            if not ended.any():
+                continue
+            seeds: list[int | None] = [None] * width
+            for s in np.flatnonzero(ended):
+                i = user[s]
+                if i >= 0:
+                    totals["days_active"][i] = info["days_active"][s]
+                    totals["churned"][i] = float(terminated[s])
+                    progress.advance()
+                if next_user < n:
+                    user[s], seeds[s] = next_user, offset + next_user
+                    next_user += 1
+                else:  # no one left to serve: a spare user keeps the env stepping, unrecorded
+                    user[s], seeds[s] = -1, offset + n + int(s)
+            obs, _ = env.reset(seed=seeds, options={"reset_mask": ended})
     env.close()
     return _summary(type(model).__name__.lower(), totals, offset)

@@ -162,6 +162,20 @@ class SlatePolicy(MultiInputActorCriticPolicy):
         self.optimizer = self.optimizer_class(self.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs)
 
 
+class StageProgress(BaseCallback):
+    """Advances a :func:`recoworld.progress.stage` by the environment steps taken (shown only when a command
+    turned reporting on), about 200 times over the run rather than every step."""
+
+    def __init__(self, stage: Any, total: int) -> None:
+        super().__init__()
+        self.stage, self.every = stage, max(1, total // 200)
+
+    def _on_step(self) -> bool:
+        if self.num_timesteps - self.stage.done >= self.every:
+            self.stage.advance(self.num_timesteps - self.stage.done)
+        return True
+
+
 class KeepBest(BaseCallback):
     """EvalCallback's ``callback_on_new_best``: copies the best-scoring weights into ``best``."""
 

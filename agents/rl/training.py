@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from recoworld.agents.rl.envs import DQN_ERROR, VALIDATION_SEEDS, Algo, make_env, make_vec_env
+from recoworld.progress import stage
 
 if TYPE_CHECKING:  # pragma: no cover
     from stable_baselines3.common.base_class import BaseAlgorithm
@@ -109,11 +110,17 @@ def train(
     callback = _validation_callback(
         scenario, config, eval_freq, eval_episodes, n_envs, normalize_reward, keep_best, best, log_path, verbose, vectorized
     )
+    from stable_baselines3.common.callbacks import CallbackList
+
+    from recoworld.agents.rl.policy import StageProgress
+
     start = time.perf_counter()
     threads = th.get_num_threads()
     th.set_num_threads(1)  # small networks: one thread beats two fighting the env for 2 cores
     try:
-        model.learn(total_timesteps=timesteps, callback=callback)
+        with stage(f"training {algo}", total=timesteps) as progress:
+            callbacks = [c for c in (callback, StageProgress(progress, timesteps)) if c is not None]
+            model.learn(total_timesteps=timesteps, callback=CallbackList(callbacks))
     finally:
         th.set_num_threads(threads)
     if callback is not None and keep_best:

@@ -225,6 +225,9 @@ def test_train_script_and_cli_print_the_comparison(tmp_path) -> None:
     assert result.exit_code == 0, result.output
     for name in ("ppo", "random", "greedy", "days active", "held-out users"):
         assert name in result.output
+    # piped, every stage is one plain line with its time: the training, then each policy's evaluation
+    for stage in ("training ppo: ", "evaluating ppo: ", "  serving held-out users: ", "evaluating greedy: "):
+        assert any(line.startswith(stage) for line in result.stderr.splitlines()), (stage, result.stderr)
     assert out.exists()
     refused = CliRunner().invoke(app, ["train", "--algo", "dqn"])
     assert refused.exit_code == 2

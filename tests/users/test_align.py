@@ -336,6 +336,8 @@ def test_cli_align_writes_valid_jsonl(tmp_path):
                                       "--student", "parametric", "--keep", "0.3"])
     assert result.exit_code == 0, result.output
     assert "kept" in result.output and "sft:" in result.output
+    stages = [line.split(":")[0] for line in result.stderr.splitlines()]  # piped: one plain line per stage
+    assert stages == ["writing decision traces", "distilling and writing the JSONL"]
     sft = read_jsonl(tmp_path / "out" / "sft.jsonl")
     validate_records(sft, "sft")
     validate_records(read_jsonl(tmp_path / "out" / "preference.jsonl"), "preference")

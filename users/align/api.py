@@ -19,6 +19,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from recoworld.llm.base import LanguageModel
+from recoworld.progress import stage
 from recoworld.world.loaders import load_interactions, load_items, load_movielens, read_atomic
 from recoworld.runs.logs import read_table
 from recoworld.users.align.distill import DistillConfig, select, student_table
@@ -101,16 +102,27 @@ def student_probs(sample_set: SampleSet, samples, student: str, weights: ChoiceW
 
         model = TransformersModel.load()
     hist = sample_set.config.history
-    return model.choice_probs_many([(decision_messages(s, sample_set.items, hist), len(s.candidates)) for s in samples])
+    return probs_in_steps(model, [(decision_messages(s, sample_set.items, hist), len(s.candidates)) for s in samples],
+                          "the small model's choice probabilities")
+
+
+def probs_in_steps(model, requests: list, name: str, step: int = 32) -> list[np.ndarray]:
+    """``model.choice_probs_many`` over ``requests`` in slices of ``step`` lists, as one named stage with a count."""
+    out: list[np.ndarray] = []
+    with stage(name, total=len(requests)) as progress:
+        for start in range(0, len(requests), step):
+            out += model.choice_probs_many(requests[start:start + step])
+            progress.advance(len(requests[start:start + step]))
+    return out
 
 
 def score_held_out(model, sample_set: SampleSet, weights: ChoiceWeights) -> HeldOutAccuracy:
     """The tuned model, its base model and the parametric user on the held-out lists."""
     test = sample_set.split("test")
     requests = [(decision_messages(s, sample_set.items, sample_set.config.history), len(s.candidates)) for s in test]
-    aligned = model.choice_probs_many(requests)
+    aligned = probs_in_steps(model, requests, "held-out lists, tuned model")
     with without_tuning(model):
-        base = model.choice_probs_many(requests)
+        base = probs_in_steps(model, requests, "held-out lists, base model")
     parametric = [softmax(x @ weights.vector()) for x in all_terms(sample_set, test)]
     return held_out_accuracy(np.array([s.chosen for s in test]), parametric, base, aligned, sample_set.config.seed)
 
@@ -122,29 +134,33 @@ def align(source: str | Path, out: str | Path, config: AlignConfig | None = None
     start = time.perf_counter()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    ss = load_source(source, items, config.samples)
+    ss = load_source(source, items, config.samples)  # outside a stage: bad input is one error line, nothing before it
     train = ss.split("train")
     if not train:
         raise ValueError(f"{Path(source).name}: no training samples (too few choices per user for min_history)")
-    weights, traces = teach(ss, teacher)
+    with stage("writing decision traces"):
+        weights, traces = teach(ss, teacher)
     model = None
     if config.student == "smollm2" or config.train:
         from recoworld.users.align.adapter import TransformersModel
 
-        model = TransformersModel.load()
-    table = select(student_table(train, traces, student_probs(ss, train, config.student, weights, model)), config.distill)
-    kept = np.flatnonzero(table["keep"].to_numpy())
-    k_samples, k_traces = [train[k] for k in kept], [traces[k] for k in kept]
-    hist = config.samples.history
-    sft = sft_records(k_samples, k_traces, ss.items, hist)
-    pref = preference_records(k_samples, k_traces, table["rejected"].to_numpy()[kept].tolist(), ss.items,
-                              all_terms(ss, k_samples), weights, hist)
-    files = {"sft": str(write_jsonl(out / "sft.jsonl", sft, "sft")),
-             "preference": str(write_jsonl(out / "preference.jsonl", pref, "preference"))}
-    table.to_csv(out / "distill.csv", index=False)
-    files["distill"] = str(out / "distill.csv")
-    (out / "samples.jsonl").write_text("".join(s.model_dump_json() + "\n" for s in ss.samples), encoding="utf-8")
-    files["samples"] = str(out / "samples.jsonl")
+        with stage("loading the small model"):
+            model = TransformersModel.load()
+    probs = student_probs(ss, train, config.student, weights, model)
+    with stage("distilling and writing the JSONL"):
+        table = select(student_table(train, traces, probs), config.distill)
+        kept = np.flatnonzero(table["keep"].to_numpy())
+        k_samples, k_traces = [train[k] for k in kept], [traces[k] for k in kept]
+        hist = config.samples.history
+        sft = sft_records(k_samples, k_traces, ss.items, hist)
+        pref = preference_records(k_samples, k_traces, table["rejected"].to_numpy()[kept].tolist(), ss.items,
+                                  all_terms(ss, k_samples), weights, hist)
+        files = {"sft": str(write_jsonl(out / "sft.jsonl", sft, "sft")),
+                 "preference": str(write_jsonl(out / "preference.jsonl", pref, "preference"))}
+        table.to_csv(out / "distill.csv", index=False)
+        files["distill"] = str(out / "distill.csv")
+        (out / "samples.jsonl").write_text("".join(s.model_dump_json() + "\n" for s in ss.samples), encoding="utf-8")
+        files["samples"] = str(out / "samples.jsonl")
     logs = []
     if config.train and config.finetune.objective == "head":
         from recoworld.users.align.choice_head import train_head
@@ -169,7 +185,8 @@ def align(source: str | Path, out: str | Path, config: AlignConfig | None = None
         model.net = net
     held_out = None
     if config.train and ss.split("test"):
-        held_out = score_held_out(model, ss, weights)
+        with stage("scoring the held-out lists"):
+            held_out = score_held_out(model, ss, weights)
     report = AlignReport(
         source=str(Path(source).name), train_samples=len(train), test_samples=len(ss.split("test")), kept=len(kept),
         noisy=int(table["noisy"].sum()),

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 
 from recoworld.llm.base import Message
+from recoworld.progress import stage
 from recoworld.users.align.finetune import decoder_stack, run_layers
 from recoworld.users.align.evaluate import hits
 from recoworld.users.align.prompts import is_option
@@ -170,14 +171,17 @@ def train_head(model, tok, examples: list[tuple[list[Message], int, int]],
     start = time.perf_counter()
     layers = config.layers or default_layers(model.config.num_hidden_layers)
     states: dict[int, list[np.ndarray]] = {layer: [] for layer in layers}
-    for messages, n, _ in examples:
-        got = candidate_states(model, tok, messages, layers)
-        for layer in layers:
-            if len(got[layer]) != n:
-                raise ValueError(f"choice head: the prompt lists {len(got[layer])} options, the example says {n}")
-            states[layer].append(got[layer])
+    with stage("reading the candidates' hidden states", total=len(examples)) as progress:
+        for messages, n, _ in examples:
+            got = candidate_states(model, tok, messages, layers)
+            for layer in layers:
+                if len(got[layer]) != n:
+                    raise ValueError(f"choice head: the prompt lists {len(got[layer])} options, the example says {n}")
+                states[layer].append(got[layer])
+            progress.advance()
     chosen = np.array([c for _, _, c in examples])
-    head = tune_head(states, chosen, config)
+    with stage("tuning the choice head (layer, L2)"):
+        head = tune_head(states, chosen, config)
     rows = states[head.layer]
     log = TrainLog(stage="choice-head", steps=1, examples=len(examples), seconds=round(time.perf_counter() - start, 1),
                    first_loss=float(np.mean([np.log(len(s)) for s in rows])),

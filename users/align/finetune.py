@@ -16,6 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from recoworld.progress import stage
 from recoworld.users.align.prompts import ANSWER_PREFIX, LETTERS
 from recoworld.users.align.settings import FinetuneConfig, TrainLog
 
@@ -113,21 +114,23 @@ def sft_choice(model, tok, examples: list[tuple[list[dict], int, int]], config: 
     logits_of = _ChoiceLogits(model, tok, config)
     model.train()
     losses, start, order = [], time.perf_counter(), np.zeros(0, dtype=np.int64)
-    for _ in range(config.sft_steps):
-        total = 0.0
-        for _ in range(config.grad_accum):
-            if len(order) == 0:
-                order = rng.permutation(len(examples))
-            k, order = int(order[0]), order[1:]
-            messages, n, chosen = examples[k]
-            logits = logits_of(k, messages, ids_all[:n])
-            loss = F.cross_entropy(logits.float()[None], torch.tensor([chosen])) / config.grad_accum
-            loss.backward()
-            total += loss.item()
-        opt.step()
-        sched.step()
-        opt.zero_grad()
-        losses.append(total)
+    with stage("LoRA SFT of the choice letter", total=config.sft_steps) as progress:
+        for _ in range(config.sft_steps):
+            total = 0.0
+            for _ in range(config.grad_accum):
+                if len(order) == 0:
+                    order = rng.permutation(len(examples))
+                k, order = int(order[0]), order[1:]
+                messages, n, chosen = examples[k]
+                logits = logits_of(k, messages, ids_all[:n])
+                loss = F.cross_entropy(logits.float()[None], torch.tensor([chosen])) / config.grad_accum
+                loss.backward()
+                total += loss.item()
+            opt.step()
+            sched.step()
+            opt.zero_grad()
+            losses.append(total)
+            progress.advance()
     model.eval()
     return _log("sft-choice", losses, len(examples), time.perf_counter() - start)
 
@@ -177,15 +180,17 @@ def sft(model, tok, records: list[dict], config: FinetuneConfig) -> TrainLog:
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config.sft_lr)
     model.train()
     losses, start = [], time.perf_counter()
-    for step in range(config.sft_steps):
-        ids, n_prompt = data[step % len(data)]
-        labels = ids.clone()
-        labels[:, :n_prompt] = -100
-        loss = model(input_ids=ids, labels=labels).loss
-        loss.backward()
-        opt.step()
-        opt.zero_grad()
-        losses.append(loss.item())
+    with stage("LoRA SFT on the traces", total=config.sft_steps) as progress:
+        for step in range(config.sft_steps):
+            ids, n_prompt = data[step % len(data)]
+            labels = ids.clone()
+            labels[:, :n_prompt] = -100
+            loss = model(input_ids=ids, labels=labels).loss
+            loss.backward()
+            opt.step()
+            opt.zero_grad()
+            losses.append(loss.item())
+            progress.advance()
     model.eval()
     return _log("sft", losses, len(records), time.perf_counter() - start)
 
@@ -198,24 +203,28 @@ def dpo(model, tok, records: list[dict], config: FinetuneConfig) -> TrainLog:
     torch.manual_seed(config.seed)
     order = np.random.default_rng(config.seed + 1).permutation(len(records))
     pairs = []
-    for k in order:
-        r = records[k]
-        c_ids, n = encode(tok, r["prompt"], r["chosen"][0]["content"], config.max_answer_tokens)
-        j_ids, _ = encode(tok, r["prompt"], r["rejected"][0]["content"], config.max_answer_tokens)
-        with torch.no_grad():
-            ref = (answer_logp(model, c_ids, n) - answer_logp(model, j_ids, n)).item()
-        pairs.append((c_ids, j_ids, n, ref))
+    with stage("DPO: the reference margins", total=len(order)) as progress:
+        for k in order:
+            r = records[k]
+            c_ids, n = encode(tok, r["prompt"], r["chosen"][0]["content"], config.max_answer_tokens)
+            j_ids, _ = encode(tok, r["prompt"], r["rejected"][0]["content"], config.max_answer_tokens)
+            with torch.no_grad():
+                ref = (answer_logp(model, c_ids, n) - answer_logp(model, j_ids, n)).item()
+            pairs.append((c_ids, j_ids, n, ref))
+            progress.advance()
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config.dpo_lr)
     model.train()
     losses, start = [], time.perf_counter()
-    for step in range(config.dpo_steps):
-        c_ids, j_ids, n, ref = pairs[step % len(pairs)]
-        margin = answer_logp(model, c_ids, n) - answer_logp(model, j_ids, n) - ref
-        loss = -F.logsigmoid(config.dpo_beta * margin)
-        loss.backward()
-        opt.step()
-        opt.zero_grad()
-        losses.append(loss.item())
+    with stage("DPO", total=config.dpo_steps) as progress:
+        for step in range(config.dpo_steps):
+            c_ids, j_ids, n, ref = pairs[step % len(pairs)]
+            margin = answer_logp(model, c_ids, n) - answer_logp(model, j_ids, n) - ref
+            loss = -F.logsigmoid(config.dpo_beta * margin)
+            loss.backward()
+            opt.step()
+            opt.zero_grad()
+            losses.append(loss.item())
+            progress.advance()
     model.eval()
     return _log("dpo", losses, len(records), time.perf_counter() - start)
 
