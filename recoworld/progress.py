@@ -106,6 +106,8 @@ class Reporter:
             self._print(s, f"{_count(s.done)}/{_count(s.total)}, {_duration(s.elapsed)}{tail}{note}")
 
     def finish(self, s: Stage, failed: bool) -> None:
+        """A stage's end: its line (piped) or its bar completed (terminal). A stage that failed says nothing,
+        so the error that stopped it stays the only line a user reads."""
         self._last_line.pop(id(s), None)
         if self.live:
             task = self._tasks.pop(id(s), None)
@@ -115,11 +117,10 @@ class Reporter:
                 if not self._tasks:
                     self._progress.__exit__(None, None, None)
                     self._progress = None
-            if failed:
-                self.console.print(f"{'  ' * s.depth}{s.name}: stopped after {_duration(s.elapsed)}", highlight=False)
             return
-        note = f" ({s.text})" if s.text else ""
-        self._print(s, f"{'stopped after ' if failed else ''}{_duration(s.elapsed)}{note}")
+        if not failed:
+            note = f" ({s.text})" if s.text else ""
+            self._print(s, f"{_duration(s.elapsed)}{note}")
 
     def _print(self, s: Stage, text: str) -> None:
         self.console.print(f"{'  ' * s.depth}{s.name}: {text}", highlight=False, markup=False, soft_wrap=True)
