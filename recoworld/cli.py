@@ -73,8 +73,8 @@ def run(
     """Simulate SCENARIO day by day; every arm's logs go to the run folder as Parquet per day, then the report."""
     from recoworld.console import DayProgress
     from recoworld.runs.guards import FallbackStop
-    from recoworld.runs.lock import describe_stale, run_lock
     from recoworld.runs.disk import DiskFull
+    from recoworld.runs.lock import describe_stale, run_lock
     from recoworld.runs.runner import PopulationRun
     from recoworld.scenario import load_scenario, parse_overrides
 
