@@ -9,6 +9,7 @@ in :attr:`LocalModel.stats`.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import functools
 import os
@@ -64,6 +65,9 @@ def _vocabulary(path: str) -> Any:
 
     with _quiet_stderr():  # llama.cpp warns about the (unused) context of a vocabulary-only load
         return Llama(model_path=path, vocab_only=True, verbose=False)
+
+
+atexit.register(_vocabulary.cache_clear)  # free the tokenizers while llama_cpp can still do it (not at interpreter teardown)
 
 
 @contextlib.contextmanager

@@ -136,6 +136,18 @@ def test_env_close_stops_the_server_it_owns_once_no_other_env_uses_it() -> None:
 
 
 @needs_llama
+def test_vector_env_close_stops_its_server() -> None:
+    envs = gym.make_vec("RecoWorld-v0", num_envs=2, vectorization_mode="vector_entry_point", user_backend="llm",
+                        config={**SMALL, "llm": LLM})
+    envs.reset(seed=0)
+    envs.action_space.seed(0)
+    envs.step(envs.action_space.sample())
+    pid = innermost(envs.unwrapped._single.user_backend().model).server.pid
+    envs.close()
+    assert wait_gone(pid, 10), "the server outlived the vector env"
+
+
+@needs_llama
 def test_env_close_leaves_a_model_the_caller_passed_in_running() -> None:
     mine = LocalModel("local/smollm2-135m", LocalLLMConfig(**LLM["local"]))
     env = llm_env(language_model=mine)
