@@ -102,6 +102,10 @@ def alive_here(record: LockRecord) -> bool:
     return True
 
 
+def _same_file(a: os.stat_result, b: os.stat_result) -> bool:
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+
+
 def _record_of(fd: int) -> LockRecord | None:
     try:
         data = os.pread(fd, 65536, 0)
@@ -122,7 +126,7 @@ class RunLock:
         """Remove the file (while still holding the lock), then unlock; the folder too if the lock made it and it is empty."""
         path = self.folder / LOCK_NAME
         try:
-            if os.fstat(self.fd).st_ino == path.stat().st_ino:
+            if _same_file(os.fstat(self.fd), path.stat()):
                 path.unlink()
         except OSError:
             pass
@@ -157,7 +161,7 @@ def _take(folder: Path) -> RunLock:
             os.close(fd)
             raise
         try:
-            same = os.fstat(fd).st_ino == path.stat().st_ino
+            same = _same_file(os.fstat(fd), path.stat())
         except FileNotFoundError:
             same = False
         if not same:
@@ -176,8 +180,8 @@ def _take(folder: Path) -> RunLock:
 
 def _busy(folder: Path, record: LockRecord | None) -> str:
     holder = record.describe() if record is not None else "a process that has not written its name yet"
-    return (f"run folder '{folder}' is in use by another run ({holder}); --overwrite and --resume wait for it too: "
-            "let it finish or stop it, or choose another folder with --out")
+    return (f"run folder '{folder}' is in use by another run ({holder}); --overwrite and --resume are refused too "
+            "while it runs: let it finish or stop it, or choose another folder with --out")
 
 
 @contextmanager
