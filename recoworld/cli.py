@@ -57,6 +57,7 @@ def _fmt(value: float, spec: str) -> str:
 
 @app.command()
 def run(
+    ctx: typer.Context,
     scenario: str = typer.Argument(..., help="Bundled scenario name (see `recoworld scenarios`) or a YAML path."),
     users: Optional[int] = typer.Option(None, "--users", "-n", min=1, help="Users (default: users.n_users)."),
     days: Optional[int] = typer.Option(None, "--days", "-d", min=1, help="Days to simulate (overrides env.horizon_days)."),
@@ -72,6 +73,8 @@ def run(
     """Simulate SCENARIO day by day; every arm's logs go to the run folder as Parquet per day, then the report."""
     from recoworld.console import DayProgress
     from recoworld.runs.guards import FallbackStop
+    from recoworld.runs.disk import DiskFull
+    from recoworld.runs.lock import describe_stale, run_lock
     from recoworld.runs.runner import PopulationRun
     from recoworld.scenario import load_scenario, parse_overrides
 
@@ -85,8 +88,11 @@ def run(
         scn = load_scenario(scenario, overrides)
         folder = out or Path(scn.run.output or Path("runs") / scn.name)
         scn = load_scenario(scn, {"run": {"output": str(folder)}})
-        check_run_folder(folder, resume, overwrite)
         horizon, console = scn.env.horizon_days, make_console()
+        lock = ctx.with_resource(run_lock(folder))  # held until the report is written: one live run per folder
+        if lock.stale is not None:
+            console.print(f"note: {describe_stale(lock)}", markup=False, highlight=False)
+        check_run_folder(folder, resume, overwrite)
         arms = ", ".join(r.label for r in scn.recommenders)
         console.print(
             f"[bold]{escape(scn.name)}[/]: {scn.users.n_users} users × {horizon} days, arms {escape(arms)} "
@@ -100,6 +106,8 @@ def run(
     except FallbackStop as exc:
         raise fail(f"{exc}; the run stopped with its last checkpoint kept: fix the LLM, then rerun with --resume "
                    f"(logs: {folder})", code=3)
+    except DiskFull as exc:  # the run stopped with what it wrote kept: resumable once there is room
+        raise fail(str(exc), code=3)
     except (ValueError, OSError) as exc:  # ScenarioError is a ValueError
         raise fail(str(exc))
     summaries = result.summaries()
@@ -143,6 +151,7 @@ def run(
 def check_run_folder(folder: Path, resume: bool, overwrite: bool) -> None:
     """Refuse to write into a folder that already holds something unless ``--resume`` or ``--overwrite`` says how;
     ``--overwrite`` drops the old run's report too (the run itself is cleared by the runner)."""
+    from recoworld.runs.lock import LOCK_NAME
     from recoworld.runs.logs import RunFolder
 
     if resume and overwrite:
@@ -153,7 +162,7 @@ def check_run_folder(folder: Path, resume: bool, overwrite: bool) -> None:
         if not holds_run:
             raise ValueError(f"--resume: '{folder}' holds no RecoWorld run to resume")
         return
-    if folder.is_dir() and any(folder.iterdir()) and not overwrite:
+    if folder.is_dir() and any(p.name != LOCK_NAME for p in folder.iterdir()) and not overwrite:
         if not holds_run:
             raise ValueError(f"run folder '{folder}' is not empty and holds no RecoWorld run; choose another with --out")
         manifest = run_folder.read_manifest()

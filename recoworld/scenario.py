@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import math
 import re
 from importlib import resources
 from pathlib import Path
@@ -13,6 +12,14 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from recoworld.llm.config import LLMConfig
+from recoworld.scenario_input import (  # noqa: F401  (re-exported: the scenario's errors and readers live here too)
+    MAX_ABS_NUMBER,
+    MAX_DEPTH,
+    ScenarioError,
+    check_no_bool_numbers,
+    check_numbers,
+    safe_load_strict,
+)
 from recoworld.users.creator_inputs import CreatorsConfig
 from recoworld.users.parametric import ParametricUserParams
 from recoworld.users.population import SegmentConfig
@@ -20,12 +27,6 @@ from recoworld.world.rewards import RewardWeights
 from recoworld.world.synthetic import SyntheticCatalogConfig
 
 
-class ScenarioError(ValueError):
-    """A scenario that cannot be used; the message names the offending field."""
-
-
-MAX_ABS_NUMBER = 1e12  # no field of a scenario means anything beyond this
-MAX_DEPTH = 24  # YAML nesting: a scenario is a few levels deep; deeper is a mistake or a bomb
 MAX_FILE_BYTES = 2_000_000
 SIZE_LIMITS: dict[tuple[str, ...], int] = {
     ("catalog", "synthetic", "n_items"): 5_000_000,
@@ -41,60 +42,6 @@ SIZE_LIMITS: dict[tuple[str, ...], int] = {
     ("creators", "count"): 1_000_000,
     ("run", "shards"): 100_000,
 }
-
-
-def check_numbers(node: Any, path: tuple[str, ...]) -> None:
-    """A ValueError naming the first number under ``node`` that is NaN, infinite or beyond ``MAX_ABS_NUMBER``
-    (seeds excepted: any 64-bit integer)."""
-    if isinstance(node, dict):
-        for key, value in node.items():
-            check_numbers(value, (*path, str(key)))
-    elif isinstance(node, (list, tuple)):
-        for i, value in enumerate(node):
-            check_numbers(value, (*path, str(i)))
-    elif isinstance(node, float) or (isinstance(node, int) and not isinstance(node, bool) and path[-1:] != ("seed",)):
-        where = ".".join(path) or "(top level)"
-        if isinstance(node, float) and not math.isfinite(node):
-            raise ValueError(f"{where}: {node} is not a finite number")
-        if abs(node) > MAX_ABS_NUMBER:
-            raise ValueError(f"{where}: {node:g} is out of range (|x| <= {MAX_ABS_NUMBER:g})")
-
-
-class _StrictLoader(yaml.SafeLoader):
-    """yaml.SafeLoader that refuses duplicate keys and nesting deeper than MAX_DEPTH."""
-
-    _depth = 0
-
-    def compose_node(self, parent, index):  # type: ignore[no-untyped-def]
-        self._depth += 1
-        try:
-            if self._depth > MAX_DEPTH:
-                raise ScenarioError(f"nested more than {MAX_DEPTH} levels deep (line {self.get_mark().line + 1})")
-            return super().compose_node(parent, index)
-        finally:
-            self._depth -= 1
-
-    def construct_mapping(self, node, deep=False):  # type: ignore[no-untyped-def]
-        seen: set[Any] = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            try:
-                duplicate = key in seen
-            except TypeError:
-                raise ScenarioError(f"line {key_node.start_mark.line + 1}: a key must be a plain value") from None
-            if duplicate:
-                raise ScenarioError(f"duplicate key '{key}' (line {key_node.start_mark.line + 1})")
-            seen.add(key)
-        return super().construct_mapping(node, deep=deep)
-
-
-def safe_load_strict(text: str) -> Any:
-    """YAML to Python like ``yaml.safe_load``, refusing duplicate keys and depth bombs (ScenarioError)."""
-    loader = _StrictLoader(text)
-    try:
-        return loader.get_single_data()
-    finally:
-        loader.dispose()
 
 
 class EmbeddingConfig(BaseModel):
@@ -318,6 +265,15 @@ class Scenario(BaseModel):
         """Every number finite and of a sane magnitude (NaN, inf and 1e300 are refused wherever they are)."""
         check_numbers(data, ())
         return data
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _numbers_not_yes_no(cls, data: Any, handler: Any) -> "Scenario":
+        """A yes/no value where a number belongs is refused (pydantic would read ``true`` as 1)."""
+        scenario = handler(data)
+        if isinstance(data, dict):
+            check_no_bool_numbers(data, scenario)
+        return scenario
 
     @model_validator(mode="after")
     def _bounded_sizes(self) -> "Scenario":

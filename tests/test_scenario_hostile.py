@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import resource
+from importlib import resources
 import time
 
 import numpy as np
@@ -12,7 +13,7 @@ import pytest
 import yaml
 
 from recoworld.runs.runner import PopulationRun
-from recoworld.scenario import ScenarioError, load_scenario, parse_overrides
+from recoworld.scenario import ScenarioError, deep_merge, load_scenario, parse_overrides, safe_load_strict
 
 TINY = {
     "name": "fuzz", "seed": 1,
@@ -135,9 +136,10 @@ def leaves(node, path=()):
     yield path
 
 
-def mutate(rng: np.random.Generator) -> str:
-    """One mutated scenario file: a hostile value in a random place, a key dropped or invented, or text damage."""
-    data = copy.deepcopy(TINY)
+def mutate(rng: np.random.Generator, base: dict | None = None) -> str:
+    """One mutated scenario file (of ``base``, default TINY): a hostile value in a random place, a key dropped
+    or invented, or text damage."""
+    data = copy.deepcopy(TINY if base is None else base)
     paths = [p for p in leaves(data) if p]
     kind = rng.integers(0, 6)
     path = paths[rng.integers(len(paths))]
@@ -193,3 +195,75 @@ def test_fuzzed_scenarios_run_or_fail_with_one_line_naming_the_field(tmp_path):
     assert grown_mb < 1500
     assert outcomes["ran"] > 20 and outcomes["refused"] > 100, outcomes
     print(f"fuzz: 300 cases, {outcomes}")
+
+
+# -- the fuzzer on the LLM scenarios: every field is checked before the key and the server -------------
+
+LLM_USERS = deep_merge(safe_load_strict(resources.files("recoworld.scenarios").joinpath("llm_users.yaml").read_text()), {
+    "catalog": {"synthetic": {"n_items": 200}},
+    "env": {"horizon_days": 1, "max_slates_per_session": 3},
+    "users": {"n_users": 3, "segments": [{  # interest_topics: a field only the built catalog can check
+        "name": "casual", "n_interests": [1, 2], "interest_topics": ["cooking", "music", "travel"],
+        "traits": {"verbosity": {"mean": 0.7, "concentration": 8}}}]},
+    "llm": {"cache_path": None, "max_retries": 0, "max_fallback_share": None},
+})
+LLM_BASES = {
+    "llm users": LLM_USERS,
+    "hybrid users": deep_merge(LLM_USERS, {"users": {"backend": "hybrid"}}),
+    "llm creators": deep_merge(LLM_USERS, {"users": {"backend": "parametric"}, "creators": {"count": 2, "backend": "llm"}}),
+}
+KEY_LINE = "llm.model: openai/gpt-4o-mini needs OPENAI_API_KEY in the environment"
+
+
+def first_refusal(make, language_model=None) -> str | None:
+    """The one-line refusal of building and living the world (None: it got past every check)."""
+    from recoworld.runs.guards import FallbackStop
+
+    try:
+        make(language_model)
+    except ValueError as exc:
+        message = str(exc)
+        assert "\n" not in message and len(message) < 600, message
+        return message
+    except FallbackStop:  # the double never answers; a mutated fallback share may stop the run: it was past the checks
+        pass
+    return None
+
+
+@pytest.mark.slow
+def test_fuzzed_llm_scenarios_name_every_bad_field_before_the_missing_key(tmp_path, monkeypatch):
+    """Without a key, a mutated LLM scenario is refused naming its bad field, exactly as it is when the model
+    answers (a test double, which needs no key); only a scenario whose every field passes hears about the key."""
+    from recoworld.env.single import RecoWorldEnv
+    from recoworld.llm.base import LLMServerError
+    from recoworld.llm.scripted import ScriptedModel
+
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    rng = np.random.default_rng(30)
+    counts = {"refused on load": 0, "refused naming a field": 0, "refused naming an llm setting": 0, "refused for the key": 0,
+              "misnamed": 0}
+    for case in range(200):
+        name = list(LLM_BASES)[case % len(LLM_BASES)]
+        path = write(tmp_path, mutate(rng, LLM_BASES[name]), f"llm{case}.yaml")
+        try:
+            scenario = load_scenario(path)
+        except ScenarioError as exc:
+            assert "\n" not in str(exc) and str(exc).startswith(f"scenario 'llm{case}.yaml': "), (case, str(exc))
+            counts["refused on load"] += 1
+            continue
+        surfaces = [lambda m, s=scenario, c=case: PopulationRun(s, output=tmp_path / f"run{c}", language_model=m).run()]
+        if scenario.users.backend != "parametric":
+            surfaces.append(lambda m, p=path: RecoWorldEnv(str(p), language_model=m).reset(seed=0))
+        for make in surfaces:
+            without_key = first_refusal(make)
+            answered = first_refusal(make, ScriptedModel(lambda m, s: LLMServerError("down")))
+            if answered is not None:  # a bad field: named first, whatever the key
+                counts["refused naming a field" if without_key == answered else "misnamed"] += 1
+                assert without_key == answered, (case, name, without_key, answered)
+            elif scenario.users.backend == "parametric" and scenario.creators.backend == "parametric":
+                assert without_key is None, (case, name, without_key)  # the mutation took the LLM away
+            else:  # every field passed: only now the LLM's own settings (the key, or a mutated model string)
+                assert without_key is not None and without_key.startswith("llm."), (case, name, without_key)
+                counts["refused for the key" if without_key.startswith(KEY_LINE) else "refused naming an llm setting"] += 1
+    assert counts["misnamed"] == 0 and counts["refused on load"] > 80 and counts["refused for the key"] > 20, counts
+    print(f"llm fuzz: 200 cases, {counts}")

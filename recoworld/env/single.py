@@ -136,6 +136,17 @@ class RecoWorldEnv(gym.Env):
             lines.append("  -> churned" if out.churned[0] else f"  -> session over, back in {int(out.gap_days[0])} day(s)")
         return "\n".join(lines) + "\n"
 
+    def close(self) -> None:
+        """Release what the env holds (Gymnasium's contract): the LLM user stack it built, so its local model
+        server stops unless another model still uses it, and its answer cache closes. A ``language_model`` passed
+        in belongs to the caller and is left running. A reset after close builds the stack again."""
+        if self._backend is not None:
+            from recoworld.llm.config import close_stack
+
+            close_stack(self._backend.model, keep=self._language_model)
+            self._backend = None
+        super().close()
+
     # ------------------------------------------------------------- helpers
     def slate_from_action(self, action: Any) -> np.ndarray:
         """Validate an action and turn it into catalog rows (one clear error on bad input; a slot that

@@ -212,6 +212,7 @@ class RecoWorldVectorEnv(VectorEnv):
 
     def close_extras(self, **kwargs: Any) -> None:
         self.sim = None
+        self._single.close()  # the LLM user stack is the single env's: its local server stops with it
 
     # ------------------------------------------------------------- helpers
     @property

@@ -88,6 +88,18 @@ def wrapper_chain(model: LanguageModel) -> list[LanguageModel]:
     return chain
 
 
+def close_stack(model: LanguageModel, keep: LanguageModel | None = None) -> None:
+    """Close every model of a stack that holds a resource (a local server is given back and stops when no other
+    model uses it; an answer cache closes its database), from the outside in, stopping at ``keep`` (a model
+    the caller passed in and still owns)."""
+    for part in wrapper_chain(model):
+        if part is keep:
+            return
+        close = getattr(part, "close", None)
+        if callable(close):
+            close()
+
+
 def build_language_model(cfg: LLMConfig, inner: LanguageModel | None = None) -> MeteredModel:
     """Metered(Cached(Retrying(Budgeted(inner or make_client(cfg))))), built once.
 

@@ -6,8 +6,9 @@ so caching, retries, budgets and accounting wrap it unchanged. The pydantic sche
 server as a JSON-schema response format, which llama.cpp turns into a grammar that constrains
 decoding. The server starts on the first call that reaches the model (a full cache replay never
 starts it), is shared by every LocalModel of the same file and settings in the process, and stops
-when the last of them is gone, at exit, or, through ``PR_SET_PDEATHSIG``, when this process dies,
-even by SIGKILL.
+when the last of them is closed or gone, at exit, or, through ``PR_SET_PDEATHSIG``, when this process
+dies, even by SIGKILL. A server that dies under a call is found dead after it, and the next call
+starts another.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import importlib
 import importlib.metadata
 import importlib.resources
 import importlib.util
+import json
 import os
 import queue
 import signal
@@ -74,6 +76,9 @@ class LocalLLMConfig(BaseModel):
                                   "in the decoding grammar (never above the schema's own cap).")
     max_array_items: int = Field(32, ge=1, description="Arrays are capped at this many entries in the grammar.")
     chat_format: str | None = Field(None, description="llama.cpp chat format; None: the GGUF's own chat template.")
+    extra_buffers: bool = Field(True, description="llama.cpp's extra CPU buffer types (weight repacking, AMX). Turned "
+                                "off by itself on a CPU that lists AMX which the OS or hypervisor does not enable "
+                                "(the server would die of SIGILL on its first long prompt).")
     startup_timeout: float = Field(180.0, gt=0, description="Seconds to wait for the server to answer /v1/models.")
 
 
@@ -194,32 +199,80 @@ def _server_env(n_threads: int) -> dict[str, str]:
     return env
 
 
+# llama_cpp.server with llama.cpp's extra buffer types (weight repacking, AMX) off: the model parameters'
+# use_extra_bufts, which the server's settings do not expose
+_WITHOUT_EXTRA_BUFFERS = (
+    "import runpy, llama_cpp.llama_cpp as c\n"
+    "defaults = c.llama_model_default_params\n"
+    "def without_extra_buffers():\n"
+    "    params = defaults()\n"
+    "    params.use_extra_bufts = False\n"
+    "    return params\n"
+    "c.llama_model_default_params = without_extra_buffers\n"
+    "runpy.run_module('llama_cpp.server', run_name='__main__')\n"
+)
+_AMX_UNUSABLE = False  # set once a server died of SIGILL in its AMX kernels: later servers start without them
+
+
+def _amx_listed() -> bool:
+    """Whether the CPU reports AMX (llama.cpp then puts weights in AMX buffers)."""
+    try:
+        return " amx_tile" in Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+
+
 class LocalServer:
-    """One ``llama_cpp.server`` subprocess on 127.0.0.1; stopped by :meth:`close`, garbage collection or exit."""
+    """One ``llama_cpp.server`` subprocess on 127.0.0.1; stopped by :meth:`close`, by :meth:`release` of its last
+    user, by garbage collection or at exit."""
 
     def __init__(self, path: Path, settings: LocalLLMConfig, alias: str = "local") -> None:
         require_server()
         self.path, self.settings, self.alias = path, settings, alias
+        self.users = 0  # models that acquired it (shared_server) and have not released it
         self.log = tempfile.NamedTemporaryFile(prefix="recoworld-llm-", suffix=".log")  # noqa: SIM115 - closed by _stop
+        global _AMX_UNUSABLE
+        if _AMX_UNUSABLE:
+            self.settings = settings.model_copy(update={"extra_buffers": False})
+        self._start()
+        if self.settings.extra_buffers and _amx_listed() and not self._survives_a_prompt():
+            # the CPU lists AMX that this OS or hypervisor does not enable: llama.cpp's AMX buffers die of SIGILL
+            _AMX_UNUSABLE = True
+            self.settings = settings.model_copy(update={"extra_buffers": False})
+            self._start()
+        self._finalizer = weakref.finalize(self, _stop, self.proc, os.getpid(), self.log)
+
+    def _start(self) -> None:
         for attempt in range(3):  # a free port can be taken between our probe and the server's bind
             self.port = _free_port()
             self.proc = _LAUNCHER.popen(
                 self._command(), stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT,
-                env=_server_env(settings.n_threads), start_new_session=True, preexec_fn=_die_with_parent(os.getpid()),
+                env=_server_env(self.settings.n_threads), start_new_session=True, preexec_fn=_die_with_parent(os.getpid()),
             )
             if self._wait_ready():
-                break
+                return
             self.proc.kill()
             self.proc.wait()
             if "address already in use" not in self.log_tail().lower() or attempt == 2:
                 tail = self.log_tail()[-400:]
                 self.log.close()
-                raise LLMConfigError(f"the local model server for {path.name} did not start: {tail}")
-        self._finalizer = weakref.finalize(self, _stop, self.proc, os.getpid(), self.log)
+                raise LLMConfigError(f"the local model server for {self.path.name} did not start: {tail}")
+
+    def _survives_a_prompt(self) -> bool:
+        """Evaluate a 64-token prompt (large enough for llama.cpp's batched kernels); False if that killed the
+        server with SIGILL (it is then reaped), True otherwise (any other failure is left to the calls)."""
+        body = json.dumps({"prompt": "word " * 64, "max_tokens": 1}).encode()
+        request = urllib.request.Request(f"{self.url}/completions", data=body, headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=self.settings.startup_timeout):  # noqa: S310 - loopback
+                return True
+        except OSError:
+            return self.exit_status(wait=5.0) != -signal.SIGILL
 
     def _command(self) -> list[str]:
         s = self.settings
-        cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(self.path), "--model_alias", self.alias,
+        start = ["-m", "llama_cpp.server"] if s.extra_buffers else ["-c", _WITHOUT_EXTRA_BUFFERS]
+        cmd = [sys.executable, *start, "--model", str(self.path), "--model_alias", self.alias,
                "--host", "127.0.0.1", "--port", str(self.port), "--n_ctx", str(s.n_ctx), "--n_batch", str(s.n_batch),
                "--n_threads", str(s.n_threads), "--n_threads_batch", str(s.n_threads), "--verbose", "false"]
         return cmd + (["--chat_format", s.chat_format] if s.chat_format else [])
@@ -255,8 +308,40 @@ class LocalServer:
         except OSError:
             return ""
 
+    def exit_status(self, wait: float = 0.0) -> int | None:
+        """The server's exit status once it has died (a negative signal number when killed), else None. A
+        process being torn down (SIGKILL reaches every thread first) is waited for; a live one for up to ``wait`` s."""
+        deadline = time.monotonic() + wait
+        while True:
+            code = self.proc.poll()
+            if code is not None:
+                return code
+            if _dying(self.pid):
+                try:
+                    return self.proc.wait(timeout=60)
+                except subprocess.TimeoutExpired:
+                    return None
+            if time.monotonic() >= deadline:
+                return None
+            time.sleep(0.05)
+
+    def release(self) -> None:
+        """One user fewer; the last one stops the server."""
+        with _SERVERS_LOCK:  # held while it stops, so shared_server cannot hand it out meanwhile
+            self.users = max(self.users - 1, 0)
+            if self.users == 0:
+                self.close()
+
     def close(self) -> None:
         self._finalizer()
+
+
+def _dying(pid: int) -> bool:
+    """A zombie (or a process on its way out): /proc says Z or X, or it is no longer there."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except (OSError, IndexError):
+        return sys.platform.startswith("linux")  # no entry on Linux: gone; elsewhere: cannot tell
 
 
 _SERVERS: "weakref.WeakValueDictionary[tuple, LocalServer]" = weakref.WeakValueDictionary()
@@ -264,10 +349,12 @@ _SERVERS_LOCK = threading.Lock()
 
 
 def shared_server(path: Path, settings: LocalLLMConfig) -> LocalServer:
-    """The process's running server for this file and these settings, started if there is none."""
-    key = (str(path), settings.n_ctx, settings.n_batch, settings.n_threads, settings.chat_format)
+    """The process's running server for this file and these settings, started if there is none, with one more
+    user: the caller gives it back with :meth:`LocalServer.release` (the last release stops it)."""
+    key = (str(path), settings.n_ctx, settings.n_batch, settings.n_threads, settings.chat_format, settings.extra_buffers)
     with _SERVERS_LOCK:
         server = _SERVERS.get(key)
         if server is None or not server.alive:
             server = _SERVERS[key] = LocalServer(path, settings)
+        server.users += 1
         return server

@@ -9,9 +9,11 @@ in :attr:`LocalModel.stats`.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import functools
 import os
+import signal
 import threading
 import time
 from dataclasses import dataclass
@@ -19,8 +21,8 @@ from typing import Any, Callable
 
 from pydantic import BaseModel
 
-from recoworld.llm.base import Generation, LanguageModel, LLMConfigError, LLMError, LLMMalformedOutput, Message, T
-from recoworld.llm.litellm_model import LiteLLMModel, ResponseFormat, with_schema_instruction
+from recoworld.llm.base import Generation, LanguageModel, LLMConfigError, LLMError, LLMMalformedOutput, LLMServerError, Message, T
+from recoworld.llm.litellm_model import LiteLLMModel, ResponseFormat, _refused, with_schema_instruction
 from recoworld.llm.local import _NO_KEY, LOCAL_TIMEOUT, LocalLLMConfig, LocalServer, require_server, resolve_model_path, shared_server
 
 _TEMPLATE_TOKENS = 8  # per message: role markers of a chat template, counted generously
@@ -63,6 +65,9 @@ def _vocabulary(path: str) -> Any:
 
     with _quiet_stderr():  # llama.cpp warns about the (unused) context of a vocabulary-only load
         return Llama(model_path=path, vocab_only=True, verbose=False)
+
+
+atexit.register(_vocabulary.cache_clear)  # free the tokenizers while llama_cpp can still do it (not at interpreter teardown)
 
 
 @contextlib.contextmanager
@@ -183,7 +188,9 @@ class LocalModel:
 
     # -- LanguageModel -----------------------------------------------------------------------
     def _connect(self) -> _ServerClient:
-        if self._server is None or not self._server.alive:  # first call, or the server died: (re)start
+        if self._server is not None and not self._server.alive:  # it died since the last call
+            self._drop_server()
+        if self._server is None:  # first call, or after a death or close(): (re)start, or join a running one
             self._server = shared_server(self.path, self.settings)
             self._client = _ServerClient(
                 f"openai/{self._server.alias}", api_base=self._server.url, api_key=_NO_KEY, timeout=self.timeout,
@@ -220,8 +227,12 @@ class LocalModel:
                 self.stats.seconds += time.perf_counter() - start
                 if isinstance(exc, LLMMalformedOutput):
                     self.stats.malformed += 1
-                else:
-                    self.stats.failed += 1
+                    raise
+                self.stats.failed += 1
+                died = self._died(exc)
+                if died is not None:  # transient: the retry's call starts another server
+                    raise LLMServerError(f"{self.model}: the local model server died during the call ({died}); "
+                                         "the next call starts it again") from exc
                 raise
             self._record(generation, time.perf_counter() - start)
             return generation.model_copy(update={"model": self.model})
@@ -244,12 +255,38 @@ class LocalModel:
     ) -> Generation[T]:
         return await asyncio.to_thread(self.generate, messages, schema, seed=seed, temperature=temperature)
 
+    def _died(self, exc: LLMError) -> str | None:
+        """After a failed call: how the server ended, if it has (it is then dropped), else None. A lost
+        connection waits a moment for a killed server to finish dying; other errors (a 500, a timeout) do not."""
+        if self._server is None:
+            return None
+        status = self._server.exit_status(wait=5.0 if _connection_lost(exc) else 0.0)
+        if status is None:
+            return None
+        pid = self._server.pid
+        self._drop_server()
+        how = f"killed by {signal.Signals(-status).name}" if status < 0 and -status in signal.valid_signals() else f"exit status {status}"
+        return f"pid {pid}, {how}"
+
+    def _drop_server(self) -> None:
+        if self._server is not None:
+            self._server.release()
+        self._server = self._client = None
+
     def close(self) -> None:
-        """Stop the server now (it is shared: other models of the same file restart it on their next call)."""
+        """Give the server back: it stops unless another model of the same file and settings still uses it
+        (a later call on this model starts or joins one again)."""
         with self._lock:
-            if self._server is not None:
-                self._server.close()
-            self._server = self._client = None
+            self._drop_server()
+
+
+def _connection_lost(exc: BaseException) -> bool:
+    """Whether the call failed because the connection was refused or broke (not a timeout, not an HTTP status)."""
+    import openai
+
+    cause = exc.__cause__  # the adapter raises its LLMError from the client's exception
+    broke = isinstance(cause, openai.APIConnectionError) and not isinstance(cause, openai.APITimeoutError)
+    return broke or _refused(exc)
 
 
 def innermost(model: LanguageModel) -> LanguageModel:

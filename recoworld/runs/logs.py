@@ -24,6 +24,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict, Field
 
+from recoworld.runs.disk import DiskFull, room_for  # noqa: F401  (DiskFull: what a full disk raises)
+from recoworld.runs.lock import LOCK_NAME
+
 TABLES = ("impressions", "sessions", "creators", "items", "llm", "ope")
 
 
@@ -193,11 +196,12 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` so that a reader never sees a partial file (write, fsync, rename, fsync)."""
     write_point(f"before {path.name}")
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(data[: len(data) // 2])
-        write_point(f"inside {path.name}")
-        fh.write(data[len(data) // 2 :])
-    _replace_durably(tmp, path)
+    with room_for(path, tmp):
+        with open(tmp, "wb") as fh:
+            fh.write(data[: len(data) // 2])
+            write_point(f"inside {path.name}")
+            fh.write(data[len(data) // 2 :])
+        _replace_durably(tmp, path)
 
 
 class _SortedSetPickler(pickle._Pickler):  # type: ignore[name-defined]
@@ -248,8 +252,9 @@ class RunFolder:
         return self.manifest_path.is_file()
 
     def is_blank(self) -> bool:
-        """No folder, or one holding nothing but unfinished ``.tmp`` files (a run killed before its manifest)."""
-        return not self.path.is_dir() or all(p.name.endswith(".tmp") for p in self.path.iterdir())
+        """No folder, or one holding nothing but unfinished ``.tmp`` files (a run killed before its manifest)
+        and the run lock."""
+        return not self.path.is_dir() or all(p.name.endswith(".tmp") or p.name == LOCK_NAME for p in self.path.iterdir())
 
     def prepare_fresh(self) -> None:
         """Create the folder, or clear a previous run in it; a folder holding anything else is refused."""
@@ -284,8 +289,9 @@ class RunFolder:
         path = self.path / f"{name}.parquet"
         write_point(f"before {path.name}")
         tmp = self.path / f"{name}.parquet.tmp"
-        pq.write_table(table, tmp)
-        _replace_durably(tmp, path)
+        with room_for(path, tmp):
+            pq.write_table(table, tmp)
+            _replace_durably(tmp, path)
 
     def write_day(self, table_name: str, day: int, table: pa.Table) -> DayFile:
         """Write one table's rows of one day; the file appears whole or not at all, and is on disk
@@ -295,8 +301,9 @@ class RunFolder:
         rel = f"{table_name}/day={day:03d}.parquet"
         write_point(f"before {rel}")
         tmp = self.path / (rel + ".tmp")
-        pq.write_table(table, tmp, compression="zstd")
-        _replace_durably(tmp, self.path / rel)
+        with room_for(self.path / rel, tmp):
+            pq.write_table(table, tmp, compression="zstd")
+            _replace_durably(tmp, self.path / rel)
         return DayFile(table=table_name, day=day, path=rel, rows=table.num_rows, sha256=table_sha256(self.path / rel))
 
     def drop_days_from(self, day: int) -> None:
@@ -348,16 +355,17 @@ class RunFolder:
         path = self.checkpoint_path
         write_point("before checkpoint.pkl")
         tmp = path.with_name("checkpoint.pkl.tmp")
-        with open(tmp, "wb") as fh:
-            fh.write(CHECKPOINT_MAGIC + digest.digest())
-            fh.write(sizes)
-            fh.write(head)
-            write_point("inside checkpoint.pkl")
-            for b in buffers:
-                fh.write(b)
-        if path.exists():
-            os.replace(path, self.previous_checkpoint_path)
-        _replace_durably(tmp, path)
+        with room_for(path, tmp):
+            with open(tmp, "wb") as fh:
+                fh.write(CHECKPOINT_MAGIC + digest.digest())
+                fh.write(sizes)
+                fh.write(head)
+                write_point("inside checkpoint.pkl")
+                for b in buffers:
+                    fh.write(b)
+            if path.exists():
+                os.replace(path, self.previous_checkpoint_path)
+            _replace_durably(tmp, path)
 
     def remove_checkpoints(self) -> None:
         """A complete run's checkpoints and unfinished ``.tmp`` files go (also what a kill between its last

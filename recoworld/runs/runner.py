@@ -23,6 +23,7 @@ import yaml
 from recoworld.agents.protocol import Recommender
 from recoworld.llm.base import Usage
 from recoworld.runs.engines import make_engine
+from recoworld.runs.lock import run_lock
 from recoworld.runs.logs import RunFolder, RunManifest, read_table
 from recoworld.runs.shard import Shard, ShardDay
 from recoworld.scenario import Scenario
@@ -107,15 +108,9 @@ class PopulationRun:
         self._given = list(recommenders) if recommenders is not None else None
         self._writer: threading.Thread | None = None
         self._write_error: BaseException | None = None
-        self._model = None
-        if scenario.users.backend != "parametric" or scenario.creators.backend == "llm":
-            from recoworld.llm.config import build_language_model
-
-            if language_model is None:
-                from recoworld.runs.guards import check_llm_config
-
-                check_llm_config(scenario.llm)  # before anything is simulated or written
-            self._model = build_language_model(scenario.llm, inner=language_model)
+        self._uses_llm = scenario.users.backend != "parametric" or scenario.creators.backend == "llm"
+        self._given_model = language_model
+        self._model: "LanguageModel | None" = None  # built by _llm() once the world is (every field checked)
         self.llm_decisions = self.llm_fallbacks = 0  # user decisions so far (this process), for progress displays
 
     # ------------------------------------------------------------------ setup
@@ -138,10 +133,26 @@ class PopulationRun:
             raise ValueError("recommenders: the scenario lists none")
         return [s.label for s in specs], [make_recommender(s.name, s.params, self.seed) for s in specs]
 
+    def _llm(self) -> "LanguageModel | None":
+        """The run's language model (None without LLM users or creators), built on first use. Its model
+        string, key and endpoint are checked then: after the world is built, so that every field of the
+        scenario (the ones only the catalog can check too) is refused before the environment is, and
+        before anything is simulated or written."""
+        if self._model is None and self._uses_llm:
+            from recoworld.llm.config import build_language_model
+
+            if self._given_model is None:
+                from recoworld.runs.guards import check_llm_config
+
+                check_llm_config(self.scenario.llm)
+            self._model = build_language_model(self.scenario.llm, inner=self._given_model)
+        return self._model
+
     def _backend(self) -> UserBackend:
-        if self._model is None:  # parametric users (a model is built whenever users or creators need one)
+        model = self._llm()
+        if model is None:  # parametric users (a model is built whenever users or creators need one)
             return ParametricUserBackend()
-        return make_user_backend(self.scenario, self._model)
+        return make_user_backend(self.scenario, model)
 
     def _fresh_state(self) -> RunState:
         scn, seed = self.scenario, self.seed
@@ -170,7 +181,6 @@ class PopulationRun:
             for s in range(len(bounds) - 1):
                 lo, hi = bounds[s], bounds[s + 1]
                 sim = Simulation(scn, world_catalog, slices[s], np.random.default_rng([seed, 1, s]))
-                sim.backend = self._backend()
                 shards.append(Shard(world=w, index=s, sim=sim, arm_of=arm_of[lo:hi], segments=segments[lo:hi]))
             worlds.append(World(
                 index=w, arms=arms, catalog=world_catalog, creators=creators, shards=shards,
@@ -178,6 +188,9 @@ class PopulationRun:
                 item_impressions=np.zeros(len(catalog), dtype=np.int64), item_clicks=np.zeros(len(catalog), dtype=np.int64),
                 prior_clicks=catalog.popularity.astype(np.float64) * scn.run.popularity_prior_clicks,
             ))
+        for world in worlds:  # the world is built: now the LLM's settings are checked (see _llm)
+            for shard in world.shards:
+                shard.sim.backend = self._backend()
         manifest = RunManifest(
             run=scn.name, scenario_sha256=scenario_sha256(scn), seed=seed, engine=scn.run.engine,
             shards=len(bounds) - 1, arms=arm_names, days_total=scn.env.horizon_days,
@@ -232,7 +245,14 @@ class PopulationRun:
 
     # ------------------------------------------------------------------ the days
     def run(self, resume: bool = False) -> RunResult:
-        """Live every day (from the checkpoint with ``resume``) and return per-arm results."""
+        """Live every day (from the checkpoint with ``resume``) and return per-arm results. With an output
+        folder the run holds its lock throughout (a second live run into it is refused: ``recoworld.runs.lock``)."""
+        if self.folder is None:
+            return self._run(resume)
+        with run_lock(self.folder.path):
+            return self._run(resume)
+
+    def _run(self, resume: bool) -> RunResult:
         if resume:
             if self.folder is None:
                 raise ValueError("--resume: needs an output folder")
@@ -241,7 +261,7 @@ class PopulationRun:
                 self.on_resume(state.next_day)
         else:
             state = self._fresh_state()
-            if self.folder is not None and self._model is not None:  # an LLM run can stop on day 0 and resume
+            if self.folder is not None and self._uses_llm:  # an LLM run can stop on day 0 and resume
                 self.folder.save_checkpoint(self._snapshot(state))
         retrain_logs = self._retrain_logs(state)
         days = self.scenario.env.horizon_days
@@ -250,7 +270,7 @@ class PopulationRun:
                 tables = self._live_day(state, day, retrain_logs)  # FallbackStop: the last checkpoint stays
                 if tables["impressions"]:
                     decided = pa.concat_tables(tables["impressions"], promote_options="permissive")
-                    if "user_fallback" in decided.column_names and self._model is not None:
+                    if "user_fallback" in decided.column_names and self._uses_llm:
                         self.llm_decisions += decided.num_rows
                         self.llm_fallbacks += int(pa.compute.sum(decided["user_fallback"]).as_py() or 0)
                 state.next_day = day + 1
@@ -279,7 +299,7 @@ class PopulationRun:
         for world in state.worlds:
             if world.creators is not None:
                 creator_usage[world.index] = world.creators.usage
-                model = self._model if self.scenario.creators.backend == "llm" else None
+                model = self._llm() if self.scenario.creators.backend == "llm" else None
                 items = world.creators.publish(day, np.random.default_rng([self.seed, 3, day]), model)
                 world.catalog = world.catalog.extend(items)
                 grow = len(world.catalog) - len(world.item_impressions)
