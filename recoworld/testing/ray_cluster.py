@@ -1,8 +1,8 @@
 """A Ray cluster of separate nodes on this machine, for tests and benchmarks: a head node and worker
-nodes started with ``ray start --head`` / ``ray start --address``, bound to 127.0.0.1, each with
-its own small object store (not Ray's local mode, and not one process pretending to be a cluster).
+nodes started with ``ray start --head`` / ``ray start --address``, each with its own small object
+store (not Ray's local mode, and not one process pretending to be a cluster).
 
-    with LocalRayCluster(nodes=2) as cluster:
+    with LocalRayCluster(nodes=2) as cluster, cluster.driven_from_here():
         scenario.run.ray_address = cluster.address   # what the runner's RayEngine joins
         ...
 
@@ -11,6 +11,17 @@ Each node is a ``ray start --block`` process in a session of its own; every Ray 
 SIGKILL, and waits until no process of those sessions is left: the cluster is gone even when the
 test failed, and no other Ray on the machine is touched (``ray stop`` would end every Ray process
 of the machine, other people's included).
+
+Addresses: the nodes are given 127.0.0.1, but Ray replaces a loopback address by the one the machine
+reaches the network with, when it has a route (``resolve_ip_for_localhost``), and its servers listen
+on every interface; nodes and drivers all register with that same address, so they reach each other.
+
+Token authentication is off on the nodes and must be off in every driver: a worker that sends no
+token cannot reach objects owned by a driver that asks for one (``OwnerDiedError``). A ``ray.init()``
+that starts a local Ray switches it on for the rest of its process (Ray sets ``RAY_AUTH_MODE=token``
+and writes ``~/.ray/auth_token``), which Ray cannot undo in that process: tests start local Ray with
+:func:`local_ray`, drive a cluster from a process inside :meth:`LocalRayCluster.driven_from_here`, and
+start driver processes with :meth:`LocalRayCluster.driver_env`.
 """
 
 from __future__ import annotations
@@ -22,14 +33,48 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
+from typing import Iterator
 
 OBJECT_STORE_BYTES = 100 * 2**20  # per node; Ray's smallest is 75 MiB
-NODE_FLAGS = [  # every listening port chosen by the OS, nothing on another interface, no dashboard
+NODE_FLAGS = [  # every listening port chosen by the OS, no dashboard (on the address: see the module doc)
     "--node-ip-address=127.0.0.1", "--disable-usage-stats", "--dashboard-agent-listen-port=0",
     "--dashboard-agent-grpc-port=0", "--runtime-env-agent-port=0", "--metrics-export-port=0",
 ]
+
+
+AUTH_MODE = "RAY_AUTH_MODE"  # Ray's switch for token authentication
+AUTH_OFF = {AUTH_MODE: "disabled"}  # on the nodes and in every driver of a test cluster
+
+
+@contextmanager
+def _auth_off() -> Iterator[None]:
+    """Ray's token authentication off in this process while inside; its environment as it was afterwards."""
+    before = os.environ.get(AUTH_MODE)
+    os.environ.update(AUTH_OFF)
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(AUTH_MODE, None)
+        else:
+            os.environ[AUTH_MODE] = before
+
+
+@contextmanager
+def local_ray(num_cpus: int) -> Iterator[None]:
+    """Ray started in this process (``ray.init``, a local cluster) with token authentication off, shut down on
+    exit: the process can still drive a :class:`LocalRayCluster` afterwards, and no token lands in ``~/.ray``."""
+    import ray
+
+    with _auth_off():
+        ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
+        try:
+            yield
+        finally:
+            ray.shutdown()
 
 
 def free_port() -> int:
@@ -55,7 +100,7 @@ def session_pids(sids: set[int]) -> list[int]:
 
 
 class LocalRayCluster:
-    """A head and ``nodes - 1`` worker nodes on 127.0.0.1 with ``cpus_per_node`` CPUs each (see the module doc)."""
+    """A head and ``nodes - 1`` worker nodes on this machine with ``cpus_per_node`` CPUs each (see the module doc)."""
 
     def __init__(self, nodes: int = 2, cpus_per_node: int = 1, object_store_bytes: int = OBJECT_STORE_BYTES,
                  temp_dir: str | Path | None = None, start_timeout: float = 600.0) -> None:
@@ -69,7 +114,23 @@ class LocalRayCluster:
         self.processes: list[subprocess.Popen] = []
         # the nodes' own home: a Ray token left in the shared ~/.ray by someone else's Ray must not switch on
         # token authentication between the nodes of this cluster
-        self.env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled", "HOME": str(self.temp_dir)}
+        self.env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", **AUTH_OFF, "HOME": str(self.temp_dir)}
+
+    # ------------------------------------------------------------------ drivers
+    def driver_env(self) -> dict[str, str]:
+        """The environment for a driver process of this cluster: this process's, token authentication off."""
+        return {**os.environ, **AUTH_OFF}
+
+    @contextmanager
+    def driven_from_here(self) -> Iterator["LocalRayCluster"]:
+        """This process as a driver of the cluster: token authentication off in it while inside. Refused when a Ray
+        started earlier in this process switched it on (see the module doc): that cannot be undone here."""
+        if os.environ.get(AUTH_MODE, "").lower() == "token":
+            raise RuntimeError("ray cluster: this process has Ray token authentication on (RAY_AUTH_MODE=token, set by "
+                               "an earlier ray.init() that started a local Ray), so the cluster's workers could not "
+                               "reach its objects; start local Ray with recoworld.testing.ray_cluster.local_ray")
+        with _auth_off():
+            yield self
 
     # ------------------------------------------------------------------ start and stop
     def _node(self, head: bool) -> subprocess.Popen:

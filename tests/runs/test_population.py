@@ -21,6 +21,7 @@ from recoworld.evaluation.metrics import gini
 from recoworld.runs.logs import ImpressionRecord, RunFolder, SessionRecord, read_table
 from recoworld.runs.runner import PopulationRun, run_population
 from recoworld.scenario import bundled_scenarios, deep_merge, load_scenario
+from recoworld.testing.ray_cluster import local_ray
 
 SMALL = {
     "name": "small",
@@ -266,14 +267,11 @@ def test_shards_change_nothing_but_the_random_streams(tmp_path):
 
 
 def test_ray_engine_writes_the_same_logs_as_the_local_engine(tmp_path):
-    ray = pytest.importorskip("ray", reason="the ray extra is not installed")
+    pytest.importorskip("ray", reason="the ray extra is not installed")
     data = small(users={"n_users": 600}, recommenders=[{"name": "linucb"}, {"name": "mmr"}, {"name": "egreedy"}],
                  run={"shards": 2})
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    try:
+    with local_ray(num_cpus=2):  # a plain ray.init() would leave token auth on for the later cluster tests
         run(deep_merge(data, {"run": {"engine": "ray"}}), tmp_path / "ray")
-    finally:
-        ray.shutdown()
     run(data, tmp_path / "local")
     assert day_hashes(tmp_path / "ray") == day_hashes(tmp_path / "local")
 

@@ -1,7 +1,8 @@
 """The Ray engine on a real cluster of two nodes on this machine (``ray start --head`` and ``ray start
---address``, bound to 127.0.0.1, not local mode): the same logs as the local engine, byte for byte, also
-when a worker process is SIGKILLed in the middle of a day (Ray retries the shard-day) and when the
-driver is SIGKILLed (``--resume`` finishes the run). The cluster is stopped however a test ends."""
+--address``, not local mode): the same logs as the local engine, byte for byte, also when a worker
+process is SIGKILLed in the middle of a day (Ray retries the shard-day) and when the driver is SIGKILLed
+(``--resume`` finishes the run); a driver that ran a local Ray before still reaches every node. The
+cluster is stopped however a test ends."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ import yaml
 from recoworld.runs.logs import RunFolder
 from recoworld.runs.runner import PopulationRun
 from recoworld.scenario import deep_merge, load_scenario
-from recoworld.testing.ray_cluster import LocalRayCluster
+from recoworld.testing.ray_cluster import AUTH_MODE, LocalRayCluster
 from tests.runs.test_population import SMALL, day_hashes
 
 ray = pytest.importorskip("ray", reason="the ray extra is not installed")
@@ -33,14 +34,15 @@ SHARD_DAY = "_writable_shard_day"  # the Ray task's function (recoworld.runs.eng
 @pytest.fixture(scope="module")
 def cluster():
     nodes = LocalRayCluster(nodes=2)
-    nodes.start()
-    try:
-        yield nodes
-    finally:
-        if ray.is_initialized():
-            ray.shutdown()
-        nodes.stop()
-        assert not nodes.pids(), "a Ray process of the cluster outlived it"
+    with nodes.driven_from_here():  # this process drives the cluster in the tests below
+        nodes.start()
+        try:
+            yield nodes
+        finally:
+            if ray.is_initialized():
+                ray.shutdown()
+            nodes.stop()
+            assert not nodes.pids(), "a Ray process of the cluster outlived it"
 
 
 @pytest.fixture(scope="module")
@@ -98,7 +100,8 @@ def test_the_driver_killed_mid_run_resumes_identically(cluster, local_logs, tmp_
     out = tmp_path / "ray"
     command = [sys.executable, "-c", "from recoworld.cli import app; app()", "run", str(scenario), "--out", str(out),
                "--no-report"]
-    driver = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    driver = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
+                              env=cluster.driver_env())
     folder = RunFolder(out)
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and driver.poll() is None:
@@ -110,8 +113,53 @@ def test_the_driver_killed_mid_run_resumes_identically(cluster, local_logs, tmp_
     assert driver.wait(timeout=30) == -signal.SIGKILL
     manifest = folder.read_manifest()
     assert manifest.status == "running" and manifest.days_completed < SCENARIO["env"]["horizon_days"]
-    resumed = subprocess.run([*command, "--resume"], capture_output=True, text=True, timeout=600)
+    resumed = subprocess.run([*command, "--resume"], capture_output=True, text=True, timeout=600,
+                             env=cluster.driver_env())
     assert resumed.returncode == 0, resumed.stderr
     assert folder.read_manifest().status == "complete"
     assert day_hashes(out) == local_logs
     assert sum(1 for _ in cluster.pids()) > 0  # the cluster outlived its driver
+
+
+# What the suite runs before this module (tests/runs/test_population.py): a local Ray in the same process. Then
+# the process joins the cluster as a run's driver does and puts an object that a task on each node reads.
+LOCAL_RAY_THEN_CLUSTER = """
+import sys
+import numpy as np
+import ray
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+from recoworld.runs.engines import RayEngine
+from recoworld.testing.ray_cluster import local_ray
+
+with local_ray(num_cpus=1):
+    pass
+RayEngine(sys.argv[1])
+shared = ray.put(np.ones(100_000))  # above Ray's inline size: it lives in the object store, owned by this driver
+
+
+@ray.remote(num_cpus=1, max_retries=0)
+def total(values):
+    return float(values.sum())
+
+
+nodes = [node["NodeID"] for node in ray.nodes() if node["Alive"]]
+on_each = [total.options(scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False)).remote(shared)
+           for node in nodes]
+print(*ray.get(on_each, timeout=300))
+"""
+
+
+def test_a_driver_that_ran_a_local_ray_before_reaches_every_node(cluster, tmp_path):
+    env = {name: value for name, value in os.environ.items() if name != AUTH_MODE}  # as a fresh pytest starts
+    env["HOME"] = str(tmp_path)  # a token a local Ray may write stays out of the shared ~/.ray
+    proc = subprocess.run([sys.executable, "-c", LOCAL_RAY_THEN_CLUSTER, cluster.address], capture_output=True,
+                          text=True, timeout=600, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.split() == ["100000.0"] * 2  # both nodes' workers read the driver's object
+
+
+def test_a_process_whose_ray_asks_for_tokens_is_refused_as_a_driver(monkeypatch, tmp_path):
+    monkeypatch.setenv(AUTH_MODE, "token")  # what a plain ray.init() of a local Ray leaves in its process
+    with pytest.raises(RuntimeError, match="token authentication on"):
+        with LocalRayCluster(nodes=2, temp_dir=tmp_path).driven_from_here():
+            pass
