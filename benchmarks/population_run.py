@@ -9,7 +9,7 @@ in this process. The guard kills a child above ``--limit-gb`` (10 GiB by default
 out-of-memory killer would.
 
 With ``--engine ray`` the runs go to a Ray cluster of ``--nodes`` nodes that the benchmark starts on
-this machine (``ray start --head`` and ``ray start --address``, 127.0.0.1, small object stores) and
+this machine (``ray start --head`` and ``ray start --address``, small object stores) and
 stops at the end; ``--compare`` also runs the local engine with the same shards and says whether the
 logs are byte-identical.
 
@@ -166,7 +166,7 @@ def main() -> None:
         cluster = LocalRayCluster(nodes=args.nodes, object_store_bytes=args.object_store_mb * 2**20)
         started = time.perf_counter()
         cluster.start()
-        print(f"ray cluster: {args.nodes} nodes on 127.0.0.1 ({cluster.address}), {args.object_store_mb} MB object "
+        print(f"ray cluster: {args.nodes} nodes on this machine ({cluster.address}), {args.object_store_mb} MB object "
               f"store each, started in {time.perf_counter() - started:.0f} s", flush=True)
     try:
         for users in args.users:
