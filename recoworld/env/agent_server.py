@@ -25,6 +25,7 @@ try:
     from openenv.core.env_server import create_app
     from openenv.core.env_server.types import ConcurrencyConfig
     from starlette.exceptions import HTTPException
+    from starlette.websockets import WebSocketDisconnect
 except ImportError as exc:  # pragma: no cover - the CLI turns this into one line
     raise ImportError(f"recoworld serve needs the agent extra: pip install 'recoworld[agent]' ({exc})") from None
 
@@ -66,13 +67,22 @@ def _validation_line(exc: RequestValidationError) -> str:
 
 
 class RequestGuard:
-    """ASGI middleware: refuses an HTTP body over ``max_body_bytes`` with 413 (declared or streamed), and
-    answers any error that escapes the app with a one-line 500 instead of a traceback."""
+    """ASGI middleware: refuses an HTTP body over ``max_body_bytes`` with 413 (declared or streamed) as
+    ``{"error": ...}`` like every other refusal, answers an error that escapes the app with a one-line 500, and
+    keeps a WebSocket that fails or disconnects mid-close from printing a traceback."""
 
     def __init__(self, app: Any, max_body_bytes: int) -> None:
         self.app, self.limit = app, max_body_bytes
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] == "websocket":
+            try:
+                await self.app(scope, receive, send)
+            except WebSocketDisconnect:
+                pass  # the client left while openenv was closing the socket: nothing to answer
+            except Exception as exc:  # noqa: BLE001 - one session's failure is logged in one line, the server goes on
+                log.warning("session failed: %s", one_line(f"{type(exc).__name__}: {exc}"))
+            return
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
