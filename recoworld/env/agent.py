@@ -22,7 +22,7 @@ from functools import lru_cache
 from typing import Any
 
 import numpy as np
-from pydantic import PrivateAttr, ValidationError, model_serializer, model_validator
+from pydantic import Field, PrivateAttr, ValidationError, model_serializer, model_validator
 
 from recoworld.agents.language.observe import HISTORY, observe_view
 from recoworld.agents.language.protocol import AgentAction, AgentObservation
@@ -93,7 +93,7 @@ class RecoWorldState(State):
     user_id: str = ""
     day: int = 0
     session: int = 0
-    done: bool = False
+    ended: bool = Field(False, description="The episode ended (the user churned or the horizon was reached).")
 
 
 @lru_cache(maxsize=32)
@@ -176,7 +176,7 @@ class RecoWorldAgentEnv(Environment[RecoWorldAction, RecoWorldObservation, RecoW
         _, reward, terminated, truncated, info = self.gym.step(np.asarray(positions, dtype=np.int64))
         self._state.step_count += 1
         self._state.day, self._state.session = info["day"], info["session"]
-        self._state.done = bool(terminated or truncated)
+        self._state.ended = bool(terminated or truncated)
         obs = self._observe(info, reward=float(reward), terminated=bool(terminated), truncated=bool(truncated))
         obs.metadata["slate"] = list(positions)
         if action.tool_calls:
@@ -237,7 +237,7 @@ class RecoWorldAgentEnv(Environment[RecoWorldAction, RecoWorldObservation, RecoW
         return self._last.model_copy(update={"error": problem, "reward": 0.0, "metadata": {"error": problem}})
 
     def _episode_problem(self) -> str | None:
-        return "the episode is over: call reset for a new user" if self._state.done else None
+        return "the episode is over: call reset for a new user" if self._state.ended else None
 
     def _positions(self, action: AgentAction) -> tuple[list[int] | None, str | None]:
         """The slate's candidate positions, or the one-line reason the action cannot be served."""

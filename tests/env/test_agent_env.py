@@ -137,9 +137,10 @@ def test_a_received_action_keeps_its_problem_but_a_clients_action_still_fails_fa
 def test_after_the_end_a_step_is_refused_until_reset():
     env = RecoWorldAgentEnv()
     _, played = play(env, 2)
+    assert env.state.ended
     refused = env.step(policy(played[-1]))
     assert refused.error == "the episode is over: call reset for a new user" and refused.reward == 0.0
-    assert env.reset(seed=2).error is None and env.state.step_count == 0
+    assert env.reset(seed=2).error is None and env.state.step_count == 0 and not env.state.ended
 
 
 def test_no_episode_or_a_closed_session_raises_a_session_error():
