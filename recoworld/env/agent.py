@@ -40,9 +40,9 @@ from recoworld.scenario import Scenario, bundled_scenarios, deep_merge, format_v
 INFO_KEYS = ("user_id", "day", "session", "session_step", "instruction", "rewards", "items", "actions", "watch_seconds",
              "compliance", "session_ended")
 # Scenario fields a remote client may override at reset (the server's operator sets the rest): nothing that
-# names a file, a model or a backend.
+# names a file, a model or a backend, and not the world's seed (each new seed would build a new catalog).
 CLIENT_FIELDS: dict[str, tuple[str, ...] | None] = {
-    "seed": None, "env": None, "rewards": None, "user_model": None, "users": ("segments", "taste_noise"),
+    "env": None, "rewards": None, "user_model": None, "users": ("segments", "taste_noise"),
 }
 RESET_OPTIONS = ("scenario", "config")
 

@@ -202,6 +202,7 @@ def test_reset_options_choose_a_bundled_scenario_and_client_overrides():
     ({"scenario": "llm_users"}, "has llm users"),
     ({"config": {"catalog": {"source": "csv"}}}, "config.catalog cannot be set by a client"),
     ({"config": {"users": {"backend": "llm"}}}, "config.users.backend cannot be set by a client"),
+    ({"config": {"seed": 5}}, "config.seed cannot be set by a client"),
     ({"config": [1]}, "config must be a mapping"),
     ({"config": {"env": {"slate_size": 0}}}, "slate_size"),
     ({"difficulty": "hard"}, "unknown option 'difficulty'"),
