@@ -11,7 +11,7 @@ BIN    := $(VENV)/bin
 # extra the suite and CI need, so `make test` after `make run` installs just the extras.
 CORE   := $(VENV)/.core-installed
 STAMP  := $(VENV)/.installed
-EXTRAS := dev,docs,rl,llm,local,align,ray
+EXTRAS := dev,docs,rl,llm,local,align,ray,agent
 
 .PHONY: venv core run test test-fast docs bench clean
 

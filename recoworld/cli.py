@@ -22,6 +22,7 @@ app = typer.Typer(
     help="RecoWorld: a simulated world for recommender systems.",
 )
 err_console = Console(stderr=True)
+app.command()(__import__("recoworld.cli_serve", fromlist=["serve"]).serve)  # `recoworld serve` (openenv loads when it runs)
 
 
 def make_console() -> Console:

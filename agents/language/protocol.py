@@ -65,8 +65,14 @@ class ToolCall(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: Literal["retrieve", "rerank", "finish"]
-    attribute: str | None = Field(None, description="topic name, 'recency', 'duration', 'popularity' or 'semantic'.")
-    value: str | None = Field(None, description="The topic (or semantic-id prefix) for a topic retrieval.")
+    attribute: str | None = Field(
+        None,
+        description="retrieve: topic | recency | duration | popularity | semantic_id | text; "
+        "rerank: relevance | popularity | recency | quality | diversity (ToolRec's tools).",
+    )
+    value: str | None = Field(
+        None, description="A topic name (topic), short | long (duration), a code prefix like 12-5 (semantic_id) or a query (text)."
+    )
     k: int | None = Field(None, ge=1)
 
 

@@ -171,11 +171,11 @@ class ToolBox:
     def rerank(self, pool: list[int], attribute: str, k: int | None = None) -> list[int]:
         """The pool re-ordered by the attribute, cut to ``k`` (default: all of it)."""
         attribute = normalise_attribute(attribute)
+        if not pool:
+            raise ToolError("the pool is empty: retrieve something first")
         k = len(pool) if k is None else int(k)
         if k <= 0:
             raise ToolError(f"k must be > 0, got {k}")
-        if not pool:
-            raise ToolError("the pool is empty: retrieve something first")
         pos = np.asarray(pool, dtype=np.int64)
         cat, rows = self.catalog, self.cands[pos]
         if attribute == "relevance":
