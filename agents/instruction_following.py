@@ -139,6 +139,10 @@ class InstructionFollowing(WrapsBase):
                 self.fallbacks += 1
         return parse_rules(instruction.text, topics)
 
+    def parse_for(self, user: str, instruction: Instruction, topics: list[str]) -> Constraints:
+        """``user``'s new instruction as constraints (a subclass may read it in its own way)."""
+        return self.parse(instruction, topics)
+
     def _parse_llm(self, text: str, topics: list[str]) -> Constraints:
         if self._model is None:
             from recoworld.llm.config import LLMConfig, build_language_model
@@ -169,7 +173,7 @@ class InstructionFollowing(WrapsBase):
             held = self.held.get(user)
             if instruction is not None and (held is None or held.text != instruction.text):
                 before = self.fallbacks
-                constraints = self.parse(instruction, topics)
+                constraints = self.parse_for(user, instruction, topics)
                 self._fell_back[i] = self.fallbacks > before
                 if constraints.empty:
                     self.unparsed += 1

@@ -43,6 +43,7 @@ RECOMMENDERS: dict[str, str | Factory] = {
     "mf": "recoworld.agents.mf:MatrixFactorization",
     "sb3": "recoworld.agents.rl.recommender:SB3Recommender",  # imports torch: only when asked for
     "sasrec": "recoworld.agents.sasrec_arm:SASRecRecommender",  # imports torch: only when asked for
+    "language_agent": "recoworld.agents.language.agent:LanguageAgent",  # loads its model on first use
 }
 WRAPPER = "instruction_following"  # wraps ``params['base']`` (default greedy)
 _WRAPPER_ENTRY = "recoworld.agents.instruction_following:InstructionFollowing"

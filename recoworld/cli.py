@@ -456,5 +456,13 @@ def fidelity(
         json_out.write_text(report.model_dump_json(indent=2))
 
 
+def _register_extras() -> None:
+    from recoworld.cli_agents import register
+
+    register(app, fail)
+
+
+_register_extras()
+
 if __name__ == "__main__":  # pragma: no cover
     app()

@@ -148,6 +148,17 @@ class RecoWorldEnv(gym.Env):
         super().close()
 
     # ------------------------------------------------------------- helpers
+    def fork(self) -> "RecoWorldEnv":
+        """An independent copy of this env mid-episode (world, user, random state); the catalog, scenario and user
+        backend are shared. Served the same slates, the copy and the original go on identically."""
+        import copy
+
+        sim = self.sim.fork()
+        shared = {id(self.sim): sim, id(self.catalog): self.catalog, id(self.scenario): self.scenario}
+        if self._backend is not None:
+            shared[id(self._backend)] = self._backend
+        return copy.deepcopy(self, memo=shared)
+
     def slate_from_action(self, action: Any) -> np.ndarray:
         """Validate an action and turn it into catalog rows (one clear error on bad input; a slot that
         repeats an item is filled from the next unused candidate, see ``recoworld.env.actions``)."""

@@ -169,6 +169,16 @@ class Simulation:
         self.__dict__.update(state)
         self.candidates = np.zeros((len(self.user_ids), self.env.num_candidates), dtype=np.int64)
 
+    def fork(self) -> "Simulation":
+        """An independent copy (users, platform, random state, today's candidates) that serves the same catalog
+        through the same user backend: its future is this one's until the two are served differently."""
+        import copy
+
+        twin = copy.deepcopy(self)  # through __getstate__: without the catalog, the backend and the candidates
+        twin.catalog, twin.backend, twin.candidates = self.catalog, self.backend, self.candidates.copy()
+        twin._instructions, twin._words = dict(self._instructions), dict(self._words)
+        return twin
+
     def set_catalog(self, catalog: Catalog) -> None:
         """Serve from ``catalog``: the same items in the same rows, possibly followed by new ones."""
         need = (len(catalog) + 7) // 8
