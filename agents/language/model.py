@@ -20,7 +20,12 @@ def load_model(model: str | None = None):
     if model is None:
         from recoworld.users.align.adapter import load_base
 
-        return load_base()
+        lm, tok = load_base()
+        # dequantised from the GGUF to float32: plain weights, trainable (trainers refuse a model marked quantized)
+        lm.hf_quantizer, lm.is_quantized = None, False
+        if hasattr(lm.config, "quantization_config"):
+            del lm.config.quantization_config
+        return lm, tok
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     gpu = torch.cuda.is_available()
     try:

@@ -60,11 +60,12 @@ class AgentTrainConfig(BaseModel):
 class WorldRollouts:
     """TRL's ``rollout_func``: G plans per decision state, each played on its own fork of the world."""
 
-    def __init__(self, states: list[DecisionState], policy, group: int, seed: int) -> None:
+    def __init__(self, states: list[DecisionState], policy, group: int, seed: int, score=group_returns) -> None:
         self.by_prompt: dict[str, list[DecisionState]] = {}
         for s in states:
             self.by_prompt.setdefault(self.key(s.messages), []).append(s)
         self.policy, self.group, self.seed, self.calls = policy, group, seed, 0
+        self.score = score  # (state, plans, policy) -> returns; the world's by default
         self.curve: list[float] = []  # mean return of each update's rollouts
 
     @staticmethod
@@ -78,6 +79,13 @@ class WorldRollouts:
         found.append(found.pop(0))  # equal prompts of different users take turns
         return found[-1]
 
+    def distinct(self, prompts: list) -> list:
+        """One prompt per group: TRL 1.13 documents undup'ed prompts, later versions pass each prompt G times in a row."""
+        g = self.group
+        if len(prompts) % g == 0 and all(prompts[k] == prompts[k - k % g] for k in range(len(prompts))):
+            return prompts[::g]
+        return prompts
+
     def __call__(self, prompts: list, trainer) -> dict[str, Any]:
         self.calls += 1
         out: dict[str, list] = {"prompt_ids": [], "completion_ids": [], "logprobs": [], "env_mask": [], "episode_return": []}
@@ -85,10 +93,10 @@ class WorldRollouts:
         was_training = model.training
         model.eval()
         returns_now = []
-        for i, messages in enumerate(prompts):
+        for i, messages in enumerate(self.distinct(prompts)):
             state = self.state_for(messages)
             decisions = self.policy.decide_many(messages, state.topics, self.group, rng_for(self.seed, self.calls * 1000 + i))
-            returns = group_returns(state, [d.plan for d in decisions], self.policy)
+            returns = self.score(state, [d.plan for d in decisions], self.policy)
             head = self.policy.prompt_ids(messages)
             for d, r in zip(decisions, returns):
                 ids, mask = self.policy.completion(d.plan)
@@ -142,8 +150,6 @@ def train_agent(out: str | Path, config: AgentTrainConfig | None = None) -> dict
     config.check_seeds()
     os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
     import torch
-    from datasets import Dataset
-    from trl import GRPOConfig, GRPOTrainer
 
     from recoworld.agents.language.model import load_model
     from recoworld.agents.language.choices import ChoicePolicy
@@ -165,21 +171,7 @@ def train_agent(out: str | Path, config: AgentTrainConfig | None = None) -> dict
     policy = ChoicePolicy(lm, tok, config.temperature)
     sft = sft_warm_start(policy, states[: config.sft_examples], config) if config.sft_examples else []
     rollouts = WorldRollouts(states, policy, config.group, config.seed)
-    log: list[dict] = []
-    if config.updates:
-        args = GRPOConfig(
-            output_dir=str(out / "trainer"), per_device_train_batch_size=config.group * config.prompts_per_update,
-            num_generations=config.group, gradient_accumulation_steps=1, max_steps=config.updates,
-            learning_rate=config.learning_rate, beta=config.beta, max_completion_length=32, logging_steps=1,
-            save_strategy="no", report_to="none", use_cpu=not torch.cuda.is_available(), seed=config.seed,
-            lr_scheduler_type="constant", warmup_steps=0, disable_tqdm=True, remove_unused_columns=False,
-        )
-        data = Dataset.from_list([{"prompt": s.messages} for s in states])
-        trainer = GRPOTrainer(model=lm, reward_funcs=env_reward, args=args, train_dataset=data, processing_class=tok,
-                              rollout_func=rollouts)
-        with stage("GRPO updates"):
-            trainer.train()
-        log = [r for r in trainer.state.log_history if "reward" in r]
+    log = grpo(policy, states, rollouts, config, out / "trainer") if config.updates else []
     lm.save_pretrained(out / "adapter")
     tok.save_pretrained(out / "adapter")
     summary = {"config": config.model_dump(), "decision_states": len(states), "sft_losses": sft, "curve": rollouts.curve,
@@ -187,3 +179,26 @@ def train_agent(out: str | Path, config: AgentTrainConfig | None = None) -> dict
     settings = AgentSettings(model=config.model, adapter="adapter", trained=summary)
     (out / AGENT_FILE).write_text(settings.model_dump_json(indent=1))
     return summary
+
+
+def grpo(policy, states: list[DecisionState], rollouts: WorldRollouts, config: AgentTrainConfig, folder: Path) -> list[dict]:
+    """``config.updates`` steps of TRL's GRPOTrainer on ``policy``'s (LoRA) model, rollouts from ``rollouts``;
+    TRL's log of each step."""
+    import torch
+    from datasets import Dataset
+    from trl import GRPOConfig, GRPOTrainer
+
+    lm, tok = policy.model, policy.tok
+    args = GRPOConfig(
+        output_dir=str(folder), per_device_train_batch_size=config.group * config.prompts_per_update,
+        num_generations=config.group, gradient_accumulation_steps=1, max_steps=config.updates,
+        learning_rate=config.learning_rate, beta=config.beta, max_completion_length=32, logging_steps=1,
+        save_strategy="no", report_to="none", use_cpu=not torch.cuda.is_available(), seed=config.seed,
+        lr_scheduler_type="constant", warmup_steps=0, disable_tqdm=True, remove_unused_columns=False,
+    )
+    data = Dataset.from_list([{"prompt": s.messages} for s in states])
+    trainer = GRPOTrainer(model=lm, reward_funcs=env_reward, args=args, train_dataset=data, processing_class=tok,
+                          rollout_func=rollouts)
+    with stage("GRPO updates"):
+        trainer.train()
+    return [r for r in trainer.state.log_history if "reward" in r]
