@@ -58,6 +58,7 @@ def evaluate(
     data: Optional[Path] = typer.Option(None, "--data", help="ml100k: your MovieLens-100K folder "
                                         "(default $RECOWORLD_DATA/ml-100k)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Result JSON (default results/<task>/<policy>.json)."),
+    note: str = typer.Option("", "--note", help="How the policy was made (training budget, ...), kept in the result."),
 ) -> None:
     """Score a policy on a task's held-out users: the task metric with a bootstrap interval, a normalised
     score (random 0, the task's reference 100) and secondary metrics; writes a result JSON."""
@@ -78,6 +79,7 @@ def evaluate(
             result = evaluate_task(policy, definition, _params(params), chosen, data)
     except (ValueError, FileNotFoundError, NotImplementedError) as exc:
         raise fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
+    result.note = note
     path = result.write(out or default_out(result.task, result.policy_name))
     console = make_console()
     s, z = result.score, result.normalised
@@ -94,5 +96,5 @@ def evaluate(
     console.print(table)
     if s.value > result.reference_score and result.policy_name != definition.reference.name:
         console.print(f"{result.policy} beats the reference ({result.reference}) on {result.task}.", highlight=False)
-    note = "" if result.official else " (not the task's own held-out set: not official)"
-    console.print(f"evaluated in {result.wall_seconds:.1f} s; result: {path}{note}", highlight=False)
+    unofficial = "" if result.official else " (not the task's own held-out set: not official)"
+    console.print(f"evaluated in {result.wall_seconds:.1f} s; result: {path}{unofficial}", highlight=False)

@@ -141,7 +141,7 @@ TASKS: dict[str, Task] = {t.id: t for t in (
                 "for 30 days, 50 candidates, slates of 5.",
         scenario="ml100k", config={"env": {"num_candidates": 50, "slate_size": 5, "horizon_days": 30},
                                    "rewards": RETENTION_REWARDS},
-        mode="episodes", metric="days_active", held_out_users=1000, reference=IF_GREEDY,
+        mode="episodes", metric="days_active", held_out_users=1000, reference=PolicySpec(name="popular"),
     ),
 )}
 

@@ -66,6 +66,7 @@ class TaskResult(BaseModel):
     settings: dict[str, Any]
     versions: dict[str, str]
     wall_seconds: float = Field(description="Serving and scoring this policy (random and the reference not included).")
+    note: str = Field("", description="How the policy was made (e.g. a PPO model's training budget), for the leaderboard.")
 
     def write(self, path: str | Path) -> Path:
         path = Path(path)

@@ -47,14 +47,23 @@ def _data_sha256(folder: Path) -> str:
     return digest.hexdigest()
 
 
+def ml100k_calibration_path(folder: Path) -> Path:
+    """Where the calibration of ``folder``'s users is cached: keyed by the data and the calibration settings."""
+    from recoworld.users.calibration import CalibrationConfig
+
+    config = CalibrationConfig(**ML100K_CALIBRATION)
+    key = hashlib.sha256((_data_sha256(folder) + config.model_dump_json() + str(ML100K_CATALOG_SEED)).encode()).hexdigest()[:16]
+    return folder / "recoworld-tasks" / f"ml100k-calibration-{key}.parquet"
+
+
 def ml100k_calibration(folder: Path) -> Path:
-    """The calibration of ``folder``'s users (computed once, then read from ``folder/recoworld-tasks/``)."""
+    """The calibration of ``folder``'s users (computed once, about ten minutes on one core, then read from
+    ``folder/recoworld-tasks/``)."""
     from recoworld.progress import stage
     from recoworld.users.calibration import CalibrationConfig, calibrate_dataset
 
     config = CalibrationConfig(**ML100K_CALIBRATION)
-    key = hashlib.sha256((_data_sha256(folder) + config.model_dump_json() + str(ML100K_CATALOG_SEED)).encode()).hexdigest()[:16]
-    path = folder / "recoworld-tasks" / f"ml100k-calibration-{key}.parquet"
+    path = ml100k_calibration_path(folder)
     if not path.is_file():
         with stage("calibrating users to MovieLens-100K (once; cached beside the data)"):
             calibration = calibrate_dataset(folder, None, config, seed=ML100K_CATALOG_SEED)
