@@ -9,7 +9,6 @@ for the wheel (``pip download --no-deps recbole==1.2.1``) and unzips its RecBole
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import tempfile
@@ -22,8 +21,10 @@ FILES = ("ml-100k.inter", "ml-100k.item", "ml-100k.user")
 
 
 def cache_dir() -> Path:
-    """Where fetched data lives: ``$RECOWORLD_DATA`` or ``~/.cache/recoworld``."""
-    return Path(os.environ.get("RECOWORLD_DATA", Path.home() / ".cache" / "recoworld")).expanduser()
+    """Where fetched data lives: ``$RECOWORLD_DATA`` or ``~/.cache/recoworld`` (where the ml100k task looks)."""
+    from recoworld.tasks.worlds import data_home
+
+    return data_home()
 
 
 def fetch_ml100k(root: Path | None = None) -> Path:

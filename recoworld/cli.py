@@ -15,20 +15,16 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from recoworld.cli_evaluate import evaluate as evaluate_command
+from recoworld.cli_output import err_console, fail, make_console
+
 app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
     help="RecoWorld: a simulated world for recommender systems.",
 )
-err_console = Console(stderr=True)
 app.command()(__import__("recoworld.cli_serve", fromlist=["serve"]).serve)  # `recoworld serve` (openenv loads when it runs)
-
-
-def make_console() -> Console:
-    """A stdout console; pipes, files and CI logs get 160 columns so tables are not squeezed into 80."""
-    console = Console()
-    return console if console.is_terminal else Console(width=max(console.width, 160))
 
 
 # (summary key, column title, format)
@@ -43,13 +39,6 @@ COLUMNS: list[tuple[str, str, str]] = [
     ("instructions_per_user", "instructions\n/user", "{:.2f}"),
     ("compliance", "compliance", "{:.2f}"),
 ]
-
-
-def fail(message: str, code: int = 2) -> typer.Exit:
-    """Print one red ``error:`` line to stderr; the caller raises the returned exit (code 2: bad input,
-    3: a run stopped part-way and can be resumed)."""
-    err_console.print(f"error: {message}", style="bold red", markup=False, highlight=False, soft_wrap=True)
-    return typer.Exit(code=code)
 
 
 def _fmt(value: float, spec: str) -> str:
@@ -454,6 +443,9 @@ def fidelity(
         calibration.save(out)
     if json_out is not None:
         json_out.write_text(report.model_dump_json(indent=2))
+
+
+app.command("evaluate")(evaluate_command)
 
 
 def _register_extras() -> None:

@@ -19,6 +19,7 @@ class PopulationResult:
     recommender: str
     totals: dict[str, np.ndarray] = field(default_factory=dict)
     llm_usage: Usage = field(default_factory=Usage)  # LLM calls, tokens and cost of the run (a sum)
+    creators_active: np.ndarray | None = None  # (C,) whether each creator agent of the arm's world still publishes at the end
 
     def frame(self) -> pd.DataFrame:
         return pd.DataFrame(self.totals)

@@ -450,17 +450,20 @@ class PopulationRun:
         for a, name in enumerate(state.arm_names):
             parts: dict[str, list[np.ndarray]] = {}
             usage = Usage()
+            creators = None
             for world in state.worlds:
                 if a not in world.arms:
                     continue
                 usage = usage + world.llm_usage if len(world.arms) == 1 else usage
+                if world.creators is not None:
+                    creators = world.creators.active.copy()
                 for shard in world.shards:
                     mine = shard.arm_of == a
                     columns = {**shard.totals, "days_active": shard.sim.days_active.astype(float),
                                "churned": shard.sim.churned.astype(float)}
                     for key, value in columns.items():
                         parts.setdefault(key, []).append(value[mine])
-            arms[name] = PopulationResult(name, {k: np.concatenate(v) for k, v in parts.items()}, usage)
+            arms[name] = PopulationResult(name, {k: np.concatenate(v) for k, v in parts.items()}, usage, creators)
         return RunResult(arms, self.folder.path if self.folder else None, state.manifest)
 
 
