@@ -15,7 +15,7 @@ def serve(
     max_body_bytes: int = typer.Option(64 * 1024, "--max-body-bytes", help="Largest request body or WebSocket message."),
 ) -> None:
     """Serve the world to language agents: openenv's reset / step / state over HTTP and WebSocket, one world per session."""
-    from recoworld.cli import fail
+    from recoworld.cli_output import fail
 
     try:
         from recoworld.env.agent_server import ServeSettings, serve as run_server
