@@ -9,9 +9,12 @@ creator economy, ML-100K) with ``--ppo-timesteps`` steps; the zips go to ``--mod
 repository; reused when present). LERL runs its heuristic planner over the task's PPO model. The
 retention model also acts in instruction following (same slates, 10 of 100). ML-100K needs the
 user's copy of the data (``python benchmarks/ml100k.py``); without it that task is listed as missing.
+A tuned language agent (``--agent FOLDER``, from ``recoworld train-agent``) is scored on the first
+``--agent-users`` held-out users of instruction following, next to the rule parser on the same users;
+a full score of it takes hours on a CPU, so it is listed with those figures rather than ranked.
 Then ``python -m recoworld.tasks.leaderboard`` writes the page.
 
-    OMP_NUM_THREADS=1 NUMBA_NUM_THREADS=1 python benchmarks/leaderboard.py [--tasks retention-v1,...] [--ppo-timesteps 300000]
+    OMP_NUM_THREADS=1 NUMBA_NUM_THREADS=1 python benchmarks/leaderboard.py [--tasks retention-v1,...] [--ppo-timesteps 300000] [--agent FOLDER]
 """
 
 from __future__ import annotations
@@ -30,8 +33,25 @@ from recoworld.tasks.worlds import data_home, ml100k_folder, task_world
 RECOMMENDERS = ("random", "popular", "greedy", "mmr", "egreedy", "linucb", "mf", "instruction_following", "toolrec", "sasrec")
 PPO_TASKS = ("retention-v1", "creator-economy-v1", "ml100k-v1")  # retention-type: days active in the metric
 PPO_BORROWED = {"instruction-following-v1": "retention-v1"}  # the same slates (10 of 100): the retention model acts there
-AGENT_REASON = ("the RL-tuned LLM agent (an agent folder or server) is not in this install yet; `recoworld evaluate` "
-                "refuses that kind with one line until the agent extra lands")
+AGENT_TASK = "instruction-following-v1"  # where the tuned language agent acts (it reads the users' words)
+
+
+def agent_reason(folder: Path | None, users: int, data: Path | None) -> str:
+    """Why the tuned language agent has no official result, with what it scores on the first ``users`` held-out
+    users next to the rule parser on the same users (a full score costs too long on this CPU)."""
+    if folder is None:
+        return "no tuned agent folder given (python benchmarks/leaderboard.py --agent FOLDER, from recoworld train-agent)"
+    task = TASKS[AGENT_TASK]
+    seeds = range(task.held_out_seeds.start, task.held_out_seeds.start + users)
+    rules = evaluate_task("instruction_following", task, seeds=seeds, data=data)
+    agent = evaluate_task(str(folder), task, seeds=seeds, data=data)
+    per_user = agent.wall_seconds / users
+    return (f"scored on the first {users} of {task.held_out_users} held-out users only ({per_user:.1f} s per user on "
+            f"this CPU, so about {per_user * task.held_out_users / 3600:.1f} h for all): compliance "
+            f"{agent.score.value:.3f} [{agent.score.low:.3f}, {agent.score.high:.3f}] against instruction_following's "
+            f"{rules.score.value:.3f} [{rules.score.low:.3f}, {rules.score.high:.3f}] on the same users; days active "
+            f"{agent.secondary['days_active']:.2f} against {rules.secondary['days_active']:.2f} (how it was tuned: "
+            f"docs/figures/agent-rl.md)")
 
 
 def machine() -> str:
@@ -64,6 +84,8 @@ def main() -> None:
     parser.add_argument("--results", type=Path, default=Path("leaderboard"))
     parser.add_argument("--models", type=Path, default=data_home() / "leaderboard-models")
     parser.add_argument("--data", type=Path, default=None, help="MovieLens-100K folder (default $RECOWORLD_DATA/ml-100k)")
+    parser.add_argument("--agent", type=Path, default=None, help="a tuned language agent's folder (recoworld train-agent)")
+    parser.add_argument("--agent-users", type=int, default=20, help="held-out users the language agent is scored on")
     args = parser.parse_args()
     tasks = [TASKS[t] for t in args.tasks.split(",") if t]
     wanted = [p for p in args.policies.split(",") if p]
@@ -99,7 +121,9 @@ def main() -> None:
                           f"({task.config.get('env', {})}) fit none of them")
                 missing += [Missing(task=task.id, policy=p, reason=reason if p == "ppo" else
                                     "needs a low-level PPO model that fits the task (see ppo)") for p in ("ppo", "lerl") if p in wanted]
-            missing.append(Missing(task=task.id, policy="RL-tuned LLM agent", reason=AGENT_REASON))
+            if task.id == AGENT_TASK:
+                missing.append(Missing(task=task.id, policy="language_agent (RL-tuned)",
+                                       reason=agent_reason(args.agent, args.agent_users, args.data)))
             for name, spec, params, note in runs:
                 result = evaluate_task(spec, task, params, data=args.data)
                 result.note = note
@@ -110,7 +134,8 @@ def main() -> None:
     total = time.perf_counter() - start
     load_end = os.getloadavg()[0]
     meta = Meta(machine=machine(), load_average=[round(load_start, 1), round(load_end, 1)], total_seconds=round(total),
-                command="python benchmarks/leaderboard.py" + (f" --ppo-timesteps {args.ppo_timesteps}"), missing=missing)
+                command=f"python benchmarks/leaderboard.py --ppo-timesteps {args.ppo_timesteps}"
+                + (f" --agent AGENT --agent-users {args.agent_users}" if args.agent else ""), missing=missing)
     meta_path.parent.mkdir(parents=True, exist_ok=True)
     meta_path.write_text(meta.model_dump_json(indent=2) + "\n")
     print("\nwall time per evaluation (s):")

@@ -2,7 +2,7 @@
 
 Kinds, tried in this order:
 
-- ``http://...`` / ``https://...``: a running agent server;
+- ``http://...`` / ``https://...``: refused in one line (``recoworld serve`` serves the world to agents, not agents to the world);
 - a folder with an ``agent.json``: a tuned LLM agent;
 - a ``.zip`` file: a Stable-Baselines3 model (PPO or A2C; the ``rl`` extra);
 - anything else: a recommender the registry knows (a registered name, a name an installed package
@@ -110,13 +110,25 @@ class CheckedSlates(BaseRecommender):
 
 # ------------------------------------------------------------------ the kinds
 def _agent_server(spec: str, task: Task, params: dict[str, Any]) -> Policy:
-    raise PolicyError(f"policy '{spec}': serving an agent server (a URL) needs the agent client, which this "
-                      "install does not have yet (the agent extra)")
+    raise PolicyError(f"policy '{spec}': a policy behind a URL is not a kind recoworld evaluate scores (recoworld serve "
+                      "serves the world to an agent, not an agent to the world); give the agent's folder (agent.json) "
+                      "or a recommender class (package.module:Class)")
 
 
 def _agent_folder(spec: str, task: Task, params: dict[str, Any]) -> Policy:
-    raise PolicyError(f"policy '{spec}': a tuned LLM agent folder (agent.json) needs "
-                      "recoworld.agents.language.agent.load_agent, which this install does not have yet (the agent extra)")
+    """A tuned language agent (``recoworld train-agent``'s folder); its model loads at its first instruction."""
+    try:
+        from recoworld.agents.language.agent import load_agent
+    except ImportError as exc:
+        raise PolicyError(f"policy '{spec}': a language agent needs the agent extra (pip install 'recoworld[agent]'): "
+                          f"{exc}") from None
+    if params:
+        raise PolicyError(f"--params: a language agent's folder sets its own (got {sorted(params)})")
+    try:
+        agent = load_agent(spec, seed=task.policy_seed)
+    except ValueError as exc:
+        raise PolicyError(f"policy '{spec}': {str(exc).splitlines()[0]}") from None
+    return Policy(spec, "agent_folder", agent.name, {}, recommender=CheckedSlates(agent, spec))
 
 
 def _sb3_zip(spec: str, task: Task, params: dict[str, Any]) -> Policy:

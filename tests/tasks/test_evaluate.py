@@ -82,7 +82,7 @@ def test_invalid_slates_are_caught_in_a_population_task_too() -> None:
     (f"{BAD}:NoSeed", r"^policy '.*:NoSeed': recommender '.*': its factory must accept seed="),
     ("recoworld.nowhere:Thing", r"^policy 'recoworld.nowhere:Thing': recommender '.*': no module named 'recoworld.nowhere'"),
     ("missing.zip", r"^policy 'missing.zip': no such file \(an SB3 model zip\)$"),
-    ("http://127.0.0.1:9/agent", r"^policy 'http://127.0.0.1:9/agent': serving an agent server \(a URL\) needs the agent client"),
+    ("http://127.0.0.1:9/agent", r"^policy 'http://127.0.0.1:9/agent': a policy behind a URL is not a kind recoworld evaluate"),
     ("./no/such/folder", r"^policy './no/such/folder': no such file or folder; expected a registered recommender"),
 ])
 def test_a_bad_policy_is_one_line_naming_it(policy, message) -> None:
@@ -91,10 +91,18 @@ def test_a_bad_policy_is_one_line_naming_it(policy, message) -> None:
     assert "\n" not in str(err.value)
 
 
-def test_an_agent_folder_is_refused_until_the_agent_extra_lands(tmp_path) -> None:
-    (tmp_path / "agent.json").write_text("{}")
-    with pytest.raises(PolicyError, match=r"a tuned LLM agent folder \(agent.json\) needs recoworld.agents.language.agent.load_agent"):
-        resolve_policy(str(tmp_path), get_task("retention-v1"))
+def test_a_tuned_agent_folder_is_a_policy_and_a_broken_one_is_one_line(tmp_path) -> None:
+    pytest.importorskip("transformers")
+    (tmp_path / "agent.json").write_text('{"share": 0.5, "hold": 3}')
+    policy = resolve_policy(str(tmp_path), get_task("instruction-following-v1"))  # the model loads at its first instruction
+    assert (policy.kind, policy.name) == ("agent_folder", f"language_agent[{tmp_path.name}]")
+    assert (policy.recommender.base.share, policy.recommender.base.hold) == (0.5, 3)
+    with pytest.raises(PolicyError, match=r"^--params: a language agent's folder sets its own \(got \['hold'\]\)$"):
+        resolve_policy(str(tmp_path), get_task("instruction-following-v1"), {"hold": 1})
+    (tmp_path / "agent.json").write_text('{"shares": 0.5}')
+    with pytest.raises(PolicyError, match=r"^policy '.*': language agent: .*agent.json is not a valid agent file") as err:
+        resolve_policy(str(tmp_path), get_task("instruction-following-v1"))
+    assert "\n" not in str(err.value)
 
 
 def test_bad_params_name_the_parameter() -> None:

@@ -77,3 +77,13 @@ def test_the_project_page_and_readme_table_are_generated_from_the_kept_result_fi
         missing = {m.policy for m in meta.missing if m.task == task_id}
         assert shipped <= scored | missing, f"{task_id}: no result and no reason for {sorted(shipped - scored - missing)}"
         assert {"random", task.reference.name} <= scored or not results
+
+
+@pytest.mark.slow
+def test_a_kept_result_is_reproduced_digit_for_digit() -> None:
+    """greedy on cold-start-v1, scored again now: the same file as the one kept (wall time aside). When the world's
+    code changes what users do, this fails: regenerate the results (python benchmarks/leaderboard.py)."""
+    kept = L.TaskResult.model_validate_json((ROOT / "leaderboard" / "cold-start-v1" / "greedy.json").read_text())
+    again = evaluate_task("greedy", "cold-start-v1")
+    strip = {"wall_seconds": 0.0, "versions": {}, "note": ""}
+    assert again.model_copy(update=strip).model_dump_json() == kept.model_copy(update=strip).model_dump_json()
