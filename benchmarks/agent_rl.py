@@ -6,7 +6,15 @@ users (seeds from 100,000), the session return that follows each decision and th
 (agreement with the rule parser's plan) for: the tuned model, the same model untuned, the rule parser
 (instruction_following's reading) and no reading at all (the greedy ranker alone). Paired bootstrap
 intervals over held-out decisions; the learning curve (mean rollout return per update); wall time and
-peak memory. Usage: python benchmarks/agent_rl.py [--updates 12 --held-out 60 --seeds 0]
+peak memory.
+
+Then whole held-out episodes (``--episode-users`` users of task instruction-following-v1, its own held-out
+seeds, served by the task's code): days active, return and compliance per user for each tuned agent, the
+untuned model, instruction_following, greedy and PPO trained on the retention reward (``--ppo``, the
+leaderboard's retention-v1 model by default), with paired bootstrap intervals of tuned minus each other.
+``--agents FOLDER ...`` adds agents trained earlier (no training when ``--seeds`` is empty).
+
+Usage: python benchmarks/agent_rl.py [--updates 12 --held-out 60 --seeds 0 1 --episode-users 20]
 """
 
 from __future__ import annotations
@@ -27,6 +35,10 @@ from recoworld.agents.language.plan import Plan, rules_plan  # noqa: E402
 from recoworld.agents.language.rollouts import decision_states, group_returns  # noqa: E402
 from recoworld.agents.language.training import AgentTrainConfig, train_agent  # noqa: E402
 from recoworld.evaluation.stats import mean_interval  # noqa: E402
+from recoworld.tasks import get_task  # noqa: E402
+from recoworld.tasks.evaluate import serve  # noqa: E402
+from recoworld.tasks.policies import resolve_policy  # noqa: E402
+from recoworld.tasks.worlds import data_home  # noqa: E402
 
 HELD_OUT = 100_000
 
@@ -39,15 +51,47 @@ def plans_of(agent: LanguageAgent | None, states, rule: bool = False) -> list[Pl
     return [agent.read(s.words, s.topics) for s in states]
 
 
+def episodes(policies: dict[str, str], users: int) -> dict[str, dict[str, list[float]]]:
+    """Whole held-out episodes of instruction-following-v1 per policy (name -> POLICY), paired by user."""
+    task = get_task("instruction-following-v1")
+    seeds = range(task.held_out_seeds.start, task.held_out_seeds.start + users)
+    per: dict[str, dict[str, np.ndarray]] = {}
+    for name, spec in policies.items():
+        t0 = time.perf_counter()
+        totals, _ = serve(resolve_policy(spec, task), task, seeds)
+        n = totals["compliance_n"].to_numpy(dtype=float)
+        per[name] = {"days active": totals["days_active"].to_numpy(dtype=float), "return": totals["reward"].to_numpy(dtype=float),
+                     "compliance": np.where(n > 0, totals["compliance_sum"].to_numpy(dtype=float) / np.maximum(n, 1), np.nan)}
+        print(f"  {name}: {time.perf_counter() - t0:.0f} s", flush=True)
+    print(f"\nwhole held-out episodes: {users} users of {task.id} (seeds {seeds.start}..{seeds.stop - 1})")
+    print(f"{'policy':<24} {'days active':>12} {'return':>9} {'compliance':>11}")
+    for name, m in per.items():
+        print(f"{name:<24} {m['days active'].mean():12.2f} {m['return'].mean():9.1f} {np.nanmean(m['compliance']):11.3f}")
+    rng = np.random.default_rng(0)
+    for name in [k for k in per if k.startswith("tuned")]:
+        for other in [k for k in per if k != name]:
+            cells = []
+            for metric in ("days active", "return", "compliance"):
+                d = per[name][metric] - per[other][metric]
+                d = d[~np.isnan(d)]
+                lo, hi = mean_interval(d, rng)
+                cells.append(f"{metric} {d.mean():+.2f} [{lo:+.2f}, {hi:+.2f}]")
+            print(f"{name} - {other}: " + "; ".join(cells))
+    return {name: {k: v.tolist() for k, v in m.items()} for name, m in per.items()}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--updates", type=int, default=12)
     ap.add_argument("--prompts", type=int, default=48)
     ap.add_argument("--group", type=int, default=8)
     ap.add_argument("--held-out", type=int, default=60)
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0])
+    ap.add_argument("--seeds", type=int, nargs="*", default=[0])
     ap.add_argument("--sft", type=int, default=0)
     ap.add_argument("--out", default="agent-rl-out")
+    ap.add_argument("--agents", nargs="*", default=[], help="agent folders trained earlier, scored alongside")
+    ap.add_argument("--episode-users", type=int, default=20)
+    ap.add_argument("--ppo", default=str(data_home() / "leaderboard-models" / "ppo-retention-v1-300000.zip"))
     args = ap.parse_args()
     import torch
 
@@ -65,6 +109,10 @@ def main() -> None:
                                                        sft_examples=args.sft, seed=seed))
         curves[seed] = summary["curve"]
         readings[f"tuned{seed}"] = plans_of(LanguageAgent(folder=folder), held)
+    tuned = {f"tuned{seed}": f"{args.out}/seed{seed}" for seed in args.seeds}
+    for folder in args.agents:
+        tuned[f"tuned[{folder.rstrip('/').split('/')[-1]}]"] = folder
+        readings[f"tuned[{folder.rstrip('/').split('/')[-1]}]"] = plans_of(LanguageAgent(folder=folder), held)
     for name, plans in readings.items():
         results[name] = [group_returns(s, [p], untuned.policy)[0] for s, p in zip(held, plans)]
     rules = readings["rules"]
@@ -82,9 +130,20 @@ def main() -> None:
             print(f"{name} - {other}: {d.mean():+.2f} [{lo:+.2f}, {hi:+.2f}] (paired, 95%)")
     for seed, curve in curves.items():
         print(f"curve seed {seed} (mean rollout return per update): " + " ".join(f"{c:.2f}" for c in curve))
+    if args.episode_users:
+        others = {"untuned": "language_agent", "instruction_following": "instruction_following", "greedy": "greedy"}
+        if os.path.isfile(args.ppo):
+            others["ppo (retention reward)"] = args.ppo
+        else:
+            print(f"no PPO model at {args.ppo} (python benchmarks/leaderboard.py trains it): PPO left out")
+        per_user = episodes({**tuned, **others}, args.episode_users)
+    else:
+        per_user = {}
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     print(f"wall {time.perf_counter() - start:.0f} s, peak RSS {peak:.2f} GiB, load {os.getloadavg()[0]:.1f}")
-    json.dump({"returns": results, "curves": curves}, open(f"{args.out}/results.json", "w"))
+    os.makedirs(args.out, exist_ok=True)
+    with open(f"{args.out}/results.json", "w") as fh:
+        json.dump({"returns": results, "curves": curves, "episodes": per_user}, fh)
 
 
 if __name__ == "__main__":
