@@ -25,7 +25,7 @@ try:
     from openenv.core.env_server import create_app
     from openenv.core.env_server.types import ConcurrencyConfig
     from starlette.exceptions import HTTPException
-    from starlette.websockets import WebSocketDisconnect
+    from starlette.websockets import WebSocketDisconnect, WebSocketDisconnected
 except ImportError as exc:  # pragma: no cover - the CLI turns this into one line
     raise ImportError(f"recoworld serve needs the agent extra: pip install 'recoworld[agent]' ({exc})") from None
 
@@ -69,7 +69,7 @@ def _validation_line(exc: RequestValidationError) -> str:
 class RequestGuard:
     """ASGI middleware: refuses an HTTP body over ``max_body_bytes`` with 413 (declared or streamed) as
     ``{"error": ...}`` like every other refusal, answers an error that escapes the app with a one-line 500, and
-    keeps a WebSocket that fails or disconnects mid-close from printing a traceback."""
+    keeps a WebSocket that fails, or whose client leaves mid-step or mid-close, from printing a traceback."""
 
     def __init__(self, app: Any, max_body_bytes: int) -> None:
         self.app, self.limit = app, max_body_bytes
@@ -80,6 +80,8 @@ class RequestGuard:
                 await self.app(scope, receive, send)
             except WebSocketDisconnect:
                 pass  # the client left while openenv was closing the socket: nothing to answer
+            except WebSocketDisconnected:  # openenv tried to answer (and then to report that) on a socket the client closed
+                log.warning("a client left before its answer was sent (mid-step): its session is closed")
             except Exception as exc:  # noqa: BLE001 - one session's failure is logged in one line, the server goes on
                 log.warning("session failed: %s", one_line(f"{type(exc).__name__}: {exc}"))
             return

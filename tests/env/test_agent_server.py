@@ -8,6 +8,7 @@ import asyncio
 import http.client
 import json
 import socket
+import struct
 import subprocess
 import sys
 import textwrap
@@ -216,13 +217,15 @@ def hostile_requests(server: Server):
     yield
 
 
-def test_hostile_requests_get_one_line_and_another_session_plays_on_unaffected(server):
-    reference, seed = RecoWorldAgentEnv(), 11
-    with RecoWorldClient(base_url=server.url).sync() as witness:
+def witness_alongside(server: Server, requests, seed: int = 11) -> int:
+    """A witness session plays (one step after each of ``requests``' yields, then to its episode's end) and
+    every observation equals the in-process env's for the same seed and actions; returns how many yields."""
+    reference = RecoWorldAgentEnv()
+    with RecoWorldClient(base_url=server.url, message_timeout_s=120).sync() as witness:
         obs = witness.reset(seed=seed).observation
         assert obs == reference.reset(seed=seed)
         answered = 0
-        for _ in hostile_requests(server):
+        for _ in requests:
             answered += 1
             if obs.done or obs.truncated:  # the witness's user left: the next one
                 seed += 1
@@ -231,11 +234,15 @@ def test_hostile_requests_get_one_line_and_another_session_plays_on_unaffected(s
             action = policy(obs)
             obs = witness.step(action).observation
             assert obs == reference.step(action)
-        assert answered == 9
         while not (obs.done or obs.truncated):
             action = policy(obs)
             obs = witness.step(action).observation
             assert obs == reference.step(action)
+    return answered
+
+
+def test_hostile_requests_get_one_line_and_another_session_plays_on_unaffected(server):
+    assert witness_alongside(server, hostile_requests(server)) == 9
     assert wait_for(lambda: server.active() == 0)
 
 
@@ -304,3 +311,37 @@ def test_200_sessions_keep_memory_bounded_and_closing_them_frees_it(server):
     # the first 200 worlds were freed: 200 new ones reuse their memory instead of adding as much again
     assert again - first < max(0.5 * (first - base), 20e6), (base, first, again)
     assert wait_for(lambda: server.active() == 0)
+
+
+# -------------------------------------------------------------------------- a client that leaves mid-step
+
+TOOL_STEP = json.dumps({"type": "step", "data": {"tool_calls": [{"name": "retrieve", "attribute": "popularity"},
+                                                                 {"name": "rerank", "attribute": "diversity"},
+                                                                 {"name": "finish"}]}})
+
+
+def leave_mid_step(server: Server, rounds: int, queued: int = 30):
+    """Each round a client resets, queues ``queued`` steps, reads the first answer (the server is now working
+    through the rest) and resets its TCP connection; yields once the server has freed that session."""
+    for _ in range(rounds):
+        with server.ws() as ws:
+            assert ws_send(ws, {"type": "reset", "data": {"seed": 5}})["type"] == "observation"
+            open_now = server.active()
+            for _ in range(queued):
+                ws.send(TOOL_STEP)
+            assert json.loads(ws.recv(timeout=30))["type"] == "observation"
+            ws.socket.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # close = RST, no goodbye
+            ws.socket.close()
+        assert wait_for(lambda: server.active() == open_now - 1), "the session of the client that left is still open"
+        yield
+
+
+def test_a_client_that_leaves_mid_step_is_logged_in_one_line_and_its_session_freed(server):
+    assert wait_for(lambda: server.active() == 0)
+    logged = server.log.read_text().count("mid-step")
+    assert witness_alongside(server, leave_mid_step(server, rounds=3), seed=31) == 3
+    assert wait_for(lambda: server.active() == 0)
+    text = server.log.read_text()
+    assert text.count("mid-step") - logged == 3, text  # one line each
+    assert "Traceback" not in text and "Cannot call" not in text, text
+
