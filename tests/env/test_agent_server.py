@@ -313,6 +313,50 @@ def test_200_sessions_keep_memory_bounded_and_closing_them_frees_it(server):
     assert wait_for(lambda: server.active() == 0)
 
 
+# ------------------------------------------------------------------------------------- bodies of 10 MB
+
+TEN_MB = 10 * 2**20
+
+
+def chunked(body: bytes, size: int = 2**16) -> bytes:
+    """``body`` in HTTP/1.1 chunked framing (no Content-Length: the server can only count as it streams)."""
+    return b"".join(b"%x\r\n%s\r\n" % (len(body[i:i + size]), body[i:i + size]) for i in range(0, len(body), size)) + b"0\r\n\r\n"
+
+
+def ten_mb_bodies(server: Server):
+    """Each yields after one 10 MB request was answered in one line: HTTP ``/step`` and ``/reset`` (declared
+    and chunked) with 413, a WebSocket message (one frame, and 10 KB fragments) with a close 1009 and a reason."""
+    message = "x" * TEN_MB
+    step = json.dumps({"action": {"items": list(range(10)), "message": message}}).encode()
+    for path, body in (("/step", step), ("/reset", json.dumps({"seed": 1, "episode_id": message}).encode())):
+        for headers, sent in (({}, body), ({"Transfer-Encoding": "chunked"}, chunked(body))):
+            status, answer = server.http("POST", path, sent, headers)
+            assert "over the limit" in one_line_refusal(status, answer, 413)
+            yield
+    frame = json.dumps({"type": "step", "data": {"items": list(range(10)), "message": message}})
+    for sent in (frame, (frame[i:i + 10_000] for i in range(0, len(frame), 10_000))):
+        with server.ws() as ws:
+            assert ws_send(ws, {"type": "reset", "data": {"seed": 3}})["type"] == "observation"
+            with pytest.raises(ConnectionClosed) as closed:
+                ws.send(sent)  # the server may close before the last fragment went out
+                ws.recv(timeout=30)
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 1009  # message too big
+            assert closed.value.rcvd.reason and "\n" not in closed.value.rcvd.reason
+        yield
+
+
+@pytest.mark.slow
+def test_10_mb_bodies_get_one_line_keep_memory_flat_and_a_witness_plays_on_unaffected(server):
+    assert wait_for(lambda: server.active() == 0)
+    before = server.rss()
+    rounds = 3  # 18 bodies of 10 MB: 180 MB if the server kept them
+    bodies = (answered for _ in range(rounds) for answered in ten_mb_bodies(server))
+    assert witness_alongside(server, bodies, seed=21) == 6 * rounds
+    grown = server.rss() - before
+    assert grown < TEN_MB, f"RSS grew {grown / 1e6:.1f} MB over {6 * rounds} bodies of 10 MB"
+    assert wait_for(lambda: server.active() == 0)
+
+
 # -------------------------------------------------------------------------- a client that leaves mid-step
 
 TOOL_STEP = json.dumps({"type": "step", "data": {"tool_calls": [{"name": "retrieve", "attribute": "popularity"},
