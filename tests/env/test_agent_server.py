@@ -389,3 +389,42 @@ def test_a_client_that_leaves_mid_step_is_logged_in_one_line_and_its_session_fre
     assert text.count("mid-step") - logged == 3, text  # one line each
     assert "Traceback" not in text and "Cannot call" not in text, text
 
+
+# ------------------------------------------------------------------------------------- 500 sessions
+
+
+async def five_hundred(server: Server, n: int) -> tuple[list, list, float, int, int, str]:
+    """``n`` sessions opened with openenv's async client (reset, 50 handshakes at a time), then one step in
+    every one at once; returns (first observations, stepped observations, seconds to open them, sessions
+    open, server RSS, the next connection's refusal), then closes them all."""
+    clients = [RecoWorldClient(base_url=server.url, message_timeout_s=120) for _ in range(n)]
+    try:
+        started, firsts = time.monotonic(), []
+        for lo in range(0, n, 50):
+            firsts += [r.observation for r in await asyncio.gather(*(c.reset(seed=lo + i) for i, c in enumerate(clients[lo:lo + 50])))]
+        opened = time.monotonic() - started
+        stepped = [r.observation for r in await asyncio.gather(*(c.step(policy(o)) for c, o in zip(clients, firsts)))]
+        active, rss = server.active(), server.rss()
+        with server.ws() as extra:
+            refusal = extra.recv(timeout=30)
+        return firsts, stepped, opened, active, rss, refusal
+    finally:
+        await asyncio.gather(*(c.close() for c in clients))
+
+
+@pytest.mark.slow
+def test_500_sessions_play_their_own_worlds_in_bounded_memory_and_the_501st_is_refused(tmp_path):
+    n = 500
+    with serving(tmp_path, "--max-sessions", str(n)) as server:
+        base = server.rss()
+        firsts, stepped, opened, active, rss, refusal = asyncio.run(five_hundred(server, n))
+        assert active == n
+        assert "\n" not in refusal and json.loads(refusal)["data"]["code"] == "CAPACITY_REACHED"
+        assert f"{n}/{n} sessions" in json.loads(refusal)["data"]["message"]
+        per_session = (rss - base) / n
+        assert per_session < 5e6, f"{per_session / 1e6:.2f} MB per session"
+        assert wait_for(lambda: server.active() == 0, timeout=60)
+    reference = RecoWorldAgentEnv()
+    for seed, (first, after) in enumerate(zip(firsts, stepped, strict=True)):  # no session saw another's world
+        assert first == reference.reset(seed=seed), seed
+        assert after.error is None and after == reference.step(policy(first)), seed
