@@ -140,6 +140,21 @@ def test_the_server_binds_127_0_0_1_only(server):
     assert {c.laddr.port for c in listening} == {server.port}
 
 
+def test_the_cli_binds_127_0_0_1_unless_told_otherwise(monkeypatch):
+    from typer.testing import CliRunner
+
+    from recoworld import cli
+    from recoworld.env import agent_server
+
+    bound: list[str] = []
+    monkeypatch.setattr(agent_server, "make_app", lambda *args, **kwargs: None)  # no world needed to see the address
+    monkeypatch.setattr(agent_server.uvicorn, "run", lambda app, **kwargs: bound.append(kwargs["host"]))
+    for flags in ([], ["--host", "127.0.0.2"]):
+        result = CliRunner().invoke(cli.app, ["serve", "--port", "0", *flags])
+        assert result.exit_code == 0, result.output
+    assert bound == ["127.0.0.1", "127.0.0.2"]
+
+
 # ------------------------------------------------------- openenv's client in another process plays episodes
 
 CLIENT = """
@@ -272,8 +287,9 @@ def test_an_idle_session_expires_and_says_so_in_one_line(tmp_path):
             assert ws_send(idle, {"type": "reset", "data": {"seed": 0}})["type"] == "observation"
             assert server.active() == 1
             assert wait_for(lambda: server.active() == 0, timeout=60)  # the reaper looks every 5 s
-            reply = ws_send(idle, {"type": "step", "data": {"items": list(range(10))}})
-            assert reply["type"] == "error" and "session is closed" in reply["data"]["message"]
+            for message in ({"type": "step", "data": {"items": list(range(10))}}, {"type": "reset", "data": {"seed": 1}}):
+                reply = ws_send(idle, message)  # one line each (ws_send checks), and the connection stays usable
+                assert reply["type"] == "error" and "session is closed" in reply["data"]["message"]
         with server.ws() as fresh:
             assert ws_send(fresh, {"type": "reset", "data": {"seed": 0}})["type"] == "observation"
 
