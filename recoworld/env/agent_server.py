@@ -3,10 +3,11 @@
 One world per session: openenv's WebSocket ``/ws`` gives every connection its own
 :class:`~recoworld.env.agent.RecoWorldAgentEnv` (up to ``max_sessions``; idle sessions are closed after
 ``idle_timeout`` seconds). HTTP ``/reset`` and ``/step`` are openenv's stateless endpoints (a fresh env per
-request): ``/step`` there has no episode and is answered 409. Every refusal is one line: HTTP errors as
-``{"error": "..."}`` with a 4xx status (413 for a body over ``max_body_bytes``), WebSocket errors as
-openenv's error frame; a WebSocket message over the limit closes that connection (code 1009). No request
-reaches another session's world, and no request stops the server.
+request): ``/step`` there has no episode and is answered 409. openenv's ``/mcp`` is not served (this env has
+no MCP tools). Every refusal is one line: HTTP errors as ``{"error": "..."}`` with a 4xx status (413 for a
+body over ``max_body_bytes``), WebSocket errors as openenv's error frame; a WebSocket message over the limit
+closes that connection (code 1009). No request reaches another session's world, and no request stops the
+server.
 """
 
 from __future__ import annotations
@@ -148,6 +149,10 @@ def make_app(
         new_session, ReceivedAction, RecoWorldObservation, env_name="recoworld",
         concurrency_config=ConcurrencyConfig(max_concurrent_envs=settings.max_sessions, session_timeout=settings.idle_timeout),
     )
+    # openenv's /mcp (HTTP and WebSocket) serves MCP tools, and this env has none (every call answers that it does
+    # not support MCP); over HTTP it would still open sessions that no connection holds, each a world until the
+    # idle timeout, so a few requests could fill the cap. It is not served: /ws is the one way to a session.
+    app.router.routes[:] = [route for route in app.router.routes if getattr(route, "path", None) != "/mcp"]
 
     @app.get("/sessions", tags=["Health"], summary="Sessions open now, the cap and the idle timeout")
     def sessions() -> dict[str, Any]:

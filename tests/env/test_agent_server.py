@@ -22,7 +22,7 @@ import pytest
 pytest.importorskip("openenv.core", reason="needs the agent extra")
 psutil = pytest.importorskip("psutil")
 
-from websockets.exceptions import ConnectionClosed  # noqa: E402
+from websockets.exceptions import ConnectionClosed, InvalidStatus  # noqa: E402
 from websockets.sync.client import connect  # noqa: E402
 
 from recoworld.env.agent import RecoWorldAgentEnv  # noqa: E402
@@ -259,6 +259,20 @@ def witness_alongside(server: Server, requests, seed: int = 11) -> int:
 def test_hostile_requests_get_one_line_and_another_session_plays_on_unaffected(server):
     assert witness_alongside(server, hostile_requests(server)) == 9
     assert wait_for(lambda: server.active() == 0)
+
+
+def test_no_session_opens_over_mcp_which_this_env_does_not_serve(server):
+    """openenv's ``/mcp`` (JSON-RPC for MCP tools; this env has none) could open sessions over plain HTTP that no
+    connection holds, each a world until the idle timeout: three requests filled a cap of three."""
+    assert wait_for(lambda: server.active() == 0)
+    create = json.dumps({"jsonrpc": "2.0", "method": "openenv/session/create", "params": {}, "id": 1}).encode()
+    for _ in range(3):
+        assert "Not Found" in one_line_refusal(*server.http("POST", "/mcp", create), 404)
+    with pytest.raises(InvalidStatus):
+        with connect(f"ws://127.0.0.1:{server.port}/mcp", open_timeout=10):
+            pass
+    assert server.active() == 0
+    assert "/mcp" not in json.loads(server.http("GET", "/openapi.json")[1])["paths"]
 
 
 # ------------------------------------------------------------------ the session cap and idle expiry
