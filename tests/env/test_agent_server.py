@@ -218,6 +218,8 @@ def hostile_requests(server: Server):
         assert "call reset first" in ws_send(ws, {"type": "step", "data": {"items": [0]}})["data"]["message"]
         assert ws_send(ws, "{not json")["data"]["code"] == "INVALID_JSON"
         assert ws_send(ws, {"type": "launch"})["data"]["code"] == "UNKNOWN_TYPE"
+        huge = ws_send(ws, {"type": "reset", "data": {"seed": 9, "config": {"env": {"num_candidates": 100_000}}}})
+        assert huge["type"] == "error" and "num_candidates: 100000 is over" in huge["data"]["message"]  # 25 MB a step
         assert ws_send(ws, {"type": "reset", "data": {"seed": 9}})["type"] == "observation"
         for action, named in [({"items": [0, 1]}, "expected 10"), ({"items": list(range(9)) + [999]}, "unknown candidate id 999"),
                               ({"items": "all"}, "items"), ({"tool_calls": [{"name": "retrieve", "attribute": "mood"}]}, "mood")]:
