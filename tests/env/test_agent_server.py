@@ -277,6 +277,31 @@ def test_no_session_opens_over_mcp_which_this_env_does_not_serve(server):
     assert "/mcp" not in json.loads(server.http("GET", "/openapi.json")[1])["paths"]
 
 
+def deeply_nested(server: Server):
+    """Each yields after JSON nested too deep to parse (past Python's recursion limit, within the body limit) or
+    to report back (a step's data 500 lists deep) was answered in one line: HTTP 400; on the WebSocket an error
+    frame, then that connection (and only it) closes cleanly (openenv ends a session it cannot answer)."""
+    depth = BODY_LIMIT // 2 - 100
+    for path in ("/step", "/reset"):
+        assert "error parsing the body" in one_line_refusal(*server.http("POST", path, b"[" * depth + b"]" * depth), 400)
+        yield
+    nested_list = json.dumps({"type": "step", "data": json.loads("[" * 500 + "]" * 500)})  # too deep to report back
+    for message in ("[" * depth + "]" * depth, nested_list):
+        with server.ws() as ws:
+            assert ws_send(ws, {"type": "reset", "data": {"seed": 4}})["type"] == "observation"
+            reply = ws_send(ws, message)
+            assert reply["type"] == "error" and "depth" in reply["data"]["message"], reply
+            with pytest.raises(ConnectionClosed) as closed:
+                ws.recv(timeout=30)
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 1000
+        yield
+
+
+def test_deeply_nested_json_gets_one_line_and_ends_only_its_own_connection(server):
+    assert witness_alongside(server, deeply_nested(server), seed=41) == 4
+    assert wait_for(lambda: server.active() == 0)
+
+
 # ------------------------------------------------------------------ the session cap and idle expiry
 
 
