@@ -209,7 +209,8 @@ def main() -> None:
         before = psutil.Process(server.pid).memory_info().rss / 1e6
         for name, seconds in ten_mb_answers(port).items():
             print(f"10 MB body, {name:34s} answered in {1e3 * seconds:7.1f} ms (median of 5)")
-        print(f"server RSS before the 15 bodies of 10 MB {before:.0f} MB, after {psutil.Process(server.pid).memory_info().rss / 1e6:.0f} MB")
+        after_bodies = psutil.Process(server.pid).memory_info().rss / 1e6
+        print(f"server RSS before the 15 bodies of 10 MB {before:.0f} MB, after {after_bodies:.0f} MB")
     finally:
         server.terminate()
         server.wait(timeout=15)

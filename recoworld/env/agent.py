@@ -236,7 +236,8 @@ class RecoWorldAgentEnv(Environment[RecoWorldAction, RecoWorldObservation, RecoW
 
     def _check_ceilings(self, ref: str, loaded: Scenario) -> None:
         """ValueError in one line if a client's overrides raise a :data:`CLIENT_CEILINGS` size above ``ref``'s."""
-        base = cached_scenario(ref, json.dumps(deep_merge(self.default_config, {"env": {"action_mode": "slate"}}), sort_keys=True))
+        server_side = deep_merge(self.default_config, {"env": {"action_mode": "slate"}})
+        base = cached_scenario(ref, json.dumps(server_side, sort_keys=True))
         for field in CLIENT_CEILINGS:
             asked, ceiling = getattr(loaded.env, field), getattr(base.env, field)
             if asked > ceiling:

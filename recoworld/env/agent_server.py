@@ -26,9 +26,14 @@ try:
     from openenv.core.env_server import create_app
     from openenv.core.env_server.types import ConcurrencyConfig
     from starlette.exceptions import HTTPException
-    from starlette.websockets import WebSocketDisconnect, WebSocketDisconnected
+    from starlette.websockets import WebSocketDisconnect
 except ImportError as exc:  # pragma: no cover - the CLI turns this into one line
     raise ImportError(f"recoworld serve needs the agent extra: pip install 'recoworld[agent]' ({exc})") from None
+
+try:
+    from starlette.websockets import WebSocketDisconnected  # a send or receive after the client left (starlette 1.x)
+except ImportError:  # pragma: no cover - older starlette raises a RuntimeError with the same words
+    WebSocketDisconnected = None
 
 from recoworld.env.agent import ReceivedAction, RecoWorldAgentEnv, RecoWorldObservation, SessionError, cached_scenario
 
@@ -67,6 +72,13 @@ def _validation_line(exc: RequestValidationError) -> str:
     return f"{where}: {what}" if where else what
 
 
+def _client_left(exc: Exception) -> bool:
+    """Whether ``exc`` is starlette's answer to a send on a WebSocket whose client has gone."""
+    if WebSocketDisconnected is not None:
+        return isinstance(exc, WebSocketDisconnected)
+    return isinstance(exc, RuntimeError) and str(exc).startswith("Cannot call \"send\"")  # pragma: no cover
+
+
 class RequestGuard:
     """ASGI middleware: refuses an HTTP body over ``max_body_bytes`` with 413 (declared or streamed) as
     ``{"error": ...}`` like every other refusal, answers an error that escapes the app with a one-line 500, and
@@ -81,10 +93,11 @@ class RequestGuard:
                 await self.app(scope, receive, send)
             except WebSocketDisconnect:
                 pass  # the client left while openenv was closing the socket: nothing to answer
-            except WebSocketDisconnected:  # openenv tried to answer (and then to report that) on a socket the client closed
-                log.warning("a client left before its answer was sent (mid-step): its session is closed")
             except Exception as exc:  # noqa: BLE001 - one session's failure is logged in one line, the server goes on
-                log.warning("session failed: %s", one_line(f"{type(exc).__name__}: {exc}"))
+                if _client_left(exc):  # openenv tried to answer (and then to report that) on a socket the client closed
+                    log.warning("a client left before its answer was sent (mid-step): its session is closed")
+                else:
+                    log.warning("session failed: %s", one_line(f"{type(exc).__name__}: {exc}"))
             return
         if scope["type"] != "http":
             await self.app(scope, receive, send)

@@ -458,7 +458,8 @@ async def five_hundred(server: Server, n: int) -> tuple[list, list, float, int, 
     try:
         started, firsts = time.monotonic(), []
         for lo in range(0, n, 50):
-            firsts += [r.observation for r in await asyncio.gather(*(c.reset(seed=lo + i) for i, c in enumerate(clients[lo:lo + 50])))]
+            batch = await asyncio.gather(*(c.reset(seed=lo + i) for i, c in enumerate(clients[lo:lo + 50])))
+            firsts += [r.observation for r in batch]
         opened = time.monotonic() - started
         stepped = [r.observation for r in await asyncio.gather(*(c.step(policy(o)) for c, o in zip(clients, firsts)))]
         active, rss = server.active(), server.rss()
