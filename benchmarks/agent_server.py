@@ -1,4 +1,5 @@
-"""``recoworld serve`` figures: startup, session start latency, steps/s for one client, RSS of 200 sessions.
+"""``recoworld serve`` figures: startup, session start latency, steps/s for one client, RSS of 500 sessions,
+the answer to a 10 MB body.
 
 Starts ``recoworld serve`` (quickstart: 5,000 items, 100 candidates, slates of 10) in a subprocess on a free
 127.0.0.1 port and measures, with openenv's client (:class:`recoworld.env.agent_client.RecoWorldClient`):
@@ -9,10 +10,13 @@ Starts ``recoworld serve`` (quickstart: 5,000 items, 100 candidates, slates of 1
   against the same loop on the in-process env, on ``gym.make("RecoWorld-v0")`` (the bare world step) and on
   ``CartPole-v1`` in this process;
 * HTTP ``/reset`` (openenv's stateless endpoint: one env built per request) latency;
-* server RSS with no session, with 200 sessions open (reset and one step each), after closing them, and with
-  200 new ones (the first ones' memory is reused).
+* server RSS with no session, with 500 sessions open (reset and one step each, opened 50 at a time, and the
+  time that took), after closing them, and with 500 new ones (the first ones' memory is reused);
+* the time to answer a 10 MB body: HTTP ``POST /step`` declared (413 before the body is read) and chunked
+  (413, the rest drained), and a 10 MB WebSocket message (the connection closed with 1009), with the server's
+  RSS before and after (median of 5 each).
 
-    python benchmarks/agent_server.py [--seconds 5] [--sessions 200]
+    python benchmarks/agent_server.py [--seconds 5] [--sessions 500]
 """
 
 from __future__ import annotations
@@ -30,6 +34,8 @@ import time
 import gymnasium as gym
 import numpy as np
 import psutil
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect
 
 import recoworld  # noqa: F401  (registers RecoWorld-v0)
 from recoworld.env.agent import RecoWorldAgentEnv
@@ -74,17 +80,18 @@ def gym_steps_per_second(env_id: str, seconds: float, **kwargs) -> float:
     return n / (time.perf_counter() - start)
 
 
-def request(port: int, method: str, path: str, body: bytes | None = None) -> tuple[int, bytes]:
+def request(port: int, method: str, path: str, body: bytes | None = None, headers: dict | None = None) -> tuple[int, bytes]:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
     try:
-        conn.request(method, path, body=body, headers={"Content-Type": "application/json"})
+        conn.request(method, path, body=body, headers={"Content-Type": "application/json", **(headers or {})})
         response = conn.getresponse()
         return response.status, response.read()
     finally:
         conn.close()
 
 
-async def wave(url: str, port: int, n: int, seed0: int, pid: int) -> tuple[int, float]:
+async def wave(url: str, port: int, n: int, seed0: int, pid: int) -> tuple[int, float, float]:
+    """(sessions open, server RSS in MB, seconds to open them) with ``n`` sessions, reset and one step each."""
     clients = [RecoWorldClient(base_url=url, message_timeout_s=120) for _ in range(n)]
 
     async def start(i: int, client: RecoWorldClient) -> None:
@@ -92,11 +99,47 @@ async def wave(url: str, port: int, n: int, seed0: int, pid: int) -> tuple[int, 
         await client.step(ids(obs))
 
     try:
+        started = time.perf_counter()
         for lo in range(0, n, 50):
             await asyncio.gather(*(start(lo + i, c) for i, c in enumerate(clients[lo:lo + 50])))
-        return json.loads(request(port, "GET", "/sessions")[1])["active"], psutil.Process(pid).memory_info().rss / 1e6
+        opened = time.perf_counter() - started
+        return (json.loads(request(port, "GET", "/sessions")[1])["active"], psutil.Process(pid).memory_info().rss / 1e6,
+                opened)
     finally:
         await asyncio.gather(*(c.close() for c in clients))
+
+
+def ten_mb_answers(port: int, repeats: int = 5) -> dict[str, float]:
+    """Median seconds from sending a 10 MB body to its answer: HTTP declared, HTTP chunked, WebSocket message."""
+    message = "x" * (10 * 2**20)
+    body = json.dumps({"action": {"items": list(range(10)), "message": message}}).encode()
+    framed = b"".join(b"%x\r\n%s\r\n" % (len(body[i:i + 2**16]), body[i:i + 2**16])
+                      for i in range(0, len(body), 2**16)) + b"0\r\n\r\n"
+    frame = json.dumps({"type": "step", "data": {"items": list(range(10)), "message": message}})
+
+    def websocket() -> None:
+        with connect(f"ws://127.0.0.1:{port}/ws", open_timeout=30) as ws:
+            ws.send(json.dumps({"type": "reset", "data": {"seed": 0}}))
+            ws.recv(timeout=60)
+            try:
+                ws.send(frame)
+                ws.recv(timeout=60)
+            except ConnectionClosed as closed:
+                assert closed.rcvd is not None and closed.rcvd.code == 1009, closed
+
+    cases = {"HTTP POST /step, Content-Length": lambda: request(port, "POST", "/step", body),
+             "HTTP POST /step, chunked": lambda: request(port, "POST", "/step", framed, {"Transfer-Encoding": "chunked"}),
+             "WebSocket message (closed 1009)": websocket}
+    medians = {}
+    for name, send in cases.items():
+        times = []
+        for _ in range(repeats):
+            started = time.perf_counter()
+            answer = send()
+            times.append(time.perf_counter() - started)
+            assert answer is None or answer[0] == 413, answer
+        medians[name] = statistics.median(times)
+    return medians
 
 
 def wait_closed(port: int) -> None:
@@ -109,7 +152,7 @@ def wait_closed(port: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=5.0)
-    parser.add_argument("--sessions", type=int, default=200)
+    parser.add_argument("--sessions", type=int, default=500)
     args = parser.parse_args()
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -155,12 +198,19 @@ def main() -> None:
                   f"WebSocket, one client {remote:6,.0f} steps/s ({remote / here:.2f}x in process)")
         wait_closed(port)
         base = psutil.Process(server.pid).memory_info().rss / 1e6
-        active, first = asyncio.run(wave(url, port, args.sessions, 0, server.pid))
+        active, first, opened = asyncio.run(wave(url, port, args.sessions, 0, server.pid))
         wait_closed(port)
         after = psutil.Process(server.pid).memory_info().rss / 1e6
-        active2, again = asyncio.run(wave(url, port, args.sessions, 10_000, server.pid))
+        active2, again, _ = asyncio.run(wave(url, port, args.sessions, 10_000, server.pid))
         print(f"server RSS: no session {base:.0f} MB; {active} sessions {first:.0f} MB "
               f"({(first - base) / args.sessions:.2f} MB each); closed {after:.0f} MB; {active2} new sessions {again:.0f} MB")
+        print(f"{active} sessions opened (connect, reset, one step; 50 at a time) in {opened:.1f} s")
+        wait_closed(port)
+        before = psutil.Process(server.pid).memory_info().rss / 1e6
+        for name, seconds in ten_mb_answers(port).items():
+            print(f"10 MB body, {name:34s} answered in {1e3 * seconds:7.1f} ms (median of 5)")
+        after_bodies = psutil.Process(server.pid).memory_info().rss / 1e6
+        print(f"server RSS before the 15 bodies of 10 MB {before:.0f} MB, after {after_bodies:.0f} MB")
     finally:
         server.terminate()
         server.wait(timeout=15)

@@ -45,6 +45,10 @@ CLIENT_FIELDS: dict[str, tuple[str, ...] | None] = {
     "env": None, "rewards": None, "user_model": None, "users": ("segments", "taste_noise"),
 }
 RESET_OPTIONS = ("scenario", "config")
+# Sizes a client may lower but not raise above its scenario's: an observation and a session's memory grow with
+# them (100,000 candidates made a 25 MB observation and +276 MB in one session). The operator sets them.
+CLIENT_CEILINGS = ("num_candidates", "slate_size", "history_length")
+MAX_CLIENT_SEGMENTS = 100  # each costs time at reset (4,000 took 2.5 s); the bundled scenarios have a few
 
 
 class SessionError(RuntimeError):
@@ -119,6 +123,10 @@ def client_config(config: Any) -> dict[str, Any]:
             bad = sorted(set(value) - set(allowed))
             if bad:
                 raise ValueError(f"reset: config.{key}.{bad[0]} cannot be set by a client (allowed: {', '.join(allowed)})")
+            segments = value.get("segments")
+            if isinstance(segments, list) and len(segments) > MAX_CLIENT_SEGMENTS:
+                raise ValueError(f"reset: config.{key}.segments: {len(segments)} segments, a client may give at most "
+                                 f"{MAX_CLIENT_SEGMENTS}")
     return config
 
 
@@ -220,9 +228,21 @@ class RecoWorldAgentEnv(Environment[RecoWorldAction, RecoWorldObservation, RecoW
         if scenario is not None and loaded.users.backend != "parametric":
             raise ValueError(f"reset: scenario '{scenario}' has {loaded.users.backend} users; only the server's operator "
                              "can serve it (recoworld serve --scenario)")
+        if config:
+            self._check_ceilings(ref, loaded)
         if self.gym is not None:
             self.gym.close()
         self.gym, self._key, self._toolrec = RecoWorldEnv(scenario=loaded), key, None
+
+    def _check_ceilings(self, ref: str, loaded: Scenario) -> None:
+        """ValueError in one line if a client's overrides raise a :data:`CLIENT_CEILINGS` size above ``ref``'s."""
+        server_side = deep_merge(self.default_config, {"env": {"action_mode": "slate"}})
+        base = cached_scenario(ref, json.dumps(server_side, sort_keys=True))
+        for field in CLIENT_CEILINGS:
+            asked, ceiling = getattr(loaded.env, field), getattr(base.env, field)
+            if asked > ceiling:
+                raise ValueError(f"reset: config.env.{field}: {asked} is over the scenario's {ceiling}; a client may lower "
+                                 "it, the server's operator raises it (recoworld serve --scenario)")
 
     def _observe(self, info: dict[str, Any], reward: float | None, terminated: bool, truncated: bool) -> RecoWorldObservation:
         view = observe_view(self.gym.user_view(), 0, self.history)

@@ -3,10 +3,11 @@
 One world per session: openenv's WebSocket ``/ws`` gives every connection its own
 :class:`~recoworld.env.agent.RecoWorldAgentEnv` (up to ``max_sessions``; idle sessions are closed after
 ``idle_timeout`` seconds). HTTP ``/reset`` and ``/step`` are openenv's stateless endpoints (a fresh env per
-request): ``/step`` there has no episode and is answered 409. Every refusal is one line: HTTP errors as
-``{"error": "..."}`` with a 4xx status (413 for a body over ``max_body_bytes``), WebSocket errors as
-openenv's error frame; a WebSocket message over the limit closes that connection (code 1009). No request
-reaches another session's world, and no request stops the server.
+request): ``/step`` there has no episode and is answered 409. openenv's ``/mcp`` is not served (this env has
+no MCP tools). Every refusal is one line: HTTP errors as ``{"error": "..."}`` with a 4xx status (413 for a
+body over ``max_body_bytes``), WebSocket errors as openenv's error frame; a WebSocket message over the limit
+closes that connection (code 1009). No request reaches another session's world, and no request stops the
+server.
 """
 
 from __future__ import annotations
@@ -28,6 +29,11 @@ try:
     from starlette.websockets import WebSocketDisconnect
 except ImportError as exc:  # pragma: no cover - the CLI turns this into one line
     raise ImportError(f"recoworld serve needs the agent extra: pip install 'recoworld[agent]' ({exc})") from None
+
+try:
+    from starlette.websockets import WebSocketDisconnected  # a send or receive after the client left (starlette 1.x)
+except ImportError:  # pragma: no cover - older starlette raises a RuntimeError with the same words
+    WebSocketDisconnected = None
 
 from recoworld.env.agent import ReceivedAction, RecoWorldAgentEnv, RecoWorldObservation, SessionError, cached_scenario
 
@@ -66,10 +72,17 @@ def _validation_line(exc: RequestValidationError) -> str:
     return f"{where}: {what}" if where else what
 
 
+def _client_left(exc: Exception) -> bool:
+    """Whether ``exc`` is starlette's answer to a send on a WebSocket whose client has gone."""
+    if WebSocketDisconnected is not None:
+        return isinstance(exc, WebSocketDisconnected)
+    return isinstance(exc, RuntimeError) and str(exc).startswith("Cannot call \"send\"")  # pragma: no cover
+
+
 class RequestGuard:
     """ASGI middleware: refuses an HTTP body over ``max_body_bytes`` with 413 (declared or streamed) as
     ``{"error": ...}`` like every other refusal, answers an error that escapes the app with a one-line 500, and
-    keeps a WebSocket that fails or disconnects mid-close from printing a traceback."""
+    keeps a WebSocket that fails, or whose client leaves mid-step or mid-close, from printing a traceback."""
 
     def __init__(self, app: Any, max_body_bytes: int) -> None:
         self.app, self.limit = app, max_body_bytes
@@ -81,7 +94,10 @@ class RequestGuard:
             except WebSocketDisconnect:
                 pass  # the client left while openenv was closing the socket: nothing to answer
             except Exception as exc:  # noqa: BLE001 - one session's failure is logged in one line, the server goes on
-                log.warning("session failed: %s", one_line(f"{type(exc).__name__}: {exc}"))
+                if _client_left(exc):  # openenv tried to answer (and then to report that) on a socket the client closed
+                    log.warning("a client left before its answer was sent (mid-step): its session is closed")
+                else:
+                    log.warning("session failed: %s", one_line(f"{type(exc).__name__}: {exc}"))
             return
         if scope["type"] != "http":
             await self.app(scope, receive, send)
@@ -146,6 +162,10 @@ def make_app(
         new_session, ReceivedAction, RecoWorldObservation, env_name="recoworld",
         concurrency_config=ConcurrencyConfig(max_concurrent_envs=settings.max_sessions, session_timeout=settings.idle_timeout),
     )
+    # openenv's /mcp (HTTP and WebSocket) serves MCP tools, and this env has none (every call answers that it does
+    # not support MCP); over HTTP it would still open sessions that no connection holds, each a world until the
+    # idle timeout, so a few requests could fill the cap. It is not served: /ws is the one way to a session.
+    app.router.routes[:] = [route for route in app.router.routes if getattr(route, "path", None) != "/mcp"]
 
     @app.get("/sessions", tags=["Health"], summary="Sessions open now, the cap and the idle timeout")
     def sessions() -> dict[str, Any]:

@@ -205,6 +205,11 @@ def test_reset_options_choose_a_bundled_scenario_and_client_overrides():
     ({"config": {"seed": 5}}, "config.seed cannot be set by a client"),
     ({"config": [1]}, "config must be a mapping"),
     ({"config": {"env": {"slate_size": 0}}}, "slate_size"),
+    ({"config": {"env": {"num_candidates": 100_000}}}, "num_candidates: 100000 is over the scenario's 100"),
+    ({"config": {"env": {"num_candidates": 200, "slate_size": 20}}}, "num_candidates: 200 is over"),
+    ({"config": {"env": {"history_length": 100_000}}}, "history_length: 100000 is over the scenario's 30"),
+    ({"scenario": "cold_start", "config": {"env": {"num_candidates": 10_000}}}, "num_candidates: 10000 is over"),
+    ({"config": {"users": {"segments": [{"weight": 1}] * 4000}}}, "4000 segments, a client may give at most 100"),
     ({"difficulty": "hard"}, "unknown option 'difficulty'"),
 ])
 def test_reset_refuses_what_a_client_may_not_choose_in_one_line(options, named):
