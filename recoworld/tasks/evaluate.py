@@ -230,8 +230,11 @@ def evaluate_task(
     resolved = resolve_policy(policy, task, params)
     horizon = _horizon(task, data)
     start = time.perf_counter()
-    with stage(f"serving {len(seeds) if task.mode == 'episodes' else task.held_out_users} held-out users with {policy}"):
-        per_user, creators = serve(resolved, task, seeds, data)
+    try:
+        with stage(f"serving {len(seeds) if task.mode == 'episodes' else task.held_out_users} held-out users with {policy}"):
+            per_user, creators = serve(resolved, task, seeds, data)
+    finally:
+        resolved.close()
     value, secondary = score(task, per_user, creators, horizon)
     wall = time.perf_counter() - start
     random, reference = anchors(task, seeds, data)

@@ -2,7 +2,7 @@
 
 Kinds, tried in this order:
 
-- ``http://...`` / ``https://...``: refused in one line (``recoworld serve`` serves the world to agents, not agents to the world);
+- ``http://...`` / ``https://...``: a policy served by ``recoworld serve-policy`` (:mod:`recoworld.tasks.policy_client`);
 - a folder with an ``agent.json``: a tuned LLM agent;
 - a ``.zip`` file: a Stable-Baselines3 model (PPO or A2C; the ``rl`` extra);
 - anything else: a recommender the registry knows (a registered name, a name an installed package
@@ -51,6 +51,12 @@ class Policy:
 
             self.recommender = CheckedSlates(SB3Recommender(self.model), self.spec)
         return self.recommender
+
+    def close(self) -> None:
+        """Release what the policy holds open (a served policy's session on its server)."""
+        close = getattr(getattr(self.recommender, "base", None), "close", None)
+        if callable(close):
+            close()
 
 
 def _first_line(exc: BaseException) -> str:
@@ -109,13 +115,17 @@ class CheckedSlates(BaseRecommender):
 
 
 # ------------------------------------------------------------------ the kinds
-def _agent_server(spec: str, task: Task, params: dict[str, Any]) -> Policy:
-    raise PolicyError(f"policy '{spec}': a policy behind a URL is not a kind recoworld evaluate scores (recoworld serve "
-                      "serves the world to an agent, not an agent to the world); give the agent's folder (agent.json) "
-                      "or a recommender class (package.module:Class)")
+def _agent_server(spec: str, seed: int, params: dict[str, Any]) -> Policy:
+    """A policy behind ``recoworld serve-policy`` (or any server speaking its protocol): see policy_client."""
+    from recoworld.tasks.policy_client import ServedPolicy
+
+    if params:
+        raise PolicyError(f"--params: a served policy sets its own (got {sorted(params)})")
+    served = ServedPolicy(spec)
+    return Policy(spec, "agent_server", served.name, {}, recommender=CheckedSlates(served, spec))
 
 
-def _agent_folder(spec: str, task: Task, params: dict[str, Any]) -> Policy:
+def _agent_folder(spec: str, seed: int, params: dict[str, Any]) -> Policy:
     """A tuned language agent (``recoworld train-agent``'s folder); its model loads at its first instruction."""
     try:
         from recoworld.agents.language.agent import load_agent
@@ -125,13 +135,13 @@ def _agent_folder(spec: str, task: Task, params: dict[str, Any]) -> Policy:
     if params:
         raise PolicyError(f"--params: a language agent's folder sets its own (got {sorted(params)})")
     try:
-        agent = load_agent(spec, seed=task.policy_seed)
+        agent = load_agent(spec, seed=seed)
     except ValueError as exc:
         raise PolicyError(f"policy '{spec}': {str(exc).splitlines()[0]}") from None
     return Policy(spec, "agent_folder", agent.name, {}, recommender=CheckedSlates(agent, spec))
 
 
-def _sb3_zip(spec: str, task: Task, params: dict[str, Any]) -> Policy:
+def _sb3_zip(spec: str, seed: int, params: dict[str, Any]) -> Policy:
     if params:
         raise PolicyError(f"--params: an SB3 model takes none (got {sorted(params)})")
     algo = "a2c" if Path(spec).stem.lower().startswith("a2c") else "ppo"
@@ -146,12 +156,12 @@ def _sb3_zip(spec: str, task: Task, params: dict[str, Any]) -> Policy:
     return Policy(spec, "sb3", Path(spec).stem, {}, model=model)
 
 
-def _recommender(spec: str, task: Task, params: dict[str, Any]) -> Policy:
+def _recommender(spec: str, seed: int, params: dict[str, Any]) -> Policy:
     from recoworld.agents.registry import make_recommender, validate_params
 
     try:
         validate_params(spec, params)
-        rec = make_recommender(spec, params, seed=task.policy_seed)
+        rec = make_recommender(spec, params, seed=seed)
     except ValueError as exc:
         text = str(exc).strip().splitlines()[0] if str(exc).strip() else "bad recommender"
         raise PolicyError(f"--{text}" if text.startswith("params.") else f"policy '{spec}': {text}") from None
@@ -172,13 +182,18 @@ def policy_kind(spec: str) -> Kind:
     return "recommender"
 
 
-LOADERS: dict[Kind, Callable[[str, Task, dict[str, Any]], Policy]] = {
+LOADERS: dict[Kind, Callable[[str, int, dict[str, Any]], Policy]] = {
     "agent_server": _agent_server, "agent_folder": _agent_folder, "sb3": _sb3_zip, "recommender": _recommender,
 }
 
 
 def resolve_policy(spec: str, task: Task, params: dict[str, Any] | None = None) -> Policy:
     """The policy ``spec`` names, ready for ``task``; one :class:`PolicyError` line when it cannot be."""
+    return load_policy(spec, task.policy_seed, params)
+
+
+def load_policy(spec: str, seed: int = 0, params: dict[str, Any] | None = None) -> Policy:
+    """The policy ``spec`` names, built with ``seed`` (a task's ``policy_seed``); one :class:`PolicyError` line."""
     kind = policy_kind(spec)
     if kind == "sb3" and not Path(spec).expanduser().is_file():
         raise PolicyError(f"policy '{spec}': no such file (an SB3 model zip)")
@@ -187,4 +202,4 @@ def resolve_policy(spec: str, task: Task, params: dict[str, Any] | None = None) 
         what = "a folder without agent.json" if path.is_dir() else "no such file or folder" if not path.exists() else "a file"
         raise PolicyError(f"policy '{spec}': {what}; expected a registered recommender, package.module:Class, "
                           "an SB3 .zip, an agent folder (agent.json) or an agent server URL")
-    return LOADERS[kind](str(Path(spec).expanduser()) if kind in ("sb3", "agent_folder") else spec, task, dict(params or {}))
+    return LOADERS[kind](str(Path(spec).expanduser()) if kind in ("sb3", "agent_folder") else spec, seed, dict(params or {}))

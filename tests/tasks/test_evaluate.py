@@ -82,7 +82,7 @@ def test_invalid_slates_are_caught_in_a_population_task_too() -> None:
     (f"{BAD}:NoSeed", r"^policy '.*:NoSeed': recommender '.*': its factory must accept seed="),
     ("recoworld.nowhere:Thing", r"^policy 'recoworld.nowhere:Thing': recommender '.*': no module named 'recoworld.nowhere'"),
     ("missing.zip", r"^policy 'missing.zip': no such file \(an SB3 model zip\)$"),
-    ("http://127.0.0.1:9/agent", r"^policy 'http://127.0.0.1:9/agent': a policy behind a URL is not a kind recoworld evaluate"),
+    ("http://127.0.0.1:9/agent", r"^policy 'http://127.0.0.1:9/agent': /info: cannot reach the server \(is it running\?\)"),
     ("./no/such/folder", r"^policy './no/such/folder': no such file or folder; expected a registered recommender"),
 ])
 def test_a_bad_policy_is_one_line_naming_it(policy, message) -> None:
