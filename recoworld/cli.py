@@ -25,6 +25,7 @@ app = typer.Typer(
     help="RecoWorld: a simulated world for recommender systems.",
 )
 app.command()(__import__("recoworld.cli_serve", fromlist=["serve"]).serve)  # `recoworld serve` (openenv loads when it runs)
+app.command("serve-policy")(__import__("recoworld.cli_serve_policy", fromlist=["serve_policy"]).serve_policy)  # a policy over HTTP
 
 
 # (summary key, column title, format)
