@@ -33,7 +33,7 @@ class ServedPolicy(BaseRecommender):
         super().__init__(0)
         import httpx
 
-        self.url, self.session = url.rstrip("/"), uuid.uuid4().hex
+        self.spec, self.url, self.session = url, url.rstrip("/"), uuid.uuid4().hex
         try:
             parsed = httpx.URL(self.url)
         except Exception as exc:  # noqa: BLE001 - httpx raises several kinds for a malformed URL
@@ -49,7 +49,7 @@ class ServedPolicy(BaseRecommender):
 
     # ------------------------------------------------------------------ HTTP
     def _error(self, what: str) -> PolicyError:
-        return PolicyError(f"policy '{self.url}': {' '.join(what.split())}")
+        return PolicyError(f"policy '{self.spec}': {' '.join(what.split())}")
 
     def _call(self, method: str, path: str, body: BaseModel | None, reply: type[BaseModel] | None) -> Any:
         import httpx
