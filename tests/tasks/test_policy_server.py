@@ -221,3 +221,26 @@ def test_feedback_reaches_a_policy_that_observes() -> None:
         there = _served_totals(url, seeds)
     assert here.equals(there)
     assert np.isfinite(there["reward"]).all()
+
+
+def test_a_population_task_scores_the_same_through_the_url() -> None:
+    """creator-economy-v1 serves a batch of users a decision and a catalog that grows as creators publish."""
+    task = get_task("creator-economy-v1").model_copy(update={"held_out_users": 30})
+    here, kept_here = E.serve(resolve_policy("greedy", task), task, task.held_out_seeds)
+    with running(make_app(PolicyServeSettings(policy="greedy"))) as url:
+        policy = resolve_policy(url, task)
+        try:
+            there, kept_there = E.serve(policy, task, task.held_out_seeds)
+        finally:
+            policy.close()
+    assert here.equals(there) and np.array_equal(kept_here, kept_there)
+
+
+def test_a_tuned_agent_folder_is_served(tmp_path) -> None:
+    pytest.importorskip("transformers")
+    from fastapi.testclient import TestClient
+
+    (tmp_path / "agent.json").write_text('{"share": 0.5, "hold": 3}')  # its model loads at its first instruction
+    with TestClient(make_app(PolicyServeSettings(policy=str(tmp_path)))) as c:
+        info = c.get("/info").json()
+    assert (info["kind"], info["name"], info["needs_view"]) == ("agent_folder", f"language_agent[{tmp_path.name}]", True)
