@@ -198,9 +198,13 @@ def make_app(settings: PolicyServeSettings, service: PolicyService | None = None
         service.put_catalog(digest, payload)
         return {"catalog": digest}
 
+    from starlette.concurrency import run_in_threadpool
+
+    threaded = service.info.kind != "recommender"  # a language model's slate takes seconds: off the event loop
+
     @app.post("/act")
-    def act(req: ActRequest) -> ActReply:
-        return service.act(req)
+    async def act(req: ActRequest) -> ActReply:  # a recommender's slate takes ~1 ms: less than a thread hop
+        return await run_in_threadpool(service.act, req) if threaded else service.act(req)
 
     @app.post("/retrain")
     def retrain(req: RetrainRequest) -> dict[str, bool]:
