@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import OrderedDict
 from typing import Any, Callable
 
@@ -42,6 +43,7 @@ class PolicyServeSettings(BaseModel):
     port: int = Field(8001, ge=0, le=65535)
     max_sessions: int = Field(16, ge=1, le=10_000, description="Open sessions; one more is refused until one closes.")
     max_body_bytes: int = Field(16 * 1024 * 1024, ge=1024, description="Largest request body (a catalog is ~2 MB).")
+    idle_timeout: float = Field(600.0, gt=0, description="Seconds unused after which a session may be dropped for a new one.")
 
 
 class Refusal(Exception):
@@ -63,14 +65,14 @@ def _observes(rec: Any) -> bool:
 
 class _Session:
     def __init__(self, rec: BaseRecommender) -> None:
-        self.rec, self.lock, self.last_view = rec, threading.Lock(), None
+        self.rec, self.lock, self.last_view, self.used = rec, threading.Lock(), None, time.monotonic()
 
 
 class PolicyService:
     """The sessions and catalogs of one served policy (thread-safe; FastAPI runs handlers in a thread pool)."""
 
-    def __init__(self, build: Callable[[], Policy], spec: str, max_sessions: int = 16) -> None:
-        self.build, self.spec, self.max_sessions = build, spec, max_sessions
+    def __init__(self, build: Callable[[], Policy], spec: str, max_sessions: int = 16, idle_timeout: float = 600.0) -> None:
+        self.build, self.spec, self.max_sessions, self.idle_timeout = build, spec, max_sessions, idle_timeout
         first = build()  # fail at start, not at the first request
         rec = first.as_recommender()
         self.info = PolicyInfo(name=first.name, kind=first.kind, spec=spec, needs_view=True, observes=_observes(rec),
@@ -83,8 +85,12 @@ class PolicyService:
 
     def _session(self, sid: str) -> _Session:
         with self.lock:
+            now = time.monotonic()
             if sid in self.sessions:
+                self.sessions[sid].used = now
                 return self.sessions[sid]
+            for old in [k for k, v in self.sessions.items() if now - v.used > self.idle_timeout]:
+                del self.sessions[old]  # a client that left without closing
             if len(self.sessions) >= self.max_sessions:
                 raise Refusal(503, f"{len(self.sessions)} sessions open (the limit); close one (POST /close) first")
             rec, self._spare = self._spare, None
@@ -115,6 +121,8 @@ class PolicyService:
         shape = (len(session.last_view), session.last_view.slate_size)
         if any(a.shape != shape for a in (pos, clicks, reviewed)):
             raise Refusal(422, f"feedback: arrays must have the last slates' shape {list(shape)}")
+        if pos.size and (pos.min() < 0 or pos.max() >= session.last_view.candidates.shape[1]):
+            raise Refusal(422, "feedback: positions outside the last slates' candidates")
         session.rec.observe(session.last_view, pos.astype(np.int64), clicks.astype(bool), reviewed.astype(bool))
 
     def act(self, req: ActRequest) -> ActReply:
@@ -128,12 +136,12 @@ class PolicyService:
             raise Refusal(409, f"catalog {req.view.catalog}: unknown; PUT it to /catalog/{req.view.catalog} first")
         try:
             view = req.view.view(catalog)
-        except ValueError as exc:
-            raise Refusal(422, str(exc))
+        except (ValueError, IndexError, TypeError) as exc:
+            raise Refusal(422, f"view: {exc}" if not str(exc).startswith("view") else str(exc))
         session = self._session(req.session)
         with session.lock:
-            self._feedback(session, req.feedback)
             try:
+                self._feedback(session, req.feedback)
                 choice = session.rec.slate(view)
             except PolicyError as exc:
                 raise Refusal(500, str(exc))
@@ -158,7 +166,10 @@ class PolicyService:
             session = self.sessions.pop(req.session, None)
         if session is not None and req.feedback is not None:
             with session.lock:
-                self._feedback(session, req.feedback)
+                try:
+                    self._feedback(session, req.feedback)
+                except PolicyError as exc:
+                    raise Refusal(500, str(exc))
         return session is not None
 
 
@@ -173,7 +184,7 @@ def make_app(settings: PolicyServeSettings, service: PolicyService | None = None
     if settings.policy.startswith(("http://", "https://")):
         raise PolicyError(f"policy '{settings.policy}': serve-policy serves a policy it can load, not another URL")
     service = service or PolicyService(lambda: load_policy(settings.policy, settings.seed, settings.params),
-                                       settings.policy, settings.max_sessions)
+                                       settings.policy, settings.max_sessions, settings.idle_timeout)
     app = FastAPI(title="RecoWorld policy", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.service = service
 

@@ -123,10 +123,18 @@ class ViewPayload(BaseModel):
             if a.ndim == 0 or len(a) != b:
                 raise ValueError(f"view: {k} has shape {list(a.shape)}, expected {b} user row(s)")
         cands, hist = arrays["candidates"], arrays["history_items"]
-        if cands.size and (cands.min() < 0 or cands.max() >= len(catalog)) or hist.size and hist.max() >= len(catalog):
+        if cands.ndim != 2 or hist.ndim != 2 or self.slate_size > cands.shape[1]:
+            raise ValueError(f"view: slate_size {self.slate_size} for candidates of shape {list(cands.shape)} "
+                             f"and history of shape {list(hist.shape)}")
+        if cands.size and (cands.min() < 0 or cands.max() >= len(catalog)) or hist.size and (
+                hist.min() < -1 or hist.max() >= len(catalog)):
             raise ValueError(f"view: item rows outside the catalog's {len(catalog)} items")
-        if self.slate_size > cands.shape[1]:
-            raise ValueError(f"view: slate_size {self.slate_size} over {cands.shape[1]} candidates")
+        want = {"candidates": cands.shape, "history_items": hist.shape, "history_engagement": hist.shape,
+                "consumed": cands.shape, "est_taste": (b, catalog.embeddings.shape[1]),
+                "click_topics": (b, catalog.n_topics), "shown_topics": (b, catalog.n_topics)}
+        for k, a in arrays.items():  # every shape the recommenders' kernels index without checking
+            if a.shape != want.get(k, (b,)):
+                raise ValueError(f"view: {k} has shape {list(a.shape)}, expected {list(want.get(k, (b,)))}")
         obs = None if self.observation is None else {k: a.numpy() for k, a in self.observation.items()}
         return UserView(catalog=catalog, slate_size=self.slate_size, user_ids=list(self.user_ids),
                         instructions=list(self.instructions), observation=obs, **arrays)

@@ -189,6 +189,30 @@ def test_sessions_are_capped_and_freed_by_close() -> None:
 
     assert service.close(SessionRequest(session="a"))
     assert service._session("b").rec is not first.rec  # a fresh policy: nothing carried over
+    service.idle_timeout = 0.0  # a session unused for longer than this makes way for a new one
+    time.sleep(0.01)
+    assert service._session("c") is not None and set(service.sessions) == {"c"}
+
+
+def test_a_malformed_view_is_one_line_not_a_crash(client) -> None:
+    from recoworld.tasks.policy_wire import Array
+
+    payload = {"item_id": ["a", "b"], "title": ["t", "u"], "description": ["d", "e"], "tags": [[], ["x"]],
+               "topic_names": ["x"], "creator_names": ["c"], "numeric": {}}
+    from recoworld.tasks.policy_wire import CatalogPayload
+
+    cat = CatalogPayload.model_validate(payload)
+    _refused(client.put(f"/catalog/{cat.digest()}", json=payload), 422, r"missing column")
+    arr = lambda a: Array.of(np.asarray(a)).model_dump()  # noqa: E731
+    emb = np.eye(2, 4, dtype=np.float32)
+    payload["numeric"] = {"topic": arr([0, 0]), "creator": arr([0, 0]), "duration": arr([1.0, 2.0]),
+                          "quality": arr([0.5, 0.5]), "created_day": arr([0, 0]), "popularity": arr([0.1, 0.2]),
+                          "embeddings": arr(emb)}
+    digest = CatalogPayload.model_validate(payload).digest()
+    assert client.put(f"/catalog/{digest}", json=payload).status_code == 200
+    view = {"catalog": digest, "slate_size": 1, "user_ids": ["u"], "arrays": {"candidates": arr([0, 1])}}
+    obs = {"candidates": [], "slate_size": 1}
+    _refused(client.post("/act", json={"session": "s", "observations": [obs], "view": view}), 422, r"^view: missing array")
 
 
 def test_the_server_binds_loopback_by_default(monkeypatch) -> None:
@@ -244,3 +268,36 @@ def test_a_tuned_agent_folder_is_served(tmp_path) -> None:
     with TestClient(make_app(PolicyServeSettings(policy=str(tmp_path)))) as c:
         info = c.get("/info").json()
     assert (info["kind"], info["name"], info["needs_view"]) == ("agent_folder", f"language_agent[{tmp_path.name}]", True)
+
+
+def test_a_view_of_the_wrong_shapes_is_refused_before_any_kernel_reads_it() -> None:
+    from recoworld.agents.language.observe import observe_view
+    from recoworld.agents.rl.evaluation import gym_env
+    from recoworld.tasks.policies import load_policy
+    from recoworld.tasks.policy_server import PolicyService, Refusal
+    from recoworld.tasks.policy_wire import ActRequest, Array, CatalogPayload, Feedback, ViewPayload
+    from recoworld.tasks.worlds import task_world
+
+    scenario, config = task_world(TASK, None)
+    env = gym_env(scenario, {**config, "env": {"action_mode": "slate"}})
+    env.reset(seed=100000)
+    view = env.unwrapped.sim.view(slice(None), with_text=True)
+    env.close()
+    payload = CatalogPayload.of(view.catalog)
+    service = PolicyService(lambda: load_policy("linucb"), "linucb")
+    service.put_catalog(payload.digest(), payload)
+    obs = [observe_view(view, 0)]
+    for name, bad, match in [("candidates", view.candidates[0], r"candidates has shape \[100\], expected 1 user"),
+                             ("est_taste", view.est_taste[:, :3], r"est_taste has shape \[1, 3\], expected \[1, 64\]"),
+                             ("consumed", view.consumed[:, :3], r"consumed has shape \[1, 3\], expected \[1, 100\]"),
+                             ("candidates", -view.candidates - 1, "item rows outside the catalog's 5000 items")]:
+        sent = ViewPayload.of(view, payload.digest())
+        sent.arrays[name] = Array.of(bad)
+        with pytest.raises(Refusal, match=f"^view: {match}") as err:
+            service.act(ActRequest(session="s", observations=obs, view=sent))
+        assert err.value.status == 422
+    service.act(ActRequest(session="s", observations=obs, view=ViewPayload.of(view, payload.digest())))
+    wrong = Feedback(positions=Array.of(np.full((1, 10), 999)), clicks=Array.of(np.zeros((1, 10), bool)),
+                     reviewed=Array.of(np.zeros((1, 10), bool)))
+    with pytest.raises(Refusal, match="^feedback: positions outside the last slates' candidates$"):
+        service.act(ActRequest(session="s", observations=obs, view=ViewPayload.of(view, payload.digest()), feedback=wrong))
