@@ -16,6 +16,7 @@ def serve_policy(
     port: int = typer.Option(8001, "--port", "-p", help="TCP port."),
     max_sessions: int = typer.Option(16, "--max-sessions", help="Open sessions (one per evaluation); one more is refused."),
     max_body_bytes: int = typer.Option(16 * 1024 * 1024, "--max-body", help="Largest request body in bytes (a catalog is ~2 MB)."),
+    idle_timeout: float = typer.Option(600.0, "--idle-timeout", help="Seconds unused after which a session makes way for a new one."),
 ) -> None:
     """Serve a policy: POST /act answers candidate ids for language-agent observations; score it with recoworld evaluate URL."""
     from pydantic import ValidationError
@@ -31,7 +32,8 @@ def serve_policy(
         raise fail(str(exc).splitlines()[0])
     try:
         settings = PolicyServeSettings(policy=policy, params=_params(params), seed=seed, host=host, port=port,
-                                       max_sessions=max_sessions, max_body_bytes=max_body_bytes)
+                                       max_sessions=max_sessions, max_body_bytes=max_body_bytes,
+                                       idle_timeout=idle_timeout)
     except ValidationError as exc:
         raise fail(format_validation_error(exc, "serve-policy"))
     try:
