@@ -69,7 +69,7 @@ class _Session:
 
 
 class PolicyService:
-    """The sessions and catalogs of one served policy (thread-safe; FastAPI runs handlers in a thread pool)."""
+    """The sessions and catalogs of one served policy (thread-safe: a tuned agent's requests run in a thread pool)."""
 
     def __init__(self, build: Callable[[], Policy], spec: str, max_sessions: int = 16, idle_timeout: float = 600.0) -> None:
         self.build, self.spec, self.max_sessions, self.idle_timeout = build, spec, max_sessions, idle_timeout
@@ -94,8 +94,9 @@ class PolicyService:
             if len(self.sessions) >= self.max_sessions:
                 raise Refusal(503, f"{len(self.sessions)} sessions open (the limit); close one (POST /close) first")
             rec, self._spare = self._spare, None
-            session = self.sessions[sid] = _Session(rec if rec is not None else self.build().as_recommender())
-            return session
+        rec = rec if rec is not None else self.build().as_recommender()  # outside the lock: a model may take seconds
+        with self.lock:
+            return self.sessions.setdefault(sid, _Session(rec))
 
     def put_catalog(self, digest: str, payload: CatalogPayload) -> None:
         if payload.digest() != digest:
