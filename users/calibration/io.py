@@ -48,6 +48,8 @@ class CalibrationConfig(BaseModel):
     epochs: int = Field(40, ge=1, description="Most passes over the rows of each logistic-MF fit (each stops early on the "
                         "validation log-loss; refits run the epochs their tuning chose).")
     seed: int = Field(0, description="Seed of the fits, the dynamics simulation and the replays.")
+    users: int | None = Field(None, ge=10, description="Calibrate on this many users, drawn within activity strata "
+                              "(users.calibration.data.sample_users); all users when unset.")
     replay_slate_size: int = Field(5, ge=1, description="Held-out interactions are replayed in slates of this size.")
     selection: bool = Field(True, description="Fit which items users pick to interact with (rated vs sampled unrated items) "
                             "and combine it with liking in the calibrated world (users.calibration.selection).")

@@ -103,29 +103,37 @@ def tune_logistic_mf(users: np.ndarray, items: np.ndarray, y: np.ndarray, valid:
     from the training period), then refit on all rows with the chosen setting. ``recency`` (n,) in [0, 1] is
     each row's place in its user's history; a row weighs ``exp(r·(recency − 1))`` under recency weight r
     (later interactions say more about the taste the user has now). Each fit stops early on the validation
-    loss; along each factor count the L2 grid runs from the strongest penalty down, each fit warm-started
-    from the one before. The refit trains from scratch for the epochs the chosen fit took in all (its warm
-    start's included). Returns the model and the choice."""
+    loss; along each factor count the settings run as one chain (the L2 grid from the strongest penalty down
+    for the first recency weight, back up for the next, ...), each fit warm-started from the one before. The refit trains from scratch for as many epochs as the chosen
+    setting takes from scratch on the earlier rows. Returns the model and the choice."""
     fit_rows = ~valid
     place = np.ones(len(y)) if recency is None else recency
     held = ValidRows(users[valid], items[valid], y[valid], None if x is None else x[valid])
-    xs = None if x is None else x[fit_rows]
-    settings = [(r, k) for r in (grid_recency if recency is not None else (0.0,)) for k in grid_factors]
-    best: tuple[float, int, float, float, int] | None = None
-    with stage(f"tuning the {name}", total=len(settings) * len(grid_l2)) as progress:
-        for r, k in settings:
-            weight = np.exp(r * (place[fit_rows] - 1))
-            previous, spent = None, 0
-            for l2 in sorted(grid_l2, reverse=True):
-                model, done, loss = fit_logistic_mf(users[fit_rows], items[fit_rows], y[fit_rows], n_users, n_items, factors=k, l2=l2, x=xs,
-                                                    epochs=epochs, seed=seed, sample_weight=weight / weight.mean(), valid=held, init=previous)
-                previous, spent = model, spent + done
+
+    def fit(k: int, l2: float, r: float, init: LogisticMF | None) -> tuple[LogisticMF, int, float]:
+        weight = np.exp(r * (place[fit_rows] - 1))
+        return fit_logistic_mf(users[fit_rows], items[fit_rows], y[fit_rows], n_users, n_items, factors=k, l2=l2,
+                               x=None if x is None else x[fit_rows], epochs=epochs, seed=seed, sample_weight=weight / weight.mean(),
+                               valid=held, init=init)
+
+    recencies = grid_recency if recency is not None else (0.0,)
+    best: tuple[float, int, float, float, int, bool] | None = None
+    with stage(f"tuning the {name}", total=len(grid_factors) * len(recencies) * len(grid_l2)) as progress:
+        for k in grid_factors:
+            previous = None
+            for r, l2 in [(r, l2) for n, r in enumerate(recencies) for l2 in sorted(grid_l2, reverse=n % 2 == 0)]:
+                model, done, loss = fit(k, l2, r, previous)
                 if best is None or loss < best[0]:
-                    best = (loss, k, l2, r, max(spent, 1))
+                    best = (loss, k, l2, r, done, previous is not None)
+                previous = model
                 progress.advance()
                 progress.note(f"factors {k}, L2 {l2:g}, recency {r:g}: validation log-loss {loss:.4f}")
     assert best is not None
-    choice = {"factors": float(best[1]), "l2": best[2], "recency": best[3], "valid_log_loss": best[0], "epochs": float(best[4])}
+    loss, k, l2, r, done, warm = best
+    if warm:  # the epochs a fit of the chosen setting takes from scratch
+        with stage(f"the {name}'s epochs from scratch"):
+            _, done, _ = fit(k, l2, r, None)
+    choice = {"factors": float(k), "l2": l2, "recency": r, "valid_log_loss": loss, "epochs": float(max(done, 1))}
     with stage(f"refitting the {name} on every training row"):
         model = refit(users, items, y, n_users, n_items, choice, x, place, seed)
     return model, choice

@@ -34,7 +34,8 @@ class BiasedMF(nn.Module):
 
     def forward(self, u: torch.Tensor, i: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(logit, squared norm of the factors each row touches, squared biases it touches)."""
-        pu, qi = self.user_factors[u], self.item_factors[i]
+        embed = nn.functional.embedding  # a gather whose backward is a fast, deterministic scatter-add
+        pu, qi = embed(u, self.user_factors), embed(i, self.item_factors)
         bu, bi = self.user_bias[u], self.item_bias[i]
         logit = self.mu + bu + bi + (pu * qi).sum(1) + x @ self.weights
         return logit, (pu * pu).sum(1) + (qi * qi).sum(1), bu * bu + bi * bi
@@ -83,7 +84,7 @@ def mean_log_loss(model: BiasedMF, rows: Rows) -> float:
 
 
 def train(model: BiasedMF, rows: Rows, l2: float, l2_bias: float, epochs: int, lr: float, seed: int,
-          valid: Rows | None = None, patience: int = 2) -> tuple[int, float]:
+          valid: Rows | None = None, patience: int = 1) -> tuple[int, float]:
     """Adam on shuffled batches of ``rows``: the weighted mean log-loss + ``l2``/2 · squared factor norms (and
     ``l2_bias``/2 · squared biases) of the rows a batch touches. With ``valid``, after each epoch the validation
     loss is measured; training stops ``patience`` epochs after the best one and ``model`` is left at the best
