@@ -33,7 +33,8 @@ from recoworld.users.calibration import data as D
 from recoworld.users.calibration.io import (Calibration, CalibrationConfig, CalibrationResult, Fidelity, FittedWeights,
                                             ItemTable, SelectionWeights)
 from recoworld.users.calibration.mf import LogisticMF, platt, tune_logistic_mf
-from recoworld.evaluation.stats import auc, bootstrap_groups, calibration_curve, log_loss
+from recoworld.evaluation.stats import (WeightedAUC, auc, calibration_curve, group_resample_weights, log_loss, percentile_interval,
+                                        weighted_log_loss)
 from recoworld.users.profile import Traits, UserProfile
 
 Scorer = Callable[[np.ndarray, np.ndarray], np.ndarray]  # (user codes, catalog rows) -> probability
@@ -123,14 +124,20 @@ def popularity_baselines(prep: Prepared) -> tuple[np.ndarray, np.ndarray]:
 
 
 def engagement_fidelity(prep: Prepared, predictions: dict[str, np.ndarray], seed: int = 0) -> Fidelity:
-    """Held-out AUC and log-loss of every model on the same rows, with user-bootstrap intervals."""
+    """Held-out AUC and log-loss of every model on the same rows, with user-bootstrap intervals (the resamples of
+    :func:`recoworld.evaluation.stats.bootstrap_groups`, as row weights)."""
     test = ~prep.train
     y, groups = prep.y[test], prep.users[test]
-    auc_ci, ll_ci = {}, {}
-    for name, p in predictions.items():
-        p = p[test]
-        auc_ci[name] = list(bootstrap_groups(lambda r, p=p: auc(y[r], p[r]), groups, seed=seed))
-        ll_ci[name] = list(bootstrap_groups(lambda r, p=p: log_loss(y[r], p[r]), groups, seed=seed))
+    held = {name: p[test] for name, p in predictions.items()}
+    ranked = {name: WeightedAUC(y, p) for name, p in held.items()}
+    aucs: dict[str, list[float]] = {name: [] for name in held}
+    lls: dict[str, list[float]] = {name: [] for name in held}
+    for w in group_resample_weights(groups, seed=seed):  # each resample of users once, for every model
+        for name, p in held.items():
+            aucs[name].append(ranked[name](w))
+            lls[name].append(weighted_log_loss(y, p, w))
+    auc_ci = {name: list(percentile_interval(v)) for name, v in aucs.items()}
+    ll_ci = {name: list(percentile_interval(v)) for name, v in lls.items()}
     return Fidelity(
         n_train=int(prep.train.sum()), n_test=int(test.sum()), users=len(prep.user_ids),
         positive_rate_train=float(prep.y[prep.train].mean()), positive_rate_test=float(y.mean()),

@@ -32,11 +32,11 @@ def sample_unrated(users: np.ndarray, rows: np.ndarray, n_items: int, per_row: i
                    rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(user codes, catalog rows, source pair) of ``per_row`` uniform catalog items per (user, row) pair,
     drawn again while a draw is an item the user interacted with among ``rows`` (20 tries, then dropped)."""
-    touched = set(zip(users.tolist(), rows.tolist()))
+    touched = np.unique(users.astype(np.int64) * n_items + rows)  # (user, item) pairs as one sorted key
     u = np.repeat(users, per_row)
     items = rng.integers(0, n_items, len(u))
     for _ in range(20):
-        bad = np.fromiter(((a, b) in touched for a, b in zip(u.tolist(), items.tolist())), dtype=bool, count=len(u))
+        bad = np.isin(u.astype(np.int64) * n_items + items, touched, assume_unique=False)
         if not bad.any():
             break
         items[bad] = rng.integers(0, n_items, int(bad.sum()))
