@@ -128,8 +128,9 @@ def tune_logistic_mf(users: np.ndarray, items: np.ndarray, y: np.ndarray, valid:
                 previous = model
                 progress.advance()
                 progress.note(f"factors {k}, L2 {l2:g}, recency {r:g}: validation log-loss {loss:.4f}")
-    assert best is not None
-    loss, k, l2, r, done, warm = best
+        assert best is not None
+        loss, k, l2, r, done, warm = best
+        progress.note(f"chose factors {k}, L2 {l2:g}, recency {r:g}: validation log-loss {loss:.4f}")
     if warm:  # the epochs a fit of the chosen setting takes from scratch
         with stage(f"the {name}'s epochs from scratch"):
             _, done, _ = fit(k, l2, r, None)
