@@ -18,6 +18,7 @@ from torch import nn
 BATCH = 8192  # rows per Adam step at most; smaller logs take smaller batches,
 STEPS = 64  # so that every epoch makes at least this many steps
 EVAL_CHUNK = 1 << 20  # rows scored at once when computing a validation loss
+MIN_IMPROVEMENT = 1e-6  # an epoch improves the validation log-loss when it lowers it by more than this
 
 
 class BiasedMF(nn.Module):
@@ -110,7 +111,7 @@ def train(model: BiasedMF, rows: Rows, l2: float, l2_bias: float, epochs: int, l
         if valid is None:
             continue
         current = mean_log_loss(model, valid)
-        if current < best - 1e-6:
+        if current < best - MIN_IMPROVEMENT:
             best, best_epoch, best_state = current, epoch, {k: v.clone() for k, v in model.state_dict().items()}
         elif epoch - best_epoch >= patience:
             break
