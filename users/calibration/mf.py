@@ -42,6 +42,16 @@ class LogisticMF:
         return 1.0 / (1.0 + np.exp(-self.logit(users, items, x)))
 
 
+@dataclass
+class ValidRows:
+    """Validation rows for early stopping (unweighted)."""
+
+    users: np.ndarray
+    items: np.ndarray
+    y: np.ndarray
+    x: np.ndarray | None = None
+
+
 def _solver():
     try:
         from recoworld.users.calibration import solver
@@ -82,16 +92,6 @@ def fit_logistic_mf(users: np.ndarray, items: np.ndarray, y: np.ndarray, n_users
         p = {k: v.detach().numpy().astype(np.float64) for k, v in model.state_dict().items()}
     fitted = LogisticMF(float(p["mu"][0]), p["user_bias"], p["item_bias"], p["user_factors"], p["item_factors"], p["weights"] / scale)
     return fitted, done, loss
-
-
-@dataclass
-class ValidRows:
-    """Validation rows for early stopping (unweighted)."""
-
-    users: np.ndarray
-    items: np.ndarray
-    y: np.ndarray
-    x: np.ndarray | None = None
 
 
 def tune_logistic_mf(users: np.ndarray, items: np.ndarray, y: np.ndarray, valid: np.ndarray, n_users: int, n_items: int,
