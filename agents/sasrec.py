@@ -32,6 +32,8 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
+from recoworld.progress import stage
+
 EVAL_USERS = 1024  # histories scored per forward pass
 
 
@@ -256,7 +258,7 @@ def fit_sasrec(
     popularity = np.bincount(flat, minlength=n_items).astype(np.float64)
     rng = np.random.default_rng(config.seed)
     start, cpu = time.perf_counter(), time.process_time()
-    with torch_settings(config.threads, config.seed):
+    with torch_settings(config.threads, config.seed), stage(f"training SASRec ({len(inputs):,} windows)", total=config.epochs) as progress:
         model = SASRecModel(n_items, config)
         fitted = FittedSASRec(model, config, popularity)
         optimiser = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
@@ -264,6 +266,7 @@ def fit_sasrec(
         for epoch in range(1, config.epochs + 1):
             model.train()
             loss = _epoch(model, optimiser, inputs, targets, config, rng)
+            progress.advance()
             if valid is None or epoch % config.eval_every:
                 continue
             model.eval()
@@ -271,6 +274,7 @@ def fit_sasrec(
             fitted.log.append({"epoch": epoch, "loss": loss, "ndcg@10": ndcg})
             if verbose:
                 print(f"  epoch {epoch:3d}  loss {loss:.4f}  valid NDCG@10 {ndcg:.4f}", flush=True)
+            progress.note(f"epoch {epoch}: validation NDCG@10 {ndcg:.4f}")
             if ndcg > best:
                 best, best_state, waited, fitted.best_epoch = ndcg, copy.deepcopy(model.state_dict()), 0, epoch
             else:

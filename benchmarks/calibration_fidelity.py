@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from recoworld.progress import reporting
 from recoworld.runs.logs import read_table
 from recoworld.runs.runner import PopulationRun
 from recoworld.scenario import load_scenario
@@ -38,7 +39,7 @@ def show(name: str, cal, seconds: float) -> None:
 
 
 def main() -> None:
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, reporting():  # a line per stage when piped, a bar on a terminal
         tmp = Path(tmp)
         write_ground_truth(tmp / "ml-ground-truth")
         start = time.perf_counter()

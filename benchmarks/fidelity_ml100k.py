@@ -30,6 +30,7 @@ from ml100k import fetch_ml100k  # noqa: E402
 
 from recoworld.evaluation.fidelity import FidelityReport, fidelity_suite, format_tables  # noqa: E402
 from recoworld.llm.scripted import ScriptedModel  # noqa: E402
+from recoworld.progress import reporting  # noqa: E402
 
 BACKENDS = ("parametric", "hybrid", "llm")
 FAMILIES = ("", " (tuned threshold)", " (tuned top share)")
@@ -92,14 +93,15 @@ def main() -> None:
     register_sasrec_baseline()
     start = time.perf_counter()
     double = ScriptedModel(first_slot_user)
-    report, calibration = fidelity_suite(folder, backends={"parametric": None, "hybrid": double, "llm": double})
+    with reporting():  # a line per stage when piped, a bar on a terminal
+        report, calibration = fidelity_suite(folder, backends={"parametric": None, "hybrid": double, "llm": double})
     seconds = time.perf_counter() - start
     print(format_tables(report))
     fit = calibration.result
     print(f"\nfitted: factors {fit.weights.factors}, L2 {fit.weights.l2}, recency {fit.weights.recency}; dynamics "
           + ", ".join(f"{k} {v:g}" for k, v in (fit.dynamics.params if fit.dynamics else {}).items()))
     print("\n".join(["", "targets:", *targets(report)]))
-    print(f"\nsuite ran in {seconds:.0f} s (1 thread)")
+    print(f"\nsuite ran in {seconds:.0f} s (1 thread); load average (1, 5, 15 min): {Path('/proc/loadavg').read_text().split()[:3]}")
 
 
 if __name__ == "__main__":

@@ -274,7 +274,7 @@ def _floats(text: str, name: str) -> list[float]:
         raise fail(f"{name}: expected comma-separated numbers, got '{text}'") from None
 
 
-def _calibration_config(label: str, holdout: float, factors: str, l2: str, recency: str, dynamics: bool):
+def _calibration_config(label: str, holdout: float, factors: str, l2: str, recency: str, dynamics: bool, users: Optional[int] = None):
     from pydantic import ValidationError
 
     from recoworld.scenario import format_validation_error
@@ -282,9 +282,27 @@ def _calibration_config(label: str, holdout: float, factors: str, l2: str, recen
 
     try:
         return CalibrationConfig(label=label, holdout=holdout, factors=[int(v) for v in _floats(factors, "--factors")],
-                                 l2=_floats(l2, "--l2"), recency=_floats(recency, "--recency"), fit_dynamics=dynamics)
+                                 l2=_floats(l2, "--l2"), recency=_floats(recency, "--recency"), fit_dynamics=dynamics, users=users)
     except ValidationError as err:
         raise fail(format_validation_error(err, "calibration"))
+
+
+USERS_HELP = "Calibrate on this many users, drawn within activity strata (for logs too large to fit whole; default: all)."
+TORCH_HINT = "calibration needs torch for its solver (pip install 'recoworld[rl]')"
+
+
+def _calibrating(work):
+    """``work()`` with every stage shown (bar on a terminal, a line per stage when piped); bad input, a missing
+    file or a missing torch end in one line."""
+    from recoworld.progress import reporting
+
+    try:
+        with reporting():
+            return work()
+    except ImportError as exc:
+        raise fail(f"{TORCH_HINT}: {str(exc).splitlines()[0]}")
+    except (ValueError, OSError) as exc:
+        raise fail(str(exc).splitlines()[0])
 
 
 DATA_HELP = ("A data set: MovieLens folder, ML-100K folder (u.data), RecBole atomic folder or .inter file, KuaiRec/KuaiRand "
@@ -303,16 +321,17 @@ def calibrate(
     recency: str = typer.Option("0,2", "--recency", help="Recency weights tried on the validation split."),
     dynamics: bool = typer.Option(True, "--dynamics/--no-dynamics", metavar="", help="Fit leaving and return by simulation."),
     seed: int = typer.Option(0, "--seed", "-s", help="Catalog seed (use the same seed in scenarios that load the users)."),
+    users: Optional[int] = typer.Option(None, "--users", help=USERS_HELP),
 ) -> None:
     """Fit parametric users to logged interactions and report their held-out fidelity."""
     from recoworld.users.calibration import calibrate_dataset
 
     check_paths(DATASET=dataset, __items=items)
-    config = _calibration_config(label, holdout, factors, l2, recency, dynamics)
+    config = _calibration_config(label, holdout, factors, l2, recency, dynamics, users)
+    result = _calibrating(lambda: calibrate_dataset(dataset, items, config, seed=seed))
     try:
-        result = calibrate_dataset(dataset, items, config, seed=seed)
         path = result.save(out)
-    except (ValueError, OSError) as exc:
+    except OSError as exc:
         raise fail(str(exc).splitlines()[0])
     fit = result.result
     console = make_console()
@@ -411,13 +430,14 @@ def fidelity(
     recency: str = typer.Option("0,2", "--recency", help="Recency weights tried on the validation split."),
     seed: int = typer.Option(0, "--seed", "-s", help="Seed of the catalog, the fits and the protocols."),
     sasrec: bool = typer.Option(True, "--sasrec/--no-sasrec", help="Also score SASRec (needs torch; skipped with a note without it)."),
+    users: Optional[int] = typer.Option(None, "--users", help=USERS_HELP),
 ) -> None:
     """Score calibrated user backends and baselines against real held-out behaviour (every protocol, one split)."""
     from recoworld.evaluation.fidelity import fidelity_suite, format_tables
     from recoworld.users.calibration.fit import BASELINES
 
     check_paths(DATASET=dataset, __items=items)
-    config = _calibration_config(label, holdout, factors, l2, recency, True)
+    config = _calibration_config(label, holdout, factors, l2, recency, True, users)
     names = [b.strip() for b in backends.split(",") if b.strip()]
     unknown = [b for b in names if b not in ("parametric", "hybrid", "llm")]
     if unknown or not names:
@@ -431,11 +451,9 @@ def fidelity(
         else:
             register_sasrec()
             added = True
+    ratio_list = [int(v) for v in _floats(ratios, "--ratios")]
     try:
-        report, calibration = fidelity_suite(dataset, items, config, {b: None for b in names},
-                                             [int(v) for v in _floats(ratios, "--ratios")], seed)
-    except (ValueError, OSError) as exc:
-        raise fail(str(exc).splitlines()[0])
+        report, calibration = _calibrating(lambda: fidelity_suite(dataset, items, config, {b: None for b in names}, ratio_list, seed))
     finally:
         if added:
             BASELINES.pop("sasrec", None)

@@ -123,7 +123,7 @@ class Reporter:
             self._print(s, f"{_duration(s.elapsed)}{note}")
 
     def _print(self, s: Stage, text: str) -> None:
-        self.console.print(f"{'  ' * s.depth}{s.name}: {text}", highlight=False, markup=False, soft_wrap=True)
+        self.console.print(f"{'  ' * s.depth}{s.name}: {text}", highlight=False, markup=False, emoji=False, soft_wrap=True)
 
 
 _REPORTER: contextvars.ContextVar[Reporter | None] = contextvars.ContextVar("recoworld_progress", default=None)

@@ -63,3 +63,12 @@ def test_a_terminal_gets_a_live_bar_with_the_stage_name():
         with stage("fitting", total=2) as s:
             s.advance(2)
     assert "fitting" in out.getvalue() and "2/2" in out.getvalue()
+
+
+def test_piped_lines_keep_colons_as_written():
+    """A name such as "1:m" stays as written (no emoji code such as ":m:" is replaced)."""
+    console, out = _piped()
+    with reporting(console):
+        with stage("protocol: preference discrimination 1:m"):
+            pass
+    assert out.getvalue().startswith("protocol: preference discrimination 1:m: ")

@@ -38,6 +38,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
+from recoworld.progress import stage
 from recoworld.users.calibration.data import sessions_table
 from recoworld.users.calibration.fit import FittedModels, Prepared, calibrate, fit_models
 from recoworld.users.calibration.io import Calibration, CalibrationConfig, Fidelity
@@ -103,8 +104,11 @@ def mixed_lists(prep: Prepared, ratio: int, rng: np.random.Generator, max_per_us
     seen_any = np.flatnonzero(np.bincount(prep.rows[prep.train], minlength=len(prep.catalog)) > 0)
     touched = pd.Series(prep.rows).groupby(prep.users).apply(lambda r: set(r.tolist()))
     users, lists, labels = [], [], []
-    for code in np.unique(prep.users[test]):
-        pos = prep.rows[test & (prep.users == code)]
+    held = np.flatnonzero(test)
+    held = held[np.argsort(prep.users[held], kind="stable")]  # each user's held-out liked rows, in order (one pass, not one per user)
+    codes, starts = np.unique(prep.users[held], return_index=True)
+    for code, part in zip(codes, np.split(held, starts[1:])):
+        pos = prep.rows[part]
         if max_per_user:
             pos = pos[:max_per_user]
         pool = np.setdiff1d(seen_any, np.fromiter(touched[code], dtype=np.int64))
@@ -231,8 +235,9 @@ def fidelity_suite(dataset: str | Path, items: str | Path | None = None, config:
     from recoworld.users.calibration.fit import load_for_calibration
 
     config = config or CalibrationConfig()
-    catalog_cfg, catalog, interactions = load_for_calibration(dataset, items, seed)
-    prep = Prepared(interactions, catalog, config)
+    catalog_cfg, catalog, interactions = load_for_calibration(dataset, items, seed, config=config)
+    with stage("splitting by time, features and traits"):
+        prep = Prepared(interactions, catalog, config)
     models = fit_models(prep)
     calibration = calibrate(interactions, catalog, config, dataset=Path(dataset).name, prepared=prep, models=models)
     calibration.result.catalog, calibration.result.seed = catalog_cfg, seed
@@ -242,19 +247,22 @@ def fidelity_suite(dataset: str | Path, items: str | Path | None = None, config:
     frame = prep.frame.assign(y=prep.y)
     for name, lm in backends.items():
         if name != "parametric":
-            fit.replays.append(replay(frame, catalog, calibration, replay_scenario(fit.user_model, name, config), lm, seed=config.seed))
+            with stage(f"held-out replay ({name} users)"):
+                fit.replays.append(replay(frame, catalog, calibration, replay_scenario(fit.user_model, name, config), lm, seed=config.seed))
     for rep in fit.replays:
         behaviour[f"held-out replay ({rep.backend})"] = dict(rep.jsd)
-    aggregates, jsd = held_out_period(prep, calibration, seed)
+    with stage("held-out period: a calibrated run"):
+        aggregates, jsd = held_out_period(prep, calibration, seed)
     behaviour["held-out period (calibrated run)"] = jsd
-    rules = tune_pick_rules(prep, models, ratios, max_per_user=10, seed=seed)
-    report = FidelityReport(
-        dataset=Path(dataset).name, engagement=fit.fidelity,
-        discrimination=discrimination(prep, calibration, models, backends, ratios, seed=seed, rules=rules),
-        pick_rules={f"1:{m}": r for m, r in rules.items()},
-        choice=choice_accuracy(prep, calibration, models, backends, seed=seed),
-        behaviour=behaviour, held_out_period=aggregates,
-    )
+    with stage("pick rules: refits on the earlier training rows, validation lists"):
+        rules = tune_pick_rules(prep, models, ratios, max_per_user=10, seed=seed)
+    with stage("protocol: preference discrimination 1:m"):
+        scores = discrimination(prep, calibration, models, backends, ratios, seed=seed, rules=rules)
+    with stage("protocol: choice from an exposure list"):
+        choice = choice_accuracy(prep, calibration, models, backends, seed=seed)
+    report = FidelityReport(dataset=Path(dataset).name, engagement=fit.fidelity, discrimination=scores,
+                            pick_rules={f"1:{m}": r for m, r in rules.items()}, choice=choice, behaviour=behaviour,
+                            held_out_period=aggregates)
     fit.suite = report.model_dump(exclude={"engagement"})
     return report, calibration
 

@@ -28,7 +28,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from recoworld.users.calibration.fit import FittedModels, Prepared, Scorer, baseline_scorers
-from recoworld.users.calibration.mf import LogisticMF, fit_logistic_mf
+from recoworld.users.calibration.mf import LogisticMF, refit
 
 SIMULATED = "parametric"  # the calibrated users' rules: on the kernel's utility (hybrid users decide alike)
 SHARES = np.round(np.arange(0.01, 1.0001, 0.01), 2)
@@ -97,11 +97,8 @@ def refit_mf(prep: Prepared, choice: dict[str, float], with_features: bool = Fal
     """The logistic MF refitted on ``prep``'s training rows with a chosen setting (factors, L2, recency), with the
     kernel's terms as side features (the simulator's click model) or without (the MF baseline)."""
     t = prep.train
-    weight = np.exp(choice.get("recency", 0.0) * (prep.recency[t] - 1))
-    return fit_logistic_mf(prep.users[t], prep.rows[t], prep.y[t], len(prep.user_ids), len(prep.catalog),
-                           factors=int(choice["factors"]), l2=choice["l2"],
-                           x=prep.x[t] if with_features else None, iterations=prep.config.iterations,
-                           seed=prep.config.seed, sample_weight=weight / weight.mean())
+    return refit(prep.users[t], prep.rows[t], prep.y[t], len(prep.user_ids), len(prep.catalog), choice,
+                 prep.x[t] if with_features else None, prep.recency[t], prep.config.seed)
 
 
 def selection_scorer(prep: Prepared, selection: LogisticMF) -> Scorer:

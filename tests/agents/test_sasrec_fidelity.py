@@ -18,7 +18,7 @@ from tests.users.test_calibration import flip_held_out_labels  # noqa: E402
 from recoworld.world.synthetic import SyntheticCatalogConfig, generate_catalog  # noqa: E402
 
 TINY = SASRecConfig(max_len=20, hidden=32, blocks=1, heads=2, inner=64, dropout=0.1, epochs=30, batch_size=64, patience=3, lr=1e-2)
-CONFIG = CalibrationConfig(factors=[8], l2=[0.1], recency=[0.0], iterations=100, fit_dynamics=False)
+CONFIG = CalibrationConfig(factors=[8], l2=[0.1], recency=[0.0], fit_dynamics=False)
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ from recoworld.evaluation.fidelity import fidelity_suite, format_tables, pick_sc
 from recoworld.users.calibration import CalibrationConfig, write_ground_truth
 from recoworld.users.calibration.fit import BASELINES, register_baseline
 
-QUICK = CalibrationConfig(factors=[8], l2=[0.1], recency=[0.0], iterations=150, dynamics_users=50, dynamics_rounds=1)
+QUICK = CalibrationConfig(factors=[8], l2=[0.1], recency=[0.0], dynamics_users=50, dynamics_rounds=1)
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ from recoworld.users.calibration.fit import BASELINES, Prepared, fit_models, reg
 from recoworld.world.loaders import load_movielens
 from tests.users.test_calibration import flip_held_out_labels
 
-QUICK = CalibrationConfig(factors=[8], l2=[0.1], recency=[0.0], iterations=100, fit_dynamics=False)
+QUICK = CalibrationConfig(factors=[8], l2=[0.1], recency=[0.0], fit_dynamics=False)
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ from recoworld.world.synthetic import SyntheticCatalogConfig, generate_catalog
 from recoworld.users.calibration import GROUND_TRUTH as TRUE
 from recoworld.users.calibration import CalibrationConfig, calibrate, calibrate_dataset, load_calibration, write_ground_truth
 
-QUICK = dict(factors=[8], l2=[0.1], recency=[0.0], iterations=150, fit_dynamics=False)  # one setting: tests stay fast
+QUICK = dict(factors=[8], l2=[0.1], recency=[0.0], fit_dynamics=False)  # one setting: tests stay fast
 QUICK_CLI = ["--factors", "8", "--l2", "0.1", "--recency", "0", "--no-dynamics"]
 
 

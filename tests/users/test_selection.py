@@ -13,7 +13,7 @@ from recoworld.users.calibration.mf import fit_logistic_mf
 from recoworld.users.calibration.selection import combine, fit_selection, sample_unrated, selection_features
 from recoworld.world.synthetic import SyntheticCatalogConfig, generate_catalog
 
-CONFIG = CalibrationConfig(factors=[8], l2=[0.1], recency=[0.0], iterations=150, fit_dynamics=False)
+CONFIG = CalibrationConfig(factors=[8], l2=[0.1], recency=[0.0], fit_dynamics=False)
 
 
 @pytest.fixture(scope="module")
@@ -65,8 +65,8 @@ def test_combined_model_is_the_sum_of_the_two_logits():
     users, items = rng.integers(0, 20, 400), rng.integers(0, 30, 400)
     x = rng.random((400, 6))
     y = (rng.random(400) < 0.4).astype(float)
-    like = fit_logistic_mf(users, items, y, 20, 30, factors=4, x=x, iterations=30)
-    sel = fit_logistic_mf(users, items, 1 - y, 20, 30, factors=3, x=x[:, :2], iterations=30, seed=1)
+    like, _, _ = fit_logistic_mf(users, items, y, 20, 30, factors=4, x=x, epochs=5)
+    sel, _, _ = fit_logistic_mf(users, items, 1 - y, 20, 30, factors=3, x=x[:, :2], epochs=5, seed=1)
     both = combine(like, sel)
     assert both.user_factors.shape == (20, 7)
     assert np.allclose(both.logit(users, items, x), like.logit(users, items, x) + sel.logit(users, items, x[:, :2]))

@@ -158,3 +158,26 @@ def interests(frame: pd.DataFrame, y: np.ndarray, catalog: Catalog, rows: np.nda
         total = sum(top.values())
         out[user] = {t: round(v / total, 4) for t, v in top.items()}
     return out
+
+
+def activity_strata(interactions: pd.DataFrame, strata: int = 5) -> pd.Series:
+    """Per user id: their activity stratum, 0 (fewest interactions) to ``strata`` − 1 (quantiles of the count)."""
+    counts = interactions.groupby("user_id", sort=True).size()
+    ranks = counts.rank(method="first", pct=True).to_numpy()
+    return pd.Series(np.minimum((ranks * strata).astype(int), strata - 1), index=counts.index)
+
+
+def sample_users(interactions: pd.DataFrame, n: int, seed: int, strata: int = 5) -> pd.DataFrame:
+    """The interactions of ``n`` users drawn without replacement within activity strata (quantiles of each
+    user's interaction count), each stratum in proportion to its size (largest remainders round): a smaller
+    log with the same mix of light and heavy users. All users when ``n`` is at least their number."""
+    stratum = activity_strata(interactions, strata)
+    if n >= len(stratum):
+        return interactions
+    sizes = stratum.value_counts().sort_index()
+    quota = sizes * n / len(stratum)
+    take = np.floor(quota).astype(int)
+    take[(quota - take).sort_values(ascending=False, kind="stable").index[: n - int(take.sum())]] += 1
+    rng = np.random.default_rng(seed)
+    chosen = [rng.choice(stratum.index[stratum.to_numpy() == s].to_numpy(), size=int(k), replace=False) for s, k in take.items()]
+    return interactions[interactions["user_id"].isin(np.concatenate(chosen))]

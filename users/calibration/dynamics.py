@@ -20,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from recoworld.progress import stage
 from recoworld.world.catalog import Catalog
 from recoworld.users.calibration.data import sessions_table
 from recoworld.users.calibration.io import CalibrationConfig, DynamicsFit
@@ -130,16 +131,19 @@ def fit_dynamics(real_train: pd.DataFrame, catalog: Catalog, profiles: list[User
         ratio = [jsd[k] / TARGETS[k] for k in jsd]
         return sum(max(r, 1.0) for r in ratio) + 0.01 * sum(ratio), jsd, sim
 
-    best, jsd, sim = loss(params)
-    for _ in range(config.dynamics_rounds):
-        moves = [{name: float(v)} for name, grid in GRID.items() for v in grid]
-        moves += [{a: float(x), b: float(y)} for a, b in JOINT for x in GRID[a] for y in GRID[b]]
-        for move in moves:
-            if all(params[k] == v for k, v in move.items()):
-                continue
-            trial = {**params, **move}
-            score, trial_jsd, trial_sim = loss(trial)
-            if score < best - 1e-9:
-                best, params, jsd, sim = score, trial, trial_jsd, trial_sim
+    moves = [{name: float(v)} for name, grid in GRID.items() for v in grid]
+    moves += [{a: float(x), b: float(y)} for a, b in JOINT for x in GRID[a] for y in GRID[b]]
+    with stage(f"fitting session dynamics by simulation ({len(users)} users)", total=config.dynamics_rounds * len(moves)) as progress:
+        best, jsd, sim = loss(params)
+        for _ in range(config.dynamics_rounds):
+            for move in moves:
+                progress.advance()
+                if all(params[k] == v for k, v in move.items()):
+                    continue
+                trial = {**params, **move}
+                score, trial_jsd, trial_sim = loss(trial)
+                if score < best - 1e-9:
+                    best, params, jsd, sim = score, trial, trial_jsd, trial_sim
+                    progress.note(f"loss {best:.3f}")
     return DynamicsFit(params={k: float(v) for k, v in params.items()}, jsd=jsd,
                        real={k: float(np.mean(v)) for k, v in real.items()}, simulated={k: float(np.mean(v)) for k, v in sim.items()})

@@ -27,12 +27,14 @@ from typing import Callable, Iterable
 import numpy as np
 import pandas as pd
 
+from recoworld.progress import stage
 from recoworld.world.catalog import Catalog
 from recoworld.users.calibration import data as D
 from recoworld.users.calibration.io import (Calibration, CalibrationConfig, CalibrationResult, Fidelity, FittedWeights,
                                             ItemTable, SelectionWeights)
 from recoworld.users.calibration.mf import LogisticMF, platt, tune_logistic_mf
-from recoworld.evaluation.stats import auc, bootstrap_groups, calibration_curve, log_loss
+from recoworld.evaluation.stats import (WeightedAUC, auc, calibration_curve, group_resample_weights, log_loss, percentile_interval,
+                                        weighted_log_loss)
 from recoworld.users.profile import Traits, UserProfile
 
 Scorer = Callable[[np.ndarray, np.ndarray], np.ndarray]  # (user codes, catalog rows) -> probability
@@ -79,7 +81,7 @@ class Prepared:
         c = self.config
         return tune_logistic_mf(self.users[t], self.rows[t], self.y[t], self.valid[t], len(self.user_ids), len(self.catalog),
                                 self.x[t] if with_features else None, tuple(c.factors), tuple(c.l2), tuple(c.recency),
-                                self.recency[t], c.iterations, c.seed)
+                                self.recency[t], c.epochs, c.seed, name="liking model" if with_features else "MF baseline")
 
 
 def kernel_space(model: LogisticMF, popularity: np.ndarray, item_quality: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, float]]:
@@ -122,14 +124,20 @@ def popularity_baselines(prep: Prepared) -> tuple[np.ndarray, np.ndarray]:
 
 
 def engagement_fidelity(prep: Prepared, predictions: dict[str, np.ndarray], seed: int = 0) -> Fidelity:
-    """Held-out AUC and log-loss of every model on the same rows, with user-bootstrap intervals."""
+    """Held-out AUC and log-loss of every model on the same rows, with user-bootstrap intervals (the resamples of
+    :func:`recoworld.evaluation.stats.bootstrap_groups`, as row weights)."""
     test = ~prep.train
     y, groups = prep.y[test], prep.users[test]
-    auc_ci, ll_ci = {}, {}
-    for name, p in predictions.items():
-        p = p[test]
-        auc_ci[name] = list(bootstrap_groups(lambda r, p=p: auc(y[r], p[r]), groups, seed=seed))
-        ll_ci[name] = list(bootstrap_groups(lambda r, p=p: log_loss(y[r], p[r]), groups, seed=seed))
+    held = {name: p[test] for name, p in predictions.items()}
+    ranked = {name: WeightedAUC(y, p) for name, p in held.items()}
+    aucs: dict[str, list[float]] = {name: [] for name in held}
+    lls: dict[str, list[float]] = {name: [] for name in held}
+    for w in group_resample_weights(groups, seed=seed):  # each resample of users once, for every model
+        for name, p in held.items():
+            aucs[name].append(ranked[name](w))
+            lls[name].append(weighted_log_loss(y, p, w))
+    auc_ci = {name: list(percentile_interval(v)) for name, v in aucs.items()}
+    ll_ci = {name: list(percentile_interval(v)) for name, v in lls.items()}
     return Fidelity(
         n_train=int(prep.train.sum()), n_test=int(test.sum()), users=len(prep.user_ids),
         positive_rate_train=float(prep.y[prep.train].mean()), positive_rate_test=float(y.mean()),
@@ -177,7 +185,10 @@ def baseline_scorers(prep: Prepared, mf: LogisticMF, registered: Iterable[str] |
     the registered baselines (those named in ``registered``; all by default)."""
     rate, count = popularity_baselines(prep)
     scorers: dict[str, Scorer] = {"mf": mf.predict, "popularity_rate": lambda u, i: rate[i], "popularity_count": lambda u, i: count[i]}
-    scorers.update({name: factory(prep) for name, factory in BASELINES.items() if registered is None or name in registered})
+    for name, factory in BASELINES.items():
+        if registered is None or name in registered:
+            with stage(f"fitting the {name} baseline"):
+                scorers[name] = factory(prep)
     return scorers
 
 
@@ -232,9 +243,13 @@ def calibrate(interactions: pd.DataFrame, catalog: Catalog, config: CalibrationC
     """Fit tastes, item vectors, traits and population parameters on each user's earlier interactions, the
     session dynamics by simulation; measure held-out engagement fidelity against the baselines."""
     config = config or CalibrationConfig()
-    prep = prepared or Prepared(interactions, catalog, config)
+    if prepared is None:
+        with stage("splitting by time, features and traits"):
+            prepared = Prepared(interactions, catalog, config)
+    prep = prepared
     models = models or fit_models(prep)
-    calibration = world_calibration(prep, models, dataset)
+    with stage("mapping the fit onto the kernel; engagement fidelity"):
+        calibration = world_calibration(prep, models, dataset)
     result, table, profiles, user_model = calibration.result, calibration.items, calibration.profiles, calibration.result.user_model
     if config.fit_dynamics:
         from recoworld.users.calibration.dynamics import ENV_PARAMS, fit_dynamics
@@ -246,14 +261,25 @@ def calibrate(interactions: pd.DataFrame, catalog: Catalog, config: CalibrationC
     from recoworld.users.calibration.replay import replay, replay_scenario
 
     frame = prep.frame.assign(y=prep.y)
-    result.replays.append(replay(frame, catalog, calibration, replay_scenario(result.user_model, "parametric", config), seed=config.seed))
+    with stage("held-out replay (parametric users)"):
+        result.replays.append(replay(frame, catalog, calibration, replay_scenario(result.user_model, "parametric", config), seed=config.seed))
     return calibration
 
 
-def load_for_calibration(dataset: str | Path, items: str | Path | None = None, seed: int = 0,
-                         embedding_dim: int = 64) -> tuple[dict, Catalog, pd.DataFrame]:
+def load_for_calibration(dataset: str | Path, items: str | Path | None = None, seed: int = 0, embedding_dim: int = 64,
+                         config: CalibrationConfig | None = None) -> tuple[dict, Catalog, pd.DataFrame]:
     """(catalog config with absolute paths, catalog, interactions) of any data set
-    :func:`recoworld.world.formats.load_dataset` reads."""
+    :func:`recoworld.world.formats.load_dataset` reads; with ``config.users``, those of a sample of users drawn
+    within activity strata."""
+    with stage("loading the data set"):
+        catalog_cfg, catalog, interactions = _load(dataset, items, seed, embedding_dim)
+    if config is not None and config.users is not None:
+        with stage(f"sampling {config.users:,} users within activity strata"):
+            interactions = D.sample_users(interactions, config.users, config.seed)
+    return catalog_cfg, catalog, interactions
+
+
+def _load(dataset: str | Path, items: str | Path | None, seed: int, embedding_dim: int) -> tuple[dict, Catalog, pd.DataFrame]:
     from recoworld.world.formats import detect_layout, load_dataset
     from recoworld.scenario import CatalogConfig
     from recoworld.world.simulation import build_catalog
@@ -275,7 +301,8 @@ def calibrate_dataset(dataset: str | Path, items: str | Path | None = None, conf
     """Calibrate on any data set :func:`recoworld.world.formats.load_dataset` reads (a MovieLens folder, ML-100K,
     RecBole atomic files, KuaiRec/KuaiRand, Amazon JSONL, or an interactions file with ``items``); the
     catalog config stored in the file holds absolute paths, so scenarios work from any directory."""
-    catalog_cfg, catalog, interactions = load_for_calibration(dataset, items, seed, embedding_dim)
+    config = config or CalibrationConfig()
+    catalog_cfg, catalog, interactions = load_for_calibration(dataset, items, seed, embedding_dim, config)
     calibration = calibrate(interactions, catalog, config, dataset=Path(dataset).name)
     calibration.result.catalog = catalog_cfg
     calibration.result.seed = seed

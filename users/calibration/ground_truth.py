@@ -27,16 +27,26 @@ def write_ground_truth(folder: Path, n_users: int = 300, sessions: int = 8, leng
     emb = catalog.embeddings.astype(np.float64)
     centroids = catalog.topic_centroids.astype(np.float64)
     rng = np.random.default_rng(seed)
-    rows = []
+    out = folder / "ratings.csv"
+    chunk: list[tuple[int, np.ndarray, np.ndarray, int]] = []
+    position = np.arange(length)
+    earlier = np.tril(np.ones((length, length), dtype=bool), k=-1)  # earlier[j, i]: item i comes before item j
     for u in range(n_users):
         taste = rng.dirichlet(np.full(catalog.n_topics, 0.3)) @ centroids + rng.normal(0, 0.3 / 8, emb.shape[1])
         taste /= np.linalg.norm(taste)
-        for s in range(sessions):
+        for s in range(sessions):  # the same draws, in the same order, as one item at a time
             items = rng.integers(0, len(catalog), length)
             topics = catalog.topic[items]
-            for j, item in enumerate(items):
-                same = int(np.sum(topics[:j] == topics[j]))
-                logit = GROUND_TRUTH["taste"] * emb[item] @ taste + GROUND_TRUTH["satiation"] * same + GROUND_TRUTH["fatigue"] * j + GROUND_TRUTH["intercept"]
-                engaged = rng.random() < 1.0 / (1.0 + np.exp(-logit))
-                rows.append((f"u{u}", catalog.item_id[item], 5.0 if engaged else 2.0, 1_600_000_000 + u * 997 + s * 86_400 + j * 60))
-    pd.DataFrame(rows, columns=["userId", "movieId", "rating", "timestamp"]).to_csv(folder / "ratings.csv", index=False)
+            same = ((topics[None, :] == topics[:, None]) & earlier).sum(1)
+            logit = (GROUND_TRUTH["taste"] * emb[items] @ taste + GROUND_TRUTH["satiation"] * same
+                     + GROUND_TRUTH["fatigue"] * position + GROUND_TRUTH["intercept"])
+            engaged = rng.random(length) < 1.0 / (1.0 + np.exp(-logit))
+            chunk.append((u, items, engaged, s))
+        if len(chunk) * length >= 200_000 or u == n_users - 1:  # written in chunks: memory stays flat at any size
+            user = np.repeat([c[0] for c in chunk], length)
+            day = np.repeat([c[3] for c in chunk], length)
+            pd.DataFrame({"userId": np.char.add("u", user.astype(str)), "movieId": catalog.item_id[np.concatenate([c[1] for c in chunk])],
+                          "rating": np.where(np.concatenate([c[2] for c in chunk]), 5.0, 2.0),
+                          "timestamp": 1_600_000_000 + user * 997 + day * 86_400 + np.tile(position * 60, len(chunk))}
+                         ).to_csv(out, mode="a", header=False, index=False)
+            chunk = []

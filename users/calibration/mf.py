@@ -1,9 +1,10 @@
-"""Biased logistic matrix factorisation with optional side features, by full-batch Adam in numpy.
+"""Biased logistic matrix factorisation with optional side features, and the rule that tunes it.
 
 The engagement logit of user u on item i is ``mu + b_u + b_i + p_u . q_i + x_ui . w``. It serves two
 roles: the ``mf`` fidelity baseline (no side features; factors and L2 tuned on a validation split carved
 from the training period) and the calibrated simulator's click model (the same MF term plus the
-kernel's utility terms as side features), so both are fitted by one solver under one tuning rule.
+kernel's utility terms as side features), so both are fitted by one solver (:mod:`.solver`, torch's
+Adam on embedding tables) under one tuning rule.
 """
 
 from __future__ import annotations
@@ -12,14 +13,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from recoworld.progress import stage
 
-def _scatter(order: np.ndarray, starts: np.ndarray, ids: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
-    """Row sums of ``values`` grouped by ``ids`` (pre-sorted by ``order``), into an (n, ...) array."""
-    out = np.zeros((n,) + values.shape[1:])
-    if len(order):
-        out[ids] = np.add.reduceat(values[order], starts, axis=0)
-    return out
-
+LR = 0.01  # Adam's step size
 
 @dataclass
 class LogisticMF:
@@ -46,78 +42,111 @@ class LogisticMF:
         return 1.0 / (1.0 + np.exp(-self.logit(users, items, x)))
 
 
+@dataclass
+class ValidRows:
+    """Validation rows for early stopping (unweighted)."""
+
+    users: np.ndarray
+    items: np.ndarray
+    y: np.ndarray
+    x: np.ndarray | None = None
+
+
+def _solver():
+    try:
+        from recoworld.users.calibration import solver
+    except ImportError as exc:
+        raise ImportError(f"the logistic-MF solver needs torch (pip install 'recoworld[rl]'): {exc}") from None
+    return solver
+
+
 def fit_logistic_mf(users: np.ndarray, items: np.ndarray, y: np.ndarray, n_users: int, n_items: int, factors: int = 16,
-                    l2: float = 0.1, x: np.ndarray | None = None, *, l2_bias: float | None = None, iterations: int = 300, lr: float = 0.05,
-                    seed: int = 0, sample_weight: np.ndarray | None = None) -> LogisticMF:
-    """Maximum a-posteriori fit (mean log-loss + ``l2``/2 · squared norms of biases and factors per row they
-    touch) by full-batch Adam; side features ``x`` (n, f) get unpenalised weights."""
-    rng = np.random.default_rng(seed)
+                    l2: float = 0.1, x: np.ndarray | None = None, *, l2_bias: float | None = None, epochs: int = 20, lr: float = LR,
+                    seed: int = 0, sample_weight: np.ndarray | None = None, valid: ValidRows | None = None,
+                    init: LogisticMF | None = None) -> tuple[LogisticMF, int, float]:
+    """Maximum a-posteriori fit (weighted mean log-loss + ``l2``/2 · squared norms of the biases and factors of
+    every row) by Adam on mini-batches (:mod:`.solver`); side features ``x`` (n, f) get unpenalised weights.
+    With ``valid`` (rows of the same model), training stops early on their log-loss; ``init`` warm-starts from
+    a model of the same shape. Returns (model, epochs trained, validation log-loss or nan)."""
+    solver = _solver()
+    import torch
+
     l2_bias = l2 if l2_bias is None else l2_bias
-    n = len(y)
-    x = np.zeros((n, 0)) if x is None else np.asarray(x, dtype=np.float64)
-    params = {
-        "mu": np.array([np.log(max(y.mean(), 1e-6) / max(1 - y.mean(), 1e-6))]),
-        "bu": np.zeros(n_users), "bi": np.zeros(n_items),
-        "P": rng.normal(0, 0.1, (n_users, factors)), "Q": rng.normal(0, 0.1, (n_items, factors)),
-        "w": np.zeros(x.shape[1]),
-    }
-    u_order = np.argsort(users, kind="stable")
-    u_ids, u_starts = np.unique(users[u_order], return_index=True)
-    i_order = np.argsort(items, kind="stable")
-    i_ids, i_starts = np.unique(items[i_order], return_index=True)
-    u_count = np.maximum(np.bincount(users, minlength=n_users), 1)[:, None]
-    i_count = np.maximum(np.bincount(items, minlength=n_items), 1)[:, None]
-    m = {k: np.zeros_like(v) for k, v in params.items()}
-    v2 = {k: np.zeros_like(v) for k, v in params.items()}
-    for t in range(1, iterations + 1):
-        P, Q = params["P"], params["Q"]
-        s = params["mu"][0] + params["bu"][users] + params["bi"][items] + np.einsum("nk,nk->n", P[users], Q[items]) + x @ params["w"]
-        g = (1.0 / (1.0 + np.exp(-s)) - y) / n
-        if sample_weight is not None:
-            g = g * sample_weight
-        grads = {
-            "mu": np.array([g.sum()]),
-            "bu": _scatter(u_order, u_starts, u_ids, g, n_users) + l2_bias * params["bu"] * u_count[:, 0] / n,
-            "bi": _scatter(i_order, i_starts, i_ids, g, n_items) + l2_bias * params["bi"] * i_count[:, 0] / n,
-            "P": _scatter(u_order, u_starts, u_ids, g[:, None] * Q[items], n_users) + l2 * P * u_count / n,
-            "Q": _scatter(i_order, i_starts, i_ids, g[:, None] * P[users], n_items) + l2 * Q * i_count / n,
-            "w": x.T @ g,
-        }
-        for k, grad in grads.items():
-            m[k] = 0.9 * m[k] + 0.1 * grad
-            v2[k] = 0.999 * v2[k] + 0.001 * grad**2
-            params[k] -= lr * (m[k] / (1 - 0.9**t)) / (np.sqrt(v2[k] / (1 - 0.999**t)) + 1e-8)
-    return LogisticMF(float(params["mu"][0]), params["bu"], params["bi"], params["P"], params["Q"], params["w"])
+    x = np.zeros((len(y), 0)) if x is None else x
+    scale = np.maximum(np.abs(x).max(0), 1e-12) if len(x) else np.ones(x.shape[1])  # features in [-1, 1]: one step size fits all
+    with solver.one_thread():
+        model = solver.BiasedMF(n_users, n_items, factors, x.shape[1], torch.Generator().manual_seed(seed))
+        with torch.no_grad():
+            if init is not None:
+                for name in ("user_bias", "item_bias", "user_factors", "item_factors", "weights"):
+                    value = getattr(init, name) * (scale if name == "weights" else 1.0)
+                    getattr(model, name).copy_(torch.from_numpy(np.asarray(value, dtype=np.float32)))
+                model.mu.fill_(init.mu)
+            else:
+                rate = float(np.average(y, weights=sample_weight))
+                model.mu.fill_(np.log(max(rate, 1e-6) / max(1 - rate, 1e-6)))
+        rows = solver.Rows.of(users, items, y, x / scale, sample_weight)
+        held = None if valid is None else solver.Rows.of(valid.users, valid.items, valid.y,
+                                                         np.zeros((len(valid.y), 0)) if valid.x is None else valid.x / scale, None)
+        done, loss = solver.train(model, rows, l2, l2_bias, epochs, lr, seed, held)
+        p = {k: v.detach().numpy().astype(np.float64) for k, v in model.state_dict().items()}
+    fitted = LogisticMF(float(p["mu"][0]), p["user_bias"], p["item_bias"], p["user_factors"], p["item_factors"], p["weights"] / scale)
+    return fitted, done, loss
 
 
 def tune_logistic_mf(users: np.ndarray, items: np.ndarray, y: np.ndarray, valid: np.ndarray, n_users: int, n_items: int,
                      x: np.ndarray | None = None, grid_factors: tuple[int, ...] = (8, 16, 32),
                      grid_l2: tuple[float, ...] = (0.03, 0.1, 0.3), grid_recency: tuple[float, ...] = (0.0, 2.0),
-                     recency: np.ndarray | None = None, iterations: int = 300,
-                     seed: int = 0) -> tuple[LogisticMF, dict[str, float]]:
+                     recency: np.ndarray | None = None, epochs: int = 20, seed: int = 0,
+                     name: str = "logistic MF") -> tuple[LogisticMF, dict[str, float]]:
     """Pick factors, L2 and recency weighting by validation log-loss (``valid`` marks validation rows, carved
     from the training period), then refit on all rows with the chosen setting. ``recency`` (n,) in [0, 1] is
     each row's place in its user's history; a row weighs ``exp(r·(recency − 1))`` under recency weight r
-    (later interactions say more about the taste the user has now). Returns the model and the choice."""
+    (later interactions say more about the taste the user has now). Each fit stops early on the validation
+    loss; along each factor count the settings run as one chain (the L2 grid from the strongest penalty down
+    for the first recency weight, back up for the next, ...), each fit warm-started from the one before. The refit trains from scratch for as many epochs as the chosen
+    setting takes from scratch on the earlier rows. Returns the model and the choice."""
     fit_rows = ~valid
     place = np.ones(len(y)) if recency is None else recency
-    best: tuple[float, int, float, float] | None = None
-    for r in grid_recency if recency is not None else (0.0,):
-        weight = np.exp(r * (place - 1))
+    held = ValidRows(users[valid], items[valid], y[valid], None if x is None else x[valid])
+
+    def fit(k: int, l2: float, r: float, init: LogisticMF | None) -> tuple[LogisticMF, int, float]:
+        weight = np.exp(r * (place[fit_rows] - 1))
+        return fit_logistic_mf(users[fit_rows], items[fit_rows], y[fit_rows], n_users, n_items, factors=k, l2=l2,
+                               x=None if x is None else x[fit_rows], epochs=epochs, seed=seed, sample_weight=weight / weight.mean(),
+                               valid=held, init=init)
+
+    recencies = grid_recency if recency is not None else (0.0,)
+    best: tuple[float, int, float, float, int, bool] | None = None
+    with stage(f"tuning the {name}", total=len(grid_factors) * len(recencies) * len(grid_l2)) as progress:
         for k in grid_factors:
-            for l2 in grid_l2:
-                w = weight[fit_rows] / weight[fit_rows].mean()
-                model = fit_logistic_mf(users[fit_rows], items[fit_rows], y[fit_rows], n_users, n_items, factors=k, l2=l2,
-                                        x=None if x is None else x[fit_rows], iterations=iterations, seed=seed, sample_weight=w)
-                p = np.clip(model.predict(users[valid], items[valid], None if x is None else x[valid]), 1e-6, 1 - 1e-6)
-                loss = float(-np.mean(y[valid] * np.log(p) + (1 - y[valid]) * np.log(1 - p)))
+            previous = None
+            for r, l2 in [(r, l2) for n, r in enumerate(recencies) for l2 in sorted(grid_l2, reverse=n % 2 == 0)]:
+                model, done, loss = fit(k, l2, r, previous)
                 if best is None or loss < best[0]:
-                    best = (loss, k, l2, r)
-    assert best is not None
-    weight = np.exp(best[3] * (place - 1))
-    model = fit_logistic_mf(users, items, y, n_users, n_items, factors=best[1], l2=best[2], x=x, iterations=iterations, seed=seed,
-                            sample_weight=weight / weight.mean())
-    return model, {"factors": float(best[1]), "l2": best[2], "recency": best[3], "valid_log_loss": best[0]}
+                    best = (loss, k, l2, r, done, previous is not None)
+                previous = model
+                progress.advance()
+                progress.note(f"factors {k}, L2 {l2:g}, recency {r:g}: validation log-loss {loss:.4f}")
+        assert best is not None
+        loss, k, l2, r, done, warm = best
+        progress.note(f"chose factors {k}, L2 {l2:g}, recency {r:g}: validation log-loss {loss:.4f}")
+    if warm:  # the epochs a fit of the chosen setting takes from scratch
+        with stage(f"the {name}'s epochs from scratch"):
+            _, done, _ = fit(k, l2, r, None)
+    choice = {"factors": float(k), "l2": l2, "recency": r, "valid_log_loss": loss, "epochs": float(max(done, 1))}
+    with stage(f"refitting the {name} on every training row"):
+        model = refit(users, items, y, n_users, n_items, choice, x, place, seed)
+    return model, choice
+
+
+def refit(users: np.ndarray, items: np.ndarray, y: np.ndarray, n_users: int, n_items: int, choice: dict[str, float],
+          x: np.ndarray | None, place: np.ndarray | None, seed: int) -> LogisticMF:
+    """The logistic MF fitted from scratch with a setting :func:`tune_logistic_mf` chose (factors, L2, recency, epochs)."""
+    weight = np.exp(choice.get("recency", 0.0) * ((np.ones(len(y)) if place is None else place) - 1))
+    model, _, _ = fit_logistic_mf(users, items, y, n_users, n_items, factors=int(choice["factors"]), l2=choice["l2"], x=x,
+                                  epochs=int(choice["epochs"]), seed=seed, sample_weight=weight / weight.mean())
+    return model
 
 
 def platt(s: np.ndarray, y: np.ndarray, l2: float = 1e-3) -> np.ndarray:

@@ -25,18 +25,18 @@ from __future__ import annotations
 
 import numpy as np
 
-from recoworld.users.calibration.mf import LogisticMF, fit_logistic_mf
+from recoworld.users.calibration.mf import LogisticMF, tune_logistic_mf
 
 
 def sample_unrated(users: np.ndarray, rows: np.ndarray, n_items: int, per_row: int,
                    rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(user codes, catalog rows, source pair) of ``per_row`` uniform catalog items per (user, row) pair,
     drawn again while a draw is an item the user interacted with among ``rows`` (20 tries, then dropped)."""
-    touched = set(zip(users.tolist(), rows.tolist()))
+    touched = np.unique(users.astype(np.int64) * n_items + rows)  # (user, item) pairs as one sorted key
     u = np.repeat(users, per_row)
     items = rng.integers(0, n_items, len(u))
     for _ in range(20):
-        bad = np.fromiter(((a, b) in touched for a, b in zip(u.tolist(), items.tolist())), dtype=bool, count=len(u))
+        bad = np.isin(u.astype(np.int64) * n_items + items, touched, assume_unique=False)
         if not bad.any():
             break
         items[bad] = rng.integers(0, n_items, int(bad.sum()))
@@ -52,8 +52,8 @@ def selection_features(conformity: np.ndarray, popularity: np.ndarray, users: np
 
 def fit_selection(prep, factors: tuple[int, ...] | None = None) -> tuple[LogisticMF, dict[str, float]]:
     """Tune L2 (and factors over ``factors``, by default the config's grid) on the validation rows of the
-    training period, then fit the selection model on ``prep``'s training rows (a :class:`.fit.Prepared`);
-    returns the model and the choice."""
+    training period by the liking fit's rule (:func:`.mf.tune_logistic_mf`), then fit the selection model on
+    ``prep``'s training rows (a :class:`.fit.Prepared`); returns the model and the choice."""
     c, t = prep.config, prep.train
     rng = np.random.default_rng(c.seed + 11)
     users, rows = prep.users[t], prep.rows[t]
@@ -66,19 +66,8 @@ def fit_selection(prep, factors: tuple[int, ...] | None = None) -> tuple[Logisti
     valid = np.concatenate([valid_pos, valid_neg])
     conformity = prep.traits["conformity"].to_numpy()
     x = selection_features(conformity, prep.popularity, u, i)
-    best: tuple[float, int, float] | None = None
-    for k in factors or tuple(c.factors):
-        for l2 in c.l2:
-            m = fit_logistic_mf(u[~valid], i[~valid], y[~valid], len(prep.user_ids), len(prep.catalog), factors=k, l2=l2,
-                                x=x[~valid], iterations=c.iterations, seed=c.seed)
-            p = np.clip(m.predict(u[valid], i[valid], x[valid]), 1e-6, 1 - 1e-6)
-            loss = float(-np.mean(y[valid] * np.log(p) + (1 - y[valid]) * np.log(1 - p)))
-            if best is None or loss < best[0]:
-                best = (loss, k, l2)
-    assert best is not None
-    model = fit_logistic_mf(u, i, y, len(prep.user_ids), len(prep.catalog), factors=best[1], l2=best[2], x=x,
-                            iterations=c.iterations, seed=c.seed)
-    return model, {"factors": float(best[1]), "l2": best[2], "valid_log_loss": best[0]}
+    return tune_logistic_mf(u, i, y, valid, len(prep.user_ids), len(prep.catalog), x, factors or tuple(c.factors), tuple(c.l2),
+                            epochs=c.epochs, seed=c.seed, name="selection stage")
 
 
 def combine(liking: LogisticMF, selection: LogisticMF) -> LogisticMF:

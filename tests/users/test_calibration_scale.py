@@ -1,0 +1,80 @@
+"""Calibration at scale: the solver's determinism, stratified user samples, and stage lines when piped."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from recoworld.users.calibration import write_ground_truth
+from recoworld.users.calibration.data import activity_strata, sample_users
+from recoworld.users.calibration.mf import ValidRows, fit_logistic_mf
+
+pytest.importorskip("torch")
+
+QUICK_CLI = ["--factors", "8", "--l2", "0.1", "--recency", "0", "--no-dynamics"]
+
+
+def toy(seed: int = 0, n: int = 3000) -> tuple[np.ndarray, ...]:
+    rng = np.random.default_rng(seed)
+    users, items = rng.integers(0, 60, n), rng.integers(0, 40, n)
+    x = rng.normal(size=(n, 3))
+    y = (rng.random(n) < 1 / (1 + np.exp(-(x[:, 0] + 0.3 * (users % 3) - 0.2 * (items % 4))))).astype(float)
+    return users, items, y, x
+
+
+def test_the_solver_gives_the_same_model_for_a_seed_and_another_for_another_seed():
+    users, items, y, x = toy()
+    valid = ValidRows(users[:500], items[:500], y[:500], x[:500])
+
+    def fit(seed: int):
+        return fit_logistic_mf(users[500:], items[500:], y[500:], 60, 40, factors=4, l2=0.1, x=x[500:], epochs=8, seed=seed, valid=valid)
+
+    (a, epochs_a, loss_a), (b, epochs_b, loss_b), (c, _, _) = fit(3), fit(3), fit(4)
+    for name in ("user_bias", "item_bias", "user_factors", "item_factors", "weights"):
+        assert np.array_equal(getattr(a, name), getattr(b, name)), name
+    assert (a.mu, epochs_a, loss_a) == (b.mu, epochs_b, loss_b)
+    assert not np.array_equal(a.user_factors, c.user_factors)
+    assert 1 <= epochs_a <= 8 and loss_a < np.log(2)
+    assert a.weights[0] > 0.5  # the side feature's effect is learned (true weight 1)
+    import torch
+
+    assert torch.get_num_threads() >= 1 and not torch.are_deterministic_algorithms_enabled()  # the caller's settings are back
+
+
+def test_a_user_sample_keeps_the_activity_strata():
+    rng = np.random.default_rng(0)
+    counts = np.concatenate([rng.integers(10, 20, 700), rng.integers(100, 400, 300)])  # many light users, few heavy ones
+    frame = pd.DataFrame({"user_id": np.repeat([f"u{k}" for k in range(len(counts))], counts), "item_id": "i", "timestamp": 0})
+    strata = activity_strata(frame)
+    sample = sample_users(frame, 200, seed=1)
+    kept = strata[sample["user_id"].unique()]
+    assert len(kept) == 200
+    share_all = strata.value_counts(normalize=True).sort_index()
+    share_kept = kept.value_counts(normalize=True).sort_index()
+    assert np.allclose(share_all, share_kept, atol=1 / 200)  # each stratum in proportion (within one user)
+    heavy = frame.groupby("user_id").size() >= 100
+    assert abs(heavy[kept.index].mean() - heavy.mean()) < 0.02  # so the heavy users keep their share
+    assert sample.groupby("user_id").size().equals(frame[frame["user_id"].isin(kept.index)].groupby("user_id").size())  # whole histories
+    assert sample_users(frame, 200, seed=1).equals(sample) and not sample_users(frame, 200, seed=2).equals(sample)
+    assert sample_users(frame, 5000, seed=1) is frame
+
+
+def test_calibrate_prints_a_line_per_stage_when_piped_and_samples_users(tmp_path):
+    from typer.testing import CliRunner
+
+    from recoworld.cli import app
+    from recoworld.users.calibration import load_calibration
+
+    write_ground_truth(tmp_path / "gt", n_users=60, sessions=4)
+    out = tmp_path / "cal.parquet"
+    result = CliRunner().invoke(app, ["calibrate", str(tmp_path / "gt"), "--out", str(out), "--users", "30", *QUICK_CLI])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    for name in ("loading the data set", "sampling 30 users within activity strata", "splitting by time, features and traits",
+                 "tuning the liking model", "refitting the liking model on every training row", "tuning the MF baseline",
+                 "tuning the selection stage", "held-out replay (parametric users)"):
+        assert any(line.startswith(name + ": ") and line.rstrip().endswith(("s", ")")) for line in lines), name
+    assert len(load_calibration(out).profiles) == 30
+    bad = CliRunner().invoke(app, ["calibrate", str(tmp_path / "gt"), "--users", "3"])
+    assert bad.exit_code != 0 and "users" in bad.output and len(bad.output.strip().splitlines()) == 1
