@@ -311,7 +311,7 @@ class Scenario(BaseModel):
     def _calibrated_user_model(self) -> "Scenario":
         """A calibration's fitted parameters fill the user_model fields the scenario does not set itself."""
         if self.users.from_calibration is not None:
-            from recoworld.users.calibration import calibration_result
+            from recoworld.users.calibration.io import calibration_result
 
             fitted = calibration_result(self.users.from_calibration)
             if fitted.catalog and (not _same_catalog(CatalogConfig.model_validate(fitted.catalog), self.catalog) or fitted.seed != self.seed):

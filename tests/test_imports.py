@@ -154,9 +154,6 @@ def test_cycles_finds_a_cycle() -> None:
 # circles issue 29 removes; none may be added
 KNOWN_CYCLES = [
     ["recoworld.evaluation.fidelity", "recoworld.evaluation.pick_rules"],
-    ["recoworld.scenario", "recoworld.users.calibration", "recoworld.users.calibration.data", "recoworld.users.calibration.dynamics",
-     "recoworld.users.calibration.fit", "recoworld.users.calibration.io", "recoworld.users.calibration.replay",
-     "recoworld.users.population", "recoworld.world.simulation"],
     ["recoworld.world.formats", "recoworld.world.loaders"],
 ]
 

@@ -69,7 +69,7 @@ class RecoWorldEnv(gym.Env):
         width = self.n_candidates if self.action_mode == "slate" else self.n_topics
         self.action_space = spaces.MultiDiscrete(np.full(self.slate_size, width, dtype=np.int64))
         self.observation_space = observation_space(self.n_candidates, self.n_topics)
-        from recoworld.users.population import profile_source
+        from recoworld.users.sources import profile_source
 
         self._sampler = profile_source(self.scenario, self.catalog)
         self._model = ParametricUserModel(self.scenario.user_model)

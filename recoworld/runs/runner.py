@@ -31,7 +31,7 @@ from recoworld.users.creator_inputs import creator_feedback
 from recoworld.users.creators import CreatorPopulation
 from recoworld.users.llm_user import make_user_backend
 from recoworld.users.parametric import ParametricUserBackend
-from recoworld.users.population import sample_profiles
+from recoworld.users.sources import sample_profiles
 from recoworld.users.profile import UserProfile
 from recoworld.users.protocol import UserBackend
 from recoworld.world.catalog import Catalog, popularity_percentile

@@ -59,7 +59,7 @@ def _cached_catalog(config_json: str, seed: int) -> Catalog:
             raise ScenarioError(f"catalog.path: required for source '{cfg.source}'")
         catalog = loaders.load_catalog(cfg.source, cfg.path, encoder=enc)
     if cfg.item_vectors is not None:  # a calibrated world: the fit's item vectors, quality and popularity
-        from recoworld.users.calibration import calibration_items
+        from recoworld.users.calibration.io import calibration_items
 
         items = calibration_items(cfg.item_vectors)
         catalog = items.apply(catalog) if items is not None else catalog
