@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import TYPE_CHECKING, Sequence
+from typing import Sequence
 
 import numpy as np
 
@@ -29,9 +29,7 @@ from recoworld.users.protocol import UserBackend
 from recoworld.world.catalog import Catalog
 from recoworld.world.platform import Clock, PlatformState
 from recoworld.world.rewards import COMPONENTS
-
-if TYPE_CHECKING:
-    from recoworld.agents.protocol import UserView
+from recoworld.world.user_view import UserView
 
 # the kernel writes the reward components in COMPONENTS order
 assert K.N_COMPONENTS == len(COMPONENTS), "kernel.N_COMPONENTS must match rewards.COMPONENTS"
@@ -256,8 +254,6 @@ class Simulation:
     def view(self, idx: Index, with_text: bool = False, with_observation: bool = False) -> "UserView":
         """What the platform knows about users ``idx`` at their current decision (optionally with the
         instructions' words and the numeric observation an RL policy takes)."""
-        from recoworld.agents.protocol import UserView
-
         rows = user_rows(self.users, idx)
         p, u = self.platform, self.users
         cands = self.candidates[rows]
