@@ -11,7 +11,7 @@ import pytest
 
 from recoworld.evaluation import metrics as M
 from recoworld.evaluation.data import RunLogs
-from recoworld.evaluation.stats import km_curves
+from recoworld.stats import km_curves
 from recoworld.runs.logs import RunManifest
 from recoworld.scenario import load_scenario
 

@@ -246,7 +246,7 @@ def test_sampled_choice_probs_and_entropy():
 
 
 def test_position_debiasing_recovers_the_preferred_item(sample_set):
-    from recoworld.evaluation.stats import mean_interval
+    from recoworld.stats import mean_interval
     from recoworld.users.align.evaluate import hits, pick_shares, prior_debiased, rotation_probs
 
     _, ss = sample_set
