@@ -27,6 +27,8 @@ from recoworld.users.population import PopulationSampler
 from recoworld.users.profile import TONES, UserProfile
 from recoworld.users.protocol import UserBackend
 from recoworld.world.catalog import Catalog
+from recoworld.world.observation import observation_buffers
+from recoworld.world.observation import observe as observe_users
 from recoworld.world.platform import Clock, PlatformState
 from recoworld.world.rewards import COMPONENTS
 from recoworld.world.user_view import UserView
@@ -51,11 +53,11 @@ def _cached_catalog(config_json: str, seed: int) -> Catalog:
 
         catalog = generate_catalog(cfg.synthetic, seed=seed, encoder=enc)
     else:
-        from recoworld.world import loaders
+        from recoworld.world.formats import load_catalog
 
         if cfg.path is None:
             raise ScenarioError(f"catalog.path: required for source '{cfg.source}'")
-        catalog = loaders.load_catalog(cfg.source, cfg.path, encoder=enc)
+        catalog = load_catalog(cfg.source, cfg.path, encoder=enc)
     if cfg.item_vectors is not None:  # a calibrated world: the fit's item vectors, quality and popularity
         from recoworld.users.calibration.io import calibration_items
 
@@ -139,10 +141,6 @@ class Simulation:
         self._all_rows = np.arange(b)
         self._instructions: dict[int, tuple[tuple[int, ...], Instruction]] = {}
         self._words: dict[int, tuple[tuple[int, ...], str]] = {}  # instruction text written by an LLM
-        from recoworld.world.observation import observation_buffers, observe  # (observation imports this module)
-
-        self._observation_buffers = observation_buffers
-        self._observe = observe
 
     @classmethod
     def sample(cls, scenario: Scenario, n_users: int, rng: np.random.Generator, catalog: Catalog | None = None) -> "Simulation":
@@ -239,7 +237,7 @@ class Simulation:
         ``seeds`` ((b,) uint64) replaces the one raw draw per user of the world's generator (the
         vector env keeps one generator per user).
         """
-        obs = (obs_out if obs_out is not None else self._observation_buffers(self, len(slates))) if observe else None
+        obs = (obs_out if obs_out is not None else observation_buffers(self, len(slates))) if observe else None
         rows = self._rows(idx)
         if decisions is None:
             decisions = self.backend.decide(self, rows, slates)
@@ -275,7 +273,7 @@ class Simulation:
             history_items=hist_items,
             history_engagement=hist_engagement,
             instructions=[self.instruction(int(r)) for r in rows] if with_text else [],
-            observation=self._observe(self, rows) if with_observation else None,
+            observation=observe_users(self, rows) if with_observation else None,
         )
 
     def mindset(self, row: int, memory: int = 10) -> Mindset:
