@@ -67,7 +67,7 @@ class BaseRecommender:
     additive_state: tuple[str, ...] = ()  # array attributes that online learning only adds to
 
     def retrain(self, impressions: "pd.DataFrame") -> None:
-        """Refit on the run's impression logs so far (columns of recoworld.runs.logs.ImpressionRecord);
+        """Refit on the run's impression logs so far (columns of recoworld.logs.records.ImpressionRecord);
         called every ``run.retrain_every`` days. Baselines that learn online ignore it."""
 
     @property

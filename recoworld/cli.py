@@ -63,8 +63,8 @@ def run(
     """Simulate SCENARIO day by day; every arm's logs go to the run folder as Parquet per day, then the report."""
     from recoworld.console import DayProgress
     from recoworld.runs.guards import FallbackStop
-    from recoworld.runs.disk import DiskFull
-    from recoworld.runs.lock import describe_stale, run_lock
+    from recoworld.logs.disk import DiskFull
+    from recoworld.logs.lock import describe_stale, run_lock
     from recoworld.runs.runner import PopulationRun
     from recoworld.scenario import load_scenario, parse_overrides
 
@@ -141,8 +141,8 @@ def run(
 def check_run_folder(folder: Path, resume: bool, overwrite: bool) -> None:
     """Refuse to write into a folder that already holds something unless ``--resume`` or ``--overwrite`` says how;
     ``--overwrite`` drops the old run's report too (the run itself is cleared by the runner)."""
-    from recoworld.runs.lock import LOCK_NAME
-    from recoworld.runs.logs import RunFolder
+    from recoworld.logs.lock import LOCK_NAME
+    from recoworld.logs.folder import RunFolder
 
     if resume and overwrite:
         raise ValueError("--resume and --overwrite: choose one")

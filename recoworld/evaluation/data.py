@@ -18,7 +18,9 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from recoworld.runs.logs import TABLES, RunFolder, RunManifest, read_table
+from recoworld.logs.folder import RunFolder, RunManifest, read_table
+
+from recoworld.logs.records import TABLES
 from recoworld.scenario import Scenario, load_scenario
 
 LARGE = ("impressions", "sessions", "ope")  # read in batches from their day files

@@ -10,7 +10,7 @@ import pandas as pd
 
 from recoworld.evaluation import headline as H
 from recoworld.llm.base import Usage
-from recoworld.runs.logs import RunManifest
+from recoworld.logs.folder import RunManifest
 
 @dataclass
 class PopulationResult:

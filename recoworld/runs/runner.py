@@ -23,8 +23,8 @@ import yaml
 from recoworld.agents.protocol import Recommender
 from recoworld.llm.base import Usage
 from recoworld.runs.engines import make_engine
-from recoworld.runs.lock import run_lock
-from recoworld.runs.logs import RunFolder, RunManifest, read_table
+from recoworld.logs.lock import run_lock
+from recoworld.logs.folder import RunFolder, RunManifest, read_table
 from recoworld.runs.shard import Shard, ShardDay
 from recoworld.scenario import Scenario
 from recoworld.users.creator_inputs import creator_feedback
@@ -246,7 +246,7 @@ class PopulationRun:
     # ------------------------------------------------------------------ the days
     def run(self, resume: bool = False) -> RunResult:
         """Live every day (from the checkpoint with ``resume``) and return per-arm results. With an output
-        folder the run holds its lock throughout (a second live run into it is refused: ``recoworld.runs.lock``)."""
+        folder the run holds its lock throughout (a second live run into it is refused: ``recoworld.logs.lock``)."""
         if self.folder is None:
             return self._run(resume)
         with run_lock(self.folder.path):

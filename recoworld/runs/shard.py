@@ -16,7 +16,7 @@ import pyarrow as pa
 from recoworld.agents.protocol import Recommender
 from recoworld.llm.base import Usage
 from recoworld.runs.guards import FallbackWindow
-from recoworld.runs.logs import constant, dictionary
+from recoworld.logs.records import constant, dictionary
 from recoworld.world import kernel as K
 from recoworld.world.catalog import Catalog
 from recoworld.world.rewards import COMPONENTS

@@ -12,7 +12,7 @@ import pytest
 from recoworld.evaluation import metrics as M
 from recoworld.evaluation.data import RunLogs
 from recoworld.stats import km_curves
-from recoworld.runs.logs import RunManifest
+from recoworld.logs.folder import RunManifest
 from recoworld.scenario import load_scenario
 
 FLAGS = {  # action -> (clicked, liked, shared, commented, skipped, left)

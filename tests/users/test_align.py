@@ -468,7 +468,7 @@ def test_align_reads_a_recoworld_run_folder(tmp_path):
 
 
 def read_table_pairs(run) -> set[tuple[str, str]]:
-    from recoworld.runs.logs import read_table
+    from recoworld.logs.folder import read_table
 
     imp = read_table(run, "impressions", ["user", "item"])
     return set(zip(imp["user"].astype(str), imp["item"].astype(str)))
