@@ -22,7 +22,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from recoworld.llm.base import LanguageModel, LLMBudgetExceeded, LLMError, LLMMalformedOutput, Message, Usage
 from recoworld.llm.local_model import context_fit
 from recoworld.llm.text import CLOSE, DATA_RULE, OPEN, TOPIC_CHARS, echoes, inert, quote
-from recoworld.world import kernel as K
+from recoworld.users import layout as UL
+from recoworld.world import layout as WL
 from recoworld.users.parametric import ForcedDecisions, ParametricUserBackend
 from recoworld.users.protocol import UserBackend
 
@@ -271,11 +272,11 @@ class LLMUserBackend:
                 leave_at = j
                 break
             if d.action in ENGAGING:
-                actions[j, K.F_CLICK] = 1.0
-                actions[j, K.F_WATCH] = min(1.0, d.watch_seconds / float(durations[j])) if d.watch_seconds > 0 else 0.5
-                actions[j, K.F_LIKE] = d.action == "like"
-                actions[j, K.F_SHARE] = d.action == "share"
-                actions[j, K.F_COMMENT] = d.action == "comment"
+                actions[j, UL.F_CLICK] = 1.0
+                actions[j, UL.F_WATCH] = min(1.0, d.watch_seconds / float(durations[j])) if d.watch_seconds > 0 else 0.5
+                actions[j, UL.F_LIKE] = d.action == "like"
+                actions[j, UL.F_SHARE] = d.action == "share"
+                actions[j, UL.F_COMMENT] = d.action == "comment"
         n = len(decision.items)
         if leave_at < 0:
             if n < k and not decision.leave:
@@ -340,10 +341,10 @@ class LLMUserBackend:
             cat = sim.catalog
             for j, item in enumerate(slates[i]):
                 code = labels[i, j]
-                if code == K.A_UNSEEN:
+                if code == UL.A_UNSEEN:
                     break
                 topic = inert(cat.topic_names[cat.topic[item]], TOPIC_CHARS)
-                mem.interactions.append(f"{OPEN} {inert(cat.title[item], 60)} ({topic}) {CLOSE}: {K.ACTION_LABELS[code]}")
+                mem.interactions.append(f"{OPEN} {inert(cat.title[item], 60)} ({topic}) {CLOSE}: {UL.ACTION_LABELS[code]}")
             del mem.interactions[: -self.memory_items]
             parsed = self._parsed[i] if i < len(self._parsed) else None
             if parsed is None:
@@ -354,7 +355,7 @@ class LLMUserBackend:
             if parsed.instruction is not None and sim.users.instr_age[row] < 0 and not outcome.churned[i]:
                 sim.tell(row, parsed.instruction.more_topic, parsed.instruction.less_topic, parsed.instruction.surprise,
                          parsed.instruction.text)
-                outcome.response.per_user[i, K.U_EMITTED] = 1.0
+                outcome.response.per_user[i, WL.U_EMITTED] = 1.0
 
 
 class HybridUserBackend:

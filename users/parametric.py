@@ -15,6 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from recoworld.llm.base import Usage
 from recoworld.world import kernel as K
+from recoworld.users import layout as UL
+from recoworld.world import layout as WL
 from recoworld.world.catalog import Catalog
 from recoworld.world.layout import ObsArrays, Outputs, catalog_arrays, clock_arrays, log_arrays
 from recoworld.users.layout import Decisions, UserArrays
@@ -125,34 +127,34 @@ class UserBatch:
     tone: np.ndarray  # (B,) index into TONES
     consumed: np.ndarray  # (B, ceil(N / 8)) uint8 bitset of items clicked before (see has_consumed)
 
-    patience = _column("traits", K.PATIENCE, "Trait: tolerance before leaving.")
-    novelty_seeking = _column("traits", K.NOVELTY, "Trait: appetite for unfamiliar topics.")
-    conformity = _column("traits", K.CONFORMITY, "Trait: pull of popular items.")
-    activity = _column("traits", K.ACTIVITY, "Trait: how often the user comes back.")
-    verbosity = _column("traits", K.VERBOSITY, "Trait: readiness to speak up.")
-    extraversion = _column("traits", K.EXTRAVERSION, "Trait: sharing and commenting.")
-    agreeableness = _column("traits", K.AGREEABLENESS, "Trait: liking.")
-    neuroticism = _column("traits", K.NEUROTICISM, "Trait: trust volatility.")
-    fatigue = _column("mind", K.FATIGUE, "Session fatigue.")
-    satisfaction = _column("mind", K.SATISFACTION, "EMA of slate value in [0, 1].")
-    trust = _column("mind", K.TRUST, "Trust in the recommender in [0, 1].")
-    boredom = _column("mind", K.BOREDOM, "Consecutive skips.")
-    sat_short = _topic_row(K.SAT_SHORT, "(B, T) short-term satiation.")
-    sat_long = _topic_row(K.SAT_LONG, "(B, T) long-term satiation.")
-    exposure = _topic_row(K.EXPOSURE, "(B, T) decayed items shown per topic.")
-    interest = _topic_row(K.INTEREST, "(B, T) profile interest weights.")
-    instr_more = _instr(K.MORE, "Topic asked for, or NO_TOPIC.")
-    instr_less = _instr(K.LESS, "Topic asked to avoid, or NO_TOPIC.")
-    instr_age = _instr(K.AGE, "Slates since the pending instruction; -1 = none.")
-    instr_cooldown = _instr(K.COOLDOWN, "Slates before the user may speak again.")
+    patience = _column("traits", UL.PATIENCE, "Trait: tolerance before leaving.")
+    novelty_seeking = _column("traits", UL.NOVELTY, "Trait: appetite for unfamiliar topics.")
+    conformity = _column("traits", UL.CONFORMITY, "Trait: pull of popular items.")
+    activity = _column("traits", UL.ACTIVITY, "Trait: how often the user comes back.")
+    verbosity = _column("traits", UL.VERBOSITY, "Trait: readiness to speak up.")
+    extraversion = _column("traits", UL.EXTRAVERSION, "Trait: sharing and commenting.")
+    agreeableness = _column("traits", UL.AGREEABLENESS, "Trait: liking.")
+    neuroticism = _column("traits", UL.NEUROTICISM, "Trait: trust volatility.")
+    fatigue = _column("mind", UL.FATIGUE, "Session fatigue.")
+    satisfaction = _column("mind", UL.SATISFACTION, "EMA of slate value in [0, 1].")
+    trust = _column("mind", UL.TRUST, "Trust in the recommender in [0, 1].")
+    boredom = _column("mind", UL.BOREDOM, "Consecutive skips.")
+    sat_short = _topic_row(UL.SAT_SHORT, "(B, T) short-term satiation.")
+    sat_long = _topic_row(UL.SAT_LONG, "(B, T) long-term satiation.")
+    exposure = _topic_row(UL.EXPOSURE, "(B, T) decayed items shown per topic.")
+    interest = _topic_row(UL.INTEREST, "(B, T) profile interest weights.")
+    instr_more = _instr(UL.MORE, "Topic asked for, or NO_TOPIC.")
+    instr_less = _instr(UL.LESS, "Topic asked to avoid, or NO_TOPIC.")
+    instr_age = _instr(UL.AGE, "Slates since the pending instruction; -1 = none.")
+    instr_cooldown = _instr(UL.COOLDOWN, "Slates before the user may speak again.")
 
     @property
     def dislike(self) -> np.ndarray:
-        return self.topic_state[:, K.DISLIKE, :] > 0
+        return self.topic_state[:, UL.DISLIKE, :] > 0
 
     @property
     def instr_surprise(self) -> np.ndarray:
-        return self.instr[:, K.SURPRISE] > 0
+        return self.instr[:, UL.SURPRISE] > 0
 
     def __len__(self) -> int:
         return len(self.mind)
@@ -178,15 +180,15 @@ class UserBatch:
             for name, w in prof.interests.items():
                 if name not in topic_index:
                     raise ValueError(f"user {prof.user_id}: interest topic '{name}' is not in the catalog")
-                topic_state[r, K.INTEREST, topic_index[name]] = w
+                topic_state[r, UL.INTEREST, topic_index[name]] = w
             for name in prof.dislikes:
                 if name in topic_index:
-                    topic_state[r, K.DISLIKE, topic_index[name]] = 1.0
+                    topic_state[r, UL.DISLIKE, topic_index[name]] = 1.0
             for name, n in prof.topic_history.items():
                 if name not in topic_index:
                     raise ValueError(f"user {prof.user_id}: topic_history topic '{name}' is not in the catalog")
-                topic_state[r, K.EXPOSURE, topic_index[name]] = n
-        interest = topic_state[:, K.INTEREST, :]
+                topic_state[r, UL.EXPOSURE, topic_index[name]] = n
+        interest = topic_state[:, UL.INTEREST, :]
         interest /= np.maximum(interest.sum(1, keepdims=True), 1e-9)
         centroids = catalog.topic_centroids
         dim = centroids.shape[1]
@@ -198,12 +200,12 @@ class UserBatch:
                     raise ValueError(f"user {prof.user_id}: taste has {len(prof.taste)} dims, catalog embeddings have {dim}")
                 taste[r] = prof.taste
         taste /= np.maximum(np.linalg.norm(taste, axis=1, keepdims=True), 1e-9)
-        traits = np.array([[getattr(p.traits, c) for c in K.TRAIT_COLUMNS] for p in profiles], dtype=np.float64).reshape(b, 8)
+        traits = np.array([[getattr(p.traits, c) for c in UL.TRAIT_COLUMNS] for p in profiles], dtype=np.float64).reshape(b, 8)
         mind = np.zeros((b, 4), dtype=np.float64)
-        mind[:, K.SATISFACTION] = 0.5
-        mind[:, K.TRUST] = 0.5
+        mind[:, UL.SATISFACTION] = 0.5
+        mind[:, UL.TRUST] = 0.5
         instr = np.zeros((b, 5), dtype=np.int64)
-        instr[:, [K.MORE, K.LESS, K.AGE]] = -1
+        instr[:, [UL.MORE, UL.LESS, UL.AGE]] = -1
         return cls(
             taste=taste,
             recent=np.zeros((b, dim), dtype=np.float32),
@@ -236,32 +238,32 @@ class SlateResponse:
     items: np.ndarray
     per_user: np.ndarray
 
-    reviewed = _item_out(K.O_REVIEWED, "The user got to this slot.")
-    click = _item_out(K.O_CLICK, "Clicked (and watched).")
-    like = _item_out(K.O_LIKE, "Liked.")
-    share = _item_out(K.O_SHARE, "Shared.")
-    comment = _item_out(K.O_COMMENT, "Commented.")
-    watch_frac = _item_out(K.O_WATCH, "Fraction of the item watched (0 where not clicked).", as_bool=False)
-    utility = _item_out(K.O_UTILITY, "The user's utility for the item (0 where not reviewed).", as_bool=False)
+    reviewed = _item_out(UL.O_REVIEWED, "The user got to this slot.")
+    click = _item_out(UL.O_CLICK, "Clicked (and watched).")
+    like = _item_out(UL.O_LIKE, "Liked.")
+    share = _item_out(UL.O_SHARE, "Shared.")
+    comment = _item_out(UL.O_COMMENT, "Commented.")
+    watch_frac = _item_out(UL.O_WATCH, "Fraction of the item watched (0 where not clicked).", as_bool=False)
+    utility = _item_out(UL.O_UTILITY, "The user's utility for the item (0 where not reviewed).", as_bool=False)
 
     @property
     def skip(self) -> np.ndarray:
         return self.reviewed & ~self.click
 
-    watch_seconds = _item_out(K.O_WATCH_SECONDS, "Seconds watched (0 where not clicked).", as_bool=False)
+    watch_seconds = _item_out(UL.O_WATCH_SECONDS, "Seconds watched (0 where not clicked).", as_bool=False)
 
     @property
     def action_codes(self) -> np.ndarray:
         """(b, K) index into kernel.ACTION_LABELS."""
-        return self.items[:, :, K.O_ACTION].astype(np.int64)
+        return self.items[:, :, UL.O_ACTION].astype(np.int64)
 
     @property
     def left(self) -> np.ndarray:
-        return self.per_user[:, K.U_LEFT] > 0
+        return self.per_user[:, WL.U_LEFT] > 0
 
     @property
     def left_at(self) -> np.ndarray:
-        return self.per_user[:, K.U_LEFT_AT].astype(np.int64)
+        return self.per_user[:, WL.U_LEFT_AT].astype(np.int64)
 
 
 @dataclass
@@ -273,27 +275,27 @@ class SlateEffects:
     @property
     def compliance(self) -> np.ndarray:
         """Score in [0, 1] of the slate against the pending instruction; nan where none was pending."""
-        return self.per_user[:, K.U_COMPLIANCE]
+        return self.per_user[:, WL.U_COMPLIANCE]
 
     @property
     def resolved(self) -> np.ndarray:
         """The instruction was followed well enough this slate."""
-        return self.per_user[:, K.U_RESOLVED] > 0
+        return self.per_user[:, WL.U_RESOLVED] > 0
 
     @property
     def ignored(self) -> np.ndarray:
         """The user gave up on their instruction this slate."""
-        return self.per_user[:, K.U_IGNORED] > 0
+        return self.per_user[:, WL.U_IGNORED] > 0
 
     @property
     def emitted(self) -> np.ndarray:
         """A new instruction was voiced after this slate."""
-        return self.per_user[:, K.U_EMITTED] > 0
+        return self.per_user[:, WL.U_EMITTED] > 0
 
     @property
     def risk(self) -> np.ndarray:
         """Chance of leaving within a next slate like this one."""
-        return self.per_user[:, K.U_RISK]
+        return self.per_user[:, WL.U_RISK]
 
 
 def user_rows(users: UserBatch, idx: Index) -> np.ndarray:
@@ -327,7 +329,7 @@ class ParametricUserModel:
 
     def __init__(self, params: ParametricUserParams | None = None) -> None:
         self.params = params or ParametricUserParams()
-        self._vector = np.array([float(getattr(self.params, name)) for name in K.PARAM_ORDER], dtype=np.float64)
+        self._vector = np.array([float(getattr(self.params, name)) for name in UL.PARAM_ORDER], dtype=np.float64)
 
     def serve(
         self,
@@ -360,8 +362,8 @@ class ParametricUserModel:
         slates = np.ascontiguousarray(slates, dtype=np.int64)
         b, k = slates.shape
         seeds = rng.bit_generator.random_raw(b) if seeds is None else seeds
-        out_item = np.empty((b, k, K.ITEM_OUTPUTS), dtype=np.float64)
-        out_user = np.empty((b, K.USER_OUTPUTS), dtype=np.float64)
+        out_item = np.empty((b, k, UL.ITEM_OUTPUTS), dtype=np.float64)
+        out_user = np.empty((b, WL.USER_OUTPUTS), dtype=np.float64)
         obs = observation if observation is not None else _NO_OBSERVATION
         kernel = K.world_step_parallel if b >= PARALLEL_BATCH else K.world_step
         kernel(

@@ -11,6 +11,8 @@ import numpy as np
 
 from recoworld.scenario import CatalogConfig, Scenario, ScenarioError
 from recoworld.world import kernel as K
+from recoworld.users import layout as UL
+from recoworld.world import layout as WL
 from recoworld.users.instructions import NO_TOPIC, Instruction, InstructionIntent, instruction_text
 from recoworld.users.mindset import MemoryEntry, Mindset
 from recoworld.users.parametric import (
@@ -34,7 +36,7 @@ from recoworld.world.rewards import COMPONENTS
 from recoworld.world.user_view import UserView
 
 # the kernel writes the reward components in COMPONENTS order
-assert K.N_COMPONENTS == len(COMPONENTS), "kernel.N_COMPONENTS must match rewards.COMPONENTS"
+assert WL.N_COMPONENTS == len(COMPONENTS), "kernel.N_COMPONENTS must match rewards.COMPONENTS"
 
 
 def build_catalog(config: CatalogConfig, seed: int) -> Catalog:
@@ -78,31 +80,31 @@ class StepOutcome:
     @property
     def components(self) -> np.ndarray:
         """(b, len(COMPONENTS)) reward components, in COMPONENTS order."""
-        return self.response.per_user[:, : K.N_COMPONENTS]
+        return self.response.per_user[:, : WL.N_COMPONENTS]
 
     @property
     def reward(self) -> np.ndarray:
         """(b,) weighted sum of the components."""
-        return self.response.per_user[:, K.U_REWARD]
+        return self.response.per_user[:, WL.U_REWARD]
 
     @property
     def session_ended(self) -> np.ndarray:
-        return self.response.per_user[:, K.U_ENDED] > 0
+        return self.response.per_user[:, WL.U_ENDED] > 0
 
     @property
     def churned(self) -> np.ndarray:
         """The session ended and the user will not come back within the churn window."""
-        return self.response.per_user[:, K.U_CHURN] > 0
+        return self.response.per_user[:, WL.U_CHURN] > 0
 
     @property
     def finished(self) -> np.ndarray:
         """The user's next session would start at or after the horizon."""
-        return self.response.per_user[:, K.U_FINISHED] > 0
+        return self.response.per_user[:, WL.U_FINISHED] > 0
 
     @property
     def gap_days(self) -> np.ndarray:
         """Days until the next session; 0 where the session goes on."""
-        return self.response.per_user[:, K.U_GAP].astype(np.int64)
+        return self.response.per_user[:, WL.U_GAP].astype(np.int64)
 
 
 class Simulation:
@@ -267,7 +269,7 @@ class Simulation:
             consumed=u.has_consumed(rows, cands),
             instr_more=u.instr_more[rows],
             instr_less=u.instr_less[rows],
-            instr_surprise=u.instr[rows, K.SURPRISE] > 0,
+            instr_surprise=u.instr[rows, UL.SURPRISE] > 0,
             session_step=self.session_step[rows],
             day=self.day[rows],
             history_items=hist_items,
@@ -306,9 +308,9 @@ class Simulation:
         more_t = index.get((more or "").strip().lower(), NO_TOPIC)
         less_t = index.get((less or "").strip().lower(), NO_TOPIC)
         instr = self.users.instr
-        instr[row, K.MORE], instr[row, K.LESS] = more_t, less_t
-        instr[row, K.SURPRISE] = int(surprise or (more_t == NO_TOPIC and less_t == NO_TOPIC))
-        instr[row, K.AGE] = 0
+        instr[row, UL.MORE], instr[row, UL.LESS] = more_t, less_t
+        instr[row, UL.SURPRISE] = int(surprise or (more_t == NO_TOPIC and less_t == NO_TOPIC))
+        instr[row, UL.AGE] = 0
         self.set_instruction_text(row, text)
 
     def set_instruction_text(self, row: int, text: str) -> None:
@@ -317,7 +319,7 @@ class Simulation:
 
     def _instruction_key(self, row: int) -> tuple[int, ...]:
         u = self.users
-        more, less, surprise = (int(v) for v in u.instr[row, [K.MORE, K.LESS, K.SURPRISE]])
+        more, less, surprise = (int(v) for v in u.instr[row, [UL.MORE, UL.LESS, UL.SURPRISE]])
         return (more, less, int(surprise > 0), int(self.clock.day[row]))
 
     def instruction(self, row: int) -> Instruction | None:
