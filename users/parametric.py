@@ -98,6 +98,10 @@ class ParametricUserParams(BaseModel):
     return_trust: float = Field(2.0, description="Return logit per unit trust above 0.5.")
     return_activity: float = Field(2.5, description="Return logit per unit activity above 0.5.")
 
+    def as_vector(self) -> np.ndarray:
+        """The parameters as the kernel reads them: float64, in ``recoworld.users.layout.PARAM_ORDER``."""
+        return np.array([float(getattr(self, name)) for name in UL.PARAM_ORDER], dtype=np.float64)
+
 
 def _column(array: str, col: int, doc: str) -> property:
     return property(lambda self: getattr(self, array)[:, col], doc=doc)
@@ -329,7 +333,7 @@ class ParametricUserModel:
 
     def __init__(self, params: ParametricUserParams | None = None) -> None:
         self.params = params or ParametricUserParams()
-        self._vector = np.array([float(getattr(self.params, name)) for name in UL.PARAM_ORDER], dtype=np.float64)
+        self._vector = self.params.as_vector()
 
     def serve(
         self,
