@@ -1,8 +1,13 @@
 """The reference parametric user model over a batch of users.
 
-State lives in :class:`UserBatch` (a few packed arrays, with named views). The per-slate
-dynamics run in one compiled kernel (``recoworld.world.kernel``) for any batch size, so the
+State lives in :class:`UserBatch` (a few packed arrays, with named views); the model's constants
+are :class:`ParametricUserParams`. The model gives the world its packed parameters
+(:attr:`ParametricUserModel.vector`) and its users' state arrays (:meth:`UserBatch.arrays`); the
+world calls the one compiled step (``recoworld.world.step.run_step``) for any batch size, so the
 single-user env (a batch of one) and the population runner share one implementation.
+
+Imports: numpy, pydantic, ``recoworld.users`` (layout, profile), ``recoworld.llm.base`` (Usage) and
+the catalog's type; no world layout.
 """
 
 from __future__ import annotations
@@ -14,16 +19,12 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from recoworld.llm.base import Usage
-from recoworld.world import kernel as K
 from recoworld.users import layout as UL
-from recoworld.world import layout as WL
 from recoworld.world.catalog import Catalog
-from recoworld.world.layout import ObsArrays, Outputs, catalog_arrays, clock_arrays, log_arrays
 from recoworld.users.layout import Decisions, UserArrays
 from recoworld.users.profile import TONES, UserProfile
 
 if TYPE_CHECKING:
-    from recoworld.world.platform import Clock, PlatformState
     from recoworld.world.simulation import Simulation, StepOutcome
 
 Index = np.ndarray | slice
@@ -225,83 +226,6 @@ class UserBatch:
         return UserBatch(**{f.name: getattr(self, f.name).copy() for f in fields(self)})
 
 
-def _item_out(col: int, doc: str, as_bool: bool = True) -> property:
-    if as_bool:
-        return property(lambda self: self.items[:, :, col] > 0, doc=doc)
-    return property(lambda self: self.items[:, :, col], doc=doc)
-
-
-@dataclass
-class SlateResponse:
-    """What each user did with each slot of their slate (b users x K slots), as written by the kernel.
-
-    ``items`` is (b, K, kernel.ITEM_OUTPUTS), ``per_user`` is (b, kernel.USER_OUTPUTS); the
-    properties below are views on them.
-    """
-
-    items: np.ndarray
-    per_user: np.ndarray
-
-    reviewed = _item_out(UL.O_REVIEWED, "The user got to this slot.")
-    click = _item_out(UL.O_CLICK, "Clicked (and watched).")
-    like = _item_out(UL.O_LIKE, "Liked.")
-    share = _item_out(UL.O_SHARE, "Shared.")
-    comment = _item_out(UL.O_COMMENT, "Commented.")
-    watch_frac = _item_out(UL.O_WATCH, "Fraction of the item watched (0 where not clicked).", as_bool=False)
-    utility = _item_out(UL.O_UTILITY, "The user's utility for the item (0 where not reviewed).", as_bool=False)
-
-    @property
-    def skip(self) -> np.ndarray:
-        return self.reviewed & ~self.click
-
-    watch_seconds = _item_out(UL.O_WATCH_SECONDS, "Seconds watched (0 where not clicked).", as_bool=False)
-
-    @property
-    def action_codes(self) -> np.ndarray:
-        """(b, K) index into kernel.ACTION_LABELS."""
-        return self.items[:, :, UL.O_ACTION].astype(np.int64)
-
-    @property
-    def left(self) -> np.ndarray:
-        return self.per_user[:, WL.U_LEFT] > 0
-
-    @property
-    def left_at(self) -> np.ndarray:
-        return self.per_user[:, WL.U_LEFT_AT].astype(np.int64)
-
-
-@dataclass
-class SlateEffects:
-    """Hidden consequences of a slate that the world reports (b users), as views on the kernel output."""
-
-    per_user: np.ndarray
-
-    @property
-    def compliance(self) -> np.ndarray:
-        """Score in [0, 1] of the slate against the pending instruction; nan where none was pending."""
-        return self.per_user[:, WL.U_COMPLIANCE]
-
-    @property
-    def resolved(self) -> np.ndarray:
-        """The instruction was followed well enough this slate."""
-        return self.per_user[:, WL.U_RESOLVED] > 0
-
-    @property
-    def ignored(self) -> np.ndarray:
-        """The user gave up on their instruction this slate."""
-        return self.per_user[:, WL.U_IGNORED] > 0
-
-    @property
-    def emitted(self) -> np.ndarray:
-        """A new instruction was voiced after this slate."""
-        return self.per_user[:, WL.U_EMITTED] > 0
-
-    @property
-    def risk(self) -> np.ndarray:
-        """Chance of leaving within a next slate like this one."""
-        return self.per_user[:, WL.U_RISK]
-
-
 def user_rows(users: UserBatch, idx: Index) -> np.ndarray:
     """The batch rows that ``idx`` selects, as an index array."""
     return np.arange(len(users))[idx] if isinstance(idx, slice) else np.asarray(idx, dtype=np.int64)
@@ -329,70 +253,17 @@ class ParametricUserBackend:
 
 
 class ParametricUserModel:
-    """Reviews slates, updates the mindset, and decides when users come back (all in the compiled kernel)."""
+    """Reviews slates, updates the mindset, and decides when users come back: its parameters, which the
+    world's compiled step (``recoworld.world.step.run_step``) reads."""
 
     def __init__(self, params: ParametricUserParams | None = None) -> None:
         self.params = params or ParametricUserParams()
         self._vector = self.params.as_vector()
 
-    def serve(
-        self,
-        users: UserBatch,
-        platform: "PlatformState",
-        clock: "Clock",
-        idx: Index,
-        slates: np.ndarray,
-        catalog: Catalog,
-        rng: np.random.Generator,
-        env_vec: np.ndarray,
-        reward_weights: np.ndarray,
-        candidates: np.ndarray,
-        observation: "dict[str, np.ndarray] | None" = None,
-        obs_scale: np.ndarray | None = None,
-        decisions: "ForcedDecisions | None" = None,
-        seeds: np.ndarray | None = None,
-    ) -> tuple[SlateResponse, SlateEffects]:
-        """One world step for users ``idx``: they review their slates (catalog rows, (b, K)) in order;
-        mindsets, the platform log and the clock update; ended sessions lead to a return or churn.
-        Fresh candidates for the next decision are written to ``candidates``; with ``observation``
-        buffers (see recoworld.world.observation) the next observation is filled in too. ``decisions``
-        carries the actions of users whose choices come from elsewhere (LLM users); ``seeds`` ((b,)
-        uint64), when given, are the users' random draws instead of ``rng``'s.
-
-        ``env_vec`` = (max_slates_per_session, churn_window_days, horizon_days); ``reward_weights``
-        weigh the reward components (recoworld.world.rewards.COMPONENTS order).
-        """
-        rows = user_rows(users, idx)
-        slates = np.ascontiguousarray(slates, dtype=np.int64)
-        b, k = slates.shape
-        seeds = rng.bit_generator.random_raw(b) if seeds is None else seeds
-        out_item = np.empty((b, k, UL.ITEM_OUTPUTS), dtype=np.float64)
-        out_user = np.empty((b, WL.USER_OUTPUTS), dtype=np.float64)
-        obs = observation if observation is not None else _NO_OBSERVATION
-        kernel = K.world_step_parallel if b >= PARALLEL_BATCH else K.world_step
-        kernel(
-            rows, slates, seeds, self._vector, env_vec, reward_weights, users.arrays(),
-            catalog_arrays(catalog), log_arrays(platform), clock_arrays(clock), candidates, Outputs(out_item, out_user),
-            ObsArrays(obs_scale if obs_scale is not None else _NO_SCALE, obs["candidates"], obs["user"], obs["topics"],
-                      obs["instruction"]),
-            decisions.as_tuple() if decisions is not None else _no_decisions(b, k),
-        )
-        return SlateResponse(out_item, out_user), SlateEffects(out_user)
-
-
-def _no_decisions(b: int, k: int) -> Decisions:
-    """``ForcedDecisions.none(b, k)`` as the kernel takes it, made once per shape (the kernel only reads it)."""
-    key = (b, k)
-    if key not in _NO_DECISIONS:
-        if len(_NO_DECISIONS) > 64:
-            _NO_DECISIONS.clear()
-        _NO_DECISIONS[key] = ForcedDecisions.none(b, k).as_tuple()
-    return _NO_DECISIONS[key]
-
-
-_NO_DECISIONS: dict[tuple[int, int], Decisions] = {}
-PARALLEL_BATCH = 256  # batches at least this large are spread over threads (numba prange)
-_NO_SCALE = np.ones(4, dtype=np.float64)
+    @property
+    def vector(self) -> np.ndarray:
+        """The packed parameters the world's step reads (``recoworld.users.layout.PARAM_ORDER``)."""
+        return self._vector
 
 
 @dataclass
@@ -414,9 +285,3 @@ class ForcedDecisions:
     def as_tuple(self) -> Decisions:
         """The kernel's view (:class:`recoworld.users.layout.Decisions`)."""
         return Decisions(self.forced, self.actions, self.leave_at)
-_NO_OBSERVATION = {
-    "candidates": np.zeros((0, 0), dtype=np.float32),
-    "user": np.zeros((0, 0), dtype=np.float32),
-    "topics": np.zeros((0, 0), dtype=np.float32),
-    "instruction": np.zeros((0, 0), dtype=np.float32),
-}

@@ -20,8 +20,6 @@ from recoworld.users.parametric import (
     Index,
     ParametricUserBackend,
     ParametricUserModel,
-    SlateEffects,
-    SlateResponse,
     UserBatch,
     user_rows,
 )
@@ -33,6 +31,7 @@ from recoworld.world.observation import observation_buffers
 from recoworld.world.observation import observe as observe_users
 from recoworld.world.platform import Clock, PlatformState
 from recoworld.world.rewards import COMPONENTS
+from recoworld.world.step import SlateEffects, SlateResponse, run_step
 from recoworld.world.user_view import UserView
 
 # the kernel writes the reward components in COMPONENTS order
@@ -243,9 +242,9 @@ class Simulation:
         rows = self._rows(idx)
         if decisions is None:
             decisions = self.backend.decide(self, rows, slates)
-        resp, effects = self.model.serve(
-            self.users, self.platform, self.clock, rows, slates, self.catalog, self.rng, self._env_vec,
-            self.weights, self.candidates, obs, self.obs_scale, decisions, seeds,
+        resp, effects = run_step(
+            rows, slates, self.model.vector, self.users.arrays(), decisions, self.catalog, self.platform, self.clock,
+            self.rng, self._env_vec, self.weights, self.candidates, obs, self.obs_scale, seeds,
         )
         outcome = StepOutcome(resp, effects, obs)
         self.backend.after_step(self, rows, slates, outcome)
