@@ -244,7 +244,7 @@ def train(
     from recoworld.progress import reporting
 
     try:
-        from recoworld.agents.train import compare, format_table
+        from recoworld.agents.rl_vs_baselines import compare, format_table
         from recoworld.scenario import parse_overrides
 
         with reporting():

@@ -5,7 +5,7 @@ actions; ``recoworld.users.mindset_update``: satiation, fatigue, boredom; the pl
 ``recoworld.world.platform_log``), then the slate's aftermath (satisfaction, trust, instruction
 compliance from ``recoworld.users.compliance``, taste drift, speaking up), the session end
 (``recoworld.world.session``: return, rest or churn), fresh candidates
-(``recoworld.world.retrieval``), and optionally the next observation (``recoworld.world.observe``).
+(``recoworld.world.retrieval``), and optionally the next observation (``recoworld.world.observation_kernel``).
 The parts are ``inline="always"`` numba functions, so the step compiles into one fused loop body.
 
 State travels as namedtuples of arrays (``recoworld.users.layout.UserArrays``, and
@@ -44,7 +44,7 @@ from recoworld.world.layout import (
     N_COMPONENTS, U_COMMENTS, U_COMPLIANCE, U_CLICKS, U_EMITTED, U_IGNORED, U_LEFT, U_LEFT_AT, U_LIKES, U_RESOLVED,
     U_REWARD, U_RISK, U_SHARES, U_SKIPS, U_WATCH_MINUTES,
 )
-from recoworld.world.observe import observe_kernel, observe_rows
+from recoworld.world.observation_kernel import observe_kernel, observe_rows
 from recoworld.world.platform_log import decay_log, log_click, log_shown, log_slate
 from recoworld.world.retrieval import (  # noqa: F401  (retrieve_kernel: the simulation's entry to retrieval)
     DECISION_DRAWS, candidate_draws, candidates_from, decision_draws, draw_width, fill_uniforms, noise_draw, probe_table,

@@ -26,7 +26,7 @@ import recoworld  # noqa: F401
 from recoworld.llm.base import LLMConfigError
 from recoworld.llm.config import LLMConfig, build_language_model
 from recoworld.llm.litellm_model import LiteLLMModel, response_format
-from recoworld.llm.local import BUNDLED, Bundled, LocalLLMConfig, resolve_model_path
+from recoworld.llm.local_server import BUNDLED, Bundled, LocalLLMConfig, resolve_model_path
 from recoworld.llm.local_model import cap_schema, compact_schema, innermost
 from recoworld.llm.scripted import ScriptedModel
 

@@ -16,7 +16,7 @@ import pytest
 
 import recoworld  # noqa: F401
 from recoworld.llm.base import LLMError
-from recoworld.llm.local import LocalLLMConfig
+from recoworld.llm.local_server import LocalLLMConfig
 from recoworld.llm.local_model import LocalModel, innermost
 from recoworld.llm.wrappers.base import CALL, Flow, Request, Wrapper
 from tests.llm.test_local_llm import LLM, SMALL, needs_llama, wait_gone
