@@ -293,10 +293,12 @@ class HybridUserBackend:
         return np.array([x.fallback for x in self.last_records], dtype=bool)
 
     def decide(self, sim: "Simulation", rows: np.ndarray, slates: np.ndarray) -> None:
+        """Nothing to decide: a hybrid user's actions are the parametric model's (None)."""
         self.last_records = [LLMStepRecord(backend=self.kind) for _ in range(len(rows))]
         return None
 
     def after_step(self, sim: "Simulation", rows: np.ndarray, slates: np.ndarray, outcome: "StepOutcome") -> None:
+        """Asks the LLM for the words of the instructions voiced in this step (their intent is the model's)."""
         emitted = np.flatnonzero(outcome.effects.emitted)
         if len(emitted) == 0 or self.exhausted:
             return

@@ -155,10 +155,12 @@ class UserBatch:
 
     @property
     def dislike(self) -> np.ndarray:
+        """(B, T) topics the user dislikes."""
         return self.topic_state[:, UL.DISLIKE, :] > 0
 
     @property
     def instr_surprise(self) -> np.ndarray:
+        """(B,) the pending instruction asks for something different."""
         return self.instr[:, UL.SURPRISE] > 0
 
     def __len__(self) -> int:
@@ -223,6 +225,7 @@ class UserBatch:
         )
 
     def copy(self) -> "UserBatch":
+        """A deep copy (every array copied)."""
         return UserBatch(**{f.name: getattr(self, f.name).copy() for f in fields(self)})
 
 
@@ -243,12 +246,15 @@ class ParametricUserBackend:
         return Usage()
 
     def decide(self, sim: "Simulation", rows: np.ndarray, slates: np.ndarray) -> None:
+        """Nothing to decide outside the compiled model: None."""
         return None
 
     def after_step(self, sim: "Simulation", rows: np.ndarray, slates: np.ndarray, outcome: "StepOutcome") -> None:
+        """Nothing to record after a step."""
         return None
 
     def fallbacks(self, n: int) -> np.ndarray:
+        """(n,) False: parametric decisions never fall back."""
         return np.zeros(n, dtype=bool)
 
 
@@ -280,6 +286,7 @@ class ForcedDecisions:
 
     @classmethod
     def none(cls, b: int, k: int) -> "ForcedDecisions":
+        """Decisions for ``b`` users and slates of ``k`` in which nobody's actions are forced."""
         return cls(np.zeros(b, dtype=np.bool_), np.zeros((b, k, 5)), np.full(b, -1, dtype=np.int64))
 
     def as_tuple(self) -> Decisions:

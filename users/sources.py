@@ -22,7 +22,8 @@ if TYPE_CHECKING:
 class ProfileSource(Protocol):
     """Anything that draws ``n`` user profiles with a seeded generator."""
 
-    def sample(self, n: int, rng: np.random.Generator) -> list[UserProfile]: ...
+    def sample(self, n: int, rng: np.random.Generator) -> list[UserProfile]:
+        """``n`` profiles drawn with ``rng``."""
 
 
 def sample_profiles(scenario: Scenario, n: int, rng: np.random.Generator, catalog: Catalog) -> list[UserProfile]:

@@ -44,12 +44,14 @@ class LogTable:
 
     @classmethod
     def of(cls, table: "LogTable | pd.DataFrame | None") -> "LogTable":
+        """A LogTable from a LogTable (itself), a DataFrame, or nothing (an empty table)."""
         if isinstance(table, LogTable):
             return table
         return cls(frame=table if table is not None else pd.DataFrame())
 
     @property
     def dataset(self) -> ds.Dataset:
+        """The table as an Arrow dataset over its Parquet files (or its in-memory frame), read out of core."""
         if self._dataset is None:
             if self.frame is not None:
                 self._dataset = ds.dataset(pa.Table.from_pandas(self.frame, preserve_index=False))
@@ -123,10 +125,12 @@ class RunLogs:
 
     @property
     def arms(self) -> list[str]:
+        """The run's arms, in the order the scenario lists them."""
         return list(self.manifest.arms)
 
     @property
     def complete(self) -> bool:
+        """Whether the run lived all its days (its manifest's status is complete)."""
         return self.manifest.status == "complete"
 
     @classmethod

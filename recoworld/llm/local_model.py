@@ -184,6 +184,7 @@ class LocalModel:
         return max(self.settings.n_ctx - self.max_tokens, self.settings.n_ctx // 2)
 
     def fits(self, messages: list[Message], schema: type[BaseModel]) -> bool:
+        """Whether the prompt for ``messages`` and ``schema`` fits the context window with room for an answer."""
         return self.count_tokens(messages, schema) <= self.prompt_limit
 
     # -- LanguageModel -----------------------------------------------------------------------

@@ -56,6 +56,7 @@ class RunManifest(BaseModel):
     files: list[DayFile] = Field(default_factory=list)
 
     def paths(self, table: str) -> list[str]:
+        """The day files of ``table``, in the order they were written."""
         return [f.path for f in self.files if f.table == table]
 
 
@@ -82,6 +83,7 @@ class RunFolder:
         return self.path / "checkpoint.pkl"
 
     def exists(self) -> bool:
+        """Whether the folder holds a run (its manifest)."""
         return self.manifest_path.is_file()
 
     def is_blank(self) -> bool:
@@ -104,6 +106,7 @@ class RunFolder:
             tmp.unlink()
 
     def read_manifest(self) -> RunManifest:
+        """The run's manifest, as last written."""
         try:
             return RunManifest.model_validate_json(self.manifest_path.read_text())
         except FileNotFoundError:
@@ -112,9 +115,11 @@ class RunFolder:
             raise ValueError(f"{self.manifest_path}: not a valid manifest ({str(exc).splitlines()[0]})") from None
 
     def write_manifest(self, manifest: RunManifest) -> None:
+        """Writes the manifest durably (a kill leaves the old one or the new one, never half of one)."""
         atomic_write_bytes(self.manifest_path, (manifest.model_dump_json(indent=2) + "\n").encode())
 
     def write_text(self, name: str, text: str) -> None:
+        """Writes a text file into the folder durably."""
         atomic_write_bytes(self.path / name, text.encode())
 
     def write_table(self, name: str, table: pa.Table) -> None:
@@ -252,6 +257,7 @@ class RunFolder:
         atomic_write_bytes(self.path / name, stable_pickle(obj))
 
     def read_pickle(self, name: str) -> Any:
+        """The object pickled under ``name`` by :meth:`write_pickle`."""
         try:
             return pickle.loads((self.path / name).read_bytes())
         except FileNotFoundError:

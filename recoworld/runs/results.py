@@ -27,6 +27,7 @@ class PopulationResult:
     creators_active: np.ndarray | None = None  # (C,) whether each creator agent of the arm's world still publishes at the end
 
     def frame(self) -> pd.DataFrame:
+        """The per-user totals as a DataFrame (a column per total)."""
         return pd.DataFrame(self.totals)
 
     def summary(self) -> dict[str, float]:

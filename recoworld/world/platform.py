@@ -47,6 +47,7 @@ class PlatformState:
 
     @classmethod
     def empty(cls, b: int, catalog: Catalog, history: int = 20) -> "PlatformState":
+        """The platform's log of ``b`` users who have not been seen yet."""
         stats = np.zeros((b, 7), dtype=np.float64)
         stats[:, WL.S_SESSIONS] = 1.0
         return cls(
@@ -77,6 +78,7 @@ class Clock:
 
     @classmethod
     def start(cls, b: int) -> "Clock":
+        """The calendars of ``b`` users on their first day, first session."""
         return cls(
             day=np.zeros(b, dtype=np.int64),
             session_step=np.zeros(b, dtype=np.int64),
@@ -87,4 +89,5 @@ class Clock:
 
     @property
     def alive(self) -> np.ndarray:
+        """(b,) users neither churned nor past the horizon."""
         return ~(self.churned | self.finished)

@@ -88,6 +88,7 @@ class StepOutcome:
 
     @property
     def session_ended(self) -> np.ndarray:
+        """(b,) the step ended the user's session (they left, or reached the session's last slate)."""
         return self.response.per_user[:, WL.U_ENDED] > 0
 
     @property
@@ -207,6 +208,7 @@ class Simulation:
 
     @property
     def alive(self) -> np.ndarray:
+        """(B,) users neither churned nor past the horizon."""
         return self.clock.alive
 
     # the clock's arrays, under the names users of the simulation read

@@ -54,6 +54,7 @@ class SlateResponse:
 
     @property
     def skip(self) -> np.ndarray:
+        """Reviewed and not clicked."""
         return self.reviewed & ~self.click
 
     watch_seconds = _item_out(UL.O_WATCH_SECONDS, "Seconds watched (0 where not clicked).", as_bool=False)
@@ -65,10 +66,12 @@ class SlateResponse:
 
     @property
     def left(self) -> np.ndarray:
+        """(b,) the user left the session during this slate."""
         return self.per_user[:, WL.U_LEFT] > 0
 
     @property
     def left_at(self) -> np.ndarray:
+        """(b,) slot the user left at, -1 if they stayed."""
         return self.per_user[:, WL.U_LEFT_AT].astype(np.int64)
 
 

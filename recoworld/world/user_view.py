@@ -38,14 +38,17 @@ class UserView:
 
     @property
     def instr_active(self) -> np.ndarray:
+        """(b,) the user has a pending instruction (more, less or surprise)."""
         return (self.instr_more != NO_TOPIC) | (self.instr_less != NO_TOPIC) | self.instr_surprise
 
     @property
     def candidate_topics(self) -> np.ndarray:
+        """(b, M) topic code of each candidate."""
         return self.catalog.topic[self.candidates]
 
     @property
     def candidate_embeddings(self) -> np.ndarray:
+        """(b, M, D) embedding of each candidate."""
         return self.catalog.embeddings[self.candidates]
 
     def affinity(self) -> np.ndarray:
