@@ -151,7 +151,7 @@ def test_cycles_finds_a_cycle() -> None:
     assert cycles({"a": {"b"}, "b": set()}) == []
 
 
-# circles issue 29 removes; none may be added
+# the one circle left, in the fidelity modules that issue 25 rewrites; none may be added
 KNOWN_CYCLES = [
     ["recoworld.evaluation.fidelity", "recoworld.evaluation.pick_rules"],
 ]
