@@ -46,6 +46,7 @@ class BaseRecommender:
         return SlateChoice(pos, np.ones(pos.shape, dtype=np.float32))
 
     def slate(self, view: UserView) -> SlateChoice:
+        """Each user's slate: :meth:`rank` over :meth:`scores` (positions and their propensities)."""
         return self.rank(view, self.scores(view))
 
     def inclusion(self, view: UserView) -> np.ndarray:
@@ -56,6 +57,7 @@ class BaseRecommender:
         return out
 
     def recommend(self, view: UserView) -> Recommendation:
+        """The one user's slate of ``view`` as a Recommendation (the agent-facing form of :meth:`slate`)."""
         if len(view) != 1:
             raise ValueError(f"recommend: expects a view of one user, got {len(view)}; use slate() for batches")
         return Recommendation(items=self.slate(view).positions[0].tolist(), reasoning=self.name)
@@ -67,11 +69,12 @@ class BaseRecommender:
     additive_state: tuple[str, ...] = ()  # array attributes that online learning only adds to
 
     def retrain(self, impressions: "pd.DataFrame") -> None:
-        """Refit on the run's impression logs so far (columns of recoworld.runs.logs.ImpressionRecord);
+        """Refit on the run's impression logs so far (columns of recoworld.logs.records.ImpressionRecord);
         called every ``run.retrain_every`` days. Baselines that learn online ignore it."""
 
     @property
     def learns_from_logs(self) -> bool:
+        """Whether this recommender overrides :meth:`retrain` (the runner hands it the logs only then)."""
         return type(self).retrain is not BaseRecommender.retrain
 
     def reseed(self, key: Sequence[int]) -> None:
@@ -107,13 +110,16 @@ class WrapsBase(BaseRecommender):
     base: BaseRecommender
 
     def observe(self, view: UserView, positions: np.ndarray, clicks: np.ndarray, reviewed: np.ndarray) -> None:
+        """The wrapped base recommender sees the feedback."""
         self.base.observe(view, positions, clicks, reviewed)
 
     def retrain(self, impressions: "pd.DataFrame") -> None:
+        """The wrapped base recommender retrains on the logs."""
         self.base.retrain(impressions)
 
     @property
     def learns_from_logs(self) -> bool:
+        """Whether the wrapped base recommender learns from the logs."""
         return self.base.learns_from_logs
 
 
@@ -126,11 +132,13 @@ class RandomRecommender(BaseRecommender):
         return self.rng.random(view.candidates.shape)
 
     def rank(self, view: UserView, scores: np.ndarray) -> SlateChoice:
+        """A uniformly random slate of K candidates per user."""
         pos = top_k(scores, view.slate_size)
         m = view.candidates.shape[1]
         return SlateChoice(pos, np.full(pos.shape, view.slate_size / m, dtype=np.float32))
 
     def inclusion(self, view: UserView) -> np.ndarray:
+        """(b, M) chance each candidate is in the slate: K / M for every candidate."""
         return np.full(view.candidates.shape, view.slate_size / view.candidates.shape[1])
 
 
@@ -219,6 +227,7 @@ class EpsilonGreedy(GreedyRelevance):
         return incl
 
     def inclusion(self, view: UserView) -> np.ndarray:
+        """(b, M) exact chance each candidate is in the slate under epsilon exploration of the greedy top K."""
         m, k = view.candidates.shape[1], view.slate_size
         return self._inclusion(top_k(self.scores(view), k), m, k)
 
@@ -266,6 +275,7 @@ class LinUCB(BaseRecommender):
         return x @ theta + self.alpha * bonus
 
     def observe(self, view: UserView, positions: np.ndarray, clicks: np.ndarray, reviewed: np.ndarray) -> None:
+        """Adds the reviewed slots' features and clicks to the ridge regression's sufficient statistics."""
         x = np.take_along_axis(self.features(view), positions[:, :, None], 1)[reviewed]
         self._a += x.T @ x
         self._b += x.T @ clicks[reviewed].astype(np.float64)

@@ -43,6 +43,7 @@ class Constraints(BaseModel):
 
     @property
     def empty(self) -> bool:
+        """No constraint at all: nothing to include, exclude, or shift in novelty or length."""
         return not (self.include_topics or self.exclude_topics or self.more_novelty or self.shorter or self.longer)
 
 
@@ -130,6 +131,7 @@ class InstructionFollowing(WrapsBase):
 
     # ------------------------------------------------------------- parsing
     def parse(self, instruction: Instruction, topics: list[str]) -> Constraints:
+        """The instruction as constraints, by this recommender's parser (rules, an LLM with the rules as fallback, or the oracle)."""
         if self.parser == "oracle":
             return parse_oracle(instruction)
         if self.parser == "llm":

@@ -33,9 +33,11 @@ class Planner(Protocol):
 
     name: str
 
-    def plan(self, view: UserView, i: int) -> list[int]: ...
+    def plan(self, view: UserView, i: int) -> list[int]:
+        """Categories (topic codes, at least two) user ``i`` of ``view`` is served from next."""
 
-    def reflect(self, summary: str, session_return: float) -> None: ...
+    def reflect(self, summary: str, session_return: float) -> None:
+        """Learns from a finished session: its summary and how much it returned."""
 
 
 def distinct_per_topic(view: UserView, i: int) -> np.ndarray:
@@ -121,6 +123,7 @@ class ReflectionMemory:
     items: deque = field(default_factory=deque)
 
     def add(self, text: str, session_return: float) -> None:
+        """Keeps a reflection with its session's return, forgetting the oldest beyond ``size``."""
         self.items.append((text, float(session_return)))
         while len(self.items) > self.size:
             self.items.popleft()

@@ -81,10 +81,12 @@ class MatrixFactorization(BaseRecommender):
 
     @property
     def popularity_weight(self) -> float:
+        """Weight of popularity in the scores of the fallback used before the first fit."""
         return self._fallback.popularity_weight
 
     @property
     def trained(self) -> bool:
+        """Whether the factors have been fitted (before that, scores come from the fallback)."""
         return self.item_factors is not None
 
     # ----------------------------------------------------------------- fitting

@@ -34,7 +34,7 @@ from recoworld.agents.language.agent import LanguageAgent  # noqa: E402
 from recoworld.agents.language.plan import Plan, rules_plan  # noqa: E402
 from recoworld.agents.language.rollouts import decision_states, group_returns  # noqa: E402
 from recoworld.agents.language.training import AgentTrainConfig, train_agent  # noqa: E402
-from recoworld.evaluation.stats import mean_interval  # noqa: E402
+from recoworld.stats import mean_interval  # noqa: E402
 from recoworld.tasks import get_task  # noqa: E402
 from recoworld.tasks.evaluate import serve  # noqa: E402
 from recoworld.tasks.policies import resolve_policy  # noqa: E402

@@ -45,7 +45,7 @@ from recoworld.users.align.adapter import TransformersModel  # noqa: E402
 from recoworld.users.align.api import student_probs  # noqa: E402
 from recoworld.users.align.choice_head import train_head  # noqa: E402
 from recoworld.users.align.distill import DistillConfig, select, student_table  # noqa: E402
-from recoworld.evaluation.stats import mean_interval  # noqa: E402
+from recoworld.stats import mean_interval  # noqa: E402
 from recoworld.users.align.evaluate import hits, pick_shares, prior_debiased, rotation_probs, without_tuning  # noqa: E402
 from recoworld.users.align.export import choice_examples, preference_records, sft_records, validate_records  # noqa: E402
 from recoworld.users.align.finetune import add_lora, dpo, sft, sft_choice  # noqa: E402

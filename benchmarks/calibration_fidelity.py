@@ -20,7 +20,7 @@ from pathlib import Path
 import pandas as pd
 
 from recoworld.progress import reporting
-from recoworld.runs.logs import read_table
+from recoworld.logs.folder import read_table
 from recoworld.runs.runner import PopulationRun
 from recoworld.scenario import load_scenario
 from recoworld.users.calibration import GROUND_TRUTH, calibrate_dataset, write_ground_truth

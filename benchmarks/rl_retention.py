@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from recoworld.agents.rl.training import PPO_DEFAULTS, PPO_VECTOR
-from recoworld.agents.train import compare, format_table
+from recoworld.agents.rl_vs_baselines import compare, format_table
 
 BASELINES = ("random", "popular", "greedy", "mmr", "linucb", "instruction_following")
 

@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from ml100k import cache_dir, fetch_ml100k  # noqa: E402
 
 from recoworld.agents.sasrec import SASRecConfig, fit_sasrec, rank_metrics, ranking_metrics, target_ranks  # noqa: E402
-from recoworld.evaluation.stats import mean_interval  # noqa: E402
+from recoworld.stats import mean_interval  # noqa: E402
 from recoworld.world.loaders import read_atomic  # noqa: E402
 
 RECBOLE = "recbole==1.2.1"

@@ -55,11 +55,13 @@ class Stage:
         return self.elapsed * max(self.total - self.done, 0.0) / self.done
 
     def advance(self, n: float = 1.0) -> None:
+        """Counts ``n`` more units of work done and tells the reporter."""
         self.done += n
         if self.reporter is not None:
             self.reporter.update(self)
 
     def note(self, text: str) -> None:
+        """Sets the stage's one-line note and tells the reporter."""
         self.text = text
         if self.reporter is not None:
             self.reporter.update(self)
@@ -92,6 +94,7 @@ class Reporter:
         self._last_line[id(s)] = s.started
 
     def update(self, s: Stage) -> None:
+        """Shows the stage's progress: a live bar, or else a line at most every ``interval`` seconds."""
         if self.live:
             task = self._tasks.get(id(s))
             if task is not None:

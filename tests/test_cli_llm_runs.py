@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from recoworld.cli import app
 from recoworld.runs.guards import FallbackStop, FallbackWindow
-from recoworld.runs.logs import read_table
+from recoworld.logs.folder import read_table
 from recoworld.testing.responders import plausible_answer
 
 ONE_ARM = ["--set", "recommenders=[{name: greedy}]"]

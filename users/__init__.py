@@ -4,7 +4,8 @@ What lives here:
 - ``protocol``: the UserBackend contract that parametric, LLM and hybrid users implement;
 - ``profile``, ``mindset``, ``instructions`` (what a disengaging user says), ``compliance`` (how
   well a slate follows it, written once in numba);
-- ``population``: segments, USP density sampling and profile pools (where a world's users come from);
+- ``population``: segments and USP density sampling; ``sources``: where a world's users come from
+  (segments, a log, a calibration);
 - ``parametric``: the parametric user model (its params and state; the fused compiled step it runs
   lives in ``recoworld.world.kernel``); ``jit``: compile settings;
 - ``llm_user``: LLM and hybrid users; ``creators`` and ``creator_inputs``: CreAgent creators;

@@ -49,10 +49,12 @@ class CreatorsConfig(BaseModel):
 
     @property
     def reference(self) -> float:
+        """The feedback value creators treat as neutral (the setting, else the feedback kind's default)."""
         return self.feedback_reference if self.feedback_reference is not None else _DEFAULT_REFERENCE[self.feedback]
 
     @property
     def scale(self) -> float:
+        """The feedback difference that moves a creator's belief by one unit (the setting, else the kind's default)."""
         return self.feedback_scale if self.feedback_scale is not None else _DEFAULT_SCALE[self.feedback]
 
 

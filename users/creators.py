@@ -256,7 +256,7 @@ class CreatorPopulation:
         self, day: int, who: np.ndarray, ids: list[str], recent: np.ndarray, model: LanguageModel, max_in_flight: int
     ) -> list[CreatorDraft | str]:
         """One validated, capped draft per item, or the name of the error that makes it fall back."""
-        from recoworld.users.llm_user import run_requests
+        from recoworld.llm.requests import run_requests
 
         requests = [(self.messages(int(c), day, ids[i], float(recent[i])), CreatorDraft) for i, c in enumerate(who)]
         lookup = name_lookup(self.topic_names)

@@ -107,6 +107,7 @@ class InteractionLog:
         self.starts = np.concatenate([[0], np.cumsum(self.counts)])  # rows of user u: starts[u]:starts[u+1]
 
     def user_slice(self, u: int) -> slice:
+        """The rows of user ``u``'s interactions (the log is sorted by user)."""
         return slice(int(self.starts[u]), int(self.starts[u + 1]))
 
 

@@ -6,6 +6,7 @@ from numba import njit
 
 # reassociation lets loops over embedding dimensions vectorise; NaN and inf semantics are kept
 FASTMATH = {"reassoc", "contract", "nsz", "arcp", "afn"}  # no nnan / ninf: NaN and inf stay meaningful
+PARALLEL_USERS = 256  # batched kernels over users: smaller batches run on one thread
 
 
 @njit(cache=True, inline="always", fastmath=FASTMATH)

@@ -32,7 +32,8 @@ F_CLICK, F_WATCH, F_LIKE, F_SHARE, F_COMMENT = range(5)
 # uniforms per item (after the 2K normal draws in the user stream)
 R_CLICK, R_LIKE, R_SHARE, R_COMMENT, R_LEAVE = range(5)
 
-# order of ParametricUserParams fields packed into the float vector the kernel reads
+# the ParametricUserParams fields packed into the float vector the kernel reads, in order: the one list of
+# the model's parameter names (tests/users/test_kernel_parts.py pins it to the model's fields)
 PARAM_ORDER = (
     "w_taste", "w_quality", "w_popularity", "w_novelty", "w_satiation", "w_fatigue", "w_dislike", "w_repeat",
     "noise_sd", "novelty_scale", "click_threshold", "click_temperature", "watch_midpoint", "watch_slope",
@@ -46,17 +47,69 @@ PARAM_ORDER = (
     "satiation_long_day_decay", "exposure_day_decay", "satisfaction_day_reversion",
     "w_similarity", "similarity_step_decay", "similarity_day_decay", "similarity_tolerance",
 )
-(W_TASTE, W_QUALITY, W_POPULARITY, W_NOVELTY, W_SATIATION, W_FATIGUE, W_DISLIKE, W_REPEAT,
- NOISE_SD, NOVELTY_SCALE, CLICK_THRESHOLD, CLICK_TEMPERATURE, WATCH_MIDPOINT, WATCH_SLOPE,
- LIKE_THRESHOLD, SHARE_THRESHOLD, COMMENT_THRESHOLD, SAT_GAIN, SAT_EXPOSURE_GAIN,
- SAT_LONG_GAIN, SAT_STEP_DECAY, EXPOSURE_STEP_DECAY, FATIGUE_PER_ITEM, FATIGUE_PER_MINUTE,
- SATISFACTION_RATE, SATISFACTION_VALUE_SCALE, TASTE_DRIFT, HAZARD_BIAS, HAZARD_FATIGUE, HAZARD_BOREDOM,
- HAZARD_SATIATION, HAZARD_SATISFACTION, HAZARD_TRUST, HAZARD_PATIENCE, VOICE_THRESHOLD, INSTRUCTION_RISK,
- INSTRUCTION_SATIATION, INSTRUCTION_PATIENCE, INSTRUCTION_COOLDOWN, COMPLIANCE_RESOLVE,
- COMPLIANCE_SATISFACTION, COMPLIANCE_TRUST, IGNORED_TRUST_PENALTY, PLATFORM_DECAY,
- RETURN_BIAS, RETURN_SATISFACTION, RETURN_TRUST, RETURN_ACTIVITY, SAT_DAY_DECAY,
- SAT_LONG_DAY_DECAY, EXPOSURE_DAY_DECAY, SATISFACTION_DAY_REVERSION,
- W_SIMILARITY, SIMILARITY_STEP_DECAY, SIMILARITY_DAY_DECAY, SIMILARITY_TOLERANCE) = range(len(PARAM_ORDER))
+
+
+def _at(name: str) -> int:
+    return PARAM_ORDER.index(name)
+
+
+# each parameter's index in the packed vector, found by its name (so the list above is the only order)
+W_TASTE = _at("w_taste")
+W_QUALITY = _at("w_quality")
+W_POPULARITY = _at("w_popularity")
+W_NOVELTY = _at("w_novelty")
+W_SATIATION = _at("w_satiation")
+W_FATIGUE = _at("w_fatigue")
+W_DISLIKE = _at("w_dislike")
+W_REPEAT = _at("w_repeat")
+NOISE_SD = _at("noise_sd")
+NOVELTY_SCALE = _at("novelty_scale")
+CLICK_THRESHOLD = _at("click_threshold")
+CLICK_TEMPERATURE = _at("click_temperature")
+WATCH_MIDPOINT = _at("watch_midpoint")
+WATCH_SLOPE = _at("watch_slope")
+LIKE_THRESHOLD = _at("like_threshold")
+SHARE_THRESHOLD = _at("share_threshold")
+COMMENT_THRESHOLD = _at("comment_threshold")
+SAT_GAIN = _at("satiation_gain")
+SAT_EXPOSURE_GAIN = _at("satiation_exposure_gain")
+SAT_LONG_GAIN = _at("satiation_long_gain")
+SAT_STEP_DECAY = _at("satiation_step_decay")
+EXPOSURE_STEP_DECAY = _at("exposure_step_decay")
+FATIGUE_PER_ITEM = _at("fatigue_per_item")
+FATIGUE_PER_MINUTE = _at("fatigue_per_minute")
+SATISFACTION_RATE = _at("satisfaction_rate")
+SATISFACTION_VALUE_SCALE = _at("satisfaction_value_scale")
+TASTE_DRIFT = _at("taste_drift")
+HAZARD_BIAS = _at("hazard_bias")
+HAZARD_FATIGUE = _at("hazard_fatigue")
+HAZARD_BOREDOM = _at("hazard_boredom")
+HAZARD_SATIATION = _at("hazard_satiation")
+HAZARD_SATISFACTION = _at("hazard_satisfaction")
+HAZARD_TRUST = _at("hazard_trust")
+HAZARD_PATIENCE = _at("hazard_patience")
+VOICE_THRESHOLD = _at("voice_threshold")
+INSTRUCTION_RISK = _at("instruction_risk")
+INSTRUCTION_SATIATION = _at("instruction_satiation")
+INSTRUCTION_PATIENCE = _at("instruction_patience")
+INSTRUCTION_COOLDOWN = _at("instruction_cooldown")
+COMPLIANCE_RESOLVE = _at("compliance_resolve")
+COMPLIANCE_SATISFACTION = _at("compliance_satisfaction")
+COMPLIANCE_TRUST = _at("compliance_trust")
+IGNORED_TRUST_PENALTY = _at("ignored_trust_penalty")
+PLATFORM_DECAY = _at("platform_decay")
+RETURN_BIAS = _at("return_bias")
+RETURN_SATISFACTION = _at("return_satisfaction")
+RETURN_TRUST = _at("return_trust")
+RETURN_ACTIVITY = _at("return_activity")
+SAT_DAY_DECAY = _at("satiation_day_decay")
+SAT_LONG_DAY_DECAY = _at("satiation_long_day_decay")
+EXPOSURE_DAY_DECAY = _at("exposure_day_decay")
+SATISFACTION_DAY_REVERSION = _at("satisfaction_day_reversion")
+W_SIMILARITY = _at("w_similarity")
+SIMILARITY_STEP_DECAY = _at("similarity_step_decay")
+SIMILARITY_DAY_DECAY = _at("similarity_day_decay")
+SIMILARITY_TOLERANCE = _at("similarity_tolerance")
 
 UserArrays = namedtuple("UserArrays", "taste recent traits mind topic_state instr consumed")
 UserArrays.__doc__ = """The users' arrays the kernel reads and writes (rows = users): taste and recent (B, D) float32,

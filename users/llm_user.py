@@ -11,18 +11,19 @@ return gaps); an LLM failure falls back to the parametric decision for that step
 
 from __future__ import annotations
 
-import asyncio
-import functools
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal, Sequence
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel
 
 from recoworld.llm.base import LanguageModel, LLMBudgetExceeded, LLMError, LLMMalformedOutput, Message, Usage
 from recoworld.llm.local_model import context_fit
 from recoworld.llm.text import CLOSE, DATA_RULE, OPEN, TOPIC_CHARS, echoes, inert, quote
-from recoworld.world import kernel as K
+from recoworld.users import layout as UL
+from recoworld.world import layout as WL
+from recoworld.llm.requests import run_requests
+from recoworld.users.llm_answers import ENGAGING, InstructionWords, SlateDecision, slate_schema
 from recoworld.users.parametric import ForcedDecisions, ParametricUserBackend
 from recoworld.users.protocol import UserBackend
 
@@ -31,91 +32,6 @@ if TYPE_CHECKING:
     from recoworld.world.simulation import Simulation, StepOutcome
 
 Representation = Literal["text", "semantic_ids", "both"]
-ENGAGING = {"click": 0, "like": 1, "share": 2, "comment": 3}
-
-
-class ItemDecision(BaseModel):
-    """What the user did with one item of the slate."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    position: int = Field(ge=0, description="Index of the item in the slate, in order.")
-    action: Literal["skip", "click", "like", "share", "comment", "leave"] = Field(
-        description="skip; click (watch it); like/share/comment (watched it and did that too); leave (stop the session here)."
-    )
-    watch_seconds: float = Field(0.0, ge=0, description="Seconds watched (0 unless watched).")
-    reason: str = Field("", max_length=300, description="A few words on why.")
-
-
-class InstructionOut(BaseModel):
-    """What the user tells the recommender, if anything."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    more_topic: str | None = Field(None, description="A topic they want more of.")
-    less_topic: str | None = Field(None, description="A topic they want less of.")
-    surprise: bool = Field(False, description="They want something different.")
-    text: str = Field(max_length=300, description="The request in the user's own words and tone.")
-
-
-class SlateDecision(BaseModel):
-    """The user's reaction to one slate."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    items: list[ItemDecision] = Field(description="One decision per item, in slate order, up to the item where they leave.")
-    leave: bool = Field(False, description="Whether they leave the session after this slate.")
-    mindset: str = Field("", max_length=500, description="How they feel now, in a sentence or two.")
-    instruction: InstructionOut | None = Field(None, description="Only if they are about to lose interest.")
-    session_summary: str | None = Field(
-        None, max_length=500, description="If they leave (or this is the last slate): what this session was like."
-    )
-
-
-@functools.lru_cache(maxsize=None)
-def slate_schema(k: int) -> type[SlateDecision]:
-    """SlateDecision whose JSON schema (what the prompt shows and a constrained decoder enforces) asks
-    for exactly ``k`` decisions; validation stays SlateDecision's."""
-
-    def exactly_k(schema: dict) -> None:
-        schema["properties"]["items"].update(
-            minItems=k, maxItems=k, description=f"Exactly {k} decisions, one per item in slate order "
-            f"(position 0 to {k - 1}); decisions after a 'leave' are ignored.",
-        )
-
-    def decoding_schema(cls: type[SlateDecision]) -> dict:
-        """For constrained decoders: decision j must have position j (the prompt's schema stays short)."""
-        schema = cls.model_json_schema()
-        item = schema["$defs"]["ItemDecision"]
-        tuple_items = [{**item, "properties": {**item["properties"], "position": {"const": j}}} for j in range(k)]
-        schema["properties"]["items"] = {"type": "array", "prefixItems": tuple_items, "minItems": k, "maxItems": k}
-        return schema
-
-    def fits_slate(self: SlateDecision) -> SlateDecision:
-        """A wrong item count or order fails validation, so the client's retries ask again."""
-        for j, d in enumerate(self.items):
-            if d.position != j:
-                raise ValueError(f"items: expected position {j}, got {d.position}")
-        left = self.leave or any(d.action == "leave" for d in self.items)
-        if len(self.items) > k or (len(self.items) < k and not left):
-            raise ValueError(f"items: {len(self.items)} decisions for a slate of {k}")
-        return self
-
-    return type("SlateDecision", (SlateDecision,), {
-        "__doc__": SlateDecision.__doc__, "decoding_schema": classmethod(decoding_schema),
-        "model_config": ConfigDict(extra="forbid", json_schema_extra=exactly_k),
-        "_fits_slate": model_validator(mode="after")(fits_slate),
-    })
-
-
-class InstructionWords(BaseModel):
-    """The words of an instruction whose intent is already decided (hybrid users)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    text: str = Field(max_length=300, description="The request in the user's own words and tone.")
-
-
 @dataclass
 class UserMemory:
     """What an LLM user remembers: recent interactions, their last mindset, summaries of past sessions."""
@@ -271,11 +187,11 @@ class LLMUserBackend:
                 leave_at = j
                 break
             if d.action in ENGAGING:
-                actions[j, K.F_CLICK] = 1.0
-                actions[j, K.F_WATCH] = min(1.0, d.watch_seconds / float(durations[j])) if d.watch_seconds > 0 else 0.5
-                actions[j, K.F_LIKE] = d.action == "like"
-                actions[j, K.F_SHARE] = d.action == "share"
-                actions[j, K.F_COMMENT] = d.action == "comment"
+                actions[j, UL.F_CLICK] = 1.0
+                actions[j, UL.F_WATCH] = min(1.0, d.watch_seconds / float(durations[j])) if d.watch_seconds > 0 else 0.5
+                actions[j, UL.F_LIKE] = d.action == "like"
+                actions[j, UL.F_SHARE] = d.action == "share"
+                actions[j, UL.F_COMMENT] = d.action == "comment"
         n = len(decision.items)
         if leave_at < 0:
             if n < k and not decision.leave:
@@ -340,10 +256,10 @@ class LLMUserBackend:
             cat = sim.catalog
             for j, item in enumerate(slates[i]):
                 code = labels[i, j]
-                if code == K.A_UNSEEN:
+                if code == UL.A_UNSEEN:
                     break
                 topic = inert(cat.topic_names[cat.topic[item]], TOPIC_CHARS)
-                mem.interactions.append(f"{OPEN} {inert(cat.title[item], 60)} ({topic}) {CLOSE}: {K.ACTION_LABELS[code]}")
+                mem.interactions.append(f"{OPEN} {inert(cat.title[item], 60)} ({topic}) {CLOSE}: {UL.ACTION_LABELS[code]}")
             del mem.interactions[: -self.memory_items]
             parsed = self._parsed[i] if i < len(self._parsed) else None
             if parsed is None:
@@ -354,7 +270,7 @@ class LLMUserBackend:
             if parsed.instruction is not None and sim.users.instr_age[row] < 0 and not outcome.churned[i]:
                 sim.tell(row, parsed.instruction.more_topic, parsed.instruction.less_topic, parsed.instruction.surprise,
                          parsed.instruction.text)
-                outcome.response.per_user[i, K.U_EMITTED] = 1.0
+                outcome.response.per_user[i, WL.U_EMITTED] = 1.0
 
 
 class HybridUserBackend:
@@ -377,10 +293,12 @@ class HybridUserBackend:
         return np.array([x.fallback for x in self.last_records], dtype=bool)
 
     def decide(self, sim: "Simulation", rows: np.ndarray, slates: np.ndarray) -> None:
+        """Nothing to decide: a hybrid user's actions are the parametric model's (None)."""
         self.last_records = [LLMStepRecord(backend=self.kind) for _ in range(len(rows))]
         return None
 
     def after_step(self, sim: "Simulation", rows: np.ndarray, slates: np.ndarray, outcome: "StepOutcome") -> None:
+        """Asks the LLM for the words of the instructions voiced in this step (their intent is the model's)."""
         emitted = np.flatnonzero(outcome.effects.emitted)
         if len(emitted) == 0 or self.exhausted:
             return
@@ -437,23 +355,3 @@ def echoes_items(decision: SlateDecision, sim: "Simulation", slate: np.ndarray) 
         said.append(decision.instruction.text)
     texts = [str(sim.catalog.text(int(item))) for item in slate]
     return any(echoes(text, texts) for text in said if text)
-
-
-def run_requests(model: LanguageModel, requests: Sequence[tuple[list[Message], type[BaseModel]]], max_in_flight: int) -> list:
-    """Answers (or the LLMError each request ended in), in order; concurrent when there are several."""
-    def one(messages: list[Message], schema: type[BaseModel]):
-        try:
-            return model.generate(messages, schema)
-        except LLMError as err:
-            return err
-
-    try:
-        asyncio.get_running_loop()
-        running = True  # called from inside an event loop (e.g. a notebook): stay sequential
-    except RuntimeError:
-        running = False
-    if len(requests) == 1 or running:
-        return [one(m, s) for m, s in requests]
-    from recoworld.llm.wrappers import generate_many
-
-    return asyncio.run(generate_many(model, [(m, s, None) for m, s in requests], max_in_flight=max_in_flight))

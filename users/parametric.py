@@ -1,8 +1,13 @@
 """The reference parametric user model over a batch of users.
 
-State lives in :class:`UserBatch` (a few packed arrays, with named views). The per-slate
-dynamics run in one compiled kernel (``recoworld.world.kernel``) for any batch size, so the
+State lives in :class:`UserBatch` (a few packed arrays, with named views); the model's constants
+are :class:`ParametricUserParams`. The model gives the world its packed parameters
+(:attr:`ParametricUserModel.vector`) and its users' state arrays (:meth:`UserBatch.arrays`); the
+world calls the one compiled step (``recoworld.world.step.run_step``) for any batch size, so the
 single-user env (a batch of one) and the population runner share one implementation.
+
+Imports: numpy, pydantic, ``recoworld.users`` (layout, profile), ``recoworld.llm.base`` (Usage) and
+the catalog's type; no world layout.
 """
 
 from __future__ import annotations
@@ -14,14 +19,12 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from recoworld.llm.base import Usage
-from recoworld.world import kernel as K
+from recoworld.users import layout as UL
 from recoworld.world.catalog import Catalog
-from recoworld.world.layout import ObsArrays, Outputs, catalog_arrays, clock_arrays, log_arrays
 from recoworld.users.layout import Decisions, UserArrays
 from recoworld.users.profile import TONES, UserProfile
 
 if TYPE_CHECKING:
-    from recoworld.world.platform import Clock, PlatformState
     from recoworld.world.simulation import Simulation, StepOutcome
 
 Index = np.ndarray | slice
@@ -96,6 +99,10 @@ class ParametricUserParams(BaseModel):
     return_trust: float = Field(2.0, description="Return logit per unit trust above 0.5.")
     return_activity: float = Field(2.5, description="Return logit per unit activity above 0.5.")
 
+    def as_vector(self) -> np.ndarray:
+        """The parameters as the kernel reads them: float64, in ``recoworld.users.layout.PARAM_ORDER``."""
+        return np.array([float(getattr(self, name)) for name in UL.PARAM_ORDER], dtype=np.float64)
+
 
 def _column(array: str, col: int, doc: str) -> property:
     return property(lambda self: getattr(self, array)[:, col], doc=doc)
@@ -125,34 +132,36 @@ class UserBatch:
     tone: np.ndarray  # (B,) index into TONES
     consumed: np.ndarray  # (B, ceil(N / 8)) uint8 bitset of items clicked before (see has_consumed)
 
-    patience = _column("traits", K.PATIENCE, "Trait: tolerance before leaving.")
-    novelty_seeking = _column("traits", K.NOVELTY, "Trait: appetite for unfamiliar topics.")
-    conformity = _column("traits", K.CONFORMITY, "Trait: pull of popular items.")
-    activity = _column("traits", K.ACTIVITY, "Trait: how often the user comes back.")
-    verbosity = _column("traits", K.VERBOSITY, "Trait: readiness to speak up.")
-    extraversion = _column("traits", K.EXTRAVERSION, "Trait: sharing and commenting.")
-    agreeableness = _column("traits", K.AGREEABLENESS, "Trait: liking.")
-    neuroticism = _column("traits", K.NEUROTICISM, "Trait: trust volatility.")
-    fatigue = _column("mind", K.FATIGUE, "Session fatigue.")
-    satisfaction = _column("mind", K.SATISFACTION, "EMA of slate value in [0, 1].")
-    trust = _column("mind", K.TRUST, "Trust in the recommender in [0, 1].")
-    boredom = _column("mind", K.BOREDOM, "Consecutive skips.")
-    sat_short = _topic_row(K.SAT_SHORT, "(B, T) short-term satiation.")
-    sat_long = _topic_row(K.SAT_LONG, "(B, T) long-term satiation.")
-    exposure = _topic_row(K.EXPOSURE, "(B, T) decayed items shown per topic.")
-    interest = _topic_row(K.INTEREST, "(B, T) profile interest weights.")
-    instr_more = _instr(K.MORE, "Topic asked for, or NO_TOPIC.")
-    instr_less = _instr(K.LESS, "Topic asked to avoid, or NO_TOPIC.")
-    instr_age = _instr(K.AGE, "Slates since the pending instruction; -1 = none.")
-    instr_cooldown = _instr(K.COOLDOWN, "Slates before the user may speak again.")
+    patience = _column("traits", UL.PATIENCE, "Trait: tolerance before leaving.")
+    novelty_seeking = _column("traits", UL.NOVELTY, "Trait: appetite for unfamiliar topics.")
+    conformity = _column("traits", UL.CONFORMITY, "Trait: pull of popular items.")
+    activity = _column("traits", UL.ACTIVITY, "Trait: how often the user comes back.")
+    verbosity = _column("traits", UL.VERBOSITY, "Trait: readiness to speak up.")
+    extraversion = _column("traits", UL.EXTRAVERSION, "Trait: sharing and commenting.")
+    agreeableness = _column("traits", UL.AGREEABLENESS, "Trait: liking.")
+    neuroticism = _column("traits", UL.NEUROTICISM, "Trait: trust volatility.")
+    fatigue = _column("mind", UL.FATIGUE, "Session fatigue.")
+    satisfaction = _column("mind", UL.SATISFACTION, "EMA of slate value in [0, 1].")
+    trust = _column("mind", UL.TRUST, "Trust in the recommender in [0, 1].")
+    boredom = _column("mind", UL.BOREDOM, "Consecutive skips.")
+    sat_short = _topic_row(UL.SAT_SHORT, "(B, T) short-term satiation.")
+    sat_long = _topic_row(UL.SAT_LONG, "(B, T) long-term satiation.")
+    exposure = _topic_row(UL.EXPOSURE, "(B, T) decayed items shown per topic.")
+    interest = _topic_row(UL.INTEREST, "(B, T) profile interest weights.")
+    instr_more = _instr(UL.MORE, "Topic asked for, or NO_TOPIC.")
+    instr_less = _instr(UL.LESS, "Topic asked to avoid, or NO_TOPIC.")
+    instr_age = _instr(UL.AGE, "Slates since the pending instruction; -1 = none.")
+    instr_cooldown = _instr(UL.COOLDOWN, "Slates before the user may speak again.")
 
     @property
     def dislike(self) -> np.ndarray:
-        return self.topic_state[:, K.DISLIKE, :] > 0
+        """(B, T) topics the user dislikes."""
+        return self.topic_state[:, UL.DISLIKE, :] > 0
 
     @property
     def instr_surprise(self) -> np.ndarray:
-        return self.instr[:, K.SURPRISE] > 0
+        """(B,) the pending instruction asks for something different."""
+        return self.instr[:, UL.SURPRISE] > 0
 
     def __len__(self) -> int:
         return len(self.mind)
@@ -178,15 +187,15 @@ class UserBatch:
             for name, w in prof.interests.items():
                 if name not in topic_index:
                     raise ValueError(f"user {prof.user_id}: interest topic '{name}' is not in the catalog")
-                topic_state[r, K.INTEREST, topic_index[name]] = w
+                topic_state[r, UL.INTEREST, topic_index[name]] = w
             for name in prof.dislikes:
                 if name in topic_index:
-                    topic_state[r, K.DISLIKE, topic_index[name]] = 1.0
+                    topic_state[r, UL.DISLIKE, topic_index[name]] = 1.0
             for name, n in prof.topic_history.items():
                 if name not in topic_index:
                     raise ValueError(f"user {prof.user_id}: topic_history topic '{name}' is not in the catalog")
-                topic_state[r, K.EXPOSURE, topic_index[name]] = n
-        interest = topic_state[:, K.INTEREST, :]
+                topic_state[r, UL.EXPOSURE, topic_index[name]] = n
+        interest = topic_state[:, UL.INTEREST, :]
         interest /= np.maximum(interest.sum(1, keepdims=True), 1e-9)
         centroids = catalog.topic_centroids
         dim = centroids.shape[1]
@@ -198,12 +207,12 @@ class UserBatch:
                     raise ValueError(f"user {prof.user_id}: taste has {len(prof.taste)} dims, catalog embeddings have {dim}")
                 taste[r] = prof.taste
         taste /= np.maximum(np.linalg.norm(taste, axis=1, keepdims=True), 1e-9)
-        traits = np.array([[getattr(p.traits, c) for c in K.TRAIT_COLUMNS] for p in profiles], dtype=np.float64).reshape(b, 8)
+        traits = np.array([[getattr(p.traits, c) for c in UL.TRAIT_COLUMNS] for p in profiles], dtype=np.float64).reshape(b, 8)
         mind = np.zeros((b, 4), dtype=np.float64)
-        mind[:, K.SATISFACTION] = 0.5
-        mind[:, K.TRUST] = 0.5
+        mind[:, UL.SATISFACTION] = 0.5
+        mind[:, UL.TRUST] = 0.5
         instr = np.zeros((b, 5), dtype=np.int64)
-        instr[:, [K.MORE, K.LESS, K.AGE]] = -1
+        instr[:, [UL.MORE, UL.LESS, UL.AGE]] = -1
         return cls(
             taste=taste,
             recent=np.zeros((b, dim), dtype=np.float32),
@@ -216,84 +225,8 @@ class UserBatch:
         )
 
     def copy(self) -> "UserBatch":
+        """A deep copy (every array copied)."""
         return UserBatch(**{f.name: getattr(self, f.name).copy() for f in fields(self)})
-
-
-def _item_out(col: int, doc: str, as_bool: bool = True) -> property:
-    if as_bool:
-        return property(lambda self: self.items[:, :, col] > 0, doc=doc)
-    return property(lambda self: self.items[:, :, col], doc=doc)
-
-
-@dataclass
-class SlateResponse:
-    """What each user did with each slot of their slate (b users x K slots), as written by the kernel.
-
-    ``items`` is (b, K, kernel.ITEM_OUTPUTS), ``per_user`` is (b, kernel.USER_OUTPUTS); the
-    properties below are views on them.
-    """
-
-    items: np.ndarray
-    per_user: np.ndarray
-
-    reviewed = _item_out(K.O_REVIEWED, "The user got to this slot.")
-    click = _item_out(K.O_CLICK, "Clicked (and watched).")
-    like = _item_out(K.O_LIKE, "Liked.")
-    share = _item_out(K.O_SHARE, "Shared.")
-    comment = _item_out(K.O_COMMENT, "Commented.")
-    watch_frac = _item_out(K.O_WATCH, "Fraction of the item watched (0 where not clicked).", as_bool=False)
-    utility = _item_out(K.O_UTILITY, "The user's utility for the item (0 where not reviewed).", as_bool=False)
-
-    @property
-    def skip(self) -> np.ndarray:
-        return self.reviewed & ~self.click
-
-    watch_seconds = _item_out(K.O_WATCH_SECONDS, "Seconds watched (0 where not clicked).", as_bool=False)
-
-    @property
-    def action_codes(self) -> np.ndarray:
-        """(b, K) index into kernel.ACTION_LABELS."""
-        return self.items[:, :, K.O_ACTION].astype(np.int64)
-
-    @property
-    def left(self) -> np.ndarray:
-        return self.per_user[:, K.U_LEFT] > 0
-
-    @property
-    def left_at(self) -> np.ndarray:
-        return self.per_user[:, K.U_LEFT_AT].astype(np.int64)
-
-
-@dataclass
-class SlateEffects:
-    """Hidden consequences of a slate that the world reports (b users), as views on the kernel output."""
-
-    per_user: np.ndarray
-
-    @property
-    def compliance(self) -> np.ndarray:
-        """Score in [0, 1] of the slate against the pending instruction; nan where none was pending."""
-        return self.per_user[:, K.U_COMPLIANCE]
-
-    @property
-    def resolved(self) -> np.ndarray:
-        """The instruction was followed well enough this slate."""
-        return self.per_user[:, K.U_RESOLVED] > 0
-
-    @property
-    def ignored(self) -> np.ndarray:
-        """The user gave up on their instruction this slate."""
-        return self.per_user[:, K.U_IGNORED] > 0
-
-    @property
-    def emitted(self) -> np.ndarray:
-        """A new instruction was voiced after this slate."""
-        return self.per_user[:, K.U_EMITTED] > 0
-
-    @property
-    def risk(self) -> np.ndarray:
-        """Chance of leaving within a next slate like this one."""
-        return self.per_user[:, K.U_RISK]
 
 
 def user_rows(users: UserBatch, idx: Index) -> np.ndarray:
@@ -313,80 +246,30 @@ class ParametricUserBackend:
         return Usage()
 
     def decide(self, sim: "Simulation", rows: np.ndarray, slates: np.ndarray) -> None:
+        """Nothing to decide outside the compiled model: None."""
         return None
 
     def after_step(self, sim: "Simulation", rows: np.ndarray, slates: np.ndarray, outcome: "StepOutcome") -> None:
+        """Nothing to record after a step."""
         return None
 
     def fallbacks(self, n: int) -> np.ndarray:
+        """(n,) False: parametric decisions never fall back."""
         return np.zeros(n, dtype=bool)
 
 
 class ParametricUserModel:
-    """Reviews slates, updates the mindset, and decides when users come back (all in the compiled kernel)."""
+    """Reviews slates, updates the mindset, and decides when users come back: its parameters, which the
+    world's compiled step (``recoworld.world.step.run_step``) reads."""
 
     def __init__(self, params: ParametricUserParams | None = None) -> None:
         self.params = params or ParametricUserParams()
-        self._vector = np.array([float(getattr(self.params, name)) for name in K.PARAM_ORDER], dtype=np.float64)
+        self._vector = self.params.as_vector()
 
-    def serve(
-        self,
-        users: UserBatch,
-        platform: "PlatformState",
-        clock: "Clock",
-        idx: Index,
-        slates: np.ndarray,
-        catalog: Catalog,
-        rng: np.random.Generator,
-        env_vec: np.ndarray,
-        reward_weights: np.ndarray,
-        candidates: np.ndarray,
-        observation: "dict[str, np.ndarray] | None" = None,
-        obs_scale: np.ndarray | None = None,
-        decisions: "ForcedDecisions | None" = None,
-        seeds: np.ndarray | None = None,
-    ) -> tuple[SlateResponse, SlateEffects]:
-        """One world step for users ``idx``: they review their slates (catalog rows, (b, K)) in order;
-        mindsets, the platform log and the clock update; ended sessions lead to a return or churn.
-        Fresh candidates for the next decision are written to ``candidates``; with ``observation``
-        buffers (see recoworld.world.observation) the next observation is filled in too. ``decisions``
-        carries the actions of users whose choices come from elsewhere (LLM users); ``seeds`` ((b,)
-        uint64), when given, are the users' random draws instead of ``rng``'s.
-
-        ``env_vec`` = (max_slates_per_session, churn_window_days, horizon_days); ``reward_weights``
-        weigh the reward components (recoworld.world.rewards.COMPONENTS order).
-        """
-        rows = user_rows(users, idx)
-        slates = np.ascontiguousarray(slates, dtype=np.int64)
-        b, k = slates.shape
-        seeds = rng.bit_generator.random_raw(b) if seeds is None else seeds
-        out_item = np.empty((b, k, K.ITEM_OUTPUTS), dtype=np.float64)
-        out_user = np.empty((b, K.USER_OUTPUTS), dtype=np.float64)
-        obs = observation if observation is not None else _NO_OBSERVATION
-        kernel = K.world_step_parallel if b >= PARALLEL_BATCH else K.world_step
-        kernel(
-            rows, slates, seeds, self._vector, env_vec, reward_weights, users.arrays(),
-            catalog_arrays(catalog), log_arrays(platform), clock_arrays(clock), candidates, Outputs(out_item, out_user),
-            ObsArrays(obs_scale if obs_scale is not None else _NO_SCALE, obs["candidates"], obs["user"], obs["topics"],
-                      obs["instruction"]),
-            decisions.as_tuple() if decisions is not None else _no_decisions(b, k),
-        )
-        return SlateResponse(out_item, out_user), SlateEffects(out_user)
-
-
-def _no_decisions(b: int, k: int) -> Decisions:
-    """``ForcedDecisions.none(b, k)`` as the kernel takes it, made once per shape (the kernel only reads it)."""
-    key = (b, k)
-    if key not in _NO_DECISIONS:
-        if len(_NO_DECISIONS) > 64:
-            _NO_DECISIONS.clear()
-        _NO_DECISIONS[key] = ForcedDecisions.none(b, k).as_tuple()
-    return _NO_DECISIONS[key]
-
-
-_NO_DECISIONS: dict[tuple[int, int], Decisions] = {}
-PARALLEL_BATCH = 256  # batches at least this large are spread over threads (numba prange)
-_NO_SCALE = np.ones(4, dtype=np.float64)
+    @property
+    def vector(self) -> np.ndarray:
+        """The packed parameters the world's step reads (``recoworld.users.layout.PARAM_ORDER``)."""
+        return self._vector
 
 
 @dataclass
@@ -403,14 +286,9 @@ class ForcedDecisions:
 
     @classmethod
     def none(cls, b: int, k: int) -> "ForcedDecisions":
+        """Decisions for ``b`` users and slates of ``k`` in which nobody's actions are forced."""
         return cls(np.zeros(b, dtype=np.bool_), np.zeros((b, k, 5)), np.full(b, -1, dtype=np.int64))
 
     def as_tuple(self) -> Decisions:
         """The kernel's view (:class:`recoworld.users.layout.Decisions`)."""
         return Decisions(self.forced, self.actions, self.leave_at)
-_NO_OBSERVATION = {
-    "candidates": np.zeros((0, 0), dtype=np.float32),
-    "user": np.zeros((0, 0), dtype=np.float32),
-    "topics": np.zeros((0, 0), dtype=np.float32),
-    "instruction": np.zeros((0, 0), dtype=np.float32),
-}

@@ -3,8 +3,7 @@
 - Segments (``SegmentConfig``, ``PopulationSampler``): seeded profiles from a scenario's segments.
 - Diverse sampling after USP: profile vectors, kNN density and density-aware draws
   (``profile_vectors``, ``density``, ``sampling_weights``, ``sample_population``, ``draw_profiles``).
-- Pools: :func:`profile_source` gives a scenario's source (segments, profiles extracted from an
-  interaction log and drawn by density, or calibrated users); each has ``.sample(n, rng)``.
+- Where a scenario's users come from (segments, a log, a calibration) is :mod:`recoworld.users.sources`.
 
 Diverse sampling: profiles are embedded as their interests over the topics plus the ten trait values, each column
 standardised. The density of a profile is 1 / (mean Euclidean distance to its k nearest
@@ -13,23 +12,18 @@ sparse edges (``minority``), so that every density level is equally represented 
 each profile weighted by the inverse size of its log-density bin, so the sample's density
 histogram is flat), or uniformly.
 
-Imports: numpy, pydantic, ``recoworld.users.profile``; the extraction, loaders and calibration
-modules only inside the functions that need them.
+Imports: numpy, pydantic, ``recoworld.users.profile``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from recoworld.users.profile import TONES, TRAIT_NAMES, Tone, Traits, UserProfile
-
-if TYPE_CHECKING:
-    from recoworld.scenario import Scenario
-    from recoworld.world.catalog import Catalog
 
 
 # ------------------------------------------------------------------ segments
@@ -301,49 +295,3 @@ def draw_profiles(profiles: Sequence[UserProfile], n: int, rng: np.random.Genera
         prof = profiles[i]
         out.append(prof if seen[i] == 1 else prof.model_copy(update={"user_id": f"{prof.user_id}#{seen[i]}"}))
     return out
-
-
-# ------------------------------------------------------------------ pools: where a scenario's users come from
-class ProfileSource(Protocol):
-    """Anything that draws ``n`` user profiles with a seeded generator."""
-
-    def sample(self, n: int, rng: np.random.Generator) -> list[UserProfile]: ...
-
-
-def sample_profiles(scenario: Scenario, n: int, rng: np.random.Generator, catalog: Catalog) -> list[UserProfile]:
-    """``n`` user profiles: from the scenario's segments, or extracted from an interaction log."""
-    return profile_source(scenario, catalog).sample(n, rng)
-
-
-def profile_source(scenario: Scenario, catalog: Catalog) -> ProfileSource:
-    """Where users come from: segments, users extracted from a log, or calibrated users (``.sample(n, rng)``)."""
-    if scenario.users.source == "segments":
-        return PopulationSampler(scenario.users.segments, catalog.topic_names)
-    from recoworld.users.calibration import ProfilePool, load_calibration
-
-    if scenario.users.source == "calibration":
-        return ProfilePool(load_calibration(scenario.users.from_calibration).profiles)
-    return _ExtractedPool(scenario, catalog)
-
-
-class _ExtractedPool:
-    """Profiles extracted from an interaction log, drawn by density (users.logs.sampling)."""
-
-    def __init__(self, scenario: Scenario, catalog: Catalog) -> None:
-        from recoworld.users.extraction import extract_profiles
-        from recoworld.world import loaders
-
-        cfg = scenario.users.logs
-        if cfg.interactions is not None:
-            interactions = loaders.load_interactions(cfg.interactions, catalog)
-        elif scenario.catalog.source == "movielens":
-            interactions = loaders.load_movielens(scenario.catalog.path)[1]
-        else:
-            raise ValueError("users.logs.interactions: required unless the catalog is a movielens folder")
-        self.profiles = extract_profiles(interactions, catalog, min_interactions=cfg.min_interactions)
-        if not self.profiles:
-            raise ValueError(f"users.logs: no user has {cfg.min_interactions} or more interactions")
-        self.sampling = cfg.sampling
-
-    def sample(self, n: int, rng: np.random.Generator) -> list[UserProfile]:
-        return sample_population(self.profiles, n, self.sampling, rng)

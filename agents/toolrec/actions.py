@@ -72,6 +72,7 @@ class ToolCall(BaseModel):
     auto: bool = Field(False, description="Added by ToolRec itself (closing finish), not by the controller.")
 
     def brief(self) -> str:
+        """The call in a few characters for trajectories: action, items returned, error."""
         what = self.action.brief() if self.action is not None else "?"
         text = f"{what}->{len(self.returned)}"
         return f"{text} !{self.error}" if self.error else text

@@ -34,7 +34,8 @@ class ToolContext:
 class ToolController(Protocol):
     name: str
 
-    def next_action(self, ctx: ToolContext) -> ToolAction | dict: ...
+    def next_action(self, ctx: ToolContext) -> ToolAction | dict:
+        """The controller's next step (a ToolAction, or a dict to validate as one) given the trajectory so far."""
 
 
 class ScriptedToolController:

@@ -95,6 +95,7 @@ class ToolBox:
         return min(k, self.n)
 
     def topic_code(self, name: str | None) -> int:
+        """The topic's code, by its name (ToolError naming the known topics when none matches)."""
         code = find_name(self.facts.topic_index, name or "")
         if code is None:
             raise ToolError(f"unknown topic '{name}' (known: {', '.join(self.catalog.topic_names)})")

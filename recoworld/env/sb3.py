@@ -95,4 +95,5 @@ class RecoWorldVecEnv(VecEnv):
         return [result] * len(self._get_indices(indices))
 
     def env_is_wrapped(self, wrapper_class: type[gym.Wrapper], indices: VecEnvIndices = None) -> list[bool]:
+        """False for every env: the vector env wraps none of them."""
         return [False] * len(self._get_indices(indices))

@@ -12,8 +12,9 @@ from recoworld.llm.base import Usage
 from recoworld.env.actions import check_actions, serve_one
 from recoworld.env.topics import fill_topics
 from recoworld.scenario import load_scenario
-from recoworld.world import kernel as K
-from recoworld.world.kernel import ACTION_LABELS
+from recoworld.users import layout as UL
+from recoworld.world import layout as WL
+from recoworld.users.layout import ACTION_LABELS
 from recoworld.world.observation import observation_space, observe
 from recoworld.world.rewards import COMPONENTS, as_dict
 from recoworld.world.simulation import Simulation, StepOutcome, build_catalog
@@ -69,7 +70,7 @@ class RecoWorldEnv(gym.Env):
         width = self.n_candidates if self.action_mode == "slate" else self.n_topics
         self.action_space = spaces.MultiDiscrete(np.full(self.slate_size, width, dtype=np.int64))
         self.observation_space = observation_space(self.n_candidates, self.n_topics)
-        from recoworld.users.population import profile_source
+        from recoworld.users.sources import profile_source
 
         self._sampler = profile_source(self.scenario, self.catalog)
         self._model = ParametricUserModel(self.scenario.user_model)
@@ -105,12 +106,12 @@ class RecoWorldEnv(gym.Env):
         self._last = (slate, out)
         obs = {key: value[0] for key, value in out.observation.items()}
         per_user = out.response.per_user[0].tolist()  # one conversion, then plain floats
-        truncated = per_user[K.U_FINISHED] > 0
+        truncated = per_user[WL.U_FINISHED] > 0
         info = self._get_info(out, per_user)
         info["duplicate_positions"] = repeats
         if self._backend is not None:
             truncated |= self._backend.exhausted  # the LLM budget ran out: end cleanly
-        return obs, per_user[K.U_REWARD], per_user[K.U_CHURN] > 0, truncated, info
+        return obs, per_user[WL.U_REWARD], per_user[WL.U_CHURN] > 0, truncated, info
 
     def render(self) -> str | None:
         if self.render_mode != "ansi" or self.sim is None:
@@ -211,7 +212,7 @@ class RecoWorldEnv(gym.Env):
             "session": int(sim.platform.sessions[0]),
             "session_step": int(sim.session_step[0]),
         }
-        instr = sim.instruction(0) if sim.users.instr[0, K.AGE] >= 0 else None
+        instr = sim.instruction(0) if sim.users.instr[0, UL.AGE] >= 0 else None
         info["instruction"] = instr.text if instr else None
         if instr is not None and instr is not self._intent[0]:
             self._intent = (instr, instr.intent.model_dump())  # dumped once per instruction
@@ -220,14 +221,14 @@ class RecoWorldEnv(gym.Env):
             return info
         slate = self._last[0]
         per_user = out.response.per_user[0].tolist() if per_user is None else per_user
-        info["rewards"] = dict(zip(COMPONENTS, per_user[: K.N_COMPONENTS]))
+        info["rewards"] = dict(zip(COMPONENTS, per_user[: WL.N_COMPONENTS]))
         info["items"] = self.catalog.item_id[slate].tolist()
         items = out.response.items[0]
-        info["actions"] = [ACTION_LABELS[int(c)] for c in items[:, K.O_ACTION].tolist()]
-        info["watch_seconds"] = items[:, K.O_WATCH_SECONDS].tolist()
-        comp = per_user[K.U_COMPLIANCE]
+        info["actions"] = [ACTION_LABELS[int(c)] for c in items[:, UL.O_ACTION].tolist()]
+        info["watch_seconds"] = items[:, UL.O_WATCH_SECONDS].tolist()
+        comp = per_user[WL.U_COMPLIANCE]
         info["compliance"] = None if comp != comp else comp  # nan: no instruction was pending
-        info["session_ended"] = per_user[K.U_ENDED] > 0
+        info["session_ended"] = per_user[WL.U_ENDED] > 0
         if self.scenario.env.observe_text:
             info["titles"] = [str(t) for t in self.catalog.title[slate]]
         if self._backend is not None:

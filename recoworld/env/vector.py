@@ -20,7 +20,8 @@ from numba import njit
 
 from recoworld.env.actions import check_actions, serve
 from recoworld.env.topics import fill_topics
-from recoworld.world import kernel as K
+from recoworld.users import layout as UL
+from recoworld.world import layout as WL
 from recoworld.world.rewards import COMPONENTS
 from recoworld.world.simulation import Simulation
 from recoworld.users.parametric import UserBatch
@@ -178,14 +179,14 @@ class RecoWorldVectorEnv(VectorEnv):
         else:  # LLM users: no calls for users about to be replaced
             rows = np.flatnonzero(live)
             out = sim.step(rows, slates[rows], observe=True, seeds=self._seeds[rows])
-            per_user = np.zeros((self.num_envs, K.USER_OUTPUTS))
-            items = np.zeros((self.num_envs, self.slate_size, K.ITEM_OUTPUTS))
+            per_user = np.zeros((self.num_envs, WL.USER_OUTPUTS))
+            items = np.zeros((self.num_envs, self.slate_size, UL.ITEM_OUTPUTS))
             per_user[rows], items[rows] = out.response.per_user, out.response.items
             for key, value in out.observation.items():
                 obs[key][rows] = value
-        reward = np.where(live, per_user[:, K.U_REWARD], 0.0)
-        terminated = live & (per_user[:, K.U_CHURN] > 0)
-        truncated = live & (per_user[:, K.U_FINISHED] > 0)
+        reward = np.where(live, per_user[:, WL.U_REWARD], 0.0)
+        terminated = live & (per_user[:, WL.U_CHURN] > 0)
+        truncated = live & (per_user[:, WL.U_FINISHED] > 0)
         if sim.backend.exhausted:
             truncated |= live  # the LLM budget ran out: end cleanly
         step_info = self._step_info(per_user, items, slates, repeats, live)
@@ -294,12 +295,12 @@ class RecoWorldVectorEnv(VectorEnv):
             rewards[name], rewards[f"_{name}"] = per_user[:, q], mask
         info: dict[str, Any] = {"rewards": rewards, "_rewards": mask}
         values = {
-            "session_ended": per_user[:, K.U_ENDED] > 0,
-            "compliance": per_user[:, K.U_COMPLIANCE],
+            "session_ended": per_user[:, WL.U_ENDED] > 0,
+            "compliance": per_user[:, WL.U_COMPLIANCE],
             "slate_rows": slates,
             "duplicate_positions": repeats,
-            "action_codes": items[:, :, K.O_ACTION].astype(np.int64),
-            "watch_seconds": items[:, :, K.O_WATCH_SECONDS],
+            "action_codes": items[:, :, UL.O_ACTION].astype(np.int64),
+            "watch_seconds": items[:, :, UL.O_WATCH_SECONDS],
         }
         backend = self.sim.backend
         if backend.kind != "parametric":

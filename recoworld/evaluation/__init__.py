@@ -4,7 +4,7 @@ What lives here: reading a run folder (``data.RunLogs``), metrics, arm compariso
 intervals (``compare``), off-policy estimates (``ope``), plots and the HTML / Markdown / JSON
 report (``report``).
 
-May import: ``recoworld.runs.logs`` (the log schema), ``recoworld.scenario``, ``recoworld.progress``, ``recoworld.world``
+May import: ``recoworld.logs`` (the run folder and its schema), ``recoworld.stats``, ``recoworld.scenario``, ``recoworld.progress``, ``recoworld.world``
 (catalog), pandas, matplotlib, jinja2; never the runner or the env. Names below are re-exported
 lazily.
 """

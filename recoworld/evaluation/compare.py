@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from recoworld.evaluation.metrics import user_table
-from recoworld.evaluation.stats import percentile_interval, resampled_means
+from recoworld.stats import percentile_interval, resampled_means
 
 if TYPE_CHECKING:
     from recoworld.evaluation.data import RunLogs

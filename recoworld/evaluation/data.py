@@ -18,7 +18,9 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from recoworld.runs.logs import TABLES, RunFolder, RunManifest, read_table
+from recoworld.logs.folder import RunFolder, RunManifest, read_table
+
+from recoworld.logs.records import TABLES
 from recoworld.scenario import Scenario, load_scenario
 
 LARGE = ("impressions", "sessions", "ope")  # read in batches from their day files
@@ -42,12 +44,14 @@ class LogTable:
 
     @classmethod
     def of(cls, table: "LogTable | pd.DataFrame | None") -> "LogTable":
+        """A LogTable from a LogTable (itself), a DataFrame, or nothing (an empty table)."""
         if isinstance(table, LogTable):
             return table
         return cls(frame=table if table is not None else pd.DataFrame())
 
     @property
     def dataset(self) -> ds.Dataset:
+        """The table as an Arrow dataset over its Parquet files (or its in-memory frame), read out of core."""
         if self._dataset is None:
             if self.frame is not None:
                 self._dataset = ds.dataset(pa.Table.from_pandas(self.frame, preserve_index=False))
@@ -121,10 +125,12 @@ class RunLogs:
 
     @property
     def arms(self) -> list[str]:
+        """The run's arms, in the order the scenario lists them."""
         return list(self.manifest.arms)
 
     @property
     def complete(self) -> bool:
+        """Whether the run lived all its days (its manifest's status is complete)."""
         return self.manifest.status == "complete"
 
     @classmethod

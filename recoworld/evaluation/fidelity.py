@@ -44,7 +44,7 @@ from recoworld.users.calibration.fit import FittedModels, Prepared, calibrate, f
 from recoworld.users.calibration.io import Calibration, CalibrationConfig, Fidelity
 from recoworld.users.calibration.replay import replay, replay_scenario, serve_lists
 from recoworld.evaluation.pick_rules import SIMULATED, PickRule, baseline_pickers, top_share_picks, tune_pick_rules
-from recoworld.evaluation.stats import bootstrap_groups
+from recoworld.stats import bootstrap_groups
 
 RATIOS = (1, 3, 9)
 EVERY = "pick every item"

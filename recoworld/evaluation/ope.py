@@ -25,7 +25,7 @@ import pandas as pd
 import pyarrow.dataset as ds
 
 from recoworld.evaluation.data import RunLogs
-from recoworld.evaluation.stats import percentile_interval, resampled_sums
+from recoworld.stats import percentile_interval, resampled_sums
 
 SLATE = ["arm", "user", "day", "step"]
 ESTIMATORS = ("IPS", "SNIPS", "DR")

@@ -85,6 +85,7 @@ class Usage(BaseModel):
 
     @property
     def total_tokens(self) -> int:
+        """Prompt plus completion tokens."""
         return self.prompt_tokens + self.completion_tokens
 
 
@@ -111,7 +112,9 @@ class LanguageModel(Protocol):
         *,
         seed: int | None = None,
         temperature: float | None = None,
-    ) -> Generation[T]: ...
+    ) -> Generation[T]:
+        """One structured answer: ``messages`` in, an instance of ``schema`` out (LLMError subclasses on failure)."""
+        ...
 
     async def agenerate(
         self,
@@ -120,7 +123,9 @@ class LanguageModel(Protocol):
         *,
         seed: int | None = None,
         temperature: float | None = None,
-    ) -> Generation[T]: ...
+    ) -> Generation[T]:
+        """The async form of :meth:`generate`."""
+        ...
 
 
 def parse_structured(raw: str | None, schema: type[T]) -> T:

@@ -6,7 +6,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from recoworld.llm.base import LanguageModel
 from recoworld.llm.litellm_model import LiteLLMModel, ResponseFormat
-from recoworld.llm.local import LocalLLMConfig, is_local
+from recoworld.llm.local_server import LocalLLMConfig, is_local
 from recoworld.llm.wrappers import (
     BudgetedModel,
     CachedModel,

@@ -23,7 +23,7 @@ from pydantic import BaseModel
 
 from recoworld.llm.base import Generation, LanguageModel, LLMConfigError, LLMError, LLMMalformedOutput, LLMServerError, Message, T
 from recoworld.llm.litellm_model import LiteLLMModel, ResponseFormat, _refused, with_schema_instruction
-from recoworld.llm.local import _NO_KEY, LOCAL_TIMEOUT, LocalLLMConfig, LocalServer, require_server, resolve_model_path, shared_server
+from recoworld.llm.local_server import _NO_KEY, LOCAL_TIMEOUT, LocalLLMConfig, LocalServer, require_server, resolve_model_path, shared_server
 
 _TEMPLATE_TOKENS = 8  # per message: role markers of a chat template, counted generously
 _MIN_ANSWER = 32  # fewer free tokens than this for the answer: the prompt does not fit
@@ -184,6 +184,7 @@ class LocalModel:
         return max(self.settings.n_ctx - self.max_tokens, self.settings.n_ctx // 2)
 
     def fits(self, messages: list[Message], schema: type[BaseModel]) -> bool:
+        """Whether the prompt for ``messages`` and ``schema`` fits the context window with room for an answer."""
         return self.count_tokens(messages, schema) <= self.prompt_limit
 
     # -- LanguageModel -----------------------------------------------------------------------

@@ -8,7 +8,7 @@ import socket
 from urllib.parse import urlparse
 
 from recoworld.llm.config import LLMConfig
-from recoworld.llm.local import is_local
+from recoworld.llm.local_server import is_local
 
 _DEFAULT_BASES = {"ollama": "http://127.0.0.1:11434", "ollama_chat": "http://127.0.0.1:11434"}
 

@@ -13,7 +13,7 @@ import numpy as np
 
 from recoworld.agents.protocol import Recommender
 from recoworld.llm.base import Usage
-from recoworld.runs.logs import RunManifest
+from recoworld.logs.folder import RunManifest
 from recoworld.runs.shard import Shard
 from recoworld.users.creators import CreatorPopulation
 from recoworld.users.profile import UserProfile

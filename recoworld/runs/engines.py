@@ -28,6 +28,7 @@ class LocalEngine:
         return recommenders if n_shards == 1 else copy.deepcopy(recommenders)
 
     def run_shard_days(self, jobs: Sequence[Job], groups: Sequence[int]) -> list[ShardDay]:
+        """Every job's shard-day, one after another in this process."""
         return [run_shard_day(*job) for job in jobs]
 
 
@@ -47,6 +48,7 @@ class RayEngine:
         self._task = ray.remote(max_retries=TASK_RETRIES, retry_exceptions=False)(_writable_shard_day)
 
     def recommenders_for(self, recommenders: dict[int, Recommender], n_shards: int) -> dict[int, Recommender]:
+        """The recommenders each shard starts from: the same objects, which Ray serialises into every task."""
         return recommenders  # serialised for each task: every shard gets its own copy
 
     def run_shard_days(self, jobs: Sequence[Job], groups: Sequence[int]) -> list[ShardDay]:

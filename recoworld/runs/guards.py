@@ -25,6 +25,8 @@ class FallbackWindow:
         self.decisions = self.fallbacks = 0
 
     def add(self, decisions: int, fallbacks: int, where: str = "") -> None:
+        """Counts a step's decisions and fallbacks; FallbackStop when the share that fell back over the last
+        ``window`` decisions exceeds ``max_share``."""
         if decisions == 0 or self.max_share is None:
             return
         self._steps.append((decisions, fallbacks))

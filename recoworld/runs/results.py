@@ -4,13 +4,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from recoworld.evaluation import headline as H
 from recoworld.llm.base import Usage
-from recoworld.runs.logs import RunManifest
+from recoworld.logs.folder import RunManifest
+
+if TYPE_CHECKING:
+    from recoworld.runs.checkpoints import RunState
+
 
 @dataclass
 class PopulationResult:
@@ -22,6 +27,7 @@ class PopulationResult:
     creators_active: np.ndarray | None = None  # (C,) whether each creator agent of the arm's world still publishes at the end
 
     def frame(self) -> pd.DataFrame:
+        """The per-user totals as a DataFrame (a column per total)."""
         return pd.DataFrame(self.totals)
 
     def summary(self) -> dict[str, float]:
@@ -55,3 +61,26 @@ class RunResult:
 
     def summaries(self) -> dict[str, dict[str, float]]:
         return {name: result.summary() for name, result in self.arms.items()}
+
+
+def run_result(state: "RunState", folder: Path | None) -> RunResult:
+    """The run's results per arm: every shard's totals of the arm's users, the arm's LLM usage and creators."""
+    arms: dict[str, PopulationResult] = {}
+    for a, name in enumerate(state.arm_names):
+        parts: dict[str, list[np.ndarray]] = {}
+        usage = Usage()
+        creators = None
+        for world in state.worlds:
+            if a not in world.arms:
+                continue
+            usage = usage + world.llm_usage if len(world.arms) == 1 else usage
+            if world.creators is not None:
+                creators = world.creators.active.copy()
+            for shard in world.shards:
+                mine = shard.arm_of == a
+                columns = {**shard.totals, "days_active": shard.sim.days_active.astype(float),
+                           "churned": shard.sim.churned.astype(float)}
+                for key, value in columns.items():
+                    parts.setdefault(key, []).append(value[mine])
+        arms[name] = PopulationResult(name, {k: np.concatenate(v) for k, v in parts.items()}, usage, creators)
+    return RunResult(arms, folder, state.manifest)

@@ -9,8 +9,6 @@ run resumes and ends with the same logs as an uninterrupted one.
 
 from __future__ import annotations
 
-import hashlib
-import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Sequence
 
@@ -23,16 +21,15 @@ import yaml
 from recoworld.agents.protocol import Recommender
 from recoworld.llm.base import Usage
 from recoworld.runs.engines import make_engine
-from recoworld.runs.lock import run_lock
-from recoworld.runs.logs import RunFolder, RunManifest, read_table
+from recoworld.logs.lock import run_lock
+from recoworld.logs.folder import RunFolder, RunManifest, read_table
 from recoworld.runs.shard import Shard, ShardDay
 from recoworld.scenario import Scenario
 from recoworld.users.creator_inputs import creator_feedback
 from recoworld.users.creators import CreatorPopulation
 from recoworld.users.llm_user import make_user_backend
 from recoworld.users.parametric import ParametricUserBackend
-from recoworld.users.population import sample_profiles
-from recoworld.users.profile import UserProfile
+from recoworld.users.sources import sample_profiles
 from recoworld.users.protocol import UserBackend
 from recoworld.world.catalog import Catalog, popularity_percentile
 from recoworld.world.simulation import Simulation, build_catalog
@@ -46,42 +43,11 @@ from recoworld.runs.checkpoints import (
     pickle_recommenders,
     unpickle_recommenders,
 )
-from recoworld.runs.results import PopulationResult, RunResult
+from recoworld.runs.day_writer import DayWriter
+from recoworld.runs.identity import scenario_changes, scenario_sha256, split_arms, users_table
+from recoworld.runs.results import PopulationResult, RunResult, run_result
 
 RETRAIN_COLUMNS = ["arm", "user", "item", "action", "watch_seconds"]
-
-
-# Fields that do not change what is simulated, so a resume may differ in them: where the folder
-# is (an absolute or relative --out), and the LLM budget caps (a budget stop resumes with a larger one).
-UNHASHED = {"run": {"output"}, "llm": {"max_calls", "max_usd"}}
-
-
-def scenario_sha256(scenario: Scenario) -> str:
-    """Hash of the resolved scenario, without the fields in ``UNHASHED``."""
-    return hashlib.sha256(scenario.model_dump_json(exclude=UNHASHED).encode()).hexdigest()
-
-
-def scenario_changes(old: object, new: object, path: str = "") -> list[str]:
-    """The fields that differ between two scenario dumps, as ``key.path: old -> new`` lines."""
-    if isinstance(old, dict) and isinstance(new, dict):
-        return [c for k in sorted(set(old) | set(new), key=str)
-                for c in scenario_changes(old.get(k), new.get(k), f"{path}.{k}" if path else str(k))]
-    if isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
-        return [c for i, (a, b) in enumerate(zip(old, new)) for c in scenario_changes(a, b, f"{path}.{i}")]
-    return [] if old == new else [f"{path or 'scenario'}: {_short(old)} -> {_short(new)}"]
-
-
-def _short(value: object, width: int = 60) -> str:
-    text = repr(value)
-    return text if len(text) <= width else text[: width - 3] + "..."
-
-
-def split_arms(n: int, shares: Sequence[float], rng: np.random.Generator) -> np.ndarray:
-    """(n,) arm per user: disjoint groups in proportion to ``shares`` (largest remainder), shuffled."""
-    quota = np.asarray(shares, dtype=float) / np.sum(shares) * n
-    counts = np.floor(quota).astype(int)
-    counts[np.argsort(-(quota - counts), kind="stable")[: n - counts.sum()]] += 1
-    return rng.permutation(np.repeat(np.arange(len(shares)), counts)).astype(np.int64)
 
 
 class PopulationRun:
@@ -106,8 +72,7 @@ class PopulationRun:
         self.base_catalog = catalog
         self.engine = make_engine(scenario.run.engine, scenario.run.ray_address)
         self._given = list(recommenders) if recommenders is not None else None
-        self._writer: threading.Thread | None = None
-        self._write_error: BaseException | None = None
+        self._days = DayWriter(self.folder)
         self._uses_llm = scenario.users.backend != "parametric" or scenario.creators.backend == "llm"
         self._given_model = language_model
         self._model: "LanguageModel | None" = None  # built by _llm() once the world is (every field checked)
@@ -199,7 +164,7 @@ class PopulationRun:
             self.folder.prepare_fresh()
             self.folder.write_manifest(manifest)  # first: a run killed while setting up is still a run (resumable)
             self.folder.write_text("scenario.yaml", yaml.safe_dump(scn.model_dump(mode="json", by_alias=True), sort_keys=False))
-            self.folder.write_table("users", _users_table(profiles))
+            self.folder.write_table("users", users_table(profiles))
             self.folder.write_pickle("profiles.pkl", slices)
             self.folder.write_table("catalog", pa.Table.from_pandas(catalog.to_frame(), preserve_index=False))
         return RunState(scenario_sha256(scn), 0, worlds, manifest, arm_names, slices)
@@ -246,7 +211,7 @@ class PopulationRun:
     # ------------------------------------------------------------------ the days
     def run(self, resume: bool = False) -> RunResult:
         """Live every day (from the checkpoint with ``resume``) and return per-arm results. With an output
-        folder the run holds its lock throughout (a second live run into it is refused: ``recoworld.runs.lock``)."""
+        folder the run holds its lock throughout (a second live run into it is refused: ``recoworld.logs.lock``)."""
         if self.folder is None:
             return self._run(resume)
         with run_lock(self.folder.path):
@@ -283,14 +248,11 @@ class PopulationRun:
                 if state.stopped:
                     break
         finally:
-            if self._writer is not None:  # let the day being written finish, whatever happened
-                self._writer.join()
-                self._writer = None
-        if self._write_error is not None:
-            raise self._write_error
+            self._days.join()  # let the day being written finish, whatever happened
+        self._days.raise_error()
         if state.stopped:  # also without a folder: the result says the run ended early
             state.manifest.status, state.manifest.stopped = "stopped", state.stopped
-        return self._result(state)
+        return run_result(state, self.folder.path if self.folder else None)
 
     def _live_day(self, state: RunState, day: int, retrain_logs: dict[int, list[pd.DataFrame]] | None) -> dict[str, list]:
         scn = self.scenario
@@ -393,14 +355,12 @@ class PopulationRun:
         stop (``stopped``: why) keeps its checkpoint, so the run resumes with a larger budget."""
         if self.folder is None:
             return
-        self._wait_for_writer()
+        self._days.wait()
         snapshot = None if last else self._snapshot(state)
-        job = (state.manifest, day, {name: pa.concat_tables(parts, promote_options="permissive")
-                                     for name, parts in tables.items() if parts}, last, snapshot, stopped)
-        self._writer = threading.Thread(target=self._write, args=job, name="recoworld-log-writer")
-        self._writer.start()
+        self._days.submit(state.manifest, day, {name: pa.concat_tables(parts, promote_options="permissive")
+                                                for name, parts in tables.items() if parts}, last, snapshot, stopped)
         if last or stopped:
-            self._wait_for_writer()
+            self._days.wait()
 
     def _snapshot(self, state: RunState) -> tuple[bytes, list[bytes]]:
         assert self.folder is not None
@@ -416,65 +376,6 @@ class PopulationRun:
         changed = scenario_changes(started, self.scenario.model_dump(mode="json", by_alias=True))
         return (f"--resume: the scenario differs from the one the run in '{self.folder.path}' started with "
                 f"({'; '.join(changed[:3]) or 'a field'}); resume with the same settings or pass --overwrite")
-
-    def _write(self, manifest: RunManifest, day: int, tables: dict[str, pa.Table], last: bool, snapshot,
-               stopped: str = "") -> None:
-        assert self.folder is not None
-        try:
-            for name, table in tables.items():
-                manifest.files.append(self.folder.write_day(name, day, table))
-            manifest.days_completed = day + 1
-            if last:
-                manifest.status = "complete"
-            elif stopped:
-                manifest.status, manifest.stopped = "stopped", stopped
-            if last:
-                self.folder.write_manifest(manifest)
-                self.folder.remove_checkpoints()
-            else:
-                self.folder.write_manifest(manifest)
-                self.folder.save_checkpoint(snapshot)
-        except BaseException as exc:  # raised again in the main thread
-            self._write_error = exc
-
-    def _wait_for_writer(self) -> None:
-        if self._writer is not None:
-            self._writer.join()
-            self._writer = None
-        if self._write_error is not None:
-            error, self._write_error = self._write_error, None
-            raise error
-
-    def _result(self, state: RunState) -> RunResult:
-        arms: dict[str, PopulationResult] = {}
-        for a, name in enumerate(state.arm_names):
-            parts: dict[str, list[np.ndarray]] = {}
-            usage = Usage()
-            creators = None
-            for world in state.worlds:
-                if a not in world.arms:
-                    continue
-                usage = usage + world.llm_usage if len(world.arms) == 1 else usage
-                if world.creators is not None:
-                    creators = world.creators.active.copy()
-                for shard in world.shards:
-                    mine = shard.arm_of == a
-                    columns = {**shard.totals, "days_active": shard.sim.days_active.astype(float),
-                               "churned": shard.sim.churned.astype(float)}
-                    for key, value in columns.items():
-                        parts.setdefault(key, []).append(value[mine])
-            arms[name] = PopulationResult(name, {k: np.concatenate(v) for k, v in parts.items()}, usage, creators)
-        return RunResult(arms, self.folder.path if self.folder else None, state.manifest)
-
-
-def _users_table(profiles: Sequence[UserProfile]) -> pa.Table:
-    rows = []
-    for p in profiles:
-        row = {"user": p.user_id, "segment": p.segment, "interests": ", ".join(p.interests), "dislikes": ", ".join(p.dislikes)}
-        row.update({k: v for k, v in p.traits.model_dump().items()})
-        rows.append(row)
-    return pa.Table.from_pandas(pd.DataFrame(rows), preserve_index=False)
-
 
 def run_population(
     scenario: Scenario,

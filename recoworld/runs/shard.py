@@ -16,8 +16,8 @@ import pyarrow as pa
 from recoworld.agents.protocol import Recommender
 from recoworld.llm.base import Usage
 from recoworld.runs.guards import FallbackWindow
-from recoworld.runs.logs import constant, dictionary
-from recoworld.world import kernel as K
+from recoworld.logs.records import constant, dictionary
+from recoworld.users import layout as UL
 from recoworld.world.catalog import Catalog
 from recoworld.world.rewards import COMPONENTS
 from recoworld.world.simulation import Simulation
@@ -85,8 +85,8 @@ class _Impressions:
         """(b,) code of each user's pending instruction text, -1 where none; words are looked up
         only when a user's instruction changed since the last slate."""
         u = sim.users
-        key = np.concatenate([u.instr[rows][:, [K.MORE, K.LESS]], (u.instr[rows, K.SURPRISE] > 0)[:, None], sim.day[rows, None]], 1)
-        pending = u.instr[rows, K.AGE] >= 0
+        key = np.concatenate([u.instr[rows][:, [UL.MORE, UL.LESS]], (u.instr[rows, UL.SURPRISE] > 0)[:, None], sim.day[rows, None]], 1)
+        pending = u.instr[rows, UL.AGE] >= 0
         stale = pending & (self._key[rows] != key).any(1)
         for i in np.flatnonzero(stale):
             said = sim.instruction(int(rows[i]))
@@ -187,7 +187,7 @@ def _log_slates(log: _Impressions, arm: int, r: np.ndarray, slates: np.ndarray, 
     log.add(
         arm=np.full(len(r) * k, arm, dtype=np.int32), session=rep(session_no), step=rep(step_no),
         position=np.tile(np.arange(k, dtype=np.int16), len(r)), user=rep(r.astype(np.int32)), item=slates,
-        action=resp.action_codes.astype(np.int32), watch_seconds=items[:, :, K.O_WATCH_SECONDS].astype(np.float32),
+        action=resp.action_codes.astype(np.int32), watch_seconds=items[:, :, UL.O_WATCH_SECONDS].astype(np.float32),
         comp=comp.reshape(-1, 7), propensity=choice.propensities.astype(np.float32),
         candidate_index=choice.positions.astype(np.int16), instruction=rep(instr),
         compliance=rep(out.effects.compliance.astype(np.float32)), user_fallback=rep(fallback),
@@ -300,7 +300,7 @@ def _impression_table(log: _Impressions, sim: Simulation, catalog: Catalog, run:
         "item": dictionary(item, catalog.item_id),
         "creator": dictionary(catalog.creator[item], catalog.creator_names),
         "topic": dictionary(catalog.topic[item], catalog.topic_names),
-        "action": dictionary(log.column("action"), K.ACTION_LABELS),
+        "action": dictionary(log.column("action"), UL.ACTION_LABELS),
         "clicked": pa.array(comp[:, 0] > 0),
         "liked": pa.array(comp[:, 1] > 0),
         "shared": pa.array(comp[:, 2] > 0),

@@ -19,7 +19,7 @@ _EXPORTS = {
     "task_names": "definitions",
     "TaskResult": "evaluate",
     "evaluate_task": "evaluate",
-    "PolicyError": "policies",
+    "PolicyError": "policy_errors",
     "resolve_policy": "policies",
 }
 __all__ = sorted(_EXPORTS)

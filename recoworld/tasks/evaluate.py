@@ -22,7 +22,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from recoworld.evaluation import headline as H
-from recoworld.evaluation.stats import percentile_interval, resampled_means, resampled_sums
+from recoworld.stats import percentile_interval, resampled_means, resampled_sums
 from recoworld.tasks.definitions import HELD_OUT_START, METRIC_TEXT, TRAINING, VALIDATION, Task, get_task
 from recoworld.tasks.policies import Policy, PolicyError, resolve_policy
 from recoworld.tasks.worlds import task_world

@@ -25,12 +25,9 @@ from recoworld.agents.baselines import BaseRecommender
 from recoworld.agents.protocol import Recommender, SlateChoice, UserView
 from recoworld.env.actions import check_actions
 from recoworld.tasks.definitions import Task
+from recoworld.tasks.policy_errors import PolicyError
 
 Kind = Literal["recommender", "sb3", "agent_folder", "agent_server"]
-
-
-class PolicyError(ValueError):
-    """A policy that cannot be loaded or that misbehaves (one line)."""
 
 
 @dataclass

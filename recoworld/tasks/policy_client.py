@@ -17,7 +17,7 @@ from pydantic import BaseModel, ValidationError
 from recoworld.agents.baselines import BaseRecommender
 from recoworld.agents.language.observe import observe_view
 from recoworld.agents.protocol import SlateChoice, UserView
-from recoworld.tasks.policies import PolicyError
+from recoworld.tasks.policy_errors import PolicyError
 from recoworld.tasks.policy_wire import (ActReply, ActRequest, Array, CatalogPayload, Feedback, PolicyInfo,
                                          RetrainRequest, SessionRequest, ViewPayload)
 

@@ -10,7 +10,7 @@ from typing import Callable
 
 import numpy as np
 
-from recoworld.runs.logs import RunFolder
+from recoworld.logs.folder import RunFolder
 from recoworld.runs.runner import PopulationRun
 from recoworld.scenario import Scenario
 

@@ -133,6 +133,7 @@ class Catalog:
         )
 
     def text(self, index: int) -> str:
+        """The item's text as encoders and prompts see it: title, description and tags."""
         return item_text(str(self.title[index]), str(self.description[index]), self.tags[index])
 
     @cached_property
@@ -280,6 +281,7 @@ class Catalog:
 
     @classmethod
     def from_items(cls, items: Sequence[Item], encoder: "TextEncoder | None" = None) -> "Catalog":
+        """A catalog from Item models (as :meth:`from_frame` builds one from their fields)."""
         return cls.from_frame(pd.DataFrame([it.model_dump() for it in items]), encoder=encoder)
 
     @classmethod

@@ -101,6 +101,17 @@ def load_dataset_catalog(path: str | Path, encoder: "TextEncoder | None" = None)
     return load_dataset(path, encoder=encoder).catalog
 
 
+def load_catalog(source: str, path: str | Path, encoder: "TextEncoder | None" = None) -> Catalog:
+    """The catalog of a ``movielens`` folder, an ``items`` file or any ``dataset`` layout."""
+    if source == "movielens":
+        return L.load_movielens(path, encoder=encoder)[0]
+    if source == "items":
+        return L.load_items(path, encoder=encoder)
+    if source == "dataset":
+        return load_dataset_catalog(path, encoder=encoder)
+    raise ValueError(f"catalog.source: unknown source '{source}' (expected 'movielens', 'items' or 'dataset')")
+
+
 # ------------------------------------------------------------------ shared
 def catalog_from(items: pd.DataFrame, inter: pd.DataFrame, source: str, encoder: "TextEncoder | None") -> Catalog:
     """A catalog from item rows (``item_id``, ``title``, ``topic``, ``tags``) and the interactions:

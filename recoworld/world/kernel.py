@@ -5,14 +5,13 @@ actions; ``recoworld.users.mindset_update``: satiation, fatigue, boredom; the pl
 ``recoworld.world.platform_log``), then the slate's aftermath (satisfaction, trust, instruction
 compliance from ``recoworld.users.compliance``, taste drift, speaking up), the session end
 (``recoworld.world.session``: return, rest or churn), fresh candidates
-(``recoworld.world.retrieval``), and optionally the next observation (``recoworld.world.observe``).
+(``recoworld.world.retrieval``), and optionally the next observation (``recoworld.world.observation_kernel``).
 The parts are ``inline="always"`` numba functions, so the step compiles into one fused loop body.
 
 State travels as namedtuples of arrays (``recoworld.users.layout.UserArrays``, and
 ``recoworld.world.layout``'s CatalogArrays, LogArrays, ClockArrays, ObsArrays, Outputs).
-The index constants of both layouts are re-exported here for the Python code that reads the
-kernel's outputs (``from recoworld.world import kernel as K; K.U_REWARD``); they are defined once,
-in those layout modules.
+The index constants of both layouts are defined once, in those layout modules, and imported from
+there (``from recoworld.world import layout as WL; WL.U_REWARD``).
 
 One kernel serves every batch size: the Gym env calls it with one user, the population runner
 with thousands. Items of a slate are reviewed strictly in order, so satiation, fatigue and
@@ -32,8 +31,7 @@ from recoworld.users.choice import (  # noqa: F401  (hazard_logit, return_probab
 )
 from recoworld.users.compliance import familiar_mask
 from recoworld.users.jit import FASTMATH, has_consumed, normal, sigmoid
-from recoworld.users.layout import *  # noqa: F401,F403  (the users' index constants, re-exported)
-from recoworld.users.layout import (  # noqa: F811
+from recoworld.users.layout import (
     CONFORMITY, DISLIKE, NOISE_SD, NOVELTY, NOVELTY_SCALE, SIMILARITY_TOLERANCE, W_DISLIKE, W_FATIGUE, W_NOVELTY,
     W_POPULARITY, W_QUALITY, W_REPEAT, W_SATIATION, W_SIMILARITY, W_TASTE,
     A_LEAVE, A_SKIP, AGE, BOREDOM, EXPOSURE, FATIGUE, O_ACTION, R_CLICK, R_LEAVE, SAT_LONG, SAT_SHORT, SATISFACTION, TRUST,
@@ -42,14 +40,16 @@ from recoworld.users.mindset_update import (
     after_click, after_review, disengagement_risk, drift_taste, fade_between_slates, follow_up_instruction, satisfaction_after_slate,
     speak_up,
 )
-from recoworld.world.layout import *  # noqa: F401,F403  (the world's index constants, re-exported)
 from recoworld.world.layout import (
     N_COMPONENTS, U_COMMENTS, U_COMPLIANCE, U_CLICKS, U_EMITTED, U_IGNORED, U_LEFT, U_LEFT_AT, U_LIKES, U_RESOLVED,
     U_REWARD, U_RISK, U_SHARES, U_SKIPS, U_WATCH_MINUTES,
 )
-from recoworld.world.observe import observe_kernel, observe_rows
+from recoworld.world.observation_kernel import observe_kernel, observe_rows
 from recoworld.world.platform_log import decay_log, log_click, log_shown, log_slate
-from recoworld.world.retrieval import candidates_from, draw_width, fill_uniforms, probe_table, retrieve_kernel  # noqa: F401
+from recoworld.world.retrieval import (  # noqa: F401  (retrieve_kernel: the simulation's entry to retrieval)
+    DECISION_DRAWS, candidate_draws, candidates_from, decision_draws, draw_width, fill_uniforms, noise_draw, probe_table,
+    retrieve_kernel, session_end_draw, speak_draw,
+)
 from recoworld.world.session import end_slate
 
 
@@ -110,7 +110,7 @@ def _step_range(lo, hi, rows, slates, seeds, p, env_vec, reward_weights, users, 
         for q in range(N_COMPONENTS):
             reward += reward_weights[q] * out.users[i, q]
         out.users[i, U_REWARD] = reward
-        candidates_from(rows[i], uni, 7 * k + 2, candidates, len(cat.topic), table)
+        candidates_from(rows[i], uni, candidate_draws(k), candidates, len(cat.topic), table)
 
 
 @njit(cache=True, fastmath=FASTMATH)
@@ -136,15 +136,15 @@ def _serve_user(
     ou[U_LEFT] = left_at >= 0
     ou[U_LEFT_AT] = left_at
     log_slate(log, r, n_rev, clicks, boredom)
-    _after_slate(p, users, r, len(slate), value, n_rev, n_liked, slate_topics, familiar, liked, is_forced, uni[7 * len(slate)], ou)
-    end_slate(p, env_vec, users, log, clock, r, left_at >= 0, uni[7 * len(slate) + 1], ou)
+    _after_slate(p, users, r, len(slate), value, n_rev, n_liked, slate_topics, familiar, liked, is_forced, uni[speak_draw(len(slate))], ou)
+    end_slate(p, env_vec, users, log, clock, r, left_at >= 0, uni[session_end_draw(len(slate))], ou)
 
 
 @njit(cache=True, inline="always", fastmath=FASTMATH)
 def _review_slate(i, r, slate, uni, p, users, cat, log, out, slate_topics, liked, is_forced, forced_actions, forced_leave_at):
     """The user reviews ``slate`` in order until they leave: utility and actions per item (written
-    to ``out.items[i]``), the mindset and the platform log after each. Uniforms: 2K normals, then
-    five per item (R_* order). Returns (reviewed, clicks, liked count, value, left_at, fatigue, boredom).
+    to ``out.items[i]``), the mindset and the platform log after each. Uniforms: each slot's noise,
+    then each slot's decisions (recoworld.world.retrieval's draw offsets). Returns (reviewed, clicks, liked count, value, left_at, fatigue, boredom).
 
     The item's utility is written out here, in the loop, not as a part: under fastmath
     reassociation the rounding of its sum depends on where its terms are defined, and as an
@@ -185,9 +185,9 @@ def _review_slate(i, r, slate, uni, p, users, cat, log, out, slate_topics, liked
             - p[W_FATIGUE] * fatigue
             - p[W_DISLIKE] * ts[DISLIKE, t]
             - p[W_REPEAT] * repeat
-            + p[NOISE_SD] * normal(uni[2 * j], uni[2 * j + 1])
+            + p[NOISE_SD] * normal(uni[noise_draw(j)], uni[noise_draw(j) + 1])
         )
-        draws = uni[2 * k + 5 * j: 2 * k + 5 * j + 5]
+        draws = uni[decision_draws(k, j): decision_draws(k, j) + DECISION_DRAWS]
         record_review(o, u)
         n_rev += 1
         engagement = 0.0

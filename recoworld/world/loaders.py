@@ -357,16 +357,3 @@ def load_interactions(path: str | Path, catalog: Catalog | None = None) -> pd.Da
         out = out[known].reset_index(drop=True)
     out.attrs["dropped_unknown_items"] = dropped
     return out
-
-
-def load_catalog(source: str, path: str | Path, encoder: "TextEncoder | None" = None) -> Catalog:
-    """The catalog of a ``movielens`` folder, an ``items`` file or any ``dataset`` layout (recoworld.world.formats)."""
-    if source == "movielens":
-        return load_movielens(path, encoder=encoder)[0]
-    if source == "items":
-        return load_items(path, encoder=encoder)
-    if source == "dataset":
-        from recoworld.world.formats import load_dataset_catalog
-
-        return load_dataset_catalog(path, encoder=encoder)
-    raise ValueError(f"catalog.source: unknown source '{source}' (expected 'movielens', 'items' or 'dataset')")

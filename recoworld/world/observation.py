@@ -8,7 +8,7 @@ import numpy as np
 from gymnasium import spaces
 
 from recoworld.world.layout import ObsArrays, catalog_arrays, clock_arrays, log_arrays
-from recoworld.world.observe import observe_kernel
+from recoworld.world.observation_kernel import observe_kernel
 from recoworld.users.parametric import Index, user_rows
 
 if TYPE_CHECKING:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from recoworld.world.catalog import Catalog
-from recoworld.world import kernel as K
+from recoworld.world import layout as WL
 
 
 def _stat(col: int, doc: str) -> property:
@@ -29,26 +29,27 @@ class PlatformState:
     hist_next: np.ndarray  # (B,) ring position
     stats: np.ndarray  # (B, 7) float64, columns recoworld.world.layout.S_*
 
-    session_reviewed = _stat(K.S_REVIEWED, "Items reviewed this session.")
-    session_clicks = _stat(K.S_CLICKS, "Clicks this session.")
-    session_skip_streak = _stat(K.S_SKIP_STREAK, "Consecutive skips seen by the platform.")
-    last_ctr = _stat(K.S_LAST_CTR, "CTR of the previous session.")
-    last_length = _stat(K.S_LAST_LENGTH, "Slates in the previous session.")
-    days_since_last = _stat(K.S_DAYS_SINCE, "Gap before the current session (0 for the first).")
-    sessions = _stat(K.S_SESSIONS, "Sessions started so far.")
+    session_reviewed = _stat(WL.S_REVIEWED, "Items reviewed this session.")
+    session_clicks = _stat(WL.S_CLICKS, "Clicks this session.")
+    session_skip_streak = _stat(WL.S_SKIP_STREAK, "Consecutive skips seen by the platform.")
+    last_ctr = _stat(WL.S_LAST_CTR, "CTR of the previous session.")
+    last_length = _stat(WL.S_LAST_LENGTH, "Slates in the previous session.")
+    days_since_last = _stat(WL.S_DAYS_SINCE, "Gap before the current session (0 for the first).")
+    sessions = _stat(WL.S_SESSIONS, "Sessions started so far.")
 
     @property
     def click_topics(self) -> np.ndarray:
-        return self.topics[:, K.P_CLICK, :]
+        return self.topics[:, WL.P_CLICK, :]
 
     @property
     def shown_topics(self) -> np.ndarray:
-        return self.topics[:, K.P_SHOWN, :]
+        return self.topics[:, WL.P_SHOWN, :]
 
     @classmethod
     def empty(cls, b: int, catalog: Catalog, history: int = 20) -> "PlatformState":
+        """The platform's log of ``b`` users who have not been seen yet."""
         stats = np.zeros((b, 7), dtype=np.float64)
-        stats[:, K.S_SESSIONS] = 1.0
+        stats[:, WL.S_SESSIONS] = 1.0
         return cls(
             est_taste=np.zeros((b, catalog.embeddings.shape[1]), dtype=np.float32),
             topics=np.zeros((b, 2, catalog.n_topics), dtype=np.float64),
@@ -77,6 +78,7 @@ class Clock:
 
     @classmethod
     def start(cls, b: int) -> "Clock":
+        """The calendars of ``b`` users on their first day, first session."""
         return cls(
             day=np.zeros(b, dtype=np.int64),
             session_step=np.zeros(b, dtype=np.int64),
@@ -87,4 +89,5 @@ class Clock:
 
     @property
     def alive(self) -> np.ndarray:
+        """(b,) users neither churned nor past the horizon."""
         return ~(self.churned | self.finished)

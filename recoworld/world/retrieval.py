@@ -2,7 +2,8 @@
 
 Each user's uniforms for a step come from a splitmix64 stream seeded by one raw 64-bit draw of
 the world's numpy Generator: seeded, independent per user (safe across threads), ~1 ns a number.
-Layout of the stream: 2K for normals, 5K item decisions, 2 user draws, then M candidates.
+Layout of the stream, named by the offsets below: two per slot for the normal of the utility noise,
+five per slot for the slot's decisions, one to speak up, one for the session's end, then M candidates.
 
 Imports: numpy, numba, ``recoworld.users.jit``.
 """
@@ -19,10 +20,45 @@ _MIX1 = np.uint64(0xBF58476D1CE4E5B9)
 _MIX2 = np.uint64(0x94D049BB133111EB)
 
 
+NOISE_DRAWS = 2  # per slot: the two uniforms of the utility noise's normal (Box-Muller)
+DECISION_DRAWS = 5  # per slot: click, like, share, comment, leave (recoworld.users.layout R_* order)
+SLOT_DRAWS = NOISE_DRAWS + DECISION_DRAWS
+
+
+@njit(cache=True, inline="always")
+def noise_draw(j: int) -> int:
+    """Offset of slot ``j``'s two noise uniforms."""
+    return NOISE_DRAWS * j
+
+
+@njit(cache=True, inline="always")
+def decision_draws(k: int, j: int) -> int:
+    """Offset of slot ``j``'s DECISION_DRAWS uniforms, after the noise of all ``k`` slots."""
+    return NOISE_DRAWS * k + DECISION_DRAWS * j
+
+
+@njit(cache=True, inline="always")
+def speak_draw(k: int) -> int:
+    """Offset of the uniform that decides whether the user speaks up after a slate of ``k``."""
+    return SLOT_DRAWS * k
+
+
+@njit(cache=True, inline="always")
+def session_end_draw(k: int) -> int:
+    """Offset of the uniform that decides the session's end (return gap or churn)."""
+    return SLOT_DRAWS * k + 1
+
+
+@njit(cache=True, inline="always")
+def candidate_draws(k: int) -> int:
+    """Offset of the M uniforms that draw the next candidates."""
+    return SLOT_DRAWS * k + 2
+
+
 @njit(cache=True, inline="always")
 def draw_width(k: int, m: int) -> int:
-    """Uniforms per user and step: 2K for normals, 5K item decisions, 2 user draws, M candidates."""
-    return 7 * k + 2 + m
+    """Uniforms per user and step: the slots' draws, the two user draws, M candidates."""
+    return candidate_draws(k) + m
 
 
 @njit(cache=True, inline="always", fastmath=FASTMATH)

@@ -18,6 +18,7 @@ class SemanticIds:
 
     @property
     def levels(self) -> int:
+        """Levels of the residual codes (code length per item)."""
         return self.codes.shape[1]
 
     def reconstruct(self, codes: np.ndarray | None = None, depth: int | None = None) -> np.ndarray:

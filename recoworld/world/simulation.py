@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import TYPE_CHECKING, Sequence
+from typing import Sequence
 
 import numpy as np
 
 from recoworld.scenario import CatalogConfig, Scenario, ScenarioError
 from recoworld.world import kernel as K
+from recoworld.users import layout as UL
+from recoworld.world import layout as WL
 from recoworld.users.instructions import NO_TOPIC, Instruction, InstructionIntent, instruction_text
 from recoworld.users.mindset import MemoryEntry, Mindset
 from recoworld.users.parametric import (
@@ -18,8 +20,6 @@ from recoworld.users.parametric import (
     Index,
     ParametricUserBackend,
     ParametricUserModel,
-    SlateEffects,
-    SlateResponse,
     UserBatch,
     user_rows,
 )
@@ -27,14 +27,15 @@ from recoworld.users.population import PopulationSampler
 from recoworld.users.profile import TONES, UserProfile
 from recoworld.users.protocol import UserBackend
 from recoworld.world.catalog import Catalog
+from recoworld.world.observation import observation_buffers
+from recoworld.world.observation import observe as observe_users
 from recoworld.world.platform import Clock, PlatformState
 from recoworld.world.rewards import COMPONENTS
-
-if TYPE_CHECKING:
-    from recoworld.agents.protocol import UserView
+from recoworld.world.step import SlateEffects, SlateResponse, run_step
+from recoworld.world.user_view import UserView
 
 # the kernel writes the reward components in COMPONENTS order
-assert K.N_COMPONENTS == len(COMPONENTS), "kernel.N_COMPONENTS must match rewards.COMPONENTS"
+assert WL.N_COMPONENTS == len(COMPONENTS), "kernel.N_COMPONENTS must match rewards.COMPONENTS"
 
 
 def build_catalog(config: CatalogConfig, seed: int) -> Catalog:
@@ -53,13 +54,13 @@ def _cached_catalog(config_json: str, seed: int) -> Catalog:
 
         catalog = generate_catalog(cfg.synthetic, seed=seed, encoder=enc)
     else:
-        from recoworld.world import loaders
+        from recoworld.world.formats import load_catalog
 
         if cfg.path is None:
             raise ScenarioError(f"catalog.path: required for source '{cfg.source}'")
-        catalog = loaders.load_catalog(cfg.source, cfg.path, encoder=enc)
+        catalog = load_catalog(cfg.source, cfg.path, encoder=enc)
     if cfg.item_vectors is not None:  # a calibrated world: the fit's item vectors, quality and popularity
-        from recoworld.users.calibration import calibration_items
+        from recoworld.users.calibration.io import calibration_items
 
         items = calibration_items(cfg.item_vectors)
         catalog = items.apply(catalog) if items is not None else catalog
@@ -78,31 +79,32 @@ class StepOutcome:
     @property
     def components(self) -> np.ndarray:
         """(b, len(COMPONENTS)) reward components, in COMPONENTS order."""
-        return self.response.per_user[:, : K.N_COMPONENTS]
+        return self.response.per_user[:, : WL.N_COMPONENTS]
 
     @property
     def reward(self) -> np.ndarray:
         """(b,) weighted sum of the components."""
-        return self.response.per_user[:, K.U_REWARD]
+        return self.response.per_user[:, WL.U_REWARD]
 
     @property
     def session_ended(self) -> np.ndarray:
-        return self.response.per_user[:, K.U_ENDED] > 0
+        """(b,) the step ended the user's session (they left, or reached the session's last slate)."""
+        return self.response.per_user[:, WL.U_ENDED] > 0
 
     @property
     def churned(self) -> np.ndarray:
         """The session ended and the user will not come back within the churn window."""
-        return self.response.per_user[:, K.U_CHURN] > 0
+        return self.response.per_user[:, WL.U_CHURN] > 0
 
     @property
     def finished(self) -> np.ndarray:
         """The user's next session would start at or after the horizon."""
-        return self.response.per_user[:, K.U_FINISHED] > 0
+        return self.response.per_user[:, WL.U_FINISHED] > 0
 
     @property
     def gap_days(self) -> np.ndarray:
         """Days until the next session; 0 where the session goes on."""
-        return self.response.per_user[:, K.U_GAP].astype(np.int64)
+        return self.response.per_user[:, WL.U_GAP].astype(np.int64)
 
 
 class Simulation:
@@ -141,10 +143,6 @@ class Simulation:
         self._all_rows = np.arange(b)
         self._instructions: dict[int, tuple[tuple[int, ...], Instruction]] = {}
         self._words: dict[int, tuple[tuple[int, ...], str]] = {}  # instruction text written by an LLM
-        from recoworld.world.observation import observation_buffers, observe  # (observation imports this module)
-
-        self._observation_buffers = observation_buffers
-        self._observe = observe
 
     @classmethod
     def sample(cls, scenario: Scenario, n_users: int, rng: np.random.Generator, catalog: Catalog | None = None) -> "Simulation":
@@ -210,6 +208,7 @@ class Simulation:
 
     @property
     def alive(self) -> np.ndarray:
+        """(B,) users neither churned nor past the horizon."""
         return self.clock.alive
 
     # the clock's arrays, under the names users of the simulation read
@@ -241,13 +240,13 @@ class Simulation:
         ``seeds`` ((b,) uint64) replaces the one raw draw per user of the world's generator (the
         vector env keeps one generator per user).
         """
-        obs = (obs_out if obs_out is not None else self._observation_buffers(self, len(slates))) if observe else None
+        obs = (obs_out if obs_out is not None else observation_buffers(self, len(slates))) if observe else None
         rows = self._rows(idx)
         if decisions is None:
             decisions = self.backend.decide(self, rows, slates)
-        resp, effects = self.model.serve(
-            self.users, self.platform, self.clock, rows, slates, self.catalog, self.rng, self._env_vec,
-            self.weights, self.candidates, obs, self.obs_scale, decisions, seeds,
+        resp, effects = run_step(
+            rows, slates, self.model.vector, self.users.arrays(), decisions, self.catalog, self.platform, self.clock,
+            self.rng, self._env_vec, self.weights, self.candidates, obs, self.obs_scale, seeds,
         )
         outcome = StepOutcome(resp, effects, obs)
         self.backend.after_step(self, rows, slates, outcome)
@@ -256,8 +255,6 @@ class Simulation:
     def view(self, idx: Index, with_text: bool = False, with_observation: bool = False) -> "UserView":
         """What the platform knows about users ``idx`` at their current decision (optionally with the
         instructions' words and the numeric observation an RL policy takes)."""
-        from recoworld.agents.protocol import UserView
-
         rows = user_rows(self.users, idx)
         p, u = self.platform, self.users
         cands = self.candidates[rows]
@@ -273,13 +270,13 @@ class Simulation:
             consumed=u.has_consumed(rows, cands),
             instr_more=u.instr_more[rows],
             instr_less=u.instr_less[rows],
-            instr_surprise=u.instr[rows, K.SURPRISE] > 0,
+            instr_surprise=u.instr[rows, UL.SURPRISE] > 0,
             session_step=self.session_step[rows],
             day=self.day[rows],
             history_items=hist_items,
             history_engagement=hist_engagement,
             instructions=[self.instruction(int(r)) for r in rows] if with_text else [],
-            observation=self._observe(self, rows) if with_observation else None,
+            observation=observe_users(self, rows) if with_observation else None,
         )
 
     def mindset(self, row: int, memory: int = 10) -> Mindset:
@@ -312,9 +309,9 @@ class Simulation:
         more_t = index.get((more or "").strip().lower(), NO_TOPIC)
         less_t = index.get((less or "").strip().lower(), NO_TOPIC)
         instr = self.users.instr
-        instr[row, K.MORE], instr[row, K.LESS] = more_t, less_t
-        instr[row, K.SURPRISE] = int(surprise or (more_t == NO_TOPIC and less_t == NO_TOPIC))
-        instr[row, K.AGE] = 0
+        instr[row, UL.MORE], instr[row, UL.LESS] = more_t, less_t
+        instr[row, UL.SURPRISE] = int(surprise or (more_t == NO_TOPIC and less_t == NO_TOPIC))
+        instr[row, UL.AGE] = 0
         self.set_instruction_text(row, text)
 
     def set_instruction_text(self, row: int, text: str) -> None:
@@ -323,7 +320,7 @@ class Simulation:
 
     def _instruction_key(self, row: int) -> tuple[int, ...]:
         u = self.users
-        more, less, surprise = (int(v) for v in u.instr[row, [K.MORE, K.LESS, K.SURPRISE]])
+        more, less, surprise = (int(v) for v in u.instr[row, [UL.MORE, UL.LESS, UL.SURPRISE]])
         return (more, less, int(surprise > 0), int(self.clock.day[row]))
 
     def instruction(self, row: int) -> Instruction | None:

@@ -215,7 +215,7 @@ def test_evaluate_reports_means_and_errors(tiny_model) -> None:
 def test_train_script_and_cli_print_the_comparison(tmp_path) -> None:
     from typer.testing import CliRunner
 
-    from recoworld.agents.train import main
+    from recoworld.agents.rl_vs_baselines import main
     from recoworld.cli import app
 
     out = tmp_path / "cli.zip"

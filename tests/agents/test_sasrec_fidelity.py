@@ -11,7 +11,7 @@ torch = pytest.importorskip("torch")
 from recoworld.agents.sasrec import SASRecConfig  # noqa: E402
 from recoworld.agents.sasrec_fidelity import engaged_sequences, register_sasrec, sasrec_baseline  # noqa: E402
 from recoworld.users.calibration.mf import platt  # noqa: E402
-from recoworld.evaluation.stats import auc, log_loss  # noqa: E402
+from recoworld.stats import auc, log_loss  # noqa: E402
 from recoworld.users.calibration import CalibrationConfig  # noqa: E402
 from recoworld.users.calibration.fit import BASELINES, Prepared  # noqa: E402
 from tests.users.test_calibration import flip_held_out_labels  # noqa: E402

@@ -10,7 +10,7 @@ import pytest
 
 from recoworld.evaluation.compare import COLUMNS, bootstrap_compare, compare_runs, run_labels
 from recoworld.evaluation.data import RunLogs
-from recoworld.runs.logs import RunManifest
+from recoworld.logs.folder import RunManifest
 from recoworld.scenario import load_scenario
 
 

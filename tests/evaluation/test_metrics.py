@@ -11,8 +11,8 @@ import pytest
 
 from recoworld.evaluation import metrics as M
 from recoworld.evaluation.data import RunLogs
-from recoworld.evaluation.stats import km_curves
-from recoworld.runs.logs import RunManifest
+from recoworld.stats import km_curves
+from recoworld.logs.folder import RunManifest
 from recoworld.scenario import load_scenario
 
 FLAGS = {  # action -> (clicked, liked, shared, commented, skipped, left)

@@ -77,7 +77,7 @@ def test_estimators_by_hand():
     import numpy as np
     import pandas as pd
 
-    from recoworld.runs.logs import RunManifest
+    from recoworld.logs.folder import RunManifest
 
     names = [f"user{k}" for k in range(50)]
     folds = pd.util.hash_array(np.array(names, dtype=object)) % 2

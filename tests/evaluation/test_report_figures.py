@@ -25,7 +25,7 @@ import pytest
 
 from recoworld.evaluation import RunLogs
 from recoworld.evaluation.report import write_report
-from recoworld.runs.logs import RunFolder
+from recoworld.logs.folder import RunFolder
 from recoworld.runs.runner import PopulationRun
 from recoworld.scenario import load_scenario
 

@@ -17,7 +17,7 @@ from pydantic import BaseModel
 from recoworld.llm.base import LLMEmptyResponse, LLMError, LLMMalformedOutput, LLMRateLimited, LLMServerError, LLMTimeout
 from recoworld.llm.config import LLMConfig, build_language_model
 from recoworld.llm.wrappers import RetryingModel
-from recoworld.runs.logs import RunFolder, read_table
+from recoworld.logs.folder import RunFolder, read_table
 from recoworld.runs.runner import PopulationRun
 from recoworld.scenario import deep_merge, load_scenario
 from recoworld.testing.responders import plausible_answer

@@ -14,7 +14,7 @@ from recoworld.llm.base import LLMBudgetExceeded, LLMConfigError, LLMMalformedOu
 from recoworld.llm.config import LLMConfig, build_language_model, wrapper_chain
 from recoworld.llm.scripted import ScriptedModel
 from recoworld.llm.wrappers import RetryingModel
-from recoworld.runs.logs import RunFolder, read_table
+from recoworld.logs.folder import RunFolder, read_table
 from recoworld.runs.runner import PopulationRun
 from recoworld.scenario import deep_merge, load_scenario
 from tests.users.test_llm_users import decision, make_env

@@ -11,7 +11,7 @@ import pytest
 
 from recoworld.llm.scripted import ScriptedModel
 from recoworld.llm.text import CLOSE, OPEN, TOPIC_CHARS, echoes, inert
-from recoworld.runs.logs import read_table
+from recoworld.logs.folder import read_table
 from recoworld.runs.runner import PopulationRun
 from recoworld.scenario import load_scenario
 from tests.users.test_llm_users import decision

@@ -26,7 +26,7 @@ import recoworld  # noqa: F401
 from recoworld.llm.base import LLMConfigError
 from recoworld.llm.config import LLMConfig, build_language_model
 from recoworld.llm.litellm_model import LiteLLMModel, response_format
-from recoworld.llm.local import BUNDLED, Bundled, LocalLLMConfig, resolve_model_path
+from recoworld.llm.local_server import BUNDLED, Bundled, LocalLLMConfig, resolve_model_path
 from recoworld.llm.local_model import cap_schema, compact_schema, innermost
 from recoworld.llm.scripted import ScriptedModel
 
@@ -221,7 +221,7 @@ def test_llm_users_on_the_packaged_model_through_gym_make_and_cache_replay(tmp_p
 def test_population_run_with_llm_users_on_the_packaged_model_and_its_report(tmp_path) -> None:
     from recoworld.evaluation import RunLogs
     from recoworld.evaluation.report import write_report
-    from recoworld.runs.logs import RunFolder, read_table
+    from recoworld.logs.folder import RunFolder, read_table
     from recoworld.runs.runner import PopulationRun
     from recoworld.scenario import load_scenario
 

@@ -16,7 +16,7 @@ import pytest
 
 import recoworld  # noqa: F401
 from recoworld.llm.base import LLMError
-from recoworld.llm.local import LocalLLMConfig
+from recoworld.llm.local_server import LocalLLMConfig
 from recoworld.llm.local_model import LocalModel, innermost
 from recoworld.llm.wrappers.base import CALL, Flow, Request, Wrapper
 from tests.llm.test_local_llm import LLM, SMALL, needs_llama, wait_gone
@@ -58,7 +58,7 @@ def kill_mid_call(local: LocalModel, after_valid: int, killed: list[int], stop: 
 
 @needs_llama
 def test_a_server_sigkilled_mid_run_is_restarted_and_the_call_retried_within_the_budget(tmp_path) -> None:
-    from recoworld.runs.logs import RunFolder, read_table
+    from recoworld.logs.folder import RunFolder, read_table
     from recoworld.runs.runner import PopulationRun
     from recoworld.scenario import load_scenario
 

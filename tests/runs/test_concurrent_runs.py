@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 
 from recoworld.cli import app
-from recoworld.runs.lock import LOCK_NAME, LockRecord, RunFolderBusy, run_lock, this_process
-from recoworld.runs.logs import KILL_ENV, RunFolder
+from recoworld.logs.lock import LOCK_NAME, LockRecord, RunFolderBusy, run_lock, this_process
+from recoworld.logs.durable import KILL_ENV
+from recoworld.logs.folder import RunFolder
 from recoworld.runs.runner import PopulationRun
 from recoworld.scenario import load_scenario
 from tests.runs.test_durability import folder_bytes

@@ -1,7 +1,7 @@
 """The disk fills up in the middle of a run: a clean stop with one line naming the disk, nothing half-written
 left behind, and once there is room again ``--resume`` ends byte-identical to an undisturbed run.
 
-Two ways to fill it: a write limit injected at the file-writing layer of ``recoworld.runs.logs`` (every
+Two ways to fill it: a write limit injected at the file-writing layer of ``recoworld.logs`` (every
 machine), and a real size-limited tmpfs that the test mounts (where it may: root with CAP_SYS_ADMIN, as on
 this project's machines and CI), filled by another process while ``recoworld run`` writes its days.
 """
@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from recoworld.runs import logs
-from recoworld.runs.disk import DiskFull
-from recoworld.runs.logs import RunFolder
+from recoworld.logs import durable, folder
+from recoworld.logs.disk import DiskFull
+from recoworld.logs.folder import RunFolder
 from recoworld.runs.runner import PopulationRun
 from recoworld.scenario import load_scenario
 from tests.runs.test_durability import folder_bytes
@@ -68,14 +68,15 @@ class _LimitedFile:
 
 def limit_writes(monkeypatch, limit: WriteLimit) -> None:
     """Every file the run folder writes (Parquet days and tables, manifest, checkpoint, pickles) draws on ``limit``."""
-    real_write_table = logs.pq.write_table
+    real_write_table = folder.pq.write_table
 
     def write_table(table, where, **kwargs):
         real_write_table(table, where, **kwargs)
         limit.take(os.path.getsize(where))  # the partial file stays, as after a real ENOSPC
 
-    monkeypatch.setattr(logs.pq, "write_table", write_table)
-    monkeypatch.setattr(logs, "open", lambda *a, **k: _LimitedFile(open(*a, **k), limit), raising=False)
+    monkeypatch.setattr(folder.pq, "write_table", write_table)
+    for module in (durable, folder):
+        monkeypatch.setattr(module, "open", lambda *a, **k: _LimitedFile(open(*a, **k), limit), raising=False)
 
 
 def test_a_full_disk_mid_run_stops_cleanly_and_resumes_byte_identical(tmp_path, monkeypatch):

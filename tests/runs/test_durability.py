@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 
 from recoworld.llm.scripted import ScriptedModel
-from recoworld.runs import logs
-from recoworld.runs.logs import KILL_ENV, RunFolder
+from recoworld.logs import durable
+from recoworld.logs.durable import KILL_ENV
+from recoworld.logs.folder import RunFolder
 from recoworld.runs.runner import PopulationRun
 from recoworld.scenario import deep_merge, load_scenario
 from tests.users.test_llm_users import decision
@@ -56,7 +57,7 @@ def killed_at(data: dict, out: Path, point: int) -> int:
         code = 0
         try:
             os.environ[KILL_ENV] = str(point)
-            logs.reset_write_points()
+            durable.reset_write_points()
             live(data, out)
         except BaseException:  # noqa: BLE001
             traceback.print_exc()
@@ -92,9 +93,9 @@ def reference(data: dict, out: Path, monkeypatch) -> tuple[dict[str, str], int]:
 def reference_points(data: dict, out: Path, monkeypatch) -> tuple[dict[str, str], int, list[str]]:
     """An uninterrupted run's files, how many write points it passed, and their labels."""
     monkeypatch.setenv(KILL_ENV, str(10**9))  # count the points, never kill
-    logs.reset_write_points()
+    durable.reset_write_points()
     live(data, out)
-    points, labels = logs._write_points, list(logs._write_labels)
+    points, labels = durable._write_points, list(durable._write_labels)
     monkeypatch.delenv(KILL_ENV)
     return folder_bytes(out), points, labels
 

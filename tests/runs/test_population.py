@@ -18,7 +18,8 @@ import yaml
 from recoworld.agents.baselines import GreedyRelevance
 from recoworld.agents.mf import MatrixFactorization
 from recoworld.evaluation.metrics import gini
-from recoworld.runs.logs import ImpressionRecord, RunFolder, SessionRecord, read_table
+from recoworld.logs.folder import RunFolder, read_table
+from recoworld.logs.records import ImpressionRecord, SessionRecord
 from recoworld.runs.runner import PopulationRun, run_population
 from recoworld.scenario import bundled_scenarios, deep_merge, load_scenario
 from recoworld.testing.ray_cluster import local_ray

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from recoworld.runs.logs import RunFolder
+from recoworld.logs.folder import RunFolder
 from recoworld.runs.runner import PopulationRun
 from recoworld.scenario import deep_merge, load_scenario
 from recoworld.testing.ray_cluster import AUTH_MODE, LocalRayCluster

@@ -246,7 +246,7 @@ def test_sampled_choice_probs_and_entropy():
 
 
 def test_position_debiasing_recovers_the_preferred_item(sample_set):
-    from recoworld.evaluation.stats import mean_interval
+    from recoworld.stats import mean_interval
     from recoworld.users.align.evaluate import hits, pick_shares, prior_debiased, rotation_probs
 
     _, ss = sample_set
@@ -468,7 +468,7 @@ def test_align_reads_a_recoworld_run_folder(tmp_path):
 
 
 def read_table_pairs(run) -> set[tuple[str, str]]:
-    from recoworld.runs.logs import read_table
+    from recoworld.logs.folder import read_table
 
     imp = read_table(run, "impressions", ["user", "item"])
     return set(zip(imp["user"].astype(str), imp["item"].astype(str)))

@@ -271,7 +271,7 @@ def test_held_out_replay_scores_any_user_backend(fitted):
 
     from recoworld.llm.scripted import ScriptedModel
     from recoworld.users.calibration import replay_interactions
-    from recoworld.evaluation.stats import jensen_shannon
+    from recoworld.stats import jensen_shannon
 
     catalog, interactions, fit = fitted
     parametric = fit.result.replays[0]

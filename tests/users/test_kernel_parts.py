@@ -18,8 +18,20 @@ T = 4  # topics
 
 
 def params(**overrides: float) -> np.ndarray:
-    p = ParametricUserParams(**overrides)
-    return np.array([float(getattr(p, name)) for name in L.PARAM_ORDER])
+    return ParametricUserParams(**overrides).as_vector()
+
+
+def test_the_parameter_names_are_one_list_pinned_to_the_model() -> None:
+    """PARAM_ORDER is the only list of the model's parameter names: every field of ParametricUserParams is
+    packed once, and each index constant finds its own parameter in the packed vector."""
+    fields = list(ParametricUserParams.model_fields)
+    assert len(L.PARAM_ORDER) == len(set(L.PARAM_ORDER)) == len(fields) == 56
+    assert set(L.PARAM_ORDER) == set(fields)
+    distinct = ParametricUserParams.model_construct(**{name: float(k) for k, name in enumerate(fields)})
+    vector = distinct.as_vector()
+    assert [fields[int(v)] for v in vector] == list(L.PARAM_ORDER)
+    assert vector[L.W_TASTE] == fields.index("w_taste") and vector[L.SAT_GAIN] == fields.index("satiation_gain")
+    assert vector[L.SIMILARITY_TOLERANCE] == fields.index("similarity_tolerance")
 
 
 def one_user(d: int = 2) -> L.UserArrays:

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from recoworld.evaluation.stats import auc
+from recoworld.stats import auc
 from recoworld.users.calibration import CalibrationConfig
 from recoworld.users.calibration.fit import Prepared
 from recoworld.users.calibration.mf import fit_logistic_mf

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from recoworld.world.formats import detect_layout, load_dataset
-from recoworld.world.loaders import load_catalog
+from recoworld.world.formats import load_catalog
 
 GENRE_FLAGS = "0|0|0|1|1|1|0|0|0|0|0|0|0|0|0|0|0|0|0"
 

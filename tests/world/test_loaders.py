@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from recoworld.world import loaders
+from recoworld.world.formats import load_catalog
 from recoworld.world.catalog import Catalog
 from recoworld.world.embeddings import HashingEncoder
 
@@ -156,13 +157,13 @@ def test_movielens_encoder_is_used(tmp_path: Path) -> None:
 
 
 def test_load_catalog_dispatch(tmp_path: Path) -> None:
-    ml = loaders.load_catalog("movielens", str(write_ml_small(tmp_path / "ml")))
+    ml = load_catalog("movielens", str(write_ml_small(tmp_path / "ml")))
     assert isinstance(ml, Catalog) and len(ml) == 5
     items = tmp_path / "items.csv"
     items.write_text("item_id,title,topic\na,Alpha,news\nb,Beta,sports\n")
-    assert len(loaders.load_catalog("items", str(items))) == 2
+    assert len(load_catalog("items", str(items))) == 2
     with pytest.raises(ValueError) as exc:
-        loaders.load_catalog("youtube", str(items))
+        load_catalog("youtube", str(items))
     assert_one_line(exc, "youtube", "movielens", "items")
 
 

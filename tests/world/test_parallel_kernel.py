@@ -15,7 +15,7 @@ SCRIPT = r"""
 import json
 import numpy as np
 import numba
-import recoworld.users.parametric as parametric
+import recoworld.world.step as step
 from recoworld.agents.baselines import GreedyRelevance
 from recoworld.runs.runner import run_population
 from recoworld.scenario import load_scenario
@@ -37,7 +37,7 @@ config = {"seed": 4, "users": {"n_users": 1000}, "catalog": {"synthetic": {"n_it
           "env": {"num_candidates": 40, "slate_size": 5, "horizon_days": 3}, "recommenders": [{"name": "greedy"}]}
 out = {}
 for name, batch in (("parallel", 256), ("serial", 10**9)):
-    parametric.PARALLEL_BATCH = batch
+    step.PARALLEL_BATCH = batch
     res = run_population(load_scenario(config), GreedyRelevance())
     out[name] = {k: np.asarray(v).tolist() for k, v in res.totals.items()}
     out[name + "_threaded_steps"] = len(calls)

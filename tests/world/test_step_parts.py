@@ -21,8 +21,7 @@ T, D = 2, 2  # topics, embedding dimensions
 
 
 def params(**overrides: float) -> np.ndarray:
-    p = ParametricUserParams(**overrides)
-    return np.array([float(getattr(p, name)) for name in L.PARAM_ORDER])
+    return ParametricUserParams(**overrides).as_vector()
 
 
 def world(n_items: int = 2, history: int = 4):

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from recoworld.evaluation.stats import mean_interval
+from recoworld.stats import mean_interval
 from recoworld.users.align.samples import ChoiceSample
 
 

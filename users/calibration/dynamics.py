@@ -24,7 +24,7 @@ from recoworld.progress import stage
 from recoworld.world.catalog import Catalog
 from recoworld.users.calibration.data import sessions_table
 from recoworld.users.calibration.io import CalibrationConfig, DynamicsFit
-from recoworld.evaluation.stats import sample_jsd
+from recoworld.stats import sample_jsd
 from recoworld.users.profile import UserProfile
 
 SLATE = 10  # items per simulated slate

@@ -33,8 +33,8 @@ from recoworld.users.calibration import data as D
 from recoworld.users.calibration.io import (Calibration, CalibrationConfig, CalibrationResult, Fidelity, FittedWeights,
                                             ItemTable, SelectionWeights)
 from recoworld.users.calibration.mf import LogisticMF, platt, tune_logistic_mf
-from recoworld.evaluation.stats import (WeightedAUC, auc, calibration_curve, group_resample_weights, log_loss, percentile_interval,
-                                        weighted_log_loss)
+from recoworld.stats import (WeightedAUC, auc, calibration_curve, finite_percentile_interval, group_resample_weights, log_loss,
+                             weighted_log_loss)
 from recoworld.users.profile import Traits, UserProfile
 
 Scorer = Callable[[np.ndarray, np.ndarray], np.ndarray]  # (user codes, catalog rows) -> probability
@@ -125,7 +125,7 @@ def popularity_baselines(prep: Prepared) -> tuple[np.ndarray, np.ndarray]:
 
 def engagement_fidelity(prep: Prepared, predictions: dict[str, np.ndarray], seed: int = 0) -> Fidelity:
     """Held-out AUC and log-loss of every model on the same rows, with user-bootstrap intervals (the resamples of
-    :func:`recoworld.evaluation.stats.bootstrap_groups`, as row weights)."""
+    :func:`recoworld.stats.bootstrap_groups`, as row weights)."""
     test = ~prep.train
     y, groups = prep.y[test], prep.users[test]
     held = {name: p[test] for name, p in predictions.items()}
@@ -136,8 +136,8 @@ def engagement_fidelity(prep: Prepared, predictions: dict[str, np.ndarray], seed
         for name, p in held.items():
             aucs[name].append(ranked[name](w))
             lls[name].append(weighted_log_loss(y, p, w))
-    auc_ci = {name: list(percentile_interval(v)) for name, v in aucs.items()}
-    ll_ci = {name: list(percentile_interval(v)) for name, v in lls.items()}
+    auc_ci = {name: list(finite_percentile_interval(v)) for name, v in aucs.items()}
+    ll_ci = {name: list(finite_percentile_interval(v)) for name, v in lls.items()}
     return Fidelity(
         n_train=int(prep.train.sum()), n_test=int(test.sum()), users=len(prep.user_ids),
         positive_rate_train=float(prep.y[prep.train].mean()), positive_rate_test=float(y.mean()),

@@ -8,8 +8,8 @@ import pandas as pd
 from recoworld.world.catalog import Catalog
 from recoworld.users.calibration.data import labels, split_by_time
 from recoworld.users.calibration.io import Calibration, CalibrationConfig, Replay
-from recoworld.evaluation.stats import histogram as _histogram
-from recoworld.evaluation.stats import jensen_shannon
+from recoworld.stats import histogram as _histogram
+from recoworld.stats import jensen_shannon
 
 
 def replay_scenario(user_model: dict[str, float], backend: str, config: CalibrationConfig, llm: dict | None = None):

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from recoworld.evaluation.stats import km_curves
+from recoworld.stats import km_curves
 
 if TYPE_CHECKING:
     from recoworld.evaluation.data import RunLogs

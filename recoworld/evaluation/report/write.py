@@ -13,7 +13,7 @@ from recoworld.evaluation.report.compute import Results, calibrations, compute_r
 from recoworld.evaluation.report.format import jsonable
 from recoworld.evaluation.report.model import LEVEL, N_BOOT, TEMPLATES, Bullets, ReportPaths, Section, Table
 from recoworld.evaluation.report.sections import build_sections, draw_plots, run_notes
-from recoworld.runs.logs import atomic_write_bytes
+from recoworld.logs.durable import atomic_write_bytes
 
 
 # ------------------------------------------------------------------ outputs

@@ -85,6 +85,7 @@ class BudgetedModel(Wrapper):
         return None
 
     def flow(self, request: Request[T]) -> Flow:
+        """Reserves a call within the budget (or replays a refusal), makes it, and books what it cost."""
         hit = self._reserve_or_replay(request.messages, request.schema, request.seed, request.temperature)
         if hit is not None:
             return hit

@@ -128,6 +128,7 @@ class CachedModel(Wrapper):
         return hit
 
     def flow(self, request: Request[T]) -> Flow:
+        """The cached answer for (model, messages, schema, seed, temperature), or a call whose answer is stored."""
         key = cache_key(self.model, request.messages, request.schema, request.seed, request.temperature)
         hit = self._hit(key, request.schema)
         if hit is not None:

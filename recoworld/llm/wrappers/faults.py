@@ -72,6 +72,7 @@ class FaultInjectingModel(Wrapper):
 
     @property
     def total_injected(self) -> int:
+        """Faults injected so far, of every kind."""
         return sum(self.injected.values())
 
     def _maybe_fault(self, schema: type[BaseModel]) -> None:

@@ -46,6 +46,7 @@ class MeteredModel(Wrapper):
 
     @property
     def active_scopes(self) -> tuple[str, ...]:
+        """The accounting scopes open in this context (innermost last)."""
         return self._scopes.get()
 
     def _record(self, usage: Usage | None, error: LLMError | None) -> None:

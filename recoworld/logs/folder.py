@@ -1,20 +1,14 @@
-"""Run logs: one record per shown item, per session and per creator-day, as Parquet per day.
-
-A run folder holds ``scenario.yaml``, ``manifest.json``, ``users.parquet``, ``catalog.parquet``
-and one file per table and day (``impressions/day=007.parquet``). The pydantic record models
-below are the schema of each table (their fields are the columns, in order); the writers build
-Arrow columns from numpy arrays directly, so a million rows cost no Python loop.
+"""A run's folder: its manifest (what it holds, rewritten after every completed day), its day tables,
+and the checkpoint that lets a killed run resume; :func:`read_table` reads one table of every day.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 import pickle
 import re
 import shutil
-import signal
 from pathlib import Path
 from typing import Any, Literal
 
@@ -24,72 +18,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict, Field
 
-from recoworld.runs.disk import DiskFull, room_for  # noqa: F401  (DiskFull: what a full disk raises)
-from recoworld.runs.lock import LOCK_NAME
-
-TABLES = ("impressions", "sessions", "creators", "items", "llm", "ope")
-
-
-class ImpressionRecord(BaseModel):
-    """One item shown to one user in one slate."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    run: str = Field(description="Run id (scenario name).")
-    arm: str = Field(description="Recommender arm that chose the slate.")
-    day: int
-    session: int = Field(description="The user's session number (1 = first).")
-    step: int = Field(description="Slate number within the session (1 = first).")
-    position: int = Field(description="Slot in the slate (0 = top).")
-    user: str
-    item: str
-    creator: str
-    topic: str
-    action: str = Field(description="Strongest action: unseen, skip, click, like, comment, share, leave.")
-    clicked: bool
-    liked: bool
-    shared: bool
-    commented: bool
-    skipped: bool
-    left: bool = Field(description="The user left the session at this item.")
-    watch_seconds: float
-    reward: float = Field(description="Weighted item-level reward components (session-level ones are in sessions).")
-    propensity: float = Field(description="Probability with which the recommender put this item in this slot.")
-    candidate_index: int = Field(description="Position of the item in the retrieved candidate set.")
-    instruction: str | None = Field(description="The user's pending instruction in words, if any.")
-    compliance: float = Field(description="Compliance of the slate with the pending instruction; NaN if none.")
-    user_fallback: bool = Field(description="An LLM user's decision fell back to the parametric model.")
-    recommender_fallback: bool = Field(description="The recommender fell back from its LLM path.")
-    user_echoed_item_text: bool = Field(
-        description="An LLM user's answer repeated words of an item's text (it quoted or followed item text: an injection)."
-    )
-
-
-class SessionRecord(BaseModel):
-    """One session of one user."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    run: str
-    arm: str
-    day: int
-    session: int
-    user: str
-    segment: str
-    slates: int
-    reviewed: int
-    clicks: int
-    likes: int
-    shares: int
-    comments: int
-    watch_seconds: float
-    reward: float = Field(description="All reward components of the session, return and churn included.")
-    left: bool = Field(description="Ended by leaving (else by the slate cap).")
-    churned: bool = Field(description="Will not come back within the churn window.")
-    return_gap_days: int = Field(description="Days until the next session; 0 if none follows.")
-    instructions: int = Field(description="Instructions voiced in the session.")
-    compliance: float = Field(description="Mean compliance of slates with a pending instruction; NaN if none.")
-    user_fallbacks: int
+from recoworld.logs.disk import room_for
+from recoworld.logs.durable import _replace_durably, atomic_write_bytes, stable_pickle, table_sha256, write_point
+from recoworld.logs.lock import LOCK_NAME
+from recoworld.logs.records import TABLES
 
 
 class DayFile(BaseModel):
@@ -124,107 +56,9 @@ class RunManifest(BaseModel):
     files: list[DayFile] = Field(default_factory=list)
 
     def paths(self, table: str) -> list[str]:
+        """The day files of ``table``, in the order they were written."""
         return [f.path for f in self.files if f.table == table]
 
-
-# ------------------------------------------------------------------ arrow helpers
-def dictionary(codes: np.ndarray, values: Any) -> pa.DictionaryArray:
-    """A dictionary-encoded string column from integer codes into ``values`` (-1 = null)."""
-    codes = np.asarray(codes, dtype=np.int32)
-    mask = codes < 0
-    return pa.DictionaryArray.from_arrays(
-        pa.array(np.where(mask, 0, codes), type=pa.int32(), mask=mask if mask.any() else None),
-        pa.array(np.asarray(values, dtype=object).astype(str), type=pa.string()),
-    )
-
-
-def constant(value: str, n: int) -> pa.DictionaryArray:
-    return dictionary(np.zeros(n, dtype=np.int32), [value])
-
-
-def table_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-KILL_ENV = "RECOWORLD_KILL_AT"  # tests: SIGKILL this process at the N-th write point (1-based)
-_write_points = 0
-_write_labels: list[str] = []  # the labels of the points passed (while KILL_ENV is set)
-
-
-def write_point(label: str) -> None:
-    """A point where a kill is tested: before, inside and after every file the run folder writes.
-    With ``RECOWORLD_KILL_AT=N`` in the environment the process kills itself (SIGKILL) at the N-th."""
-    global _write_points
-    target = os.environ.get(KILL_ENV)
-    if not target:
-        return
-    _write_points += 1
-    _write_labels.append(label)
-    if _write_points == int(target):
-        os.kill(os.getpid(), signal.SIGKILL)
-
-
-def reset_write_points() -> None:
-    global _write_points
-    _write_points = 0
-    _write_labels.clear()
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _replace_durably(tmp: Path, path: Path) -> None:
-    """fsync ``tmp``, rename it to ``path`` and fsync the folder: once this returns the file exists on disk."""
-    with open(tmp, "rb+") as fh:
-        os.fsync(fh.fileno())
-    write_point(f"written {path.name}")
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
-    write_point(f"renamed {path.name}")
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that a reader never sees a partial file (write, fsync, rename, fsync)."""
-    write_point(f"before {path.name}")
-    tmp = path.with_name(path.name + ".tmp")
-    with room_for(path, tmp):
-        with open(tmp, "wb") as fh:
-            fh.write(data[: len(data) // 2])
-            write_point(f"inside {path.name}")
-            fh.write(data[len(data) // 2 :])
-        _replace_durably(tmp, path)
-
-
-class _SortedSetPickler(pickle._Pickler):  # type: ignore[name-defined]
-    """Pickles sets in sorted order, so equal objects give equal bytes whatever the hash seed."""
-
-    dispatch = pickle._Pickler.dispatch.copy()  # type: ignore[attr-defined]
-
-    def save_set(self, obj: set | frozenset) -> None:
-        try:
-            items = sorted(obj)
-        except TypeError:
-            items = list(obj)
-        self.save_reduce(type(obj), (items,), obj=obj)
-
-    dispatch[set] = save_set
-    dispatch[frozenset] = save_set
-
-
-def stable_pickle(obj: Any) -> bytes:
-    """``pickle.dumps`` whose bytes do not depend on PYTHONHASHSEED (pydantic models hold sets)."""
-    out = io.BytesIO()
-    _SortedSetPickler(out, protocol=5).dump(obj)
-    return out.getvalue()
 
 
 DAY_FILE = re.compile(r"^day=(\d{3,})\.parquet$")
@@ -249,6 +83,7 @@ class RunFolder:
         return self.path / "checkpoint.pkl"
 
     def exists(self) -> bool:
+        """Whether the folder holds a run (its manifest)."""
         return self.manifest_path.is_file()
 
     def is_blank(self) -> bool:
@@ -271,6 +106,7 @@ class RunFolder:
             tmp.unlink()
 
     def read_manifest(self) -> RunManifest:
+        """The run's manifest, as last written."""
         try:
             return RunManifest.model_validate_json(self.manifest_path.read_text())
         except FileNotFoundError:
@@ -279,9 +115,11 @@ class RunFolder:
             raise ValueError(f"{self.manifest_path}: not a valid manifest ({str(exc).splitlines()[0]})") from None
 
     def write_manifest(self, manifest: RunManifest) -> None:
+        """Writes the manifest durably (a kill leaves the old one or the new one, never half of one)."""
         atomic_write_bytes(self.manifest_path, (manifest.model_dump_json(indent=2) + "\n").encode())
 
     def write_text(self, name: str, text: str) -> None:
+        """Writes a text file into the folder durably."""
         atomic_write_bytes(self.path / name, text.encode())
 
     def write_table(self, name: str, table: pa.Table) -> None:
@@ -419,6 +257,7 @@ class RunFolder:
         atomic_write_bytes(self.path / name, stable_pickle(obj))
 
     def read_pickle(self, name: str) -> Any:
+        """The object pickled under ``name`` by :meth:`write_pickle`."""
         try:
             return pickle.loads((self.path / name).read_bytes())
         except FileNotFoundError:

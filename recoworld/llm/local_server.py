@@ -287,6 +287,7 @@ class LocalServer:
 
     @property
     def alive(self) -> bool:
+        """Whether the server process still runs and this object still owns it."""
         return self._finalizer.alive and self.proc.poll() is None
 
     def _wait_ready(self) -> bool:
@@ -303,6 +304,7 @@ class LocalServer:
         return False
 
     def log_tail(self, n: int = 2000) -> str:
+        """The last ``n`` characters of the server's log, on one line ('' when it cannot be read)."""
         try:
             return " ".join(Path(self.log.name).read_text(errors="replace")[-n:].split())
         except OSError:

@@ -1,6 +1,6 @@
 """Train an RL recommender for retention and compare it with the baselines on held-out users.
 
-    python -m recoworld.agents.train --timesteps 200000 --algo ppo --users 200 --out models/ppo_retention.zip
+    python -m recoworld.agents.rl_vs_baselines --timesteps 200000 --algo ppo --users 200 --out models/ppo_retention.zip
 
 The RL policy and every baseline run in the same env config (``retention_config()`` unless
 ``--set`` overrides it) on the same held-out users (seeds ``seed_offset + i``, disjoint from the

@@ -180,12 +180,13 @@ class WeightedAUC:
 
 
 def weighted_log_loss(y: np.ndarray, p: np.ndarray, w: np.ndarray) -> float:
+    """:func:`log_loss` with row weights."""
     p = np.clip(p, 1e-6, 1 - 1e-6)
     return float(-np.average(y * np.log(p) + (1 - y) * np.log(1 - p), weights=w))
 
 
-def percentile_interval(stats: Sequence[float], level: float = 0.95) -> tuple[float, float]:
-    """The ``level`` percentile interval of bootstrap statistics (non-finite ones dropped)."""
+def finite_percentile_interval(stats: Sequence[float], level: float = 0.95) -> tuple[float, float]:
+    """The ``level`` percentile interval of bootstrap statistics, non-finite ones dropped (NaN, NaN if none is left)."""
     values = np.asarray(stats, dtype=float)
     values = values[np.isfinite(values)]
     if not len(values):
@@ -205,4 +206,4 @@ def bootstrap_groups(metric: Callable[[np.ndarray], float], groups: np.ndarray, 
         pick = rng.integers(0, len(uniques), len(uniques))
         rows = np.concatenate([members[g] for g in pick])
         stats.append(metric(rows))
-    return percentile_interval(stats, level)
+    return finite_percentile_interval(stats, level)

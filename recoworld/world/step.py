@@ -1,0 +1,171 @@
+"""The world's entry to the fused compiled step (``recoworld.world.kernel``): :func:`run_step` packs the
+world's layouts (catalog, platform log, clock, outputs, observation buffers) around the arrays a user
+model gives (its packed parameters, its users' state, the decisions made elsewhere) and calls the
+kernel; :class:`SlateResponse` and :class:`SlateEffects` are named views on what the kernel wrote.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from recoworld.users import layout as UL
+from recoworld.users.layout import Decisions, UserArrays
+from recoworld.users.parametric import ForcedDecisions
+from recoworld.world import kernel as K
+from recoworld.world import layout as WL
+from recoworld.world.catalog import Catalog
+from recoworld.world.layout import ObsArrays, Outputs, catalog_arrays, clock_arrays, log_arrays
+
+if TYPE_CHECKING:
+    from recoworld.world.platform import Clock, PlatformState
+
+PARALLEL_BATCH = 256  # batches at least this large are spread over threads (numba prange)
+_NO_DECISIONS: dict[tuple[int, int], Decisions] = {}
+_NO_SCALE = np.ones(4, dtype=np.float64)
+
+
+def _item_out(col: int, doc: str, as_bool: bool = True) -> property:
+    if as_bool:
+        return property(lambda self: self.items[:, :, col] > 0, doc=doc)
+    return property(lambda self: self.items[:, :, col], doc=doc)
+
+
+@dataclass
+class SlateResponse:
+    """What each user did with each slot of their slate (b users x K slots), as written by the kernel.
+
+    ``items`` is (b, K, users.layout.ITEM_OUTPUTS), ``per_user`` is (b, world.layout.USER_OUTPUTS); the
+    properties below are views on them.
+    """
+
+    items: np.ndarray
+    per_user: np.ndarray
+
+    reviewed = _item_out(UL.O_REVIEWED, "The user got to this slot.")
+    click = _item_out(UL.O_CLICK, "Clicked (and watched).")
+    like = _item_out(UL.O_LIKE, "Liked.")
+    share = _item_out(UL.O_SHARE, "Shared.")
+    comment = _item_out(UL.O_COMMENT, "Commented.")
+    watch_frac = _item_out(UL.O_WATCH, "Fraction of the item watched (0 where not clicked).", as_bool=False)
+    utility = _item_out(UL.O_UTILITY, "The user's utility for the item (0 where not reviewed).", as_bool=False)
+
+    @property
+    def skip(self) -> np.ndarray:
+        """Reviewed and not clicked."""
+        return self.reviewed & ~self.click
+
+    watch_seconds = _item_out(UL.O_WATCH_SECONDS, "Seconds watched (0 where not clicked).", as_bool=False)
+
+    @property
+    def action_codes(self) -> np.ndarray:
+        """(b, K) index into users.layout.ACTION_LABELS."""
+        return self.items[:, :, UL.O_ACTION].astype(np.int64)
+
+    @property
+    def left(self) -> np.ndarray:
+        """(b,) the user left the session during this slate."""
+        return self.per_user[:, WL.U_LEFT] > 0
+
+    @property
+    def left_at(self) -> np.ndarray:
+        """(b,) slot the user left at, -1 if they stayed."""
+        return self.per_user[:, WL.U_LEFT_AT].astype(np.int64)
+
+
+@dataclass
+class SlateEffects:
+    """Hidden consequences of a slate that the world reports (b users), as views on the kernel output."""
+
+    per_user: np.ndarray
+
+    @property
+    def compliance(self) -> np.ndarray:
+        """Score in [0, 1] of the slate against the pending instruction; nan where none was pending."""
+        return self.per_user[:, WL.U_COMPLIANCE]
+
+    @property
+    def resolved(self) -> np.ndarray:
+        """The instruction was followed well enough this slate."""
+        return self.per_user[:, WL.U_RESOLVED] > 0
+
+    @property
+    def ignored(self) -> np.ndarray:
+        """The user gave up on their instruction this slate."""
+        return self.per_user[:, WL.U_IGNORED] > 0
+
+    @property
+    def emitted(self) -> np.ndarray:
+        """A new instruction was voiced after this slate."""
+        return self.per_user[:, WL.U_EMITTED] > 0
+
+    @property
+    def risk(self) -> np.ndarray:
+        """Chance of leaving within a next slate like this one."""
+        return self.per_user[:, WL.U_RISK]
+
+
+def run_step(
+    rows: np.ndarray,
+    slates: np.ndarray,
+    params: np.ndarray,
+    users: UserArrays,
+    decisions: ForcedDecisions | None,
+    catalog: Catalog,
+    platform: "PlatformState",
+    clock: "Clock",
+    rng: np.random.Generator,
+    env_vec: np.ndarray,
+    reward_weights: np.ndarray,
+    candidates: np.ndarray,
+    observation: "dict[str, np.ndarray] | None" = None,
+    obs_scale: np.ndarray | None = None,
+    seeds: np.ndarray | None = None,
+) -> tuple[SlateResponse, SlateEffects]:
+    """One world step for users ``rows``: they review their slates (catalog rows, (b, K)) in order;
+    mindsets, the platform log and the clock update; ended sessions lead to a return or churn.
+    Fresh candidates for the next decision are written to ``candidates``; with ``observation``
+    buffers (see recoworld.world.observation) the next observation is filled in too.
+
+    From the user model: ``params`` (its packed parameters, users.layout.PARAM_ORDER), ``users`` (its
+    users' state arrays) and ``decisions`` (the actions of users whose choices come from elsewhere,
+    LLM users). ``seeds`` ((b,) uint64), when given, are the users' random draws instead of ``rng``'s.
+    ``env_vec`` = (max_slates_per_session, churn_window_days, horizon_days); ``reward_weights``
+    weigh the reward components (recoworld.world.rewards.COMPONENTS order).
+    """
+    rows = np.asarray(rows, dtype=np.int64)
+    slates = np.ascontiguousarray(slates, dtype=np.int64)
+    b, k = slates.shape
+    seeds = rng.bit_generator.random_raw(b) if seeds is None else seeds
+    out_item = np.empty((b, k, UL.ITEM_OUTPUTS), dtype=np.float64)
+    out_user = np.empty((b, WL.USER_OUTPUTS), dtype=np.float64)
+    obs = observation if observation is not None else _NO_OBSERVATION
+    kernel = K.world_step_parallel if b >= PARALLEL_BATCH else K.world_step
+    kernel(
+        rows, slates, seeds, params, env_vec, reward_weights, users,
+        catalog_arrays(catalog), log_arrays(platform), clock_arrays(clock), candidates, Outputs(out_item, out_user),
+        ObsArrays(obs_scale if obs_scale is not None else _NO_SCALE, obs["candidates"], obs["user"], obs["topics"],
+                  obs["instruction"]),
+        decisions.as_tuple() if decisions is not None else _no_decisions(b, k),
+    )
+    return SlateResponse(out_item, out_user), SlateEffects(out_user)
+
+
+def _no_decisions(b: int, k: int) -> Decisions:
+    """``ForcedDecisions.none(b, k)`` as the kernel takes it, made once per shape (the kernel only reads it)."""
+    key = (b, k)
+    if key not in _NO_DECISIONS:
+        if len(_NO_DECISIONS) > 64:
+            _NO_DECISIONS.clear()
+        _NO_DECISIONS[key] = ForcedDecisions.none(b, k).as_tuple()
+    return _NO_DECISIONS[key]
+
+
+_NO_OBSERVATION = {
+    "candidates": np.zeros((0, 0), dtype=np.float32),
+    "user": np.zeros((0, 0), dtype=np.float32),
+    "topics": np.zeros((0, 0), dtype=np.float32),
+    "instruction": np.zeros((0, 0), dtype=np.float32),
+}
