@@ -117,8 +117,11 @@ def main() -> None:
                     runs.append(("lerl", "lerl", {"policy_path": str(zip_path)},
                                  f"heuristic planner over the PPO model below it ({note})"))
             elif source is None:
-                reason = ("no PPO model: PPO is trained for the retention-type tasks only, and this task's slates "
-                          f"({task.config.get('env', {})}) fit none of them")
+                from recoworld.scenario import load_scenario
+
+                env = load_scenario(*task_world(task, args.data)).env
+                reason = (f"no PPO model: PPO is trained on the retention-type tasks ({', '.join(PPO_TASKS)}), and this "
+                          f"task's slates ({env.slate_size} of {env.num_candidates} candidates) fit none of those models")
                 missing += [Missing(task=task.id, policy=p, reason=reason if p == "ppo" else
                                     "needs a low-level PPO model that fits the task (see ppo)") for p in ("ppo", "lerl") if p in wanted]
             if task.id == AGENT_TASK:

@@ -136,7 +136,8 @@ def render_page(by_task: dict[str, list[TaskResult]], meta: Meta) -> str:
         "Wall time is serving and scoring the policy alone. A policy in **bold** beats the reference.", "",
         "To put your own policy here: `recoworld evaluate POLICY --task NAME --note \"how it was trained\" "
         "--out leaderboard/NAME/POLICY.json`, then `python -m recoworld.tasks.leaderboard`. POLICY is a registered "
-        "recommender, `package.module:Class`, or a Stable-Baselines3 zip. Tasks are defined in "
+        "recommender, `package.module:Class`, a Stable-Baselines3 zip, a tuned language agent's folder or the URL "
+        "of `recoworld serve-policy`. Tasks are defined in "
         "`recoworld.tasks.definitions`; a task never changes under its version.", "",
     ]
     if meta.machine or meta.load_average:
