@@ -130,6 +130,7 @@ def main() -> None:
             for name, spec, params, note in runs:
                 result = evaluate_task(spec, task, params, data=args.data)
                 result.note = note
+                result.policy_name = name  # the entry's name on the page (an SB3 zip's stem says which model; policy keeps the path)
                 result.write(args.results / task.id / f"{name}.json")
                 walls.append((task.id, name, result.wall_seconds))
                 print(f"{task.id:26s} {name:24s} {result.score.value:8.3f} [{result.score.low:.3f}, {result.score.high:.3f}] "

@@ -397,9 +397,16 @@ def ten_mb_bodies(server: Server):
             with pytest.raises(ConnectionClosed) as closed:
                 ws.send(sent)  # the server may close before the last fragment went out
                 ws.recv(timeout=30)
-            assert closed.value.rcvd is not None and closed.value.rcvd.code == 1009  # message too big
-            assert closed.value.rcvd.reason and "\n" not in closed.value.rcvd.reason
+            if closed.value.rcvd is not None:  # the close frame came back: 1009, message too big, one line
+                assert closed.value.rcvd.code == 1009
+                assert closed.value.rcvd.reason and "\n" not in closed.value.rcvd.reason
+                CLOSES_READ.append(closed.value.rcvd.code)
+            # else the server's close crossed our unfinished write and the socket dropped before we could read it
+            # (seen on a loaded machine): closed all the same; the test below still needs some closes read
         yield
+
+
+CLOSES_READ: list[int] = []  # close codes the 10 MB WebSocket messages got back
 
 
 @pytest.mark.slow
@@ -408,7 +415,9 @@ def test_10_mb_bodies_get_one_line_keep_memory_flat_and_a_witness_plays_on_unaff
     before = server.rss()
     rounds = 3  # 18 bodies of 10 MB: 180 MB if the server kept them
     bodies = (answered for _ in range(rounds) for answered in ten_mb_bodies(server))
+    CLOSES_READ.clear()
     assert witness_alongside(server, bodies, seed=21) == 6 * rounds
+    assert CLOSES_READ, "no 10 MB WebSocket message got its close frame (1009) back"
     grown = server.rss() - before
     assert grown < TEN_MB, f"RSS grew {grown / 1e6:.1f} MB over {6 * rounds} bodies of 10 MB"
     assert wait_for(lambda: server.active() == 0)
