@@ -112,10 +112,6 @@ def _topic_row(row: int, doc: str) -> property:
     return property(lambda self: self.topic_state[:, row, :], doc=doc)
 
 
-def _instr(col: int, doc: str) -> property:
-    return property(lambda self: self.instr[:, col], doc=doc)
-
-
 @dataclass
 class UserBatch:
     """Per-user arrays: profile-derived constants and the hidden mindset, packed for the kernel.
@@ -148,10 +144,10 @@ class UserBatch:
     sat_long = _topic_row(UL.SAT_LONG, "(B, T) long-term satiation.")
     exposure = _topic_row(UL.EXPOSURE, "(B, T) decayed items shown per topic.")
     interest = _topic_row(UL.INTEREST, "(B, T) profile interest weights.")
-    instr_more = _instr(UL.MORE, "Topic asked for, or NO_TOPIC.")
-    instr_less = _instr(UL.LESS, "Topic asked to avoid, or NO_TOPIC.")
-    instr_age = _instr(UL.AGE, "Slates since the pending instruction; -1 = none.")
-    instr_cooldown = _instr(UL.COOLDOWN, "Slates before the user may speak again.")
+    instr_more = _column("instr", UL.MORE, "Topic asked for, or NO_TOPIC.")
+    instr_less = _column("instr", UL.LESS, "Topic asked to avoid, or NO_TOPIC.")
+    instr_age = _column("instr", UL.AGE, "Slates since the pending instruction; -1 = none.")
+    instr_cooldown = _column("instr", UL.COOLDOWN, "Slates before the user may speak again.")
 
     @property
     def dislike(self) -> np.ndarray:
