@@ -380,9 +380,10 @@ def chunked(body: bytes, size: int = 2**16) -> bytes:
     return b"".join(b"%x\r\n%s\r\n" % (len(body[i:i + size]), body[i:i + size]) for i in range(0, len(body), size)) + b"0\r\n\r\n"
 
 
-def ten_mb_bodies(server: Server):
+def ten_mb_bodies(server: Server, closes: list[int]):
     """Each yields after one 10 MB request was answered in one line: HTTP ``/step`` and ``/reset`` (declared
-    and chunked) with 413, a WebSocket message (one frame, and 10 KB fragments) with a close 1009 and a reason."""
+    and chunked) with 413, a WebSocket message (one frame, and 10 KB fragments) with a close 1009 and a reason
+    (the close codes read back are appended to ``closes``)."""
     message = "x" * TEN_MB
     step = json.dumps({"action": {"items": list(range(10)), "message": message}}).encode()
     for path, body in (("/step", step), ("/reset", json.dumps({"seed": 1, "episode_id": message}).encode())):
@@ -400,13 +401,10 @@ def ten_mb_bodies(server: Server):
             if closed.value.rcvd is not None:  # the close frame came back: 1009, message too big, one line
                 assert closed.value.rcvd.code == 1009
                 assert closed.value.rcvd.reason and "\n" not in closed.value.rcvd.reason
-                CLOSES_READ.append(closed.value.rcvd.code)
+                closes.append(closed.value.rcvd.code)
             # else the server's close crossed our unfinished write and the socket dropped before we could read it
             # (seen on a loaded machine): closed all the same; the test below still needs some closes read
         yield
-
-
-CLOSES_READ: list[int] = []  # close codes the 10 MB WebSocket messages got back
 
 
 @pytest.mark.slow
@@ -414,10 +412,10 @@ def test_10_mb_bodies_get_one_line_keep_memory_flat_and_a_witness_plays_on_unaff
     assert wait_for(lambda: server.active() == 0)
     before = server.rss()
     rounds = 3  # 18 bodies of 10 MB: 180 MB if the server kept them
-    bodies = (answered for _ in range(rounds) for answered in ten_mb_bodies(server))
-    CLOSES_READ.clear()
+    closes: list[int] = []  # close codes the 10 MB WebSocket messages got back
+    bodies = (answered for _ in range(rounds) for answered in ten_mb_bodies(server, closes))
     assert witness_alongside(server, bodies, seed=21) == 6 * rounds
-    assert CLOSES_READ, "no 10 MB WebSocket message got its close frame (1009) back"
+    assert closes, "no 10 MB WebSocket message got its close frame (1009) back"
     grown = server.rss() - before
     assert grown < TEN_MB, f"RSS grew {grown / 1e6:.1f} MB over {6 * rounds} bodies of 10 MB"
     assert wait_for(lambda: server.active() == 0)
