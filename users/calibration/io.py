@@ -150,7 +150,7 @@ class CalibrationResult(BaseModel):
     fidelity: Fidelity
     dynamics: DynamicsFit | None = None
     replays: list[Replay] = Field(default_factory=list, description="Held-out replays by user backend.")
-    suite: dict | None = Field(None, description="The fidelity suite's report (recoworld.evaluation.fidelity), when it ran.")
+    suite: dict | None = Field(None, description="The fidelity suite's report (recoworld.fidelity.suite), when it ran.")
 
 
 @dataclass
