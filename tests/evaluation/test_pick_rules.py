@@ -10,7 +10,7 @@ from recoworld.fidelity.pick_rules import SIMULATED, best_share, best_threshold,
 from recoworld.fidelity.protocols import EVERY, discrimination
 from recoworld.users.calibration import CalibrationConfig, write_ground_truth
 from recoworld.users.calibration.fit import Prepared, fit_models
-from recoworld.world.loaders import load_movielens
+from recoworld.world.readers import load_movielens
 from tests.users.test_calibration import flip_held_out_labels
 
 QUICK = CalibrationConfig(factors=[8], l2=[0.1], recency=[0.0], fit_dynamics=False)

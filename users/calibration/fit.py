@@ -232,7 +232,7 @@ def calibrate(interactions: pd.DataFrame, catalog: Catalog, config: CalibrationC
 def load_for_calibration(dataset: str | Path, items: str | Path | None = None, seed: int = 0, embedding_dim: int = 64,
                          config: CalibrationConfig | None = None) -> tuple[dict, Catalog, pd.DataFrame]:
     """(catalog config with absolute paths, catalog, interactions) of any data set
-    :func:`recoworld.world.formats.load_dataset` reads; with ``config.users``, those of a sample of users drawn
+    :func:`recoworld.world.datasets.load_dataset` reads; with ``config.users``, those of a sample of users drawn
     within activity strata."""
     with stage("loading the data set"):
         catalog_cfg, catalog, interactions = _load(dataset, items, seed, embedding_dim)
@@ -243,7 +243,7 @@ def load_for_calibration(dataset: str | Path, items: str | Path | None = None, s
 
 
 def _load(dataset: str | Path, items: str | Path | None, seed: int, embedding_dim: int) -> tuple[dict, Catalog, pd.DataFrame]:
-    from recoworld.world.formats import detect_layout, load_dataset
+    from recoworld.world.datasets import detect_layout, load_dataset
     from recoworld.scenario import CatalogConfig
     from recoworld.world.simulation import build_catalog
 
@@ -261,7 +261,7 @@ def _load(dataset: str | Path, items: str | Path | None, seed: int, embedding_di
 
 def calibrate_dataset(dataset: str | Path, items: str | Path | None = None, config: CalibrationConfig | None = None,
                       seed: int = 0, embedding_dim: int = 64) -> Calibration:
-    """Calibrate on any data set :func:`recoworld.world.formats.load_dataset` reads (a MovieLens folder, ML-100K,
+    """Calibrate on any data set :func:`recoworld.world.datasets.load_dataset` reads (a MovieLens folder, ML-100K,
     RecBole atomic files, KuaiRec/KuaiRand, Amazon JSONL, or an interactions file with ``items``); the
     catalog config stored in the file holds absolute paths, so scenarios work from any directory."""
     config = config or CalibrationConfig()
