@@ -154,6 +154,7 @@ class RecommenderSpec(BaseModel):
 
     @property
     def label(self) -> str:
+        """The arm's label in logs and reports: ``arm`` when given, else the recommender's name."""
         return self.arm or self.name
 
 

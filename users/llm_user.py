@@ -109,6 +109,8 @@ class LLMUserBackend:
 
     # ----------------------------------------------------------------- prompts
     def item_line(self, sim: "Simulation", pos: int, item: int, max_chars: int | None = None) -> str:
+        """One slate item as the LLM user reads it: position, quoted text and/or semantic ID (by ``representation``),
+        topic and minutes, between the item markers."""
         cat = sim.catalog
         minutes = cat.duration[item] / 60.0
         parts = [f"[{pos}]"]
@@ -206,6 +208,7 @@ class LLMUserBackend:
         return self.model.total
 
     def fallbacks(self, n: int) -> np.ndarray:
+        """Per user of the last step: whether their decision fell back to the parametric model."""
         return np.array([x.fallback for x in self.last_records], dtype=bool)
 
     def echoed(self, n: int) -> np.ndarray:
@@ -290,6 +293,7 @@ class HybridUserBackend:
         return self.model.total
 
     def fallbacks(self, n: int) -> np.ndarray:
+        """Per user of the last step: whether the instruction's words fell back to the template (the LLM call failed)."""
         return np.array([x.fallback for x in self.last_records], dtype=bool)
 
     def decide(self, sim: "Simulation", rows: np.ndarray, slates: np.ndarray) -> None:

@@ -236,6 +236,7 @@ class ParametricUserBackend:
 
     @property
     def usage(self) -> Usage:
+        """No language model is called: an empty usage."""
         return Usage()
 
     def decide(self, sim: "Simulation", rows: np.ndarray, slates: np.ndarray) -> None:

@@ -36,10 +36,12 @@ class PlatformState:
 
     @property
     def click_topics(self) -> np.ndarray:
+        """(B, T) decayed clicks per topic (a view of ``topics``)."""
         return self.topics[:, WL.P_CLICK, :]
 
     @property
     def shown_topics(self) -> np.ndarray:
+        """(B, T) decayed items shown per topic (a view of ``topics``)."""
         return self.topics[:, WL.P_SHOWN, :]
 
     @classmethod

@@ -67,6 +67,7 @@ class ChoiceSample(BaseModel):
 
     @property
     def chosen_item(self) -> str:
+        """The id of the candidate the user chose."""
         return self.candidates[self.chosen]
 
     def reordered(self, order: np.ndarray | list[int]) -> "ChoiceSample":
@@ -106,6 +107,7 @@ class ItemTable:
         return len(self.item_id)
 
     def rows(self, ids: list[str]) -> np.ndarray:
+        """The table's row of each item id (a KeyError for an unknown id)."""
         return np.array([self.index[i] for i in ids], dtype=np.int64)
 
     def label(self, item: str) -> str:
@@ -166,6 +168,7 @@ class SampleSet:
     quality: np.ndarray | None = None  # (n_items,) in [0, 1] from training ratings; None when there are none
 
     def split(self, name: Split) -> list[ChoiceSample]:
+        """The samples of split ``name`` (train, validation or test), in order."""
         return [s for s in self.samples if s.split == name]
 
 
