@@ -26,7 +26,7 @@ from recoworld.users.layout import Decisions, UserArrays
 from recoworld.users.profile import TONES, UserProfile
 
 if TYPE_CHECKING:
-    from recoworld.world.simulation import Simulation, StepOutcome
+    from recoworld.users.world_view import SimulationView, StepOutcomeView
 
 Index = np.ndarray | slice
 
@@ -239,11 +239,11 @@ class ParametricUserBackend:
         """No language model is called: an empty usage."""
         return Usage()
 
-    def decide(self, sim: "Simulation", rows: np.ndarray, slates: np.ndarray) -> None:
+    def decide(self, sim: "SimulationView", rows: np.ndarray, slates: np.ndarray) -> None:
         """Nothing to decide outside the compiled model: None."""
         return None
 
-    def after_step(self, sim: "Simulation", rows: np.ndarray, slates: np.ndarray, outcome: "StepOutcome") -> None:
+    def after_step(self, sim: "SimulationView", rows: np.ndarray, slates: np.ndarray, outcome: "StepOutcomeView") -> None:
         """Nothing to record after a step."""
         return None
 
