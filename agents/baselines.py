@@ -129,6 +129,7 @@ class RandomRecommender(BaseRecommender):
     name = "random"
 
     def scores(self, view: UserView) -> np.ndarray:
+        """Uniform random scores (from the recommender's seeded stream)."""
         return self.rng.random(view.candidates.shape)
 
     def rank(self, view: UserView, scores: np.ndarray) -> SlateChoice:
@@ -148,6 +149,7 @@ class PopularRecommender(BaseRecommender):
     name = "popular"
 
     def scores(self, view: UserView) -> np.ndarray:
+        """Each candidate's popularity; items the user already consumed sink to the bottom."""
         return view.catalog.popularity[view.candidates] + _not_consumed(view)
 
 
@@ -161,6 +163,8 @@ class GreedyRelevance(BaseRecommender):
         self.popularity_weight = popularity_weight
 
     def scores(self, view: UserView) -> np.ndarray:
+        """Affinity with the platform's estimate of the user's taste, plus ``popularity_weight`` times popularity;
+        consumed items sink."""
         return view.affinity() + self.popularity_weight * view.catalog.popularity[view.candidates] + _not_consumed(view)
 
 
@@ -176,6 +180,8 @@ class MMRDiversity(GreedyRelevance):
         self.lambda_ = lambda_
 
     def rank(self, view: UserView, scores: np.ndarray) -> SlateChoice:
+        """Greedy maximal marginal relevance: each slot takes the candidate best in λ·score − (1 − λ)·its highest
+        similarity to the items already picked (λ = ``lambda_``)."""
         pos = mmr_positions(view.catalog.embeddings, view.candidates, scores, self.lambda_, view.slate_size)
         return SlateChoice(pos, np.ones(pos.shape, dtype=np.float32))
 
@@ -192,6 +198,8 @@ class EpsilonGreedy(GreedyRelevance):
         self.epsilon = epsilon
 
     def rank(self, view: UserView, scores: np.ndarray) -> SlateChoice:
+        """The top-K slate, each slot replaced with probability ``epsilon`` by a candidate drawn uniformly from those
+        not yet in it; the propensities are the exact marginal inclusion probabilities."""
         b, m = scores.shape
         k = view.slate_size
         greedy = top_k(scores, k)
@@ -268,6 +276,8 @@ class LinUCB(BaseRecommender):
         )
 
     def scores(self, view: UserView) -> np.ndarray:
+        """Upper confidence bound per candidate: the ridge estimate on the candidate's features plus ``alpha`` times
+        its confidence width."""
         x = self.features(view)
         a_inv = np.linalg.inv(self._a)
         theta = a_inv @ self._b

@@ -191,6 +191,8 @@ class InstructionFollowing(WrapsBase):
 
     # ------------------------------------------------------------- ranking
     def scores(self, view: UserView) -> np.ndarray:
+        """The base's scores moved by each user's pending instruction: a share of the slate for the topics asked for
+        (or unfamiliar ones, for novelty), avoided topics sunk, shorter or longer items nudged."""
         scores = self.base.scores(view).astype(np.float64)
         constraints = self.constraints_for(view)
         if not any(constraints):
@@ -217,6 +219,8 @@ class InstructionFollowing(WrapsBase):
         return scores
 
     def rank(self, view: UserView, scores: np.ndarray) -> SlateChoice:
+        """The base's ranking of the adjusted scores, marking the users whose new instruction the LLM could not parse
+        (the rules read it instead)."""
         choice = self.base.rank(view, scores)
         if len(self._fell_back) == len(view):
             choice.fallback = self._fell_back  # where the LLM parse of a new instruction fell back to the rules

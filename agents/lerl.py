@@ -56,6 +56,8 @@ class HeuristicPlanner:
         self.n = max(MIN_CATEGORIES, n_categories)
 
     def plan(self, view: UserView, i: int) -> list[int]:
+        """Topics for user ``i``'s next slate: the one asked for, then by smoothed click rate and taste affinity, fresh
+        topics first, never the one to avoid, until ``n`` topics cover the slate."""
         clicks, shown = view.click_topics[i], view.shown_topics[i]
         cands = view.candidate_topics[i]
         present = np.bincount(cands, minlength=len(clicks)) > 0
@@ -152,6 +154,8 @@ class LLMPlanner:
         self.calls = 0
 
     def plan(self, view: UserView, i: int) -> list[int]:
+        """Topics for user ``i``'s next slate, chosen by the language model from the topics, the user's clicks, words
+        and the lessons kept; an error or too few topics falls back to, or is topped up by, the heuristic planner."""
         names = view.catalog.topic_names
         index, lookup = {n: t for t, n in enumerate(names)}, name_lookup(names)
         clicks = view.click_topics[i]
@@ -183,6 +187,7 @@ class LLMPlanner:
         return self.fallback.top_up(view, i, chosen)
 
     def reflect(self, summary: str, session_return: float) -> None:
+        """Keep a finished session's summary with its return, as a lesson for later plans."""
         self.memory.add(summary, session_return)
 
 
@@ -244,11 +249,13 @@ class PlannedEnv(gym.Wrapper):
         return mask_candidates(obs, view.candidate_topics[0], self._allowed, view.catalog.n_topics)
 
     def reset(self, **kwargs: Any):
+        """Reset the env and plan the first slate's topics (``info['planned']``)."""
         obs, info = self.env.reset(**kwargs)
         self._session_return, self._session_slates = 0.0, 0
         return self._plan(obs), {**info, "planned": list(self._allowed)}
 
     def step(self, action: Any):
+        """Play the action projected onto the planned topics; at a session's end reflect on it and plan again."""
         view = self._view
         action = project_action(action, view.candidate_topics[0], self._allowed, view.affinity()[0], view.candidates[0])
         obs, reward, terminated, truncated, info = self.env.step(action)
@@ -293,6 +300,8 @@ class LERLRecommender(BaseRecommender):
         return self.policy
 
     def slate(self, view: UserView) -> SlateChoice:
+        """Per user: the planner's topics, the RL policy's action on the observation masked to them, projected onto the
+        candidates; marks users whose plan fell back."""
         n_topics = view.catalog.n_topics
         allowed, fell_back = [], np.zeros(len(view), dtype=bool)
         for i in range(len(view)):

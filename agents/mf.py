@@ -147,6 +147,8 @@ class MatrixFactorization(BaseRecommender):
 
     # ----------------------------------------------------------------- scoring
     def scores(self, view: UserView) -> np.ndarray:
+        """The fallback's scores plus ``mf_weight`` times the MF's predicted preference (items unseen at the last
+        retrain get the mean item factor, unknown users zero); the fallback's alone before the first retrain."""
         base = self._fallback.scores(view)
         if not self.trained:
             return base

@@ -65,6 +65,7 @@ class SASRecConfig(BaseModel):
     threads: int = Field(1, ge=1, description="torch intra-op threads while fitting and scoring.")
 
     def model_post_init(self, _: object) -> None:
+        """Refuse a hidden size that the heads do not divide."""
         if self.hidden % self.heads:
             raise ValueError(f"sasrec: hidden ({self.hidden}) must be a multiple of heads ({self.heads})")
 
@@ -85,6 +86,7 @@ class SASRecBlock(nn.Module):
         self.drop = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
+        """Pre-norm self-attention (causal, masked by ``allowed``) and feed-forward, each with a residual."""
         b, length, d = x.shape
         q, k, v = self.qkv(self.norm1(x)).view(b, length, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
         p = self.dropout if self.training else 0.0
@@ -116,6 +118,8 @@ class SASRecModel(nn.Module):
             nn.init.zeros_(module.bias)
 
     def forward(self, seq: torch.Tensor) -> torch.Tensor:
+        """(batch, length, hidden) states of left-padded item sequences (0 = padding): scaled item embeddings plus
+        positions through the causal blocks, normalised."""
         length = seq.shape[1]
         pad = seq == 0
         x = self.item(seq) * self.item.embedding_dim**0.5 + self.position.weight[-length:]
@@ -197,6 +201,7 @@ class FittedSASRec:
 
     @property
     def n_items(self) -> int:
+        """Items the network scores (the catalog it was fitted on)."""
         return self.model.n_items
 
     def states(self, histories: Sequence[Sequence[int]]) -> np.ndarray:
@@ -221,12 +226,14 @@ class FittedSASRec:
         return out
 
     def save(self, path: str | Path) -> None:
+        """Save the config, weights, popularity and best epoch to ``path`` (torch format)."""
         state = {"config": self.config.model_dump(), "n_items": self.n_items, "weights": self.model.state_dict(),
                  "popularity": torch.from_numpy(self.popularity), "best_epoch": self.best_epoch}
         torch.save(state, Path(path))
 
     @classmethod
     def load(cls, path: str | Path) -> "FittedSASRec":
+        """The model saved by :meth:`save` (weights only: no code is unpickled)."""
         state = torch.load(Path(path), weights_only=True)
         config = SASRecConfig(**state["config"])
         model = SASRecModel(int(state["n_items"]), config)

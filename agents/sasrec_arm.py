@@ -47,6 +47,7 @@ class SASRecRecommender(BaseRecommender):
 
     @property
     def trained(self) -> bool:
+        """True once a retrain fitted the network."""
         return self.fitted is not None
 
     # ----------------------------------------------------------------- fitting

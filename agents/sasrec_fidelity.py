@@ -1,7 +1,7 @@
 """SASRec as a fidelity baseline: next-engaged-item scores turned into engagement probabilities.
 
-The fidelity suite (``recoworld.evaluation.fidelity``) scores baselines as ``(user codes, catalog rows)
--> probability`` on one time split (:func:`recoworld.users.calibration.fit.register_baseline`). Here:
+The fidelity suite (``recoworld.fidelity``) scores baselines as ``(user codes, catalog rows) -> probability``
+on one time split (:mod:`recoworld.fidelity.baselines`); this one plugs in by name. Here:
 
 * training sequences: each user's engaged training items in time order, the validation share of the
   training period (``prepared.valid``) left out; early stopping on NDCG@10 of each user's first
@@ -11,8 +11,8 @@ The fidelity suite (``recoworld.evaluation.fidelity``) scores baselines as ``(us
   the validation rows' labels (Platt scaling on rows the network never trained on);
 * scoring: histories are the whole training period's engaged items; no held-out label enters.
 
-    from recoworld.agents.sasrec_fidelity import register_sasrec
-    register_sasrec()            # then recoworld.evaluation.fidelity scores "sasrec" under every protocol
+    from recoworld.fidelity.baselines import use_baseline
+    use_baseline("sasrec")       # then the fidelity suite scores "sasrec" under every protocol
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ def log_softmax(scores: np.ndarray) -> np.ndarray:
 
 
 def sasrec_baseline(config: SASRecConfig = LIGHT) -> Callable[[object], Callable[[np.ndarray, np.ndarray], np.ndarray]]:
-    """A baseline factory for :func:`recoworld.users.calibration.fit.register_baseline`."""
+    """A baseline factory for :func:`recoworld.fidelity.baselines.register_baseline` (the ``sasrec`` plug-in)."""
 
     def factory(prep) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
         n_users, n_items = len(prep.user_ids), len(prep.catalog)
@@ -72,11 +72,3 @@ def sasrec_baseline(config: SASRecConfig = LIGHT) -> Callable[[object], Callable
         return score
 
     return factory
-
-
-def register_sasrec(config: SASRecConfig = LIGHT, name: str = "sasrec") -> None:
-    """Register SASRec with the fidelity suite under ``name`` (once per process)."""
-    from recoworld.users.calibration.fit import BASELINES, register_baseline
-
-    if name not in BASELINES:
-        register_baseline(name, sasrec_baseline(config))

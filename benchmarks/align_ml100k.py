@@ -53,7 +53,7 @@ from recoworld.users.align.prompts import LETTERS, decision_messages  # noqa: E4
 from recoworld.users.align.samples import ItemTable, SampleConfig, SampleSet, rating_samples  # noqa: E402
 from recoworld.users.align.settings import FinetuneConfig, HeadConfig  # noqa: E402
 from recoworld.users.align.traces import all_terms, softmax, teach  # noqa: E402
-from recoworld.world.loaders import read_atomic  # noqa: E402
+from recoworld.world.readers import read_atomic  # noqa: E402
 
 ALL_LINEAR = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 

@@ -2,15 +2,15 @@
 
 The data come from the ``recbole==1.2.1`` wheel at run time (``benchmarks/ml100k.py``; never
 committed) and are read as RecBole atomic files. Split: the latest 20% of each user's ratings held
-out; rating >= 4 is engagement. The suite (``recoworld.evaluation.fidelity``) scores the parametric
+out; rating >= 4 is engagement. The suite (``recoworld.fidelity``) scores the parametric
 calibrated users, the hybrid and LLM backends (through the scripted test double: a plumbing check,
 not a language model's judgement; pass another ``LanguageModel``, e.g. a local one, in ``backends``
 for real numbers),
 popularity by like-rate and by count, the biased logistic MF tuned on a validation split carved
-from the training period, and SASRec (``recoworld.agents.sasrec_fidelity``; skipped without torch),
+from the training period, and SASRec (``recoworld.agents.sasrec_fidelity``, plugged in by name; skipped without torch),
 under every protocol. In the 1:m protocol each baseline picks by a Bernoulli draw of its probability
 and by a threshold and a top share tuned on validation lists from the training period
-(``recoworld.evaluation.pick_rules``), alone and combined with the selection stage; the calibrated
+(``recoworld.fidelity.pick_rules``), alone and combined with the selection stage; the calibrated
 users pick by the kernel's draw and by the same two rules on the kernel's utility. Prints Markdown
 tables and checks the targets, like rule against like rule.
 
@@ -28,7 +28,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from ml100k import fetch_ml100k  # noqa: E402
 
-from recoworld.evaluation.fidelity import FidelityReport, fidelity_suite, format_tables  # noqa: E402
+from recoworld.fidelity.baselines import use_baseline  # noqa: E402
+from recoworld.fidelity.suite import FidelityReport, fidelity_suite, format_tables  # noqa: E402
 from recoworld.llm.scripted import ScriptedModel  # noqa: E402
 from recoworld.progress import reporting  # noqa: E402
 
@@ -81,11 +82,9 @@ def targets(report: FidelityReport) -> list[str]:
 def register_sasrec_baseline() -> None:
     """SASRec (light: 1 thread, early stopping) as a fidelity baseline, when torch is installed."""
     try:
-        from recoworld.agents.sasrec_fidelity import register_sasrec
+        use_baseline("sasrec")
     except ImportError as exc:
         print(f"SASRec baseline skipped: torch is not installed ({exc}); pip install 'recoworld[rl]' to include it")
-        return
-    register_sasrec()
 
 
 def main() -> None:

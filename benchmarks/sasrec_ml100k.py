@@ -35,7 +35,7 @@ from ml100k import cache_dir, fetch_ml100k  # noqa: E402
 
 from recoworld.agents.sasrec import SASRecConfig, fit_sasrec, rank_metrics, ranking_metrics, target_ranks  # noqa: E402
 from recoworld.stats import mean_interval  # noqa: E402
-from recoworld.world.loaders import read_atomic  # noqa: E402
+from recoworld.world.readers import read_atomic  # noqa: E402
 
 RECBOLE = "recbole==1.2.1"
 TORCH = "torch==2.13.0"

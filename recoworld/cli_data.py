@@ -185,8 +185,8 @@ def fidelity(
     users: Optional[int] = typer.Option(None, "--users", help=USERS_HELP),
 ) -> None:
     """Score calibrated user backends and baselines against real held-out behaviour (every protocol, one split)."""
-    from recoworld.evaluation.fidelity import fidelity_suite, format_tables
-    from recoworld.users.calibration.fit import BASELINES
+    from recoworld.fidelity.baselines import BASELINES, use_baseline
+    from recoworld.fidelity.suite import fidelity_suite, format_tables
 
     check_paths(DATASET=dataset, __items=items)
     config = _calibration_config(label, holdout, factors, l2, recency, True, users)
@@ -197,11 +197,10 @@ def fidelity(
     added = False
     if sasrec and "sasrec" not in BASELINES:
         try:
-            from recoworld.agents.sasrec_fidelity import register_sasrec
+            use_baseline("sasrec")
         except ImportError:
             typer.echo("SASRec baseline skipped: torch is not installed (pip install 'recoworld[rl]')", err=True)
         else:
-            register_sasrec()
             added = True
     ratio_list = [int(v) for v in _floats(ratios, "--ratios")]
     try:

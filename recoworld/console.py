@@ -56,12 +56,15 @@ class DayProgress:
             self.progress.__exit__(*exc)
 
     def resumed(self, day: int) -> None:
+        """Say the run resumes at ``day`` and move the bar there; the rate counts from now."""
         self.console.print(f"resuming from day {day} of {self.horizon}", highlight=False)
         self.first_day, self.started = day, time.monotonic()
         if self.progress is not None:
             self.progress.update(self.task, completed=day)
 
     def day_done(self, days: int, runner) -> None:
+        """Advance to ``days`` done, noting the share of LLM decisions that fell back; without a live bar, print a
+        line."""
         note = ""
         if self.llm and runner.llm_decisions:
             note = f"LLM fallbacks {runner.llm_fallbacks / runner.llm_decisions:.1%}"

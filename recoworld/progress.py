@@ -46,6 +46,7 @@ class Stage:
 
     @property
     def elapsed(self) -> float:
+        """Seconds since the stage started."""
         return time.monotonic() - self.started
 
     def remaining(self) -> float | None:
@@ -88,6 +89,7 @@ class Reporter:
         return self._progress
 
     def start(self, s: Stage) -> None:
+        """Show stage ``s``: a bar indented by its depth when live; otherwise its plain lines are timed from its start."""
         if self.live:
             label = "  " * s.depth + s.name
             self._tasks[id(s)] = self._bar().add_task(label, total=s.total, note="")

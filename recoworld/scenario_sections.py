@@ -29,7 +29,7 @@ class CatalogConfig(BaseModel):
 
     source: Literal["synthetic", "movielens", "items", "dataset"] = Field(
         "synthetic", description="synthetic generator, a MovieLens folder, a generic items CSV/Parquet file, or a data set in any "
-        "layout recoworld.world.formats reads (ML-100K u.data, RecBole atomic files, KuaiRec/KuaiRand CSV, Amazon JSONL)."
+        "layout recoworld.world.datasets reads (ML-100K u.data, RecBole atomic files, KuaiRec/KuaiRand CSV, Amazon JSONL)."
     )
     synthetic: SyntheticCatalogConfig = Field(default_factory=SyntheticCatalogConfig)
     path: str | None = Field(None, description="Dataset folder or file for non-synthetic sources.")
@@ -154,6 +154,7 @@ class RecommenderSpec(BaseModel):
 
     @property
     def label(self) -> str:
+        """The arm's label in logs and reports: ``arm`` when given, else the recommender's name."""
         return self.arm or self.name
 
 

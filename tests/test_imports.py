@@ -151,16 +151,9 @@ def test_cycles_finds_a_cycle() -> None:
     assert cycles({"a": {"b"}, "b": set()}) == []
 
 
-# the one circle left, in the fidelity modules that issue 25 rewrites; none may be added
-KNOWN_CYCLES = [
-    ["recoworld.evaluation.fidelity", "recoworld.evaluation.pick_rules"],
-]
-
-
 def test_no_import_cycle(tree) -> None:
     """No circle of imports, function-level imports included."""
-    found = cycles(import_graph(tree))
-    assert [c for c in found if c not in KNOWN_CYCLES] == []
+    assert cycles(import_graph(tree)) == []
 
 
 def _loaded(statement: str) -> set[str]:

@@ -1,7 +1,7 @@
 """USP-style implicit profiles extracted from logged interaction histories.
 
 Two extractors turn an interaction frame (``user_id``, ``item_id``, ``timestamp`` and optionally
-``rating`` / ``click``; see :mod:`recoworld.world.loaders`) into :class:`UserProfile` objects:
+``rating`` / ``click``; see :mod:`recoworld.world.readers`) into :class:`UserProfile` objects:
 
 * :func:`extract_profiles` — statistical and deterministic. Interests are the topic shares of the
   user's positive interactions, dislikes the topics they rate low, and the observable traits

@@ -29,7 +29,7 @@ from recoworld.users.protocol import UserBackend
 
 if TYPE_CHECKING:
     from recoworld.scenario import Scenario
-    from recoworld.world.simulation import Simulation, StepOutcome
+    from recoworld.users.world_view import SimulationView, StepOutcomeView
 
 Representation = Literal["text", "semantic_ids", "both"]
 @dataclass
@@ -108,7 +108,9 @@ class LLMUserBackend:
         self._fits = context_fit(model)
 
     # ----------------------------------------------------------------- prompts
-    def item_line(self, sim: "Simulation", pos: int, item: int, max_chars: int | None = None) -> str:
+    def item_line(self, sim: "SimulationView", pos: int, item: int, max_chars: int | None = None) -> str:
+        """One slate item as the LLM user reads it: position, quoted text and/or semantic ID (by ``representation``),
+        topic and minutes, between the item markers."""
         cat = sim.catalog
         minutes = cat.duration[item] / 60.0
         parts = [f"[{pos}]"]
@@ -121,7 +123,7 @@ class LLMUserBackend:
         return f"{OPEN} {' '.join(parts)} {CLOSE}"
 
     def messages(
-        self, sim: "Simulation", row: int, slate: np.ndarray, memory_items: int | None = None, max_chars: int | None = None
+        self, sim: "SimulationView", row: int, slate: np.ndarray, memory_items: int | None = None, max_chars: int | None = None
     ) -> list[Message]:
         """The prompt for one slate; ``memory_items`` and ``max_chars`` trim the memory and item texts
         (default: the backend's settings; with no memory, earlier sessions' summaries go too)."""
@@ -157,7 +159,7 @@ class LLMUserBackend:
         )
         return [{"role": "system", "content": system}, {"role": "user", "content": "\n".join(lines)}]
 
-    def fitted_messages(self, sim: "Simulation", row: int, slate: np.ndarray, schema: type[BaseModel]) -> list[Message]:
+    def fitted_messages(self, sim: "SimulationView", row: int, slate: np.ndarray, schema: type[BaseModel]) -> list[Message]:
         """The prompt, trimmed until it fits the model's context window when the model has a known one
         (a local model): first the remembered interactions, then summaries, then the item texts."""
         messages = self.messages(sim, row, slate)
@@ -206,13 +208,14 @@ class LLMUserBackend:
         return self.model.total
 
     def fallbacks(self, n: int) -> np.ndarray:
+        """Per user of the last step: whether their decision fell back to the parametric model."""
         return np.array([x.fallback for x in self.last_records], dtype=bool)
 
     def echoed(self, n: int) -> np.ndarray:
         """(n,) whether each user's last answer quoted or followed an item's text (see :func:`echoes_items`)."""
         return np.array([x.echoed_item_text for x in self.last_records], dtype=bool)
 
-    def decide(self, sim: "Simulation", rows: np.ndarray, slates: np.ndarray) -> ForcedDecisions:
+    def decide(self, sim: "SimulationView", rows: np.ndarray, slates: np.ndarray) -> ForcedDecisions:
         """One structured call per user (bounded concurrency); failures fall back to the parametric decision."""
         b, k = slates.shape
         forced = ForcedDecisions.none(b, k)
@@ -247,7 +250,7 @@ class LLMUserBackend:
             rec.echoed_item_text = echoes_items(result.value, sim, slates[i])
         return forced
 
-    def after_step(self, sim: "Simulation", rows: np.ndarray, slates: np.ndarray, outcome: "StepOutcome") -> None:
+    def after_step(self, sim: "SimulationView", rows: np.ndarray, slates: np.ndarray, outcome: "StepOutcomeView") -> None:
         """Remember what happened; apply the instructions and session summaries the LLM gave."""
         labels = outcome.response.action_codes
         for i, r in enumerate(rows):
@@ -290,14 +293,15 @@ class HybridUserBackend:
         return self.model.total
 
     def fallbacks(self, n: int) -> np.ndarray:
+        """Per user of the last step: whether the instruction's words fell back to the template (the LLM call failed)."""
         return np.array([x.fallback for x in self.last_records], dtype=bool)
 
-    def decide(self, sim: "Simulation", rows: np.ndarray, slates: np.ndarray) -> None:
+    def decide(self, sim: "SimulationView", rows: np.ndarray, slates: np.ndarray) -> None:
         """Nothing to decide: a hybrid user's actions are the parametric model's (None)."""
         self.last_records = [LLMStepRecord(backend=self.kind) for _ in range(len(rows))]
         return None
 
-    def after_step(self, sim: "Simulation", rows: np.ndarray, slates: np.ndarray, outcome: "StepOutcome") -> None:
+    def after_step(self, sim: "SimulationView", rows: np.ndarray, slates: np.ndarray, outcome: "StepOutcomeView") -> None:
         """Asks the LLM for the words of the instructions voiced in this step (their intent is the model's)."""
         emitted = np.flatnonzero(outcome.effects.emitted)
         if len(emitted) == 0 or self.exhausted:
@@ -347,7 +351,7 @@ def make_user_backend(scenario: "Scenario", language_model: LanguageModel | None
     return HybridUserBackend(model, max_in_flight=scenario.llm.max_in_flight)
 
 
-def echoes_items(decision: SlateDecision, sim: "Simulation", slate: np.ndarray) -> bool:
+def echoes_items(decision: SlateDecision, sim: "SimulationView", slate: np.ndarray) -> bool:
     """Whether an answer's words (reasons, mood, instruction, summary) repeat an item's text of the slate:
     a schema-valid answer that obeys an injected instruction usually says so in its own words."""
     said = [d.reason for d in decision.items] + [decision.mindset, decision.session_summary or ""]

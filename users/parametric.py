@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Sequence
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from recoworld.columns import column_view
 from recoworld.llm.base import Usage
 from recoworld.users import layout as UL
 from recoworld.world.catalog import Catalog
@@ -25,7 +26,7 @@ from recoworld.users.layout import Decisions, UserArrays
 from recoworld.users.profile import TONES, UserProfile
 
 if TYPE_CHECKING:
-    from recoworld.world.simulation import Simulation, StepOutcome
+    from recoworld.users.world_view import SimulationView, StepOutcomeView
 
 Index = np.ndarray | slice
 
@@ -104,10 +105,6 @@ class ParametricUserParams(BaseModel):
         return np.array([float(getattr(self, name)) for name in UL.PARAM_ORDER], dtype=np.float64)
 
 
-def _column(array: str, col: int, doc: str) -> property:
-    return property(lambda self: getattr(self, array)[:, col], doc=doc)
-
-
 def _topic_row(row: int, doc: str) -> property:
     return property(lambda self: self.topic_state[:, row, :], doc=doc)
 
@@ -128,26 +125,26 @@ class UserBatch:
     tone: np.ndarray  # (B,) index into TONES
     consumed: np.ndarray  # (B, ceil(N / 8)) uint8 bitset of items clicked before (see has_consumed)
 
-    patience = _column("traits", UL.PATIENCE, "Trait: tolerance before leaving.")
-    novelty_seeking = _column("traits", UL.NOVELTY, "Trait: appetite for unfamiliar topics.")
-    conformity = _column("traits", UL.CONFORMITY, "Trait: pull of popular items.")
-    activity = _column("traits", UL.ACTIVITY, "Trait: how often the user comes back.")
-    verbosity = _column("traits", UL.VERBOSITY, "Trait: readiness to speak up.")
-    extraversion = _column("traits", UL.EXTRAVERSION, "Trait: sharing and commenting.")
-    agreeableness = _column("traits", UL.AGREEABLENESS, "Trait: liking.")
-    neuroticism = _column("traits", UL.NEUROTICISM, "Trait: trust volatility.")
-    fatigue = _column("mind", UL.FATIGUE, "Session fatigue.")
-    satisfaction = _column("mind", UL.SATISFACTION, "EMA of slate value in [0, 1].")
-    trust = _column("mind", UL.TRUST, "Trust in the recommender in [0, 1].")
-    boredom = _column("mind", UL.BOREDOM, "Consecutive skips.")
+    patience = column_view("traits", UL.PATIENCE, "Trait: tolerance before leaving.")
+    novelty_seeking = column_view("traits", UL.NOVELTY, "Trait: appetite for unfamiliar topics.")
+    conformity = column_view("traits", UL.CONFORMITY, "Trait: pull of popular items.")
+    activity = column_view("traits", UL.ACTIVITY, "Trait: how often the user comes back.")
+    verbosity = column_view("traits", UL.VERBOSITY, "Trait: readiness to speak up.")
+    extraversion = column_view("traits", UL.EXTRAVERSION, "Trait: sharing and commenting.")
+    agreeableness = column_view("traits", UL.AGREEABLENESS, "Trait: liking.")
+    neuroticism = column_view("traits", UL.NEUROTICISM, "Trait: trust volatility.")
+    fatigue = column_view("mind", UL.FATIGUE, "Session fatigue.")
+    satisfaction = column_view("mind", UL.SATISFACTION, "EMA of slate value in [0, 1].")
+    trust = column_view("mind", UL.TRUST, "Trust in the recommender in [0, 1].")
+    boredom = column_view("mind", UL.BOREDOM, "Consecutive skips.")
     sat_short = _topic_row(UL.SAT_SHORT, "(B, T) short-term satiation.")
     sat_long = _topic_row(UL.SAT_LONG, "(B, T) long-term satiation.")
     exposure = _topic_row(UL.EXPOSURE, "(B, T) decayed items shown per topic.")
     interest = _topic_row(UL.INTEREST, "(B, T) profile interest weights.")
-    instr_more = _column("instr", UL.MORE, "Topic asked for, or NO_TOPIC.")
-    instr_less = _column("instr", UL.LESS, "Topic asked to avoid, or NO_TOPIC.")
-    instr_age = _column("instr", UL.AGE, "Slates since the pending instruction; -1 = none.")
-    instr_cooldown = _column("instr", UL.COOLDOWN, "Slates before the user may speak again.")
+    instr_more = column_view("instr", UL.MORE, "Topic asked for, or NO_TOPIC.")
+    instr_less = column_view("instr", UL.LESS, "Topic asked to avoid, or NO_TOPIC.")
+    instr_age = column_view("instr", UL.AGE, "Slates since the pending instruction; -1 = none.")
+    instr_cooldown = column_view("instr", UL.COOLDOWN, "Slates before the user may speak again.")
 
     @property
     def dislike(self) -> np.ndarray:
@@ -239,13 +236,14 @@ class ParametricUserBackend:
 
     @property
     def usage(self) -> Usage:
+        """No language model is called: an empty usage."""
         return Usage()
 
-    def decide(self, sim: "Simulation", rows: np.ndarray, slates: np.ndarray) -> None:
+    def decide(self, sim: "SimulationView", rows: np.ndarray, slates: np.ndarray) -> None:
         """Nothing to decide outside the compiled model: None."""
         return None
 
-    def after_step(self, sim: "Simulation", rows: np.ndarray, slates: np.ndarray, outcome: "StepOutcome") -> None:
+    def after_step(self, sim: "SimulationView", rows: np.ndarray, slates: np.ndarray, outcome: "StepOutcomeView") -> None:
         """Nothing to record after a step."""
         return None
 

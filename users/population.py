@@ -42,6 +42,7 @@ class BetaPrior(BaseModel):
     concentration: float = Field(6.0, gt=0.0)
 
     def sample(self, rng: np.random.Generator, size: int) -> np.ndarray:
+        """``size`` draws from the Beta distribution of this mean and concentration."""
         return rng.beta(self.mean * self.concentration, (1 - self.mean) * self.concentration, size=size)
 
 

@@ -2,7 +2,8 @@
 
 Parametric, LLM and hybrid users implement :class:`UserBackend`; the simulation calls ``decide``
 before the compiled step (decisions it returns replace the parametric ones) and ``after_step``
-after it. Imports: numpy, the LLM layer's ``Usage`` and type names only.
+after it, with what :mod:`.world_view` says a backend sees of the world. Imports: numpy, the LLM layer's
+``Usage`` and type names only.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from recoworld.llm.base import Usage
 
 if TYPE_CHECKING:
     from recoworld.users.parametric import ForcedDecisions
-    from recoworld.world.simulation import Simulation, StepOutcome
+    from recoworld.users.world_view import SimulationView, StepOutcomeView
 
 
 @runtime_checkable
@@ -30,11 +31,11 @@ class UserBackend(Protocol):
         """LLM calls, tokens and cost so far (a running sum; zero for parametric users)."""
         ...
 
-    def decide(self, sim: Simulation, rows: np.ndarray, slates: np.ndarray) -> ForcedDecisions | None:
+    def decide(self, sim: SimulationView, rows: np.ndarray, slates: np.ndarray) -> ForcedDecisions | None:
         """Decisions for ``rows`` reviewing ``slates``, or None to let the parametric model decide."""
         ...
 
-    def after_step(self, sim: Simulation, rows: np.ndarray, slates: np.ndarray, outcome: StepOutcome) -> None:
+    def after_step(self, sim: SimulationView, rows: np.ndarray, slates: np.ndarray, outcome: StepOutcomeView) -> None:
         """See the step's outcome (write words, update memories)."""
         ...
 

@@ -1,7 +1,7 @@
 """Where a scenario's users come from: its segments, profiles extracted from an interaction log and
 drawn by density, or calibrated users (:func:`profile_source`; each source has ``.sample(n, rng)``).
 
-Imports: ``recoworld.users.population``; the extraction, loaders and calibration-file modules only
+Imports: ``recoworld.users.population``; the extraction, readers and calibration-file modules only
 inside the functions that need them.
 """
 
@@ -47,13 +47,13 @@ class _ExtractedPool:
 
     def __init__(self, scenario: Scenario, catalog: Catalog) -> None:
         from recoworld.users.extraction import extract_profiles
-        from recoworld.world import loaders
+        from recoworld.world import readers
 
         cfg = scenario.users.logs
         if cfg.interactions is not None:
-            interactions = loaders.load_interactions(cfg.interactions, catalog)
+            interactions = readers.load_interactions(cfg.interactions, catalog)
         elif scenario.catalog.source == "movielens":
-            interactions = loaders.load_movielens(scenario.catalog.path)[1]
+            interactions = readers.load_movielens(scenario.catalog.path)[1]
         else:
             raise ValueError("users.logs.interactions: required unless the catalog is a movielens folder")
         self.profiles = extract_profiles(interactions, catalog, min_interactions=cfg.min_interactions)

@@ -73,6 +73,8 @@ class LanguageAgent(InstructionFollowing):
         return self.policy.decide(plan_messages(words, topics), topics, rng).plan
 
     def parse_for(self, user: str, instruction: Instruction, topics: list[str]) -> Constraints:
+        """The constraints the agent reads in ``user``'s instruction (a plan forced for that user first, if any); every
+        plan is kept in ``plans``."""
         plan = self.forced.pop(user, None)
         if plan is None:
             plan = self.read(quote(instruction.text, WORDS_CHARS), topics)

@@ -45,6 +45,7 @@ class ChoicePolicy:
 
     # ------------------------------------------------------------------ tokens
     def piece(self, text: str) -> list[int]:
+        """The token ids of ``text`` without special tokens (cached)."""
         if text not in self._pieces:
             self._pieces[text] = self.tok.encode(text, add_special_tokens=False)
         return self._pieces[text]

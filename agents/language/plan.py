@@ -29,9 +29,12 @@ class Plan(BaseModel):
     less: str = NOTHING
 
     def text(self) -> str:
+        """The plan as the model writes it: the prompt's head, then ``more``, the separator and ``less``."""
         return f"{PROMPT_HEAD} {self.more}{SEPARATOR} {self.less}"
 
     def constraints(self) -> Constraints:
+        """The plan as constraints: include ``more`` (a topic; ``new`` asks for novelty instead), exclude ``less``
+        unless it is nothing or the same topic."""
         return Constraints(include_topics=[] if self.more in (NEW, NOTHING) else [self.more],
                            exclude_topics=[] if self.less == NOTHING or self.less == self.more else [self.less],
                            more_novelty=self.more == NEW)

@@ -37,6 +37,7 @@ class DecisionState:
 
     @property
     def messages(self) -> list[dict[str, str]]:
+        """The planning prompt of this decision: the user's words and the topics."""
         return plan_messages(self.words, self.topics)
 
 

@@ -52,6 +52,7 @@ class AgentTrainConfig(BaseModel):
     threads: int = Field(1, ge=1, description="torch threads (CPU).")
 
     def check_seeds(self) -> None:
+        """Refuse a configuration whose rollouts would reach the held-out users' seeds."""
         last = self.first_seed + self.prompts * 4
         if last > TRAIN_SEEDS[1]:
             raise ValueError(f"first_seed/prompts: training seeds must stay below {TRAIN_SEEDS[1]} (held-out users start there)")
@@ -70,9 +71,11 @@ class WorldRollouts:
 
     @staticmethod
     def key(messages: list[dict[str, str]]) -> str:
+        """The lookup key of a prompt (its messages as sorted JSON)."""
         return json.dumps(messages, sort_keys=True)
 
     def state_for(self, messages: list[dict[str, str]]) -> DecisionState:
+        """The decision state behind a prompt; equal prompts of different users take turns."""
         found = self.by_prompt.get(self.key(messages))
         if not found:
             raise ValueError("rollout: a prompt that is no decision state of this trainer")

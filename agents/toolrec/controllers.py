@@ -46,6 +46,8 @@ class ScriptedToolController:
     name = "scripted"
 
     def plan(self, view: UserView, k: int) -> list[ToolAction]:
+        """The fixed tool plan for the user: retrieve the topic asked for, the most clicked other topic (popular items
+        when nothing was clicked) and something fresh, rerank for diversity, finish."""
         names = view.catalog.topic_names
         steps: list[ToolAction] = []
         more = int(view.instr_more[0])
@@ -65,6 +67,8 @@ class ScriptedToolController:
         return steps
 
     def next_action(self, ctx: ToolContext) -> ToolAction:
+        """The plan's next step; once, when the pool is smaller than the slate before ranking, a top-up retrieval
+        first."""
         k = ctx.slate_size
         plan = self.plan(ctx.view, k)
         topped = any(c.action is not None and c.action.reason == TOP_UP for c in ctx.trajectory)
@@ -114,6 +118,8 @@ class LLMToolController:
 
     # -- prompts -------------------------------------------------------------------------------
     def describe_user(self, ctx: ToolContext) -> list[str]:
+        """Prompt lines about the user: what they said, what they reviewed lately, their most clicked topics, and the
+        candidates' topics and semantic-ID prefixes."""
         view, cat = ctx.view, ctx.view.catalog
         lines: list[str] = []
         instr = view.instructions[0] if view.instructions else None
@@ -149,6 +155,7 @@ class LLMToolController:
         return lines
 
     def describe_trajectory(self, ctx: ToolContext) -> list[str]:
+        """Prompt lines about the tool calls so far, their errors and the pool they left."""
         if not ctx.trajectory:
             return ["No actions yet; the pool is empty."]
         cat, cands = ctx.view.catalog, ctx.view.candidates[0]
@@ -165,6 +172,7 @@ class LLMToolController:
         return lines
 
     def messages(self, ctx: ToolContext) -> list[Message]:
+        """The system and user messages for the next tool call."""
         system = _SYSTEM.format(k=ctx.slate_size, max_steps=ctx.max_steps, data_rule=DATA_RULE)
         user = "\n".join(
             [
@@ -179,6 +187,7 @@ class LLMToolController:
 
     # -- decisions -----------------------------------------------------------------------------
     def next_action(self, ctx: ToolContext) -> ToolAction:
+        """The language model's next tool call, as a validated :class:`ToolAction`."""
         answer = self.model.generate(self.messages(ctx), ToolAction, seed=self.seed, temperature=self.temperature)
         return answer.value
 

@@ -67,6 +67,7 @@ class ToolRec(WrapsBase):
     # -- plumbing ------------------------------------------------------------------------------
     @property
     def controller(self) -> ToolController:
+        """The tool controller, an LLM one built from the config on first use when none was given."""
         if self._controller is None:  # an LLM controller without a model: build it now
             from recoworld.llm.config import build_language_model
 
@@ -90,6 +91,7 @@ class ToolRec(WrapsBase):
         return ToolBox(one, self.base.scores(one)[0], self._catalog_facts(view.catalog))
 
     def scores(self, view: UserView) -> np.ndarray:
+        """The base ranker's scores (the tools start from them)."""
         return self.base.scores(view)
 
 
@@ -185,6 +187,7 @@ class ToolRec(WrapsBase):
         return slate, trajectory
 
     def recommend(self, view: UserView) -> Recommendation:
+        """One user's slate with the tool trajectory that built it, as its reasoning."""
         if len(view) != 1:
             raise ValueError(f"recommend: expects a view of one user, got {len(view)}; use slate() for batches")
         slate, trajectory = self.run(view)
@@ -193,6 +196,7 @@ class ToolRec(WrapsBase):
         return Recommendation(items=slate, reasoning=reasoning(trajectory))
 
     def slate(self, view: UserView) -> SlateChoice:
+        """Each user's slate from a tool trajectory over the base's scores; marks users whose controller fell back."""
         scores = self.base.scores(view)
         b, k = len(view), view.slate_size
         positions = np.empty((b, k), dtype=np.int64)

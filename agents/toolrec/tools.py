@@ -85,6 +85,7 @@ class ToolBox:
 
     @property
     def n(self) -> int:
+        """Number of candidates the tools choose from."""
         return len(self.cands)
 
     # -- helpers -------------------------------------------------------------------------------

@@ -63,6 +63,7 @@ class LogTable:
 
     @property
     def columns(self) -> list[str]:
+        """The table's column names, from its schema (no row is read)."""
         return list(self.dataset.schema.names)
 
     def __len__(self) -> int:
@@ -72,6 +73,7 @@ class LogTable:
 
     @property
     def empty(self) -> bool:
+        """True when the table has no row."""
         return len(self) == 0
 
     def batches(self, columns: Sequence[str], batch_rows: int = BATCH_ROWS) -> Iterator[pa.RecordBatch]:
@@ -121,6 +123,7 @@ class RunLogs:
 
     @property
     def name(self) -> str:
+        """The run folder's name, which labels the run in a report."""
         return self.path.name
 
     @property

@@ -331,6 +331,8 @@ class LiteLLMModel:
         seed: int | None = None,
         temperature: float | None = None,
     ) -> Generation[T]:
+        """One structured call through litellm, validated against ``schema``; a server that refuses JSON mode is asked
+        again without it (and never again with it). Errors come out as :class:`LLMError` with the API key masked."""
         litellm = _load_litellm()
         key = self._api_key()
         kwargs = self._request(messages, schema, seed, temperature, key)
@@ -354,6 +356,7 @@ class LiteLLMModel:
         seed: int | None = None,
         temperature: float | None = None,
     ) -> Generation[T]:
+        """The asyncio form of :meth:`generate` (litellm's ``acompletion``), with the same fallback and errors."""
         litellm = _litellm if _litellm is not None else await asyncio.to_thread(_load_litellm)
         key = self._api_key()
         kwargs = self._request(messages, schema, seed, temperature, key)

@@ -209,6 +209,8 @@ class LocalModel:
         seed: int | None = None,
         temperature: float | None = None,
     ) -> Generation[T]:
+        """One structured call to the llama.cpp server (started, or joined, on first use and after it died), the answer
+        capped to the context the prompt leaves; a prompt that leaves no room raises :class:`LLMConfigError`."""
         with self._lock:
             self.stats.attempts += 1
             prompt = self.count_tokens(messages, schema)
@@ -254,6 +256,7 @@ class LocalModel:
         seed: int | None = None,
         temperature: float | None = None,
     ) -> Generation[T]:
+        """The asyncio form of :meth:`generate`, run in a worker thread."""
         return await asyncio.to_thread(self.generate, messages, schema, seed=seed, temperature=temperature)
 
     def _died(self, exc: LLMError) -> str | None:

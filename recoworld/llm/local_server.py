@@ -279,10 +279,12 @@ class LocalServer:
 
     @property
     def url(self) -> str:
+        """The OpenAI-compatible base URL of the server (loopback only)."""
         return f"http://127.0.0.1:{self.port}/v1"
 
     @property
     def pid(self) -> int:
+        """The server process's id."""
         return int(self.proc.pid)
 
     @property
@@ -335,6 +337,8 @@ class LocalServer:
                 self.close()
 
     def close(self) -> None:
+        """Terminate the server (only from the process that started it) and close its log; idempotent, and also runs
+        when the object is collected."""
         self._finalizer()
 
 

@@ -83,6 +83,8 @@ class ScriptedModel:
         seed: int | None = None,
         temperature: float | None = None,
     ) -> Generation[T]:
+        """The scripted answer to ``messages``, validated against ``schema`` like a real model's; counts the call and
+        its configured tokens and cost, also when the answer is invalid."""
         with self._lock:
             self.calls += 1
             self.last_messages = messages
@@ -105,4 +107,5 @@ class ScriptedModel:
         seed: int | None = None,
         temperature: float | None = None,
     ) -> Generation[T]:
+        """The asyncio form of :meth:`generate` (the same answer, the same counts)."""
         return self.generate(messages, schema, seed=seed, temperature=temperature)

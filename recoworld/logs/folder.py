@@ -76,10 +76,12 @@ class RunFolder:
 
     @property
     def manifest_path(self) -> Path:
+        """The manifest file, whose presence marks a run folder."""
         return self.path / self.MARKER
 
     @property
     def checkpoint_path(self) -> Path:
+        """The latest checkpoint (the run's state after its last finished day)."""
         return self.path / "checkpoint.pkl"
 
     def exists(self) -> bool:
@@ -180,6 +182,7 @@ class RunFolder:
 
     @property
     def previous_checkpoint_path(self) -> Path:
+        """The checkpoint before the latest, kept until the latest is safely written."""
         return self.path / "checkpoint.prev.pkl"
 
     def save_checkpoint(self, snapshot: tuple[bytes, list[bytes]]) -> None:

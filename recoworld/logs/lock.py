@@ -45,6 +45,7 @@ class LockRecord(BaseModel):
     command: str = ""
 
     def describe(self) -> str:
+        """Who holds the lock, for an error message: pid, host when it is another machine, and since when."""
         where = f" on {self.host}" if self.host and self.host != socket.gethostname() else ""
         return f"pid {self.pid}{where}, since {self.since or 'an unknown time'}"
 

@@ -54,6 +54,7 @@ class PolicySpec(BaseModel):
 
     @property
     def label(self) -> str:
+        """The policy's name, followed by its parameters as sorted JSON when it has any."""
         return self.name + (f" {json.dumps(self.params, sort_keys=True)}" if self.params else "")
 
 
@@ -84,6 +85,7 @@ class Task(BaseModel):
 
     @property
     def id(self) -> str:
+        """The versioned task id, ``name-vN`` (also the Gym id's suffix)."""
         return f"{self.name}-v{self.version}"
 
     @property
@@ -94,6 +96,7 @@ class Task(BaseModel):
 
     @property
     def needs_data(self) -> bool:
+        """True when the task's world is built from a data set that must be fetched first (MovieLens-100K)."""
         return self.scenario == "ml100k"
 
     def fingerprint(self) -> str:

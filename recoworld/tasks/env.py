@@ -38,6 +38,7 @@ class TaskEnv(RecoWorldEnv):
         super().__init__(scenario, config, render_mode, **kwargs)
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        """Reset, refusing a seed of the task's held-out users (only training seeds may train)."""
         check_training_seed(self.task.id, seed)
         return super().reset(seed=seed, options=options)
 
@@ -51,6 +52,8 @@ class TaskVectorEnv(RecoWorldVectorEnv):
         super().__init__(num_envs, scenario, config, **kwargs)
 
     def reset(self, *, seed: int | Sequence[int | None] | None = None, options: dict[str, Any] | None = None):
+        """Reset every sub-env, refusing any of their seeds (``seed + i``, or the list given) that belongs to the
+        held-out users."""
         if seed is not None:
             seeds = [seed + i for i in range(self.num_envs)] if isinstance(seed, int) else list(seed)
             for s in seeds:

@@ -69,6 +69,7 @@ class TaskResult(BaseModel):
     note: str = Field("", description="How the policy was made (e.g. a PPO model's training budget), for the leaderboard.")
 
     def write(self, path: str | Path) -> Path:
+        """Write the result as indented JSON to ``path`` (folders created); returns the path."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(self.model_dump_json(indent=2) + "\n", encoding="utf-8")

@@ -81,6 +81,8 @@ class CheckedSlates(BaseRecommender):
             raise PolicyError(f"policy '{self.spec}': {what} raised {_first_line(exc)}") from None
 
     def slate(self, view: UserView) -> SlateChoice:
+        """The wrapped policy's slate, checked: a :class:`SlateChoice` whose positions have the view's shape and lie
+        among the candidates, else :class:`PolicyError` naming the policy."""
         choice = self._call("slate()", lambda: self.base.slate(view))
         if not isinstance(choice, SlateChoice):
             raise PolicyError(f"policy '{self.spec}': slate() returned {type(choice).__name__}, expected a SlateChoice")
@@ -92,22 +94,28 @@ class CheckedSlates(BaseRecommender):
         return choice  # a repeated item is served by the env's rule (recoworld.env.actions)
 
     def observe(self, view: UserView, positions: np.ndarray, clicks: np.ndarray, reviewed: np.ndarray) -> None:
+        """Pass the users' feedback on the last slates to the wrapped policy; its errors name the policy."""
         self._call("observe()", lambda: self.base.observe(view, positions, clicks, reviewed))
 
     def retrain(self, impressions: Any) -> None:
+        """Let the wrapped policy retrain on the day's impressions; its errors name the policy."""
         self._call("retrain()", lambda: self.base.retrain(impressions))
 
     @property
     def learns_from_logs(self) -> bool:
+        """Whether the wrapped policy retrains from logs (False when it does not say)."""
         return bool(getattr(self.base, "learns_from_logs", False))
 
     def inclusion(self, view: UserView) -> np.ndarray:
+        """The wrapped policy's inclusion probabilities of the candidates (for off-policy estimates)."""
         return self.base.inclusion(view)
 
     def reseed(self, key: Sequence[int]) -> None:
+        """Reseed the wrapped policy's random streams from ``key``."""
         self.base.reseed(key)
 
     def merge(self, copies: Sequence[Any]) -> None:
+        """Merge the state of the wrapped policy's copies (checked or not) into it."""
         self.base.merge([c.base if isinstance(c, CheckedSlates) else c for c in copies])
 
 

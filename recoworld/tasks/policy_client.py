@@ -86,6 +86,8 @@ class ServedPolicy(BaseRecommender):
 
     # ------------------------------------------------------------ recommender
     def slate(self, view: UserView) -> SlateChoice:
+        """Ask the policy server for the slates of ``view``'s users, with the pending feedback; the catalog is sent
+        once per digest, again if the server lost it."""
         b, k, m = len(view), view.slate_size, view.candidates.shape[1]
         request = ActRequest(session=self.session, observations=[observe_view(view, i) for i in range(b)],
                              feedback=self._pending)
@@ -112,20 +114,24 @@ class ServedPolicy(BaseRecommender):
         return SlateChoice(positions=positions, propensities=np.ones((b, k)))
 
     def observe(self, view: UserView, positions: np.ndarray, clicks: np.ndarray, reviewed: np.ndarray) -> None:
+        """Keep the feedback on the last slates, sent with the next request (when the served policy observes)."""
         if self.info.observes:
             self._pending = Feedback(positions=Array.of(np.asarray(positions)), clicks=Array.of(np.asarray(clicks)),
                                      reviewed=Array.of(np.asarray(reviewed)))
 
     def retrain(self, impressions: Any) -> None:
+        """Send the day's impressions to the server (when the served policy learns from logs)."""
         if self.info.learns_from_logs:
             columns = {str(c): impressions[c].tolist() for c in impressions.columns}
             self._call("POST", "/retrain", RetrainRequest(session=self.session, columns=columns), None)
 
     @property
     def learns_from_logs(self) -> bool:
+        """Whether the served policy retrains from logs, as the server said when the session opened."""
         return self.info.learns_from_logs
 
     def reseed(self, key: Sequence[int]) -> None:
+        """Nothing: the served policy keeps the random streams it was built with."""
         pass  # the session's policy keeps the streams it was built with
 
     def close(self) -> None:

@@ -99,6 +99,8 @@ class PolicyService:
             return self.sessions.setdefault(sid, _Session(rec))
 
     def put_catalog(self, digest: str, payload: CatalogPayload) -> None:
+        """Store a catalog under its SHA-256 ``digest``, refusing a payload whose digest differs (400) or that is no
+        catalog (422)."""
         if payload.digest() != digest:
             raise Refusal(400, f"catalog: its sha256 is {payload.digest()}, not {digest}")
         try:
@@ -127,6 +129,8 @@ class PolicyService:
         session.rec.observe(session.last_view, pos.astype(np.int64), clicks.astype(bool), reviewed.astype(bool))
 
     def act(self, req: ActRequest) -> ActReply:
+        """Slates for the request's users: the session's feedback first, then the policy on the numeric view over a
+        stored catalog (422 without a view, 409 for an unknown catalog)."""
         if req.view is None:
             raise Refusal(422, f"view: policy '{self.spec}' is a RecoWorld recommender; send the numeric view")
         if len(req.view.user_ids) != len(req.observations):
@@ -150,6 +154,7 @@ class PolicyService:
         return ActReply(actions=[AgentAction(items=[int(p) for p in row]) for row in choice.positions])
 
     def retrain(self, req: RetrainRequest) -> None:
+        """Retrain the session's policy on the impressions sent as columns of equal length."""
         import pandas as pd
 
         lengths = {len(v) for v in req.columns.values()}
@@ -163,6 +168,7 @@ class PolicyService:
                 raise Refusal(500, str(exc))
 
     def close(self, req: SessionRequest) -> bool:
+        """End a session, passing its last feedback to the policy first; False when there was no such session."""
         with self.lock:
             session = self.sessions.pop(req.session, None)
         if session is not None and req.feedback is not None:

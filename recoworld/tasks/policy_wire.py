@@ -39,12 +39,14 @@ class Array(BaseModel):
 
     @classmethod
     def of(cls, a: np.ndarray) -> Array:
+        """``a`` as base64 bytes with its dtype and shape, for a dtype that may travel."""
         a = np.ascontiguousarray(a)
         if a.dtype.name not in DTYPES:
             raise ValueError(f"array of dtype {a.dtype.name} cannot travel (one of {', '.join(DTYPES)})")
         return cls(dtype=a.dtype.name, shape=list(a.shape), data=base64.b64encode(a.tobytes()).decode("ascii"))
 
     def numpy(self) -> np.ndarray:
+        """The array back, refusing bytes that do not make its shape and dtype."""
         raw = base64.b64decode(self.data, validate=True)
         if any(n < 0 for n in self.shape) or len(raw) != int(np.prod(self.shape)) * np.dtype(self.dtype).itemsize:
             raise ValueError(f"array: {len(raw)} bytes do not make shape {self.shape} of {self.dtype}")
@@ -66,6 +68,7 @@ class CatalogPayload(BaseModel):
 
     @classmethod
     def of(cls, cat: Catalog) -> CatalogPayload:
+        """The catalog's texts and numeric columns, ready to send."""
         numeric = {k: Array.of(getattr(cat, k)) for k in ("topic", "creator", "duration", "quality", "created_day",
                                                            "popularity", "embeddings")}
         return cls(item_id=[str(i) for i in cat.item_id], title=[str(t) for t in cat.title],
@@ -73,6 +76,7 @@ class CatalogPayload(BaseModel):
                    topic_names=list(cat.topic_names), creator_names=list(cat.creator_names), numeric=numeric)
 
     def digest(self) -> str:
+        """SHA-256 of the payload's JSON: the name under which the server keeps the catalog."""
         return hashlib.sha256(self.model_dump_json().encode()).hexdigest()
 
     def catalog(self) -> Catalog:
@@ -108,6 +112,8 @@ class ViewPayload(BaseModel):
 
     @classmethod
     def of(cls, view: UserView, digest: str) -> ViewPayload:
+        """What a recommender sees of a batch of users (``view``'s arrays, instructions and observation), over the
+        catalog named by ``digest``."""
         return cls(catalog=digest, slate_size=view.slate_size, user_ids=list(view.user_ids),
                    arrays={k: Array.of(getattr(view, k)) for k in _VIEW_ARRAYS}, instructions=list(view.instructions),
                    observation=None if view.observation is None else {k: Array.of(v) for k, v in view.observation.items()})

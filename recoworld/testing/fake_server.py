@@ -132,6 +132,7 @@ class FakeLLMServer:
     # -- lifecycle ---------------------------------------------------------------------------
 
     def start(self) -> FakeLLMServer:
+        """Serve on the requested port (0: any free port) in a daemon thread; returns the server."""
         httpd = _Server(("127.0.0.1", self.requested_port), _Handler)
         httpd.owner = self
         self._httpd = httpd
@@ -142,6 +143,7 @@ class FakeLLMServer:
         return self
 
     def stop(self) -> None:
+        """Wake any hanging handler, shut the server down and wait for its thread."""
         self._stopping.set()  # wakes up hanging handlers
         if self._httpd is not None:
             self._httpd.shutdown()
@@ -157,11 +159,13 @@ class FakeLLMServer:
 
     @property
     def port(self) -> int:
+        """The port the server listens on (once started)."""
         assert self._httpd is not None, "server not started"
         return self._httpd.server_address[1]
 
     @property
     def base_url(self) -> str:
+        """The OpenAI-compatible base URL to give a client."""
         return f"http://127.0.0.1:{self.port}/v1"
 
     def reset(self) -> None:

@@ -225,6 +225,7 @@ class LocalRayCluster:
 
     @property
     def sessions(self) -> set[int]:
+        """The process-session ids of the cluster's node processes (each leads its own)."""
         return {p.pid for p in self.processes}  # each node process leads its own session
 
     def pids(self) -> list[int]:

@@ -45,6 +45,7 @@ class SoakCurve:
         return float(np.polyfit(days, np.asarray(self.rss_mb[after:]), 1)[0] * 100)
 
     def files_range(self, after: int = 30) -> tuple[int, int]:
+        """(lowest, highest) count of open files after the first ``after`` samples (the warm-up)."""
         return min(self.files[after:]), max(self.files[after:])
 
 

@@ -1,4 +1,4 @@
-"""The world: catalog, synthetic generator, loaders, embeddings, semantic IDs, platform state and
+"""The world: catalog, synthetic generator, file readers and data sets, embeddings, semantic IDs, platform state and
 clock, observation, rewards, and the simulation that composes a step.
 
 Imports: numpy, numba, pandas, pydantic, gymnasium's spaces, ``recoworld.users`` (the user's part

@@ -115,6 +115,7 @@ class Catalog:
 
     @property
     def n_topics(self) -> int:
+        """Number of topics (the length of ``topic_names``)."""
         return len(self.topic_names)
 
     def item(self, index: int) -> Item:

@@ -20,7 +20,9 @@ class TextEncoder(Protocol):
 
     dim: int
 
-    def encode(self, texts: Sequence[str]) -> np.ndarray: ...
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """(len(texts), dim) float32 embeddings, one row per text, the same text giving the same row."""
+        ...
 
 
 def tokenize(text: str) -> list[str]:
@@ -53,6 +55,8 @@ class HashingEncoder:
         return vec
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """Per text: the sum of its tokens' random vectors (each seeded by the token and ``seed``), weighted 1 +
+        log(count); zeros for a text without tokens."""
         docs = [tokenize(t) for t in texts]
         vocab: dict[str, int] = {}
         cols = np.fromiter((vocab.setdefault(tok, len(vocab)) for doc in docs for tok in doc), dtype=np.int64)
@@ -88,6 +92,7 @@ class SentenceTransformerEncoder:
         self.dim = int(self._model.get_sentence_embedding_dimension())
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """The sentence-transformers model's embeddings of ``texts``, as float32."""
         vecs = self._model.encode(list(texts), batch_size=self.batch_size, show_progress_bar=False)
         return np.asarray(vecs, dtype=np.float32)
 

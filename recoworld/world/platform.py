@@ -10,12 +10,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from recoworld.columns import column_view
 from recoworld.world.catalog import Catalog
 from recoworld.world import layout as WL
-
-
-def _stat(col: int, doc: str) -> property:
-    return property(lambda self: self.stats[:, col], doc=doc)
 
 
 @dataclass
@@ -29,20 +26,22 @@ class PlatformState:
     hist_next: np.ndarray  # (B,) ring position
     stats: np.ndarray  # (B, 7) float64, columns recoworld.world.layout.S_*
 
-    session_reviewed = _stat(WL.S_REVIEWED, "Items reviewed this session.")
-    session_clicks = _stat(WL.S_CLICKS, "Clicks this session.")
-    session_skip_streak = _stat(WL.S_SKIP_STREAK, "Consecutive skips seen by the platform.")
-    last_ctr = _stat(WL.S_LAST_CTR, "CTR of the previous session.")
-    last_length = _stat(WL.S_LAST_LENGTH, "Slates in the previous session.")
-    days_since_last = _stat(WL.S_DAYS_SINCE, "Gap before the current session (0 for the first).")
-    sessions = _stat(WL.S_SESSIONS, "Sessions started so far.")
+    session_reviewed = column_view("stats", WL.S_REVIEWED, "Items reviewed this session.")
+    session_clicks = column_view("stats", WL.S_CLICKS, "Clicks this session.")
+    session_skip_streak = column_view("stats", WL.S_SKIP_STREAK, "Consecutive skips seen by the platform.")
+    last_ctr = column_view("stats", WL.S_LAST_CTR, "CTR of the previous session.")
+    last_length = column_view("stats", WL.S_LAST_LENGTH, "Slates in the previous session.")
+    days_since_last = column_view("stats", WL.S_DAYS_SINCE, "Gap before the current session (0 for the first).")
+    sessions = column_view("stats", WL.S_SESSIONS, "Sessions started so far.")
 
     @property
     def click_topics(self) -> np.ndarray:
+        """(B, T) decayed clicks per topic (a view of ``topics``)."""
         return self.topics[:, WL.P_CLICK, :]
 
     @property
     def shown_topics(self) -> np.ndarray:
+        """(B, T) decayed items shown per topic (a view of ``topics``)."""
         return self.topics[:, WL.P_SHOWN, :]
 
     @classmethod

@@ -54,7 +54,7 @@ def _cached_catalog(config_json: str, seed: int) -> Catalog:
 
         catalog = generate_catalog(cfg.synthetic, seed=seed, encoder=enc)
     else:
-        from recoworld.world.formats import load_catalog
+        from recoworld.world.datasets import load_catalog
 
         if cfg.path is None:
             raise ScenarioError(f"catalog.path: required for source '{cfg.source}'")

@@ -9,11 +9,12 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from recoworld.agents.sasrec import SASRecConfig  # noqa: E402
-from recoworld.agents.sasrec_fidelity import engaged_sequences, register_sasrec, sasrec_baseline  # noqa: E402
+from recoworld.agents.sasrec_fidelity import engaged_sequences, sasrec_baseline  # noqa: E402
+from recoworld.fidelity.baselines import BASELINES, use_baseline  # noqa: E402
 from recoworld.users.calibration.mf import platt  # noqa: E402
 from recoworld.stats import auc, log_loss  # noqa: E402
 from recoworld.users.calibration import CalibrationConfig  # noqa: E402
-from recoworld.users.calibration.fit import BASELINES, Prepared  # noqa: E402
+from recoworld.users.calibration.fit import Prepared  # noqa: E402
 from tests.users.test_calibration import flip_held_out_labels  # noqa: E402
 from recoworld.world.synthetic import SyntheticCatalogConfig, generate_catalog  # noqa: E402
 
@@ -68,10 +69,11 @@ def test_sasrec_baseline_scores_held_out_rows_from_training_labels_only(data):
     assert np.allclose(sasrec_baseline(TINY)(prep2)(prep2.users[test], prep2.rows[test]), p)
 
 
-def test_register_sasrec_is_idempotent_and_named():
+def test_the_sasrec_plug_in_registers_once_by_name():
     try:
-        register_sasrec(TINY)
-        register_sasrec(TINY)
-        assert "sasrec" in BASELINES
+        use_baseline("sasrec", config=TINY)
+        factory = BASELINES["sasrec"]
+        use_baseline("sasrec", config=TINY)
+        assert BASELINES["sasrec"] is factory
     finally:
         BASELINES.pop("sasrec", None)

@@ -9,9 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from recoworld.evaluation.fidelity import fidelity_suite, format_tables, pick_score
+from recoworld.fidelity.baselines import BASELINES, register_baseline
+from recoworld.fidelity.protocols import pick_score
+from recoworld.fidelity.suite import fidelity_suite, format_tables
 from recoworld.users.calibration import CalibrationConfig, write_ground_truth
-from recoworld.users.calibration.fit import BASELINES, register_baseline
 
 QUICK = CalibrationConfig(factors=[8], l2=[0.1], recency=[0.0], dynamics_users=50, dynamics_rounds=1)
 

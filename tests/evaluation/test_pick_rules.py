@@ -5,11 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from recoworld.evaluation.fidelity import EVERY, discrimination
-from recoworld.evaluation.pick_rules import SIMULATED, best_share, best_threshold, refit_mf, top_share_picks, tune_pick_rules
+from recoworld.fidelity.baselines import BASELINES, register_baseline
+from recoworld.fidelity.pick_rules import SIMULATED, best_share, best_threshold, refit_mf, top_share_picks, tune_pick_rules
+from recoworld.fidelity.protocols import EVERY, discrimination
 from recoworld.users.calibration import CalibrationConfig, write_ground_truth
-from recoworld.users.calibration.fit import BASELINES, Prepared, fit_models, register_baseline
-from recoworld.world.loaders import load_movielens
+from recoworld.users.calibration.fit import Prepared, fit_models
+from recoworld.world.readers import load_movielens
 from tests.users.test_calibration import flip_held_out_labels
 
 QUICK = CalibrationConfig(factors=[8], l2=[0.1], recency=[0.0], fit_dynamics=False)

@@ -9,6 +9,7 @@ from recoworld.scenario import load_scenario
 from recoworld.users.llm_user import make_user_backend
 from recoworld.users.parametric import ParametricUserBackend
 from recoworld.users.protocol import UserBackend
+from recoworld.users.world_view import SimulationView, StepOutcomeView
 from recoworld.world.simulation import Simulation
 
 
@@ -25,3 +26,13 @@ def test_parametric_users_are_a_backend_not_a_missing_one() -> None:
     slates = sim.retrieve(slice(None))[:, : scenario.env.slate_size]
     sim.step(slice(None), slates)
     assert sim.backend.usage.calls == 0 and not sim.backend.fallbacks(3).any()
+
+
+def test_the_world_is_what_a_backend_sees() -> None:
+    """The simulation and its step's outcome have every member the backends' protocols name."""
+    scenario = load_scenario("quickstart", {"catalog": {"synthetic": {"n_items": 300}}})
+    sim = Simulation.sample(scenario, 2, np.random.default_rng(0))
+    outcome = sim.step(slice(None), sim.retrieve(slice(None))[:, : scenario.env.slate_size])
+    assert isinstance(sim, SimulationView) and isinstance(outcome, StepOutcomeView)
+    assert sim.users.instr_age.shape == (2,) and outcome.response.action_codes.shape == (2, scenario.env.slate_size)
+    assert outcome.effects.emitted.shape == (2,)

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from recoworld.world.loaders import load_movielens
+from recoworld.world.readers import load_movielens
 from recoworld.scenario import ScenarioError, load_scenario
 from recoworld.world.synthetic import SyntheticCatalogConfig, generate_catalog
 from recoworld.users.calibration import GROUND_TRUTH as TRUE

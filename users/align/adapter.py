@@ -100,6 +100,8 @@ class TransformersModel:
 
     # ----------------------------------------------------------------- scoring
     def letter_ids(self) -> list[int]:
+        """The tokenizer's ids of the answer letters A, B, ... (looked up once); a letter that is not one token
+        after the answer prefix raises :class:`LLMConfigError`."""
         if self._letter_ids is None:
             from recoworld.users.align.finetune import letter_ids
 
@@ -110,6 +112,7 @@ class TransformersModel:
         return self._letter_ids
 
     def prompt_text(self, messages: list[Message]) -> str:
+        """``messages`` through the model's chat template, ending where the assistant's answer starts."""
         return self.tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
 
     @torch.no_grad()
@@ -137,6 +140,7 @@ class TransformersModel:
         return self.head.probs(states)
 
     def choice_probs(self, messages: list[Message], n: int) -> np.ndarray:
+        """The probability of each of the first ``n`` answer letters (one request of :meth:`choice_probs_many`)."""
         return self.choice_probs_many([(messages, n)])[0]
 
     # -------------------------------------------------------------- generation
@@ -168,6 +172,9 @@ class TransformersModel:
 
     def generate(self, messages: list[Message], schema: type[T], *, seed: int | None = None,
                  temperature: float | None = None) -> Generation[T]:
+        """A structured answer: a :class:`ChoiceAnswer` picks its letter from the letters' probabilities (sharpened by
+        ``temperature`` and drawn, argmax at 0) and generates only the reason; any other schema is generated as
+        JSON. Usage counts the tokens in and out."""
         temp = 0.0 if temperature is None else float(temperature)
         if schema is ChoiceAnswer:
             value, raw, n_in, n_out = self._choice(messages, seed, temp)
@@ -179,6 +186,7 @@ class TransformersModel:
 
     async def agenerate(self, messages: list[Message], schema: type[T], *, seed: int | None = None,
                         temperature: float | None = None) -> Generation[T]:
+        """The asyncio form of :meth:`generate`, run in a worker thread."""
         return await asyncio.to_thread(self.generate, messages, schema, seed=seed, temperature=temperature)
 
 

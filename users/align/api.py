@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from recoworld.llm.base import LanguageModel
 from recoworld.progress import stage
-from recoworld.world.loaders import load_interactions, load_items, load_movielens, read_atomic
+from recoworld.world.readers import load_interactions, load_items, load_movielens, read_atomic
 from recoworld.logs.folder import read_table
 from recoworld.users.align.distill import DistillConfig, select, student_table
 from recoworld.users.align.evaluate import HeldOutAccuracy, held_out_accuracy, without_tuning

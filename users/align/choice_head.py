@@ -48,13 +48,16 @@ class ChoiceHead(BaseModel):
     trained_lists: int = 0
 
     def scores(self, states: np.ndarray) -> np.ndarray:
+        """Per candidate: its hidden state, standardised, times the head's weights (a logit)."""
         z = (np.asarray(states, dtype=np.float64) - np.asarray(self.mean)) / np.asarray(self.scale)
         return z @ np.asarray(self.weight)
 
     def probs(self, states: np.ndarray) -> np.ndarray:
+        """The softmax of :meth:`scores` over the candidates."""
         return softmax(self.scores(states))
 
     def save(self, folder: str | Path) -> Path:
+        """Write the head as JSON into ``folder`` (created); returns the file."""
         path = Path(folder) / HEAD_FILE
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(self.model_dump_json(), encoding="utf-8")
@@ -62,6 +65,7 @@ class ChoiceHead(BaseModel):
 
     @classmethod
     def load(cls, folder: str | Path) -> "ChoiceHead":
+        """The head saved in ``folder`` by :meth:`save`."""
         return cls.model_validate(json.loads((Path(folder) / HEAD_FILE).read_text(encoding="utf-8")))
 
 

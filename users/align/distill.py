@@ -34,7 +34,9 @@ from recoworld.users.align.traces import DecisionTrace
 class ChoiceScorer(Protocol):
     """A student that returns its probability of each of the first ``n`` letters as the answer."""
 
-    def choice_probs(self, messages: list[Message], n: int) -> np.ndarray: ...
+    def choice_probs(self, messages: list[Message], n: int) -> np.ndarray:
+        """(n,) probabilities of the letters A, B, ... as the answer to ``messages``, summing to 1."""
+        ...
 
 
 class DistillConfig(BaseModel):

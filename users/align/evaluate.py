@@ -87,6 +87,7 @@ class Accuracy(BaseModel):
 
     @classmethod
     def of(cls, values: np.ndarray, rng: np.random.Generator) -> "Accuracy":
+        """Mean of the 0/1 ``values`` with its bootstrap 95% interval (resampled with ``rng``)."""
         return cls(value=float(np.mean(values)), **dict(zip(("low", "high"), mean_interval(values, rng))))
 
 

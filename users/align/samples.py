@@ -3,7 +3,7 @@ list, and the item they really chose.
 
 Two sources:
 
-* **rating / interaction data** (any frame the loaders read: ``user_id``, ``item_id``,
+* **rating / interaction data** (any frame the readers read: ``user_id``, ``item_id``,
   ``timestamp``): every interaction is a choice; the N-1 other candidates are drawn from the
   catalog by training popularity among items the user had not rated at or before the choice time;
 * **RecoWorld run logs** (``impressions``): every clicked item of a slate is a choice; the other
@@ -29,7 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from recoworld.world.catalog import unit_rows
 from recoworld.users.calibration.data import latest_share
-from recoworld.world.loaders import bayesian_quality, read_atomic
+from recoworld.world.readers import bayesian_quality, read_atomic
 
 Split = Literal["train", "test"]
 
@@ -67,6 +67,7 @@ class ChoiceSample(BaseModel):
 
     @property
     def chosen_item(self) -> str:
+        """The id of the candidate the user chose."""
         return self.candidates[self.chosen]
 
     def reordered(self, order: np.ndarray | list[int]) -> "ChoiceSample":
@@ -106,6 +107,7 @@ class ItemTable:
         return len(self.item_id)
 
     def rows(self, ids: list[str]) -> np.ndarray:
+        """The table's row of each item id (a KeyError for an unknown id)."""
         return np.array([self.index[i] for i in ids], dtype=np.int64)
 
     def label(self, item: str) -> str:
@@ -166,6 +168,7 @@ class SampleSet:
     quality: np.ndarray | None = None  # (n_items,) in [0, 1] from training ratings; None when there are none
 
     def split(self, name: Split) -> list[ChoiceSample]:
+        """The samples of split ``name`` (train, validation or test), in order."""
         return [s for s in self.samples if s.split == name]
 
 
@@ -255,7 +258,7 @@ def rating_samples(interactions: pd.DataFrame, items: ItemTable, users: pd.DataF
 
 
 def rating_quality(ratings: np.ndarray, rows: np.ndarray, n_items: int) -> np.ndarray:
-    """(n_items,) Bayesian-average rating scaled to [0, 1] by the rating range (``loaders.bayesian_quality``)."""
+    """(n_items,) Bayesian-average rating scaled to [0, 1] by the rating range (``readers.bayesian_quality``)."""
     counts = np.bincount(rows, minlength=n_items).astype(np.float64)
     sums = np.bincount(rows, weights=ratings, minlength=n_items)
     mean = float(ratings.mean()) if len(ratings) else 0.0

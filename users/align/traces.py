@@ -45,6 +45,7 @@ class ChoiceWeights(BaseModel):
     popularity: float = 1.0
 
     def vector(self) -> np.ndarray:
+        """The weights as an array, in ``TERMS`` order."""
         return np.array([getattr(self, t) for t in TERMS])
 
 

@@ -22,22 +22,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable
 
 import numpy as np
 import pandas as pd
 
+from recoworld.fidelity.baselines import Scorer, baseline_scorers
 from recoworld.progress import stage
 from recoworld.world.catalog import Catalog
 from recoworld.users.calibration import data as D
 from recoworld.users.calibration.io import (Calibration, CalibrationConfig, CalibrationResult, Fidelity, FittedWeights,
                                             ItemTable, SelectionWeights)
-from recoworld.users.calibration.mf import LogisticMF, platt, tune_logistic_mf
+from recoworld.users.calibration.mf import LogisticMF, tune_logistic_mf
 from recoworld.stats import (WeightedAUC, auc, calibration_curve, finite_percentile_interval, group_resample_weights, log_loss,
                              weighted_log_loss)
 from recoworld.users.profile import Traits, UserProfile
 
-Scorer = Callable[[np.ndarray, np.ndarray], np.ndarray]  # (user codes, catalog rows) -> probability
 FATIGUE_PER_ITEM = 0.01  # the kernel's fatigue per item reviewed in calibrated runs (fatigue per minute: 0)
 
 
@@ -111,18 +110,6 @@ def kernel_space(model: LogisticMF, popularity: np.ndarray, item_quality: np.nda
     return users, items, quality, user_model
 
 
-def popularity_baselines(prep: Prepared) -> tuple[np.ndarray, np.ndarray]:
-    """Per catalog row: engagement probability of popularity by like-rate (Bayesian average, m = 10) and by
-    count (logistic fit of the training label on the count percentile), from training rows only."""
-    t, n = prep.train, len(prep.catalog)
-    seen = np.bincount(prep.rows[t], minlength=n).astype(float)
-    liked = np.bincount(prep.rows[t], weights=prep.y[t], minlength=n)
-    base = float(prep.y[t].mean())
-    rate = (liked + 10 * base) / (seen + 10)
-    a, b = platt(prep.popularity[prep.rows][t], prep.y[t], l2=1e-9 / max(int(t.sum()), 1))
-    return rate, 1 / (1 + np.exp(-(a * prep.popularity + b)))
-
-
 def engagement_fidelity(prep: Prepared, predictions: dict[str, np.ndarray], seed: int = 0) -> Fidelity:
     """Held-out AUC and log-loss of every model on the same rows, with user-bootstrap intervals (the resamples of
     :func:`recoworld.stats.bootstrap_groups`, as row weights)."""
@@ -166,30 +153,6 @@ class FittedModels:
         from recoworld.users.calibration.selection import combine
 
         return combine(self.simulator, self.selection)
-
-
-BaselineFactory = Callable[[Prepared], Scorer]
-BASELINES: dict[str, BaselineFactory] = {}
-
-
-def register_baseline(name: str, factory: BaselineFactory) -> None:
-    """Add a fidelity baseline: ``factory(prepared)`` fits on the training rows only and returns a scorer
-    ``(user codes, catalog rows) -> engagement probability`` (the hook for SASRec and others)."""
-    if name in BASELINES or name in ("simulator", "mf", "popularity_rate", "popularity_count"):
-        raise ValueError(f"baseline '{name}' is already registered")
-    BASELINES[name] = factory
-
-
-def baseline_scorers(prep: Prepared, mf: LogisticMF, registered: Iterable[str] | None = None) -> dict[str, Scorer]:
-    """The baselines fitted on ``prep``'s training rows: the MF ``mf``, popularity by like-rate and by count, and
-    the registered baselines (those named in ``registered``; all by default)."""
-    rate, count = popularity_baselines(prep)
-    scorers: dict[str, Scorer] = {"mf": mf.predict, "popularity_rate": lambda u, i: rate[i], "popularity_count": lambda u, i: count[i]}
-    for name, factory in BASELINES.items():
-        if registered is None or name in registered:
-            with stage(f"fitting the {name} baseline"):
-                scorers[name] = factory(prep)
-    return scorers
 
 
 def fit_models(prep: Prepared) -> FittedModels:
@@ -269,7 +232,7 @@ def calibrate(interactions: pd.DataFrame, catalog: Catalog, config: CalibrationC
 def load_for_calibration(dataset: str | Path, items: str | Path | None = None, seed: int = 0, embedding_dim: int = 64,
                          config: CalibrationConfig | None = None) -> tuple[dict, Catalog, pd.DataFrame]:
     """(catalog config with absolute paths, catalog, interactions) of any data set
-    :func:`recoworld.world.formats.load_dataset` reads; with ``config.users``, those of a sample of users drawn
+    :func:`recoworld.world.datasets.load_dataset` reads; with ``config.users``, those of a sample of users drawn
     within activity strata."""
     with stage("loading the data set"):
         catalog_cfg, catalog, interactions = _load(dataset, items, seed, embedding_dim)
@@ -280,7 +243,7 @@ def load_for_calibration(dataset: str | Path, items: str | Path | None = None, s
 
 
 def _load(dataset: str | Path, items: str | Path | None, seed: int, embedding_dim: int) -> tuple[dict, Catalog, pd.DataFrame]:
-    from recoworld.world.formats import detect_layout, load_dataset
+    from recoworld.world.datasets import detect_layout, load_dataset
     from recoworld.scenario import CatalogConfig
     from recoworld.world.simulation import build_catalog
 
@@ -298,7 +261,7 @@ def _load(dataset: str | Path, items: str | Path | None, seed: int, embedding_di
 
 def calibrate_dataset(dataset: str | Path, items: str | Path | None = None, config: CalibrationConfig | None = None,
                       seed: int = 0, embedding_dim: int = 64) -> Calibration:
-    """Calibrate on any data set :func:`recoworld.world.formats.load_dataset` reads (a MovieLens folder, ML-100K,
+    """Calibrate on any data set :func:`recoworld.world.datasets.load_dataset` reads (a MovieLens folder, ML-100K,
     RecBole atomic files, KuaiRec/KuaiRand, Amazon JSONL, or an interactions file with ``items``); the
     catalog config stored in the file holds absolute paths, so scenarios work from any directory."""
     config = config or CalibrationConfig()

@@ -15,7 +15,7 @@ GROUND_TRUTH = {"taste": 4.0, "satiation": -0.6, "fatigue": -0.08, "intercept": 
 def write_ground_truth(folder: Path, n_users: int = 300, sessions: int = 8, length: int = 15, seed: int = 0) -> None:
     """A MovieLens-layout folder (movies.csv, ratings.csv) whose ratings come from :data:`GROUND_TRUTH`:
     an engaged item is rated 5, another 2; sessions are a day apart, items a minute apart."""
-    from recoworld.world.loaders import load_movielens
+    from recoworld.world.readers import load_movielens
     from recoworld.world.synthetic import SyntheticCatalogConfig, generate_catalog
 
     folder.mkdir(parents=True, exist_ok=True)

@@ -150,7 +150,7 @@ class CalibrationResult(BaseModel):
     fidelity: Fidelity
     dynamics: DynamicsFit | None = None
     replays: list[Replay] = Field(default_factory=list, description="Held-out replays by user backend.")
-    suite: dict | None = Field(None, description="The fidelity suite's report (recoworld.evaluation.fidelity), when it ran.")
+    suite: dict | None = Field(None, description="The fidelity suite's report (recoworld.fidelity.suite), when it ran.")
 
 
 @dataclass
@@ -163,6 +163,8 @@ class ItemTable:
     popularity: np.ndarray
 
     def to_bytes(self) -> bytes:
+        """The table as an Arrow IPC stream (float32 vectors, quality and popularity), for the calibration file's
+        metadata."""
         table = pa.table({"item_id": self.item_id.astype(str), "vector": list(self.vectors.astype(np.float32)),
                           "quality": self.quality.astype(np.float32), "popularity": self.popularity.astype(np.float32)})
         sink = pa.BufferOutputStream()
@@ -172,6 +174,7 @@ class ItemTable:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> "ItemTable":
+        """The table read back from :meth:`to_bytes`' stream."""
         table = pa.ipc.open_stream(pa.py_buffer(data)).read_all()
         return cls(np.asarray(table["item_id"].to_pylist(), dtype=object), np.asarray(table["vector"].to_pylist(), dtype=np.float32),
                    table["quality"].to_numpy(), table["popularity"].to_numpy())
@@ -205,6 +208,7 @@ class ProjectedEncoder:
         self.projection = projection.astype(np.float32)
 
     def encode(self, texts) -> np.ndarray:
+        """Unit vectors in the learned item space: the base encoder's unit rows times the ridge map, normalised again."""
         from recoworld.world.catalog import unit_rows
 
         return unit_rows(unit_rows(self.base.encode(texts)) @ self.projection)
@@ -287,6 +291,7 @@ class ProfilePool:
         self.profiles = profiles
 
     def sample(self, n: int, rng: np.random.Generator) -> list[UserProfile]:
+        """``n`` of the pool's profiles (without replacement while they last; repeats get a ``#2``, ``#3`` suffix)."""
         from recoworld.users.population import draw_profiles
 
         return draw_profiles(self.profiles, n, rng)

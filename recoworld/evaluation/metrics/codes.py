@@ -55,6 +55,7 @@ class Keys:
         return mapped[indices] if len(indices) else np.zeros(0, dtype=np.int64)
 
     def index(self) -> pd.Index:
+        """The keys in code order, as a pandas index."""
         return pd.Index(self.values, dtype=object)
 
 
@@ -76,6 +77,8 @@ class Grid:
             self.shape = shape
 
     def add(self, name: str, row: np.ndarray, col: np.ndarray, weights: np.ndarray | None = None) -> None:
+        """Add ``weights`` (1 each by default) into the cells ``(row, col)`` of the named sum, growing the grid as
+        needed."""
         if len(row):
             self._fit(int(row.max()) + 1, int(col.max()) + 1)
         r, c = self.shape
@@ -83,6 +86,7 @@ class Grid:
         self.sums[name] = self.get(name) + counts
 
     def get(self, name: str) -> np.ndarray:
+        """The named sum (zeros of the grid's shape before anything was added)."""
         return self.sums.get(name, np.zeros(self.shape))
 
 

@@ -112,6 +112,7 @@ class SlateSample:
             self.rows.setdefault(int(a), []).append((number[slate[mine]], item[mine]))
 
     def complete(self, counts: Sequence[int]) -> bool:
+        """True when the sample holds every slate of each arm (``counts`` per arm), none left out by the cap."""
         return not self.overflow and list(self.seen) == [int(c) for c in counts] + [0] * (len(self.seen) - len(counts))
 
     def of(self, arm: int) -> tuple[np.ndarray, np.ndarray]:
@@ -137,6 +138,7 @@ class ImpressionFigures:
         self._carry: dict[str, np.ndarray] | None = None
 
     def add(self, batch: pa.RecordBatch) -> None:
+        """Reduce a batch of impression rows; the last slate, which may go on in the next batch, is carried over."""
         rows = self._decode(batch)
         if self._carry is not None:
             rows = {k: np.concatenate([self._carry[k], v]) for k, v in rows.items()}
@@ -146,6 +148,7 @@ class ImpressionFigures:
             self._reduce(rows, slate)
 
     def finish(self) -> None:
+        """Reduce the slate still carried over (call once, after the last batch)."""
         if self._carry is not None and len(self._carry["arm"]):
             self._reduce(self._carry, slates_of(self._carry))
         self._carry = None
@@ -234,9 +237,11 @@ class Figures:
     sample: SlateSample
 
     def arm_code(self, arm: str) -> int:
+        """The code of arm ``arm`` (its row in every per-arm array)."""
         return self.arms.values.index(arm)
 
     def slate_counts(self) -> list[int]:
+        """Slates served per arm, in arm-code order."""
         return [int(v) for v in self.impressions.user_sums.get("slates").sum(axis=1)]
 
 

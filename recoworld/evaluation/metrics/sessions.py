@@ -34,6 +34,7 @@ class SessionFigures:
     _counted_day: dict[int, np.ndarray] = field(default_factory=dict)
 
     def add(self, batch: pa.RecordBatch) -> None:
+        """Accumulate a batch of session rows: per arm and user, the sessions' slates, items and actions, and churn."""
         n = batch.num_rows
         arm, user = self.arms.codes(batch.column("arm")), self.users.codes(batch.column("user"))
         day = numbers(batch, "day", np.int64)

@@ -61,6 +61,7 @@ class Wrapper:
     def generate(
         self, messages: list[Message], schema: type[T], *, seed: int | None = None, temperature: float | None = None
     ) -> Generation[T]:
+        """Drive this wrapper's :meth:`flow` synchronously: call the inner model where it asks, sleep where it waits."""
         flow = self.flow(Request(messages, schema, seed, temperature))
         done, step = _advance(flow, None, None)
         while not done:
@@ -78,6 +79,8 @@ class Wrapper:
     async def agenerate(
         self, messages: list[Message], schema: type[T], *, seed: int | None = None, temperature: float | None = None
     ) -> Generation[T]:
+        """Drive this wrapper's :meth:`flow` under asyncio: await the inner model where it asks, ``asyncio.sleep``
+        where it waits."""
         flow = self.flow(Request(messages, schema, seed, temperature))
         done, step = _advance(flow, None, None)
         while not done:

@@ -41,6 +41,7 @@ class BudgetedModel(Wrapper):
 
     @property
     def calls_used(self) -> int:
+        """Calls counted against the budget: those that answered plus those that failed."""
         return self.spent.calls + self.failed
 
     def _reserve(self) -> None:

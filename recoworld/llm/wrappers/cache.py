@@ -64,6 +64,7 @@ class CachedModel(Wrapper):
             )
 
     def close(self) -> None:
+        """Close the cache's database connection."""
         with self._lock:
             self._conn.close()
 

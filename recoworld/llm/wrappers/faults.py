@@ -86,5 +86,7 @@ class FaultInjectingModel(Wrapper):
         raise _fault(kind, schema)
 
     def flow(self, request: Request[T]) -> Flow:
+        """With probability ``rate``, raise a fault of a kind drawn from ``kinds`` (counted in ``injected``); else call
+        the inner model."""
         self._maybe_fault(request.schema)
         return (yield CALL)

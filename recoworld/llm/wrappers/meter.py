@@ -64,6 +64,7 @@ class MeteredModel(Wrapper):
                     per_key[name] = per_key.get(name, 0) + 1
 
     def flow(self, request: Request[T]) -> Flow:
+        """Call the inner model and record its usage, also when the call failed after spending tokens."""
         try:
             generation = yield CALL
         except LLMError as exc:

@@ -2,7 +2,7 @@
 
 :func:`load_dataset` recognises a path and reads it:
 
-* a MovieLens folder (``ml-latest-small`` CSV or ``ml-1m`` ``.dat``; see :func:`loaders.load_movielens`);
+* a MovieLens folder (``ml-latest-small`` CSV or ``ml-1m`` ``.dat``; see :func:`readers.load_movielens`);
 * MovieLens-100K's own files: ``u.data`` (tab-separated user, item, rating, timestamp), ``u.item``
   (``|``-separated, latin-1, 19 genre flags) and optional ``u.user``;
 * RecBole atomic files: a folder holding ``NAME.inter`` (and optional ``NAME.item`` / ``NAME.user``),
@@ -13,7 +13,7 @@
 * Amazon-reviews JSONL (2018 ``reviewerID``/``asin``/``overall``/``unixReviewTime`` or 2023
   ``user_id``/``parent_asin``/``rating``/``timestamp`` in ms), optionally with a ``meta_*.jsonl`` file
   beside it (``title``, ``categories`` / ``category`` / ``main_category``);
-* a generic interactions CSV/Parquet file with an ``items`` file (:func:`loaders.load_interactions`).
+* a generic interactions CSV/Parquet file with an ``items`` file (:func:`readers.load_interactions`).
 
 Interactions come out as ``user_id``, ``item_id`` (strings), ``timestamp`` (int64 seconds) plus
 whichever of ``rating``, ``click``, ``watch_ratio`` the data has; items as a :class:`Catalog` whose
@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from recoworld.world import loaders as L
+from recoworld.world import readers as L
 from recoworld.world.catalog import Catalog, popularity_percentile
 
 if TYPE_CHECKING:

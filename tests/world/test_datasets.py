@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from recoworld.world.formats import detect_layout, load_dataset
-from recoworld.world.formats import load_catalog
+from recoworld.world.datasets import detect_layout, load_dataset
+from recoworld.world.datasets import load_catalog
 
 GENRE_FLAGS = "0|0|0|1|1|1|0|0|0|0|0|0|0|0|0|0|0|0|0"
 

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from recoworld.world import loaders
-from recoworld.world.formats import load_catalog
+from recoworld.world import readers
+from recoworld.world.datasets import load_catalog
 from recoworld.world.catalog import Catalog
 from recoworld.world.embeddings import HashingEncoder
 
@@ -76,7 +76,7 @@ def assert_one_line(exc: pytest.ExceptionInfo, *parts: str) -> None:
 
 # --------------------------------------------------------------------- MovieLens
 def test_movielens_small_catalog(tmp_path: Path) -> None:
-    catalog, inter = loaders.load_movielens(write_ml_small(tmp_path / "ml-latest-small"))
+    catalog, inter = readers.load_movielens(write_ml_small(tmp_path / "ml-latest-small"))
     assert len(catalog) == 5
     assert list(catalog.item_id) == ["1", "2", "3", "4", "5"]
     frame = catalog.to_frame().set_index("item_id")
@@ -95,7 +95,7 @@ def test_movielens_small_catalog(tmp_path: Path) -> None:
 
 
 def test_movielens_popularity_follows_rating_counts(tmp_path: Path) -> None:
-    catalog, _ = loaders.load_movielens(write_ml_small(tmp_path))
+    catalog, _ = readers.load_movielens(write_ml_small(tmp_path))
     pop = dict(zip(catalog.item_id, catalog.popularity))
     # counts: 1 -> 5, 2 -> 3, 3 -> 2, 5 -> 1, 4 -> 0 (unrated)
     assert pop["1"] == 1.0
@@ -104,7 +104,7 @@ def test_movielens_popularity_follows_rating_counts(tmp_path: Path) -> None:
 
 
 def test_movielens_quality_is_shrunk_mean_rating(tmp_path: Path) -> None:
-    catalog, inter = loaders.load_movielens(write_ml_small(tmp_path))
+    catalog, inter = readers.load_movielens(write_ml_small(tmp_path))
     q = dict(zip(catalog.item_id, catalog.quality.astype(float)))
     assert all(0.0 <= v <= 1.0 for v in q.values())
     global_mean = inter["rating"].mean()
@@ -119,7 +119,7 @@ def test_movielens_quality_is_shrunk_mean_rating(tmp_path: Path) -> None:
 
 
 def test_movielens_interactions(tmp_path: Path) -> None:
-    _, inter = loaders.load_movielens(write_ml_small(tmp_path))
+    _, inter = readers.load_movielens(write_ml_small(tmp_path))
     assert list(inter.columns) == ["user_id", "item_id", "timestamp", "rating", "click"]
     assert len(inter) == 11  # 13 ratings, 2 of the unknown movie 99
     assert inter.attrs["dropped_unknown_items"] == 2
@@ -133,7 +133,7 @@ def test_movielens_interactions(tmp_path: Path) -> None:
 
 
 def test_movielens_1m_layout_latin1(tmp_path: Path) -> None:
-    catalog, inter = loaders.load_movielens(write_ml_1m(tmp_path / "ml-1m"))
+    catalog, inter = readers.load_movielens(write_ml_1m(tmp_path / "ml-1m"))
     assert len(catalog) == 3
     frame = catalog.to_frame().set_index("item_id")
     assert frame.loc["2", "title"] == "Café (1999)"
@@ -152,7 +152,7 @@ def test_movielens_1m_layout_latin1(tmp_path: Path) -> None:
 
 
 def test_movielens_encoder_is_used(tmp_path: Path) -> None:
-    catalog, _ = loaders.load_movielens(write_ml_small(tmp_path), encoder=HashingEncoder(dim=16))
+    catalog, _ = readers.load_movielens(write_ml_small(tmp_path), encoder=HashingEncoder(dim=16))
     assert catalog.embeddings.shape == (5, 16)
 
 
@@ -187,7 +187,7 @@ ITEMS_CSV = """item_id,title,topic,description,tags,creator,duration,quality,pop
 def test_load_items_csv(tmp_path: Path) -> None:
     path = tmp_path / "items.csv"
     path.write_text(ITEMS_CSV)
-    catalog = loaders.load_items(path, encoder=HashingEncoder(dim=32))
+    catalog = readers.load_items(path, encoder=HashingEncoder(dim=32))
     assert len(catalog) == 3
     assert list(catalog.item_id) == ["007", "008", "009"]  # ids stay strings, leading zeros kept
     assert catalog.topic_names == ["cooking", "sports"]
@@ -210,7 +210,7 @@ def test_load_items_parquet(tmp_path: Path) -> None:
     for name in ("items.parquet", "items.pq"):
         path = tmp_path / name
         frame.to_parquet(path)
-        catalog = loaders.load_items(path)
+        catalog = readers.load_items(path)
         assert len(catalog) == 4 and list(catalog.item_id) == ["1", "2", "3", "4"]
         assert catalog.n_topics == 3 and catalog.tags[0] == ("t1", "t2") and catalog.tags[1] == ()
         assert catalog.embeddings.shape == (4, 64)
@@ -227,7 +227,7 @@ def test_load_interactions_csv_with_catalog(tmp_path: Path) -> None:
         "u2,zz,300,3,1,10,0.1,1,phone\n"
         "u2,a,400,2,True,12,0.2,1,tv\n"
     )
-    df = loaders.load_interactions(path, catalog=catalog)
+    df = readers.load_interactions(path, catalog=catalog)
     assert len(df) == 3 and df.attrs["dropped_unknown_items"] == 1
     assert list(df["item_id"]) == ["a", "b", "a"]
     assert df["timestamp"].dtype == np.int64 and list(df["timestamp"]) == [100, 200, 400]
@@ -247,7 +247,7 @@ def test_load_interactions_parquet_without_catalog(tmp_path: Path) -> None:
             "timestamp": pd.to_datetime(["1970-01-01 00:01:40", "2001-09-09 01:46:40"]),
         }
     ).to_parquet(path)
-    df = loaders.load_interactions(path)
+    df = readers.load_interactions(path)
     assert list(df["user_id"]) == ["1", "2"] and list(df["item_id"]) == ["10", "11"]
     assert list(df["timestamp"]) == [100, 1_000_000_000]
     assert df.attrs["dropped_unknown_items"] == 0
@@ -257,42 +257,42 @@ def test_load_interactions_parquet_without_catalog(tmp_path: Path) -> None:
 def test_missing_column_errors_name_file_and_column(tmp_path: Path) -> None:
     bad_ratings = RATINGS_CSV.replace("movieId", "movie")
     with pytest.raises(ValueError) as exc:
-        loaders.load_movielens(write_ml_small(tmp_path / "a", ratings=bad_ratings))
+        readers.load_movielens(write_ml_small(tmp_path / "a", ratings=bad_ratings))
     assert str(exc.value) == "ratings.csv: missing required column 'movieId'"
 
     bad_movies = MOVIES_CSV.replace(",genres", ",kinds")
     with pytest.raises(ValueError) as exc:
-        loaders.load_movielens(write_ml_small(tmp_path / "b", movies=bad_movies))
+        readers.load_movielens(write_ml_small(tmp_path / "b", movies=bad_movies))
     assert str(exc.value) == "movies.csv: missing required column 'genres'"
 
     items = tmp_path / "items.csv"
     items.write_text("item_id,title\n1,A\n")
     with pytest.raises(ValueError) as exc:
-        loaders.load_items(items)
+        readers.load_items(items)
     assert str(exc.value) == "items.csv: missing required column 'topic'"
 
     pq = tmp_path / "catalog.parquet"
     pd.DataFrame({"item_id": ["1"], "topic": ["x"]}).to_parquet(pq)
     with pytest.raises(ValueError) as exc:
-        loaders.load_items(pq)
+        readers.load_items(pq)
     assert str(exc.value) == "catalog.parquet: missing required column 'title'"
 
     log = tmp_path / "events.csv"
     log.write_text("user_id,item_id\n1,2\n")
     with pytest.raises(ValueError) as exc:
-        loaders.load_interactions(log)
+        readers.load_interactions(log)
     assert str(exc.value) == "events.csv: missing required column 'timestamp'"
 
 
 def test_missing_and_incomplete_movielens_folders(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError) as exc:
-        loaders.load_movielens(tmp_path / "nope")
+        readers.load_movielens(tmp_path / "nope")
     assert_one_line(exc, "nope")
 
     empty = tmp_path / "empty"
     empty.mkdir()
     with pytest.raises(ValueError) as exc:
-        loaders.load_movielens(empty)
+        readers.load_movielens(empty)
     assert str(exc.value) == (
         f"no MovieLens files in {empty} (expected movies.csv + ratings.csv or movies.dat + ratings.dat; "
         "for ML-100K's u.data, RecBole, KuaiRec or Amazon layouts use catalog.source 'dataset')"
@@ -302,11 +302,11 @@ def test_missing_and_incomplete_movielens_folders(tmp_path: Path) -> None:
     half.mkdir()
     (half / "movies.csv").write_text(MOVIES_CSV)
     with pytest.raises(ValueError) as exc:
-        loaders.load_movielens(half)
+        readers.load_movielens(half)
     assert_one_line(exc, "ratings.csv", "not found")
 
     with pytest.raises(FileNotFoundError) as exc:
-        loaders.load_items(tmp_path / "missing.csv")
+        readers.load_items(tmp_path / "missing.csv")
     assert_one_line(exc, "missing.csv")
 
 
@@ -324,44 +324,44 @@ def test_bad_items_files(tmp_path: Path, name: str, content: str, parts: tuple[s
     path = tmp_path / name
     path.write_text(content)
     with pytest.raises(ValueError) as exc:
-        loaders.load_items(path)
+        readers.load_items(path)
     assert_one_line(exc, *parts)
 
 
 def test_bad_values_in_ratings_and_interactions(tmp_path: Path) -> None:
     bad = RATINGS_CSV.replace("1,1,4.0,964982703", "1,1,four,964982703")
     with pytest.raises(ValueError) as exc:
-        loaders.load_movielens(write_ml_small(tmp_path / "a", ratings=bad))
+        readers.load_movielens(write_ml_small(tmp_path / "a", ratings=bad))
     assert_one_line(exc, "ratings.csv", "'rating'", "'four'", "row 0")
 
     folder = write_ml_1m(tmp_path / "b")
     (folder / "ratings.dat").write_text("1::1::5::978300760\n1::2::3\n")
     with pytest.raises(ValueError) as exc:
-        loaders.load_movielens(folder)
+        readers.load_movielens(folder)
     assert_one_line(exc, "ratings.dat", "'timestamp'", "row 1")
 
     log = tmp_path / "log.csv"
     log.write_text("user_id,item_id,timestamp,click\n1,2,100,0.5\n")
     with pytest.raises(ValueError) as exc:
-        loaders.load_interactions(log)
+        readers.load_interactions(log)
     assert_one_line(exc, "log.csv", "'click'", "non-integer")
 
     log.write_text("user_id,item_id,timestamp\n,2,100\n")
     with pytest.raises(ValueError) as exc:
-        loaders.load_interactions(log)
+        readers.load_interactions(log)
     assert_one_line(exc, "log.csv", "'user_id'", "missing", "row 0")
 
     log.write_text("user_id,item_id,timestamp\n1,2,yesterday-ish\n")
     with pytest.raises(ValueError) as exc:
-        loaders.load_interactions(log)
+        readers.load_interactions(log)
     assert_one_line(exc, "log.csv", "'timestamp'")
 
 
 def test_require_columns_helper() -> None:
     frame = pd.DataFrame({"a": [1], "b": [2]})
-    loaders.require_columns(frame, ("a", "b"), "f.csv")
+    readers.require_columns(frame, ("a", "b"), "f.csv")
     with pytest.raises(ValueError, match=r"^f\.csv: missing required column 'c'$"):
-        loaders.require_columns(frame, ("a", "c", "d"), "f.csv")
+        readers.require_columns(frame, ("a", "c", "d"), "f.csv")
 
 
 # ------------------------------------------------------------- RecBole atomic files
@@ -370,11 +370,11 @@ def test_read_atomic_types_columns(tmp_path: Path) -> None:
     inter.write_text("user_id:token\titem_id:token\trating:float\ttimestamp:float\n7\t42\t4\t881250949\n8\t05\t\t881250950\n")
     item = tmp_path / "toy.item"
     item.write_text("item_id:token\tmovie_title:token_seq\tscores:float_seq\n42\tToy Story\t1 2.5\n")
-    frame = loaders.read_atomic(inter)
+    frame = readers.read_atomic(inter)
     assert list(frame.columns) == ["user_id", "item_id", "rating", "timestamp"]
     assert list(frame["item_id"]) == ["42", "05"]  # tokens keep leading zeros
     assert frame["rating"].iloc[0] == 4.0 and np.isnan(frame["rating"].iloc[1])
-    items = loaders.read_atomic(item)
+    items = readers.read_atomic(item)
     assert items["movie_title"].iloc[0] == ["Toy", "Story"] and items["scores"].iloc[0] == [1.0, 2.5]
 
 
@@ -391,5 +391,5 @@ def test_read_atomic_bad_files_one_line(tmp_path: Path, text: str, message: str)
     path = tmp_path / "toy.inter"
     path.write_text(text)
     with pytest.raises(ValueError) as err:
-        loaders.read_atomic(path)
+        readers.read_atomic(path)
     assert str(err.value).startswith(message) and "\n" not in str(err.value)

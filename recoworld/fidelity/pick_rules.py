@@ -27,8 +27,11 @@ from typing import Sequence
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-from recoworld.users.calibration.fit import FittedModels, Prepared, Scorer, baseline_scorers
+from recoworld.fidelity.baselines import Scorer, baseline_scorers
+from recoworld.fidelity.lists import flat_lists, kernel_review, mixed_lists
+from recoworld.users.calibration.fit import FittedModels, Prepared, world_calibration
 from recoworld.users.calibration.mf import LogisticMF, refit
+from recoworld.users.calibration.selection import fit_selection, selection_features
 
 SIMULATED = "parametric"  # the calibrated users' rules: on the kernel's utility (hybrid users decide alike)
 SHARES = np.round(np.arange(0.01, 1.0001, 0.01), 2)
@@ -103,8 +106,6 @@ def refit_mf(prep: Prepared, choice: dict[str, float], with_features: bool = Fal
 
 def selection_scorer(prep: Prepared, selection: LogisticMF) -> Scorer:
     """(user codes, catalog rows) -> the selection stage's logit, with its popularity features."""
-    from recoworld.users.calibration.selection import selection_features
-
     conformity = prep.traits["conformity"].to_numpy()
     return lambda u, i: selection.logit(u, i, selection_features(conformity, prep.popularity, u, i))
 
@@ -138,8 +139,6 @@ def inner_models(prep: Prepared, models: FittedModels) -> tuple[Prepared, Fitted
     scorers = baseline_scorers(inner, mf, registered=models.scorers)
     selection = None
     if models.selection is not None and models.selection_choice is not None:
-        from recoworld.users.calibration.selection import fit_selection
-
         sc = models.selection_choice
         inner.config = inner.config.model_copy(update={"l2": [sc["l2"]]})  # the setting the selection's tuning chose
         selection, _ = fit_selection(inner, (int(sc["factors"]),))
@@ -153,9 +152,6 @@ def tune_pick_rules(prep: Prepared, models: FittedModels, ratios: Sequence[int],
     period (no held-out row, label or item is read). Every baseline, and the calibrated users (``SIMULATED``):
     the calibrated world refitted on the earlier rows, its threshold and share on the kernel's utility of
     each item as the simulated user reviews the list."""
-    from recoworld.evaluation.fidelity import flat_lists, kernel_review, mixed_lists
-    from recoworld.users.calibration.fit import world_calibration
-
     inner, refitted = inner_models(prep, models)
     world = world_calibration(inner, refitted)
     pickers = baseline_pickers(inner, refitted)

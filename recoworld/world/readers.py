@@ -1,4 +1,6 @@
-"""Read real catalogs and interaction logs: MovieLens folders, RecBole atomic files and generic CSV/Parquet.
+"""File readers with strict column checks: tables (CSV, Parquet, ``.dat``), RecBole atomic files, MovieLens
+folders, generic items and interactions files. :mod:`recoworld.world.datasets` recognises whole data sets in
+the layouts they are distributed in and builds them on these readers (never the other way round).
 
 Every bad input raises a one-line ``ValueError`` (``FileNotFoundError`` for a missing path)
 that starts with the offending file's name, e.g. ``ratings.csv: missing required column 'movieId'``.
