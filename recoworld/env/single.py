@@ -18,10 +18,31 @@ from recoworld.users.layout import ACTION_LABELS
 from recoworld.world.observation import observation_space, observe
 from recoworld.world.rewards import COMPONENTS, as_dict
 from recoworld.world.simulation import Simulation, StepOutcome, build_catalog
-from recoworld.users.parametric import ParametricUserModel
+from recoworld.users.parametric import ParametricUserModel, UserBatch
+from recoworld.users.population import PendingProfile, PopulationSampler
 from recoworld.users.profile import UserProfile
 
 ALL = slice(None)
+ROW0 = np.zeros(1, dtype=np.int64)
+
+
+def draw_user(
+    sampler: Any, catalog: Any, rng: np.random.Generator, taste_noise: float, profile: Any = None
+) -> tuple[UserProfile | PendingProfile, UserBatch, int]:
+    """A new user as an env's reset draws them from ``rng``, in this order: the profile (unless ``profile`` is
+    given, a UserProfile or its dict), the taste noise, then one raw draw for the first candidates. A profile
+    drawn from segments stays a :class:`PendingProfile` (its state is built from the draws directly)."""
+    if profile is None and isinstance(sampler, PopulationSampler):
+        draws = sampler.draw(1, rng)
+        users = UserBatch.from_draws(draws, catalog, rng, taste_noise)
+        profile = PendingProfile(sampler, draws[0], "u0")  # the id sampler.sample(1, rng) gives
+    else:
+        if profile is None:
+            profile = sampler.sample(1, rng)[0]
+        elif not isinstance(profile, UserProfile):
+            profile = UserProfile.model_validate(profile)
+        users = UserBatch.from_profiles([profile], catalog, rng, taste_noise)
+    return profile, users, int(rng.bit_generator.random_raw())
 
 
 def action_labels(out: StepOutcome, row: int = 0) -> list[str]:
@@ -87,13 +108,12 @@ class RecoWorldEnv(gym.Env):
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
         options = options or {}
-        profile = options.get("profile")
-        if profile is None:
-            profile = self._sampler.sample(1, self.np_random)[0]
-        elif not isinstance(profile, UserProfile):
-            profile = UserProfile.model_validate(profile)
-        self.sim = Simulation(self.scenario, self.catalog, [profile], self.np_random, self._model, self.user_backend())
-        self.sim.retrieve(ALL)
+        rng = self.np_random
+        profile, users, raw = draw_user(self._sampler, self.catalog, rng, self.scenario.users.taste_noise, options.get("profile"))
+        if self.sim is None:
+            self.sim = Simulation(self.scenario, self.catalog, [profile], rng, self._model, self.user_backend(), users=users)
+        self.sim.rng = rng
+        self.sim.replace_users(ROW0, [profile], users, np.array([raw], dtype=np.uint64))
         self._last = None
         self._episode_llm, self._episode_fallbacks = Usage(), 0
         return self._get_obs(), self._get_info(None)
@@ -117,7 +137,7 @@ class RecoWorldEnv(gym.Env):
         if self.render_mode != "ansi" or self.sim is None:
             return None
         sim = self.sim
-        head = f"user {sim.profiles[0].user_id} | day {int(sim.day[0])} | session {int(sim.platform.sessions[0])}"
+        head = f"user {sim.user_ids[0]} | day {int(sim.day[0])} | session {int(sim.platform.sessions[0])}"
         if self._last is None:
             return head + " | waiting for the first slate\n"
         slate, out = self._last
@@ -207,7 +227,7 @@ class RecoWorldEnv(gym.Env):
     def _get_info(self, out: StepOutcome | None, per_user: list[float] | None = None) -> dict[str, Any]:
         sim = self.sim
         info: dict[str, Any] = {
-            "user_id": sim.profiles[0].user_id,
+            "user_id": sim.user_ids[0],
             "day": int(sim.day[0]),
             "session": int(sim.platform.sessions[0]),
             "session_step": int(sim.session_step[0]),
