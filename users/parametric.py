@@ -202,15 +202,16 @@ class UserBatch:
                 given[r] = prof.taste
         traits = np.array([[getattr(p.traits, c) for c in UL.TRAIT_COLUMNS] for p in profiles], dtype=np.float64).reshape(b, 8)
         tone = np.array([TONES.index(p.traits.tone) for p in profiles], dtype=np.int8)
-        return cls._start(topic_state, traits, tone, catalog, rng, taste_noise, given)
+        noise = rng.standard_normal((b, catalog.topic_centroids.shape[1]))
+        return cls._start(topic_state, traits, tone, catalog, noise, taste_noise, given)
 
     @classmethod
     def from_draws(
-        cls, draws: Sequence["ProfileDraw"], catalog: Catalog, rng: np.random.Generator, taste_noise: float = 0.35
+        cls, draws: Sequence["ProfileDraw"], catalog: Catalog, noise: np.ndarray, taste_noise: float = 0.35
     ) -> "UserBatch":
         """Arrays for the profiles ``draws`` describe (``PopulationSampler.draw`` over this catalog's topics),
-        without writing the profiles out: the same arrays and the same draws of ``rng`` as :meth:`from_profiles`
-        of those profiles."""
+        without writing the profiles out, each user as :meth:`from_profiles` of their profile alone makes them
+        (``noise``: (b, D) the standard normals each user's generator drew after the profile)."""
         b = len(draws)
         topic_state = np.zeros((b, 5, catalog.n_topics), dtype=np.float64)
         traits = np.empty((b, 8), dtype=np.float64)
@@ -221,22 +222,29 @@ class UserBatch:
             topic_state[r, UL.DISLIKE, d.dislikes] = 1.0
             traits[r] = d.traits[_TRAIT_ORDER]
             tone[r] = d.tone
-        return cls._start(topic_state, traits, tone, catalog, rng, taste_noise, {})
+        return cls._start(topic_state, traits, tone, catalog, noise, taste_noise, {}, one_by_one=True)
 
     @classmethod
     def _start(
-        cls, topic_state: np.ndarray, traits: np.ndarray, tone: np.ndarray, catalog: Catalog, rng: np.random.Generator,
-        taste_noise: float, given: dict[int, Sequence[float]],
+        cls, topic_state: np.ndarray, traits: np.ndarray, tone: np.ndarray, catalog: Catalog, noise: np.ndarray,
+        taste_noise: float, given: dict[int, Sequence[float]], one_by_one: bool = False,
     ) -> "UserBatch":
         """Users at the start: interests normalised, tastes (``given`` by row, else the interests' topic centroids
-        plus noise from ``rng``), a neutral mindset and no instruction."""
+        plus ``taste_noise`` times the standard normals ``noise``), a neutral mindset and no instruction.
+        ``one_by_one``: each taste as a batch of one computes it (a matrix product of many rows rounds
+        differently in the last bits)."""
         b = len(topic_state)
         interest = topic_state[:, UL.INTEREST, :]
         interest /= np.maximum(interest.sum(1, keepdims=True), 1e-9)
         centroids = catalog.topic_centroids
         dim = centroids.shape[1]
-        noise = rng.standard_normal((b, dim)).astype(np.float32) * taste_noise / np.sqrt(dim)
-        taste = (interest @ centroids + noise).astype(np.float32)
+        noise = noise.astype(np.float32) * taste_noise / np.sqrt(dim)
+        if one_by_one:
+            taste = np.empty((b, dim), dtype=np.float32)
+            for r in range(b):
+                taste[r] = interest[r: r + 1] @ centroids + noise[r: r + 1]
+        else:
+            taste = (interest @ centroids + noise).astype(np.float32)
         for r, vector in given.items():
             taste[r] = vector
         taste /= np.maximum(np.linalg.norm(taste, axis=1, keepdims=True), 1e-9)

@@ -171,7 +171,8 @@ class PopulationSampler:
         """The profile ``draw`` describes, named ``user_id``."""
         s, u = draw.segment, draw.u
         seg = self.segments[s]
-        interests = {self.topic_names[t]: round(float(w), 4) for t, w in sorted(zip(draw.interests, draw.weights), key=lambda p: -p[1])}
+        ranked = sorted(zip(draw.interests, draw.weights), key=lambda p: -p[1])
+        interests = {self.topic_names[t]: round(float(w), 4) for t, w in ranked}
         bands, band_cum = self._bands[s]
         goals = (int(u[5] * len(_GOALS)), int(u[6] * (len(_GOALS) - 1)))
         return UserProfile(

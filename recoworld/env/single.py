@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import fields
+from typing import Any, Sequence
 
 import gymnasium as gym
 import numpy as np
@@ -26,23 +27,36 @@ ALL = slice(None)
 ROW0 = np.zeros(1, dtype=np.int64)
 
 
-def draw_user(
-    sampler: Any, catalog: Any, rng: np.random.Generator, taste_noise: float, profile: Any = None
-) -> tuple[UserProfile | PendingProfile, UserBatch, int]:
-    """A new user as an env's reset draws them from ``rng``, in this order: the profile (unless ``profile`` is
-    given, a UserProfile or its dict), the taste noise, then one raw draw for the first candidates. A profile
-    drawn from segments stays a :class:`PendingProfile` (its state is built from the draws directly)."""
-    if profile is None and isinstance(sampler, PopulationSampler):
-        draws = sampler.draw(1, rng)
-        users = UserBatch.from_draws(draws, catalog, rng, taste_noise)
-        profile = PendingProfile(sampler, draws[0], "u0")  # the id sampler.sample(1, rng) gives
-    else:
+def draw_users(
+    sampler: Any, catalog: Any, rngs: list[np.random.Generator], taste_noise: float, profiles: Sequence[Any] | None = None
+) -> tuple[list[UserProfile | PendingProfile], UserBatch, np.ndarray]:
+    """New users as envs' resets draw them, user i from ``rngs[i]`` in this order: the profile (unless
+    ``profiles[i]`` gives one, a UserProfile or its dict), the taste noise, then one raw draw for the first
+    candidates (returned, (n,) uint64). Each user's state is what a one-user simulation of them has; a profile
+    drawn from segments stays a :class:`PendingProfile` (the state is built from its draws, in one batch)."""
+    n = len(rngs)
+    raws = np.empty(n, dtype=np.uint64)
+    if profiles is None and isinstance(sampler, PopulationSampler):
+        draws, noise = [], np.empty((n, catalog.topic_centroids.shape[1]))
+        for q, rng in enumerate(rngs):
+            draws += sampler.draw(1, rng)
+            rng.standard_normal(out=noise[q])
+            raws[q] = rng.bit_generator.random_raw()
+        users = UserBatch.from_draws(draws, catalog, noise, taste_noise)
+        return [PendingProfile(sampler, d, "u0") for d in draws], users, raws  # the id sampler.sample(1, rng) gives
+    picked, batches = [], []
+    for q, rng in enumerate(rngs):
+        profile = profiles[q] if profiles is not None else None
         if profile is None:
             profile = sampler.sample(1, rng)[0]
         elif not isinstance(profile, UserProfile):
             profile = UserProfile.model_validate(profile)
-        users = UserBatch.from_profiles([profile], catalog, rng, taste_noise)
-    return profile, users, int(rng.bit_generator.random_raw())
+        batches.append(UserBatch.from_profiles([profile], catalog, rng, taste_noise))
+        raws[q] = rng.bit_generator.random_raw()
+        picked.append(profile)
+    if n == 1:
+        return picked, batches[0], raws
+    return picked, UserBatch(**{f.name: np.concatenate([getattr(u, f.name) for u in batches]) for f in fields(UserBatch)}), raws
 
 
 def action_labels(out: StepOutcome, row: int = 0) -> list[str]:
@@ -109,11 +123,13 @@ class RecoWorldEnv(gym.Env):
         super().reset(seed=seed)
         options = options or {}
         rng = self.np_random
-        profile, users, raw = draw_user(self._sampler, self.catalog, rng, self.scenario.users.taste_noise, options.get("profile"))
+        given = options.get("profile")
+        profiles, users, raws = draw_users(self._sampler, self.catalog, [rng], self.scenario.users.taste_noise,
+                                           None if given is None else [given])
         if self.sim is None:
-            self.sim = Simulation(self.scenario, self.catalog, [profile], rng, self._model, self.user_backend(), users=users)
+            self.sim = Simulation(self.scenario, self.catalog, profiles, rng, self._model, self.user_backend(), users=users)
         self.sim.rng = rng
-        self.sim.replace_users(ROW0, [profile], users, np.array([raw], dtype=np.uint64))
+        self.sim.replace_users(ROW0, profiles, users, raws)
         self._last = None
         self._episode_llm, self._episode_fallbacks = Usage(), 0
         return self._get_obs(), self._get_info(None)

@@ -9,7 +9,6 @@ env reset with the same seed and given the same actions.
 
 from __future__ import annotations
 
-from dataclasses import fields
 from typing import Any, Sequence
 
 import numpy as np
@@ -19,13 +18,12 @@ from gymnasium.vector.utils import batch_space
 from numba import njit
 
 from recoworld.env.actions import check_actions, serve
-from recoworld.env.single import RecoWorldEnv, draw_user
+from recoworld.env.single import RecoWorldEnv, draw_users
 from recoworld.env.topics import fill_topics
 from recoworld.users import layout as UL
 from recoworld.world import layout as WL
 from recoworld.world.rewards import COMPONENTS
 from recoworld.world.simulation import Simulation
-from recoworld.users.parametric import UserBatch
 
 ALL = slice(None)
 
@@ -243,18 +241,13 @@ class RecoWorldVectorEnv(VectorEnv):
         one; their observations go into ``obs``."""
         single = self._single
         scenario = self.scenario
-        picked, batches = [], []
-        raws = np.empty(len(rows), dtype=np.uint64)
-        for q, r in enumerate(rows.tolist()):
+        for r in rows.tolist():
             if seeds[r] is not None or self._rngs[r] is None:
                 self._rngs[r] = np_random(seeds[r])[0]
                 self._states[r] = self._rngs[r].bit_generator.ctypes.state_address
-            profile = profiles[r] if profiles is not None else None
-            profile, user, raws[q] = draw_user(single._sampler, self.catalog, self._rngs[r], scenario.users.taste_noise, profile)
-            picked.append(profile)
-            batches.append(user)
-        users = batches[0] if len(batches) == 1 else UserBatch(
-            **{f.name: np.concatenate([getattr(u, f.name) for u in batches]) for f in fields(UserBatch)}
+        given = None if profiles is None or all(p is None for p in profiles) else [profiles[r] for r in rows.tolist()]
+        picked, users, raws = draw_users(
+            single._sampler, self.catalog, [self._rngs[r] for r in rows.tolist()], scenario.users.taste_noise, given
         )
         if self.sim is None:
             rng0 = np.random.default_rng(0)  # unused: every user draws from its env's generator

@@ -98,7 +98,8 @@ SINGLE = {
 VECTOR = {
     (64, "next_step", 3, 80): "4a0df8fae9546ebdea7ab45558e35d0b2c351b73d88bbc2e5259fa4e22089b3d",
     (16, "same_step", 4, 60): "19befc673883bdc4a7cd91489d73c7209a509bece67a546c381180cfeb73c1d2",
-    (512, "next_step", 5, 30): "a1bab8f45ceecbc0d61a10fb6bbf4a090ff87002ea18a5f8436ba0ff9ea53d5c",  # the parallel kernel (batches of 256 users and more)
+    # the parallel kernel (batches of 256 users and more)
+    (512, "next_step", 5, 30): "a1bab8f45ceecbc0d61a10fb6bbf4a090ff87002ea18a5f8436ba0ff9ea53d5c",
 }
 
 
