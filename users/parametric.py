@@ -23,12 +23,14 @@ from recoworld.llm.base import Usage
 from recoworld.users import layout as UL
 from recoworld.world.catalog import Catalog
 from recoworld.users.layout import Decisions, UserArrays
-from recoworld.users.profile import TONES, UserProfile
+from recoworld.users.profile import TONES, TRAIT_NAMES, UserProfile
 
 if TYPE_CHECKING:
+    from recoworld.users.population import ProfileDraw
     from recoworld.users.world_view import SimulationView, StepOutcomeView
 
 Index = np.ndarray | slice
+_TRAIT_ORDER = np.array([TRAIT_NAMES.index(c) for c in UL.TRAIT_COLUMNS])  # TRAIT_NAMES -> UL.TRAIT_COLUMNS
 
 
 class ParametricUserParams(BaseModel):
@@ -188,19 +190,61 @@ class UserBatch:
                 if name not in topic_index:
                     raise ValueError(f"user {prof.user_id}: topic_history topic '{name}' is not in the catalog")
                 topic_state[r, UL.EXPOSURE, topic_index[name]] = n
-        interest = topic_state[:, UL.INTEREST, :]
-        interest /= np.maximum(interest.sum(1, keepdims=True), 1e-9)
-        centroids = catalog.topic_centroids
-        dim = centroids.shape[1]
-        noise = rng.standard_normal((b, dim)).astype(np.float32) * taste_noise / np.sqrt(dim)
-        taste = (interest @ centroids + noise).astype(np.float32)
+        dim = catalog.topic_centroids.shape[1]
+        given = {}
         for r, prof in enumerate(profiles):
             if prof.taste is not None:
                 if len(prof.taste) != dim:
                     raise ValueError(f"user {prof.user_id}: taste has {len(prof.taste)} dims, catalog embeddings have {dim}")
-                taste[r] = prof.taste
-        taste /= np.maximum(np.linalg.norm(taste, axis=1, keepdims=True), 1e-9)
+                given[r] = prof.taste
         traits = np.array([[getattr(p.traits, c) for c in UL.TRAIT_COLUMNS] for p in profiles], dtype=np.float64).reshape(b, 8)
+        tone = np.array([TONES.index(p.traits.tone) for p in profiles], dtype=np.int8)
+        noise = rng.standard_normal((b, catalog.topic_centroids.shape[1]))
+        return cls._start(topic_state, traits, tone, catalog, noise, taste_noise, given)
+
+    @classmethod
+    def from_draws(
+        cls, draws: Sequence["ProfileDraw"], catalog: Catalog, noise: np.ndarray, taste_noise: float = 0.35
+    ) -> "UserBatch":
+        """Arrays for the profiles ``draws`` describe (``PopulationSampler.draw`` over this catalog's topics),
+        without writing the profiles out, each user as :meth:`from_profiles` of their profile alone makes them
+        (``noise``: (b, D) the standard normals each user's generator drew after the profile)."""
+        b = len(draws)
+        topic_state = np.zeros((b, 5, catalog.n_topics), dtype=np.float64)
+        traits = np.empty((b, 8), dtype=np.float64)
+        tone = np.empty(b, dtype=np.int8)
+        for r, d in enumerate(draws):
+            for t, w in zip(d.interests.tolist(), d.weights.tolist()):
+                topic_state[r, UL.INTEREST, t] = round(w, 4)
+            topic_state[r, UL.DISLIKE, d.dislikes] = 1.0
+            traits[r] = d.traits[_TRAIT_ORDER]
+            tone[r] = d.tone
+        return cls._start(topic_state, traits, tone, catalog, noise, taste_noise, {}, one_by_one=True)
+
+    @classmethod
+    def _start(
+        cls, topic_state: np.ndarray, traits: np.ndarray, tone: np.ndarray, catalog: Catalog, noise: np.ndarray,
+        taste_noise: float, given: dict[int, Sequence[float]], one_by_one: bool = False,
+    ) -> "UserBatch":
+        """Users at the start: interests normalised, tastes (``given`` by row, else the interests' topic centroids
+        plus ``taste_noise`` times the standard normals ``noise``), a neutral mindset and no instruction.
+        ``one_by_one``: each taste as a batch of one computes it (a matrix product of many rows rounds
+        differently in the last bits)."""
+        b = len(topic_state)
+        interest = topic_state[:, UL.INTEREST, :]
+        interest /= np.maximum(interest.sum(1, keepdims=True), 1e-9)
+        centroids = catalog.topic_centroids
+        dim = centroids.shape[1]
+        noise = noise.astype(np.float32) * taste_noise / np.sqrt(dim)
+        if one_by_one:
+            taste = np.empty((b, dim), dtype=np.float32)
+            for r in range(b):
+                taste[r] = interest[r: r + 1] @ centroids + noise[r: r + 1]
+        else:
+            taste = (interest @ centroids + noise).astype(np.float32)
+        for r, vector in given.items():
+            taste[r] = vector
+        taste /= np.maximum(np.linalg.norm(taste, axis=1, keepdims=True), 1e-9)
         mind = np.zeros((b, 4), dtype=np.float64)
         mind[:, UL.SATISFACTION] = 0.5
         mind[:, UL.TRUST] = 0.5
@@ -213,7 +257,7 @@ class UserBatch:
             mind=mind,
             topic_state=topic_state,
             instr=instr,
-            tone=np.array([TONES.index(p.traits.tone) for p in profiles], dtype=np.int8),
+            tone=tone,
             consumed=np.zeros((b, (len(catalog) + 7) // 8), dtype=np.uint8),
         )
 

@@ -18,6 +18,7 @@ Imports: numpy, pydantic, ``recoworld.users.profile``.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
@@ -134,6 +135,11 @@ class PopulationSampler:
     def sample(self, n: int, rng: np.random.Generator, id_prefix: str = "u", start: int = 0) -> list[UserProfile]:
         """``n`` profiles; segment membership drawn by weight, or in exact quotas when sizes are given
         (the sizes themselves for ``n`` = their sum, else proportional by largest remainder)."""
+        return [self.profile(d, f"{id_prefix}{start + k}") for k, d in enumerate(self.draw(n, rng))]
+
+    def draw(self, n: int, rng: np.random.Generator) -> list[ProfileDraw]:
+        """The random draws of ``n`` profiles (what :meth:`sample` draws, in its order), not yet written out as
+        profiles: :meth:`profile` writes one, ``UserBatch.from_draws`` turns them into user state directly."""
         if self._sizes is not None:
             quota = self._weights * n
             counts = np.floor(quota).astype(int)
@@ -141,9 +147,9 @@ class PopulationSampler:
             seg_of = rng.permutation(np.repeat(np.arange(len(self.segments)), counts))
         else:
             seg_of = np.searchsorted(self._cum_weights, rng.random(n) * self._cum_weights[-1], side="right")
-        return [self._sample_one(int(s), rng, f"{id_prefix}{start + k}") for k, s in enumerate(seg_of)]
+        return [self._draw_one(int(s), rng) for s in seg_of]
 
-    def _sample_one(self, s: int, rng: np.random.Generator, user_id: str) -> UserProfile:
+    def _draw_one(self, s: int, rng: np.random.Generator) -> ProfileDraw:
         seg, in_pool = self.segments[s], self._in_pool[s]
         u = rng.random(8)
         lo, hi = seg.n_interests
@@ -152,16 +158,22 @@ class PopulationSampler:
         k = min(lo + int(u[0] * (hi - lo + 1)), len(candidates))
         chosen = candidates[:k]
         weights = rng.dirichlet(np.full(k, seg.interest_concentration))
-        interests = {self.topic_names[t]: round(float(w), 4) for t, w in sorted(zip(chosen, weights), key=lambda p: -p[1])}
         is_chosen = np.zeros(len(self.topic_names), dtype=bool)
         is_chosen[chosen] = True
         rest = order[~is_chosen[order]]  # a random order of the other topics
         d_lo, d_hi = seg.n_dislikes
         n_dis = min(d_lo + int(u[1] * (d_hi - d_lo + 1)), len(rest))
-        dislikes = [self.topic_names[t] for t in rest[:n_dis]]
         a, b = self._beta[s]
-        trait_values = dict(zip(TRAIT_NAMES, np.round(rng.beta(a, b), 4).tolist()))
-        tones, tone_cum = self._tones[s]
+        traits = np.round(rng.beta(a, b), 4)
+        tone = self._tones[s][0][_pick(u[7], self._tones[s][1])]
+        return ProfileDraw(s, u, chosen, weights, rest[:n_dis], traits, TONES.index(tone))
+
+    def profile(self, draw: ProfileDraw, user_id: str) -> UserProfile:
+        """The profile ``draw`` describes, named ``user_id``."""
+        s, u = draw.segment, draw.u
+        seg = self.segments[s]
+        ranked = sorted(zip(draw.interests, draw.weights), key=lambda p: -p[1])
+        interests = {self.topic_names[t]: round(float(w), 4) for t, w in ranked}
         bands, band_cum = self._bands[s]
         goals = (int(u[5] * len(_GOALS)), int(u[6] * (len(_GOALS) - 1)))
         return UserProfile(
@@ -172,9 +184,34 @@ class PopulationSampler:
             locale=_LOCALES[int(u[4] * len(_LOCALES))],
             goals=[_GOALS[goals[0]], [g for g in _GOALS if g != _GOALS[goals[0]]][goals[1]]],
             interests=interests,
-            dislikes=dislikes,
-            traits=Traits(**trait_values, tone=tones[_pick(u[7], tone_cum)]),
+            dislikes=[self.topic_names[t] for t in draw.dislikes],
+            traits=Traits(**dict(zip(TRAIT_NAMES, draw.traits.tolist())), tone=TONES[draw.tone]),
         )
+
+
+@dataclass
+class ProfileDraw:
+    """One profile's random draws from a segment (``PopulationSampler.draw``), as topic and trait indices."""
+
+    segment: int  # index into the sampler's segments
+    u: np.ndarray  # (8,) uniforms: interest and dislike counts, age band, occupation, locale, goals, tone
+    interests: np.ndarray  # topic indices of the interests, in drawn order
+    weights: np.ndarray  # their Dirichlet weights (the profile states them rounded to 4 decimals)
+    dislikes: np.ndarray  # topic indices of the dislikes
+    traits: np.ndarray  # (10,) trait values in TRAIT_NAMES order, rounded to 4 decimals
+    tone: int  # index into TONES
+
+
+@dataclass
+class PendingProfile:
+    """A drawn profile not written out yet (a reset that only needs the user's state): :meth:`build` writes it."""
+
+    sampler: PopulationSampler
+    draw: ProfileDraw
+    user_id: str
+
+    def build(self) -> UserProfile:
+        return self.sampler.profile(self.draw, self.user_id)
 
 
 # ------------------------------------------------------------------ diverse sampling (USP)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import fields
+from typing import Any, Sequence
 
 import gymnasium as gym
 import numpy as np
@@ -18,10 +19,44 @@ from recoworld.users.layout import ACTION_LABELS
 from recoworld.world.observation import observation_space, observe
 from recoworld.world.rewards import COMPONENTS, as_dict
 from recoworld.world.simulation import Simulation, StepOutcome, build_catalog
-from recoworld.users.parametric import ParametricUserModel
+from recoworld.users.parametric import ParametricUserModel, UserBatch
+from recoworld.users.population import PendingProfile, PopulationSampler
 from recoworld.users.profile import UserProfile
 
 ALL = slice(None)
+ROW0 = np.zeros(1, dtype=np.int64)
+
+
+def draw_users(
+    sampler: Any, catalog: Any, rngs: list[np.random.Generator], taste_noise: float, profiles: Sequence[Any] | None = None
+) -> tuple[list[UserProfile | PendingProfile], UserBatch, np.ndarray]:
+    """New users as envs' resets draw them, user i from ``rngs[i]`` in this order: the profile (unless
+    ``profiles[i]`` gives one, a UserProfile or its dict), the taste noise, then one raw draw for the first
+    candidates (returned, (n,) uint64). Each user's state is what a one-user simulation of them has; a profile
+    drawn from segments stays a :class:`PendingProfile` (the state is built from its draws, in one batch)."""
+    n = len(rngs)
+    raws = np.empty(n, dtype=np.uint64)
+    if profiles is None and isinstance(sampler, PopulationSampler):
+        draws, noise = [], np.empty((n, catalog.topic_centroids.shape[1]))
+        for q, rng in enumerate(rngs):
+            draws += sampler.draw(1, rng)
+            rng.standard_normal(out=noise[q])
+            raws[q] = rng.bit_generator.random_raw()
+        users = UserBatch.from_draws(draws, catalog, noise, taste_noise)
+        return [PendingProfile(sampler, d, "u0") for d in draws], users, raws  # the id sampler.sample(1, rng) gives
+    picked, batches = [], []
+    for q, rng in enumerate(rngs):
+        profile = profiles[q] if profiles is not None else None
+        if profile is None:
+            profile = sampler.sample(1, rng)[0]
+        elif not isinstance(profile, UserProfile):
+            profile = UserProfile.model_validate(profile)
+        batches.append(UserBatch.from_profiles([profile], catalog, rng, taste_noise))
+        raws[q] = rng.bit_generator.random_raw()
+        picked.append(profile)
+    if n == 1:
+        return picked, batches[0], raws
+    return picked, UserBatch(**{f.name: np.concatenate([getattr(u, f.name) for u in batches]) for f in fields(UserBatch)}), raws
 
 
 def action_labels(out: StepOutcome, row: int = 0) -> list[str]:
@@ -87,13 +122,14 @@ class RecoWorldEnv(gym.Env):
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
         options = options or {}
-        profile = options.get("profile")
-        if profile is None:
-            profile = self._sampler.sample(1, self.np_random)[0]
-        elif not isinstance(profile, UserProfile):
-            profile = UserProfile.model_validate(profile)
-        self.sim = Simulation(self.scenario, self.catalog, [profile], self.np_random, self._model, self.user_backend())
-        self.sim.retrieve(ALL)
+        rng = self.np_random
+        given = options.get("profile")
+        profiles, users, raws = draw_users(self._sampler, self.catalog, [rng], self.scenario.users.taste_noise,
+                                           None if given is None else [given])
+        if self.sim is None:
+            self.sim = Simulation(self.scenario, self.catalog, profiles, rng, self._model, self.user_backend(), users=users)
+        self.sim.rng = rng
+        self.sim.replace_users(ROW0, profiles, users, raws)
         self._last = None
         self._episode_llm, self._episode_fallbacks = Usage(), 0
         return self._get_obs(), self._get_info(None)
@@ -117,7 +153,7 @@ class RecoWorldEnv(gym.Env):
         if self.render_mode != "ansi" or self.sim is None:
             return None
         sim = self.sim
-        head = f"user {sim.profiles[0].user_id} | day {int(sim.day[0])} | session {int(sim.platform.sessions[0])}"
+        head = f"user {sim.user_ids[0]} | day {int(sim.day[0])} | session {int(sim.platform.sessions[0])}"
         if self._last is None:
             return head + " | waiting for the first slate\n"
         slate, out = self._last
@@ -207,7 +243,7 @@ class RecoWorldEnv(gym.Env):
     def _get_info(self, out: StepOutcome | None, per_user: list[float] | None = None) -> dict[str, Any]:
         sim = self.sim
         info: dict[str, Any] = {
-            "user_id": sim.profiles[0].user_id,
+            "user_id": sim.user_ids[0],
             "day": int(sim.day[0]),
             "session": int(sim.platform.sessions[0]),
             "session_step": int(sim.session_step[0]),

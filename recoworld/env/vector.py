@@ -9,7 +9,6 @@ env reset with the same seed and given the same actions.
 
 from __future__ import annotations
 
-from dataclasses import fields
 from typing import Any, Sequence
 
 import numpy as np
@@ -19,13 +18,12 @@ from gymnasium.vector.utils import batch_space
 from numba import njit
 
 from recoworld.env.actions import check_actions, serve
+from recoworld.env.single import RecoWorldEnv, draw_users
 from recoworld.env.topics import fill_topics
 from recoworld.users import layout as UL
 from recoworld.world import layout as WL
 from recoworld.world.rewards import COMPONENTS
 from recoworld.world.simulation import Simulation
-from recoworld.users.parametric import UserBatch
-from recoworld.users.profile import UserProfile
 
 ALL = slice(None)
 
@@ -93,8 +91,6 @@ class RecoWorldVectorEnv(VectorEnv):
         autoreset_mode: AutoresetMode | str = AutoresetMode.NEXT_STEP,
         render_mode: str | None = None,
     ) -> None:
-        from recoworld.env.single import RecoWorldEnv
-
         if int(num_envs) < 1:
             raise ValueError(f"num_envs: must be at least 1, got {num_envs}")
         if render_mode is not None:
@@ -245,26 +241,17 @@ class RecoWorldVectorEnv(VectorEnv):
         one; their observations go into ``obs``."""
         single = self._single
         scenario = self.scenario
-        picked, batches = [], []
-        raws = np.empty(len(rows), dtype=np.uint64)
-        for q, r in enumerate(rows.tolist()):
+        for r in rows.tolist():
             if seeds[r] is not None or self._rngs[r] is None:
                 self._rngs[r] = np_random(seeds[r])[0]
                 self._states[r] = self._rngs[r].bit_generator.ctypes.state_address
-            rng = self._rngs[r]
-            # the draws of a single env's reset, in its order: profile, taste noise, candidates
-            profile = profiles[r] if profiles is not None else None
-            if profile is None:
-                profile = single._sampler.sample(1, rng)[0]
-            elif not isinstance(profile, UserProfile):
-                profile = UserProfile.model_validate(profile)
-            batches.append(UserBatch.from_profiles([profile], self.catalog, rng, scenario.users.taste_noise))
-            raws[q] = rng.bit_generator.random_raw()
-            picked.append(profile)
-        users = UserBatch(**{f.name: np.concatenate([getattr(u, f.name) for u in batches]) for f in fields(UserBatch)})
+        given = None if profiles is None or all(p is None for p in profiles) else [profiles[r] for r in rows.tolist()]
+        picked, users, raws = draw_users(
+            single._sampler, self.catalog, [self._rngs[r] for r in rows.tolist()], scenario.users.taste_noise, given
+        )
         if self.sim is None:
             rng0 = np.random.default_rng(0)  # unused: every user draws from its env's generator
-            self.sim = Simulation(scenario, self.catalog, picked, rng0, single._model, single.user_backend())
+            self.sim = Simulation(scenario, self.catalog, picked, rng0, single._model, single.user_backend(), users=users)
         self.sim.replace_users(rows, picked, users, raws)
         self._ended[rows] = False
         from recoworld.world.observation import observe

@@ -19,6 +19,28 @@ from recoworld.world.layout import (
 )
 
 
+FRESHNESS_DAYS = 30.0  # an item's freshness falls to 1/e at this age in days
+FRESHNESS_AGES = 4096  # ages (days) tabulated; older items compute theirs
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def freshness(age: int) -> float:
+    """exp(-age / FRESHNESS_DAYS): the freshness feature of an item ``age`` days old."""
+    return math.exp(-age / FRESHNESS_DAYS)
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def freshness_table(n: int) -> np.ndarray:
+    """(n,) float32: :func:`freshness` of ages 0 .. n - 1, as the observation stores it."""
+    out = np.empty(n, dtype=np.float32)
+    for age in range(n):
+        out[age] = freshness(age)
+    return out
+
+
+_FRESHNESS = freshness_table(FRESHNESS_AGES)  # a constant of the compiled kernel: one exp per age, not per candidate
+
+
 @njit(cache=True, fastmath=FASTMATH)
 def observe_kernel(rows, cands, clock, cat, users, log, obs) -> None:
     """Fill the observation buffers ``obs`` (:class:`recoworld.world.layout.ObsArrays`), row i for user
@@ -68,7 +90,8 @@ def observe_user(i: int, r: int, cands, clock, cat, users, log, obs) -> None:
         feats[i, f] = cat.quality[it]
         feats[i, f + 1] = cat.popularity[it]
         feats[i, f + 2] = cat.duration_scaled[it]
-        feats[i, f + 3] = math.exp(-max(day - cat.created_day[it], 0) / 30.0)
+        age = max(day - cat.created_day[it], 0)
+        feats[i, f + 3] = _FRESHNESS[age] if age < FRESHNESS_AGES else freshness(age)
         feats[i, f + 4] = has_consumed(users.consumed, r, it)
         feats[i, f + 5] = min(1.0, max(-1.0, aff * inv))
         feats[i, f + 6] = topics_out[i, t]

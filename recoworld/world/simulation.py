@@ -23,7 +23,7 @@ from recoworld.users.parametric import (
     UserBatch,
     user_rows,
 )
-from recoworld.users.population import PopulationSampler
+from recoworld.users.population import PendingProfile, PopulationSampler
 from recoworld.users.profile import TONES, UserProfile
 from recoworld.users.protocol import UserBackend
 from recoworld.world.catalog import Catalog
@@ -118,17 +118,20 @@ class Simulation:
         rng: np.random.Generator,
         model: ParametricUserModel | None = None,
         backend: UserBackend | None = None,
+        users: UserBatch | None = None,
     ) -> None:
         self.scenario = scenario
         self.env = scenario.env
         self.catalog = catalog
-        self.profiles = profiles if isinstance(profiles, list) else list(profiles)
-        self.user_ids = np.array([p.user_id for p in self.profiles], dtype=object)
+        self._set_profiles(profiles if isinstance(profiles, list) else list(profiles))
+        self.user_ids = np.array([p.user_id for p in self._profiles], dtype=object)
         self.rng = rng
         self.model = model or ParametricUserModel(scenario.user_model)
         self.backend: UserBackend = backend if backend is not None else ParametricUserBackend()
-        self.users = UserBatch.from_profiles(self.profiles, catalog, rng, scenario.users.taste_noise)
-        b = len(self.profiles)
+        if users is None:
+            users = UserBatch.from_profiles(self.profiles, catalog, rng, scenario.users.taste_noise)
+        self.users = users
+        b = len(self._profiles)
         self.platform = PlatformState.empty(b, catalog, max(scenario.env.history_length, scenario.env.slate_size))
         self.weights = scenario.rewards.vector().astype(np.float64)
         self.clock = Clock.start(b)
@@ -154,9 +157,27 @@ class Simulation:
     def __len__(self) -> int:
         return len(self.user_ids)
 
+    @property
+    def profiles(self) -> list[UserProfile]:
+        """Each user's profile (a profile drawn at a reset is written out here, on first use)."""
+        if self._pending:
+            for r, pending in self._pending.items():
+                self._profiles[r] = pending.build()
+            self._pending = {}
+        return self._profiles
+
+    @profiles.setter
+    def profiles(self, profiles: list[UserProfile] | None) -> None:
+        self._set_profiles(profiles)
+
+    def _set_profiles(self, profiles: list[UserProfile | PendingProfile] | None) -> None:
+        self._profiles = profiles
+        self._pending = {r: p for r, p in enumerate(profiles or []) if isinstance(p, PendingProfile)}
+
     def __getstate__(self) -> dict:
         """Pickled without the catalog and the LLM backend: whoever restores it calls :meth:`set_catalog`
         (the world owns the catalog) and sets an LLM ``backend`` again (it holds network clients)."""
+        self.profiles  # written out before pickling
         state = self.__dict__.copy()
         state["catalog"], state["backend"] = None, ParametricUserBackend()
         state["_instructions"] = {}  # a cache, rebuilt on demand
@@ -164,6 +185,8 @@ class Simulation:
         return state
 
     def __setstate__(self, state: dict) -> None:
+        if "profiles" in state:  # pickled before profiles could be drawn lazily
+            state["_profiles"], state["_pending"] = state.pop("profiles"), {}
         self.__dict__.update(state)
         self.candidates = np.zeros((len(self.user_ids), self.env.num_candidates), dtype=np.int64)
 
@@ -185,10 +208,12 @@ class Simulation:
             self.users.consumed = np.pad(self.users.consumed, ((0, 0), (0, need - have)))
         self.catalog = catalog
 
-    def replace_users(self, rows: np.ndarray, profiles: Sequence[UserProfile], users: UserBatch, seeds: np.ndarray) -> None:
-        """Rows ``rows`` start over with new users (how a vector env resets some of its envs): ``profiles``
-        with their state ``users`` (a UserBatch of ``len(rows)`` users), an empty platform log and clock,
-        and candidates drawn from ``seeds`` (one raw draw each), as a fresh one-user simulation has them."""
+    def replace_users(
+        self, rows: np.ndarray, profiles: Sequence[UserProfile | PendingProfile], users: UserBatch, seeds: np.ndarray
+    ) -> None:
+        """Rows ``rows`` start over with new users (how an env resets): ``profiles`` (or drawn profiles, written
+        out on first use) with their state ``users`` (a UserBatch of ``len(rows)`` users), an empty platform log
+        and clock, and candidates drawn from ``seeds`` (one raw draw each), as a fresh one-user simulation has them."""
         from dataclasses import fields
 
         rows = np.asarray(rows, dtype=np.int64)
@@ -199,7 +224,11 @@ class Simulation:
         K.retrieve_kernel(rows, np.asarray(seeds, dtype=np.uint64), self.candidates, len(self.catalog))
         memory = getattr(self.backend, "memory", None)  # an LLM backend's per-row memory
         for r, profile in zip(rows.tolist(), profiles):
-            self.profiles[r] = profile
+            self._profiles[r] = profile
+            if isinstance(profile, PendingProfile):
+                self._pending[r] = profile
+            else:
+                self._pending.pop(r, None)
             self.user_ids[r] = profile.user_id
             self._instructions.pop(r, None)
             self._words.pop(r, None)

@@ -17,7 +17,7 @@ from recoworld.users.parametric import ForcedDecisions
 from recoworld.world import kernel as K
 from recoworld.world import layout as WL
 from recoworld.world.catalog import Catalog
-from recoworld.world.layout import ObsArrays, Outputs, catalog_arrays, clock_arrays, log_arrays
+from recoworld.world.layout import catalog_arrays, clock_arrays, log_arrays
 
 if TYPE_CHECKING:
     from recoworld.world.platform import Clock, PlatformState
@@ -142,13 +142,11 @@ def run_step(
     out_item = np.empty((b, k, UL.ITEM_OUTPUTS), dtype=np.float64)
     out_user = np.empty((b, WL.USER_OUTPUTS), dtype=np.float64)
     obs = observation if observation is not None else _NO_OBSERVATION
-    kernel = K.world_step_parallel if b >= PARALLEL_BATCH else K.world_step
-    kernel(
-        rows, slates, seeds, params, env_vec, reward_weights, users,
-        catalog_arrays(catalog), log_arrays(platform), clock_arrays(clock), candidates, Outputs(out_item, out_user),
-        ObsArrays(obs_scale if obs_scale is not None else _NO_SCALE, obs["candidates"], obs["user"], obs["topics"],
-                  obs["instruction"]),
-        decisions.as_tuple() if decisions is not None else _no_decisions(b, k),
+    K.step_flat(
+        b >= PARALLEL_BATCH, rows, slates, seeds, params, env_vec, reward_weights, *users,
+        *catalog_arrays(catalog), *log_arrays(platform), *clock_arrays(clock), candidates, out_item, out_user,
+        obs_scale if obs_scale is not None else _NO_SCALE, obs["candidates"], obs["user"], obs["topics"], obs["instruction"],
+        *(decisions.as_tuple() if decisions is not None else _no_decisions(b, k)),
     )
     return SlateResponse(out_item, out_user), SlateEffects(out_user)
 

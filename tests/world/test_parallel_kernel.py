@@ -23,16 +23,17 @@ from recoworld.scenario import load_scenario
 from recoworld.world import kernel as K
 
 assert numba.get_num_threads() == 2
-threaded = K.world_step_parallel
+step_flat = K.step_flat
 calls = []
 
 
-def counted(*args):
-    calls.append(len(args[0]))
-    return threaded(*args)
+def counted(parallel, *args):
+    if parallel:  # the step runs world_step_parallel
+        calls.append(len(args[0]))
+    return step_flat(parallel, *args)
 
 
-K.world_step_parallel = counted
+K.step_flat = counted
 config = {"seed": 4, "users": {"n_users": 1000}, "catalog": {"synthetic": {"n_items": 800}},
           "env": {"num_candidates": 40, "slate_size": 5, "horizon_days": 3}, "recommenders": [{"name": "greedy"}]}
 out = {}
