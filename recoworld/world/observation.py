@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
 from gymnasium import spaces
@@ -12,7 +12,24 @@ from recoworld.world.observation_kernel import observe_kernel
 from recoworld.users.parametric import Index, user_rows
 
 if TYPE_CHECKING:
-    from recoworld.world.simulation import Simulation
+    from recoworld.scenario_sections import EnvConfig
+    from recoworld.users.parametric import UserBatch
+    from recoworld.world.catalog import Catalog
+    from recoworld.world.platform import Clock, PlatformState
+
+
+@runtime_checkable
+class ObservedWorld(Protocol):
+    """What an observation reads of the simulation (``recoworld.world.simulation.Simulation`` is one); named
+    here so that this module, below the simulation, does not refer to it."""
+
+    env: EnvConfig
+    catalog: Catalog
+    users: UserBatch
+    platform: PlatformState
+    clock: Clock
+    candidates: np.ndarray  # (B, num_candidates) today's candidate item rows
+    obs_scale: np.ndarray  # the observation's normalising constants
 
 CANDIDATE_FEATURES: tuple[str, ...] = (
     "quality",
@@ -53,7 +70,7 @@ def observation_space(n_candidates: int, n_topics: int) -> spaces.Dict:
     )
 
 
-def observation_buffers(sim: Simulation, b: int) -> dict[str, np.ndarray]:
+def observation_buffers(sim: ObservedWorld, b: int) -> dict[str, np.ndarray]:
     """Fresh, uninitialised observation arrays for ``b`` users (filled by the kernel)."""
     t_count, m = sim.catalog.n_topics, sim.env.num_candidates
     return {
@@ -64,7 +81,7 @@ def observation_buffers(sim: Simulation, b: int) -> dict[str, np.ndarray]:
     }
 
 
-def observe(sim: Simulation, idx: Index, out: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+def observe(sim: ObservedWorld, idx: Index, out: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
     """Observation arrays for users ``idx``, each with a leading batch axis (written into ``out``,
     preallocated buffers of that batch size, when given).
 

@@ -10,6 +10,7 @@ from recoworld.users.llm_user import make_user_backend
 from recoworld.users.parametric import ParametricUserBackend
 from recoworld.users.protocol import UserBackend
 from recoworld.users.world_view import SimulationView, StepOutcomeView
+from recoworld.world.observation import ObservedWorld
 from recoworld.world.simulation import Simulation
 
 
@@ -34,5 +35,6 @@ def test_the_world_is_what_a_backend_sees() -> None:
     sim = Simulation.sample(scenario, 2, np.random.default_rng(0))
     outcome = sim.step(slice(None), sim.retrieve(slice(None))[:, : scenario.env.slate_size])
     assert isinstance(sim, SimulationView) and isinstance(outcome, StepOutcomeView)
+    assert isinstance(sim, ObservedWorld)  # what an observation reads of it
     assert sim.users.instr_age.shape == (2,) and outcome.response.action_codes.shape == (2, scenario.env.slate_size)
     assert outcome.effects.emitted.shape == (2,)
