@@ -211,6 +211,7 @@ class PendingProfile:
     user_id: str
 
     def build(self) -> UserProfile:
+        """The full profile from the kept draw (same values as drawing it at once)."""
         return self.sampler.profile(self.draw, self.user_id)
 
 

@@ -193,6 +193,7 @@ class RecoWorldAgentEnv(Environment[RecoWorldAction, RecoWorldObservation, RecoW
 
     @property
     def state(self) -> RecoWorldState:
+        """openenv's session state (episode id, step count) with the scenario, user, day, session and whether it ended."""
         return self._state
 
     @property

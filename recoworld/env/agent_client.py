@@ -59,6 +59,7 @@ class Episode(BaseModel):
 
     @property
     def total(self) -> float:
+        """The episode's return: the sum of its rewards."""
         return float(sum(self.rewards))
 
 

@@ -60,6 +60,7 @@ class RecoWorldVecEnv(VecEnv):
         return seeds
 
     def reset(self) -> VecEnvObs:
+        """Reset every user, each with its episode's seed (and options), and return the batched observation."""
         every = np.ones(self.num_envs, dtype=bool)
         obs, self._last_infos = self.venv.reset(seed=self._seeds_for(every))
         self._reset_seeds()
@@ -67,9 +68,12 @@ class RecoWorldVecEnv(VecEnv):
         return obs
 
     def step_async(self, actions: np.ndarray) -> None:
+        """Keep the slates for :meth:`step_wait` (the world steps all users at once there)."""
         self._actions = actions
 
     def step_wait(self) -> VecEnvStepReturn:
+        """Step every user; finished users are reset in place, their infos carrying SB3's ``terminal_observation``,
+        ``TimeLimit.truncated`` and ``days_active``."""
         obs, reward, terminated, truncated, info = self.venv.step(self._actions)
         done = terminated | truncated
         infos: list[dict[str, Any]] = [{"duplicate_positions": int(d)} for d in info["duplicate_positions"].tolist()]
@@ -82,15 +86,19 @@ class RecoWorldVecEnv(VecEnv):
         return obs, reward.astype(np.float32), done, infos
 
     def close(self) -> None:
+        """Close the underlying vector env."""
         self.venv.close()
 
     def get_attr(self, attr_name: str, indices: VecEnvIndices = None) -> list[Any]:
+        """The vector env's attribute, once per index (all users share one env object)."""
         return [getattr(self.venv, attr_name)] * len(self._get_indices(indices))
 
     def set_attr(self, attr_name: str, value: Any, indices: VecEnvIndices = None) -> None:
+        """Set the attribute on the one shared vector env (``indices`` cannot select users)."""
         setattr(self.venv, attr_name, value)
 
     def env_method(self, method_name: str, *method_args: Any, indices: VecEnvIndices = None, **method_kwargs: Any) -> list[Any]:
+        """Call the method once on the shared vector env and repeat its result per index."""
         result = getattr(self.venv, method_name)(*method_args, **method_kwargs)
         return [result] * len(self._get_indices(indices))
 

@@ -120,6 +120,7 @@ class RecoWorldEnv(gym.Env):
 
     # ------------------------------------------------------------------ gym API
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        """A new user (drawn with ``seed``, or ``options['profile']``) on their first day; the simulation is reused."""
         super().reset(seed=seed)
         options = options or {}
         rng = self.np_random
@@ -135,6 +136,8 @@ class RecoWorldEnv(gym.Env):
         return self._get_obs(), self._get_info(None)
 
     def step(self, action: Any):
+        """Serve ``action`` (a slate of candidate positions, or a topic in topic mode); the user's response as
+        Gymnasium's five-tuple."""
         if self.sim is None:
             raise RuntimeError("step() called before reset()")
         slate, repeats = self._serve(action)
@@ -150,6 +153,7 @@ class RecoWorldEnv(gym.Env):
         return obs, per_user[WL.U_REWARD], per_user[WL.U_CHURN] > 0, truncated, info
 
     def render(self) -> str | None:
+        """With ``render_mode='ansi'``: the user, day and session, and what they did with the last slate, as text."""
         if self.render_mode != "ansi" or self.sim is None:
             return None
         sim = self.sim

@@ -208,6 +208,7 @@ class RecoWorldVectorEnv(VectorEnv):
         return obs, reward, terminated, truncated, infos
 
     def close_extras(self, **kwargs: Any) -> None:
+        """Drop the simulation and close the single env that holds the LLM user stack (its local server stops)."""
         self.sim = None
         self._single.close()  # the LLM user stack is the single env's: its local server stops with it
 

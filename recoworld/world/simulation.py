@@ -168,6 +168,7 @@ class Simulation:
 
     @profiles.setter
     def profiles(self, profiles: list[UserProfile] | None) -> None:
+        """Replace the users' profiles (pending ones are written out when first read)."""
         self._set_profiles(profiles)
 
     def _set_profiles(self, profiles: list[UserProfile | PendingProfile] | None) -> None:
