@@ -87,7 +87,7 @@ def test_the_solver_reaches_the_maximum_a_posteriori_that_lbfgs_finds():
     assert value - polished < 2e-5 and abs(value - best) < 2e-5, (value, polished, best)
 
 
-def test_the_gradient_summed_over_chunks_is_the_gradient_of_all_rows_at_once(monkeypatch):
+def test_the_gradient_is_the_same_through_the_dense_table_or_gathered_rows_in_any_chunks(monkeypatch):
     import torch
 
     from recoworld.users.calibration import solver
@@ -95,12 +95,26 @@ def test_the_gradient_summed_over_chunks_is_the_gradient_of_all_rows_at_once(mon
     users, items, y, x = toy(n=1000)
     rows = solver.Rows.of(users, items, y, x, np.linspace(0.5, 1.5, len(y)))
     model = solver.BiasedMF(60, 40, 4, 3, torch.Generator().manual_seed(0))
-    whole = solver.gradient(model, rows, 0.1, 0.05), {k: p.grad.clone() for k, p in model.named_parameters()}
+    with torch.no_grad():
+        model.user_bias.normal_(generator=torch.Generator().manual_seed(1))
+        model.weights.fill_(0.3)
+
+    def gradient() -> tuple[float, dict[str, torch.Tensor]]:
+        return solver.gradient(model, rows, 0.1, 0.05), {k: p.grad.clone() for k, p in model.named_parameters()}
+
+    results = [gradient()]  # the dense table: 2,400 cells for 1,000 rows
     monkeypatch.setattr(solver, "CHUNK", 97)
-    chunked = solver.gradient(model, rows, 0.1, 0.05), {k: p.grad.clone() for k, p in model.named_parameters()}
-    assert whole[0] == pytest.approx(chunked[0], rel=1e-6)
-    for name, grad in whole[1].items():
-        assert torch.allclose(grad, chunked[1][name], rtol=1e-4, atol=1e-8), name
+    results.append(gradient())
+    monkeypatch.setattr(solver, "DENSE_CELLS", 0)  # gathered rows, in chunks of 97
+    results.append(gradient())
+    monkeypatch.setattr(solver, "CHUNK", 1 << 19)
+    results.append(gradient())
+    (loss, grads), others = results[0], results[1:]
+    assert loss > 0.5 and all(float(g.abs().max()) > 1e-4 for g in grads.values())
+    for other_loss, other in others:
+        assert other_loss == pytest.approx(loss, rel=1e-6)
+        for name, grad in grads.items():
+            assert torch.allclose(grad, other[name], rtol=1e-4, atol=1e-7), name
 
 
 def test_a_user_sample_keeps_the_activity_strata():

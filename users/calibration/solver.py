@@ -1,7 +1,8 @@
 """The logistic-MF solver: full-batch Adam in torch, with the gradient written out and summed over chunks of rows.
 
 Imported lazily by :mod:`.mf` (torch comes with the ``rl`` and ``align`` extras). Every step reads every row
-(in chunks of ``CHUNK``, so memory stays bounded on large logs) and moves every parameter by Adam (step size
+(in chunks of ``CHUNK``, so memory stays bounded on large logs; through the dense table of logits when users ×
+items is small) and moves every parameter by Adam (step size
 0.05 by default), the algorithm the numpy solver ran; a fit stops at its step cap or once the training
 objective stops improving. Mini-batches are not used: on sparse rows their noise swamps Adam's per-coordinate
 step, and the factors stall near their start instead of reaching the maximum a posteriori (measured on
@@ -20,6 +21,8 @@ import torch
 from torch import nn
 
 CHUNK = 1 << 19  # rows whose gradient is computed at once
+DENSE_CELLS = 1 << 26  # a (users x items) table of logits up to this size (256 MB) ...
+DENSITY = 64  # ... and at most this many cells per row replaces the gathers of factors by matrix products
 WINDOW = 10  # steps over which the objective must improve ...
 TOLERANCE = 1e-6  # ... by more than this (relative), or the fit stops
 
@@ -88,20 +91,8 @@ def gradient(model: BiasedMF, rows: Rows, l2: float, l2_bias: float) -> float:
     squared factor norms and ``l2_bias``/2 · squared biases of every row, averaged over rows); returns the objective."""
     n, total = len(rows.y), float(rows.w.sum())
     grads = {name: torch.zeros_like(p) for name, p in model.named_parameters()}
-    loss = 0.0
-    for s in range(0, n, CHUNK):
-        part = slice(s, s + CHUNK)
-        u, i = rows.u[part], rows.i[part]
-        logit, pu, qi = model(u, i, rows.x[part])
-        w = rows.w[part]
-        loss += float((w * (nn.functional.softplus(logit) - rows.y[part] * logit)).sum())
-        g = w * (torch.sigmoid(logit) - rows.y[part]) / total
-        grads["mu"] += g.sum()
-        grads["user_bias"].index_add_(0, u, g)
-        grads["item_bias"].index_add_(0, i, g)
-        grads["user_factors"].index_add_(0, u, qi.mul_(g[:, None]))
-        grads["item_factors"].index_add_(0, i, pu.mul_(g[:, None]))
-        grads["weights"] += rows.x[part].T @ g
+    cells = len(model.user_bias) * len(model.item_bias)
+    loss = (_dense_terms if cells <= min(DENSE_CELLS, DENSITY * n) else _gathered_terms)(model, rows, grads, total)
     for side, bias, factors in (("user", model.user_bias, model.user_factors), ("item", model.item_bias, model.item_factors)):
         share = torch.bincount(rows.u if side == "user" else rows.i, minlength=len(bias)).to(torch.float32) / n
         grads[f"{side}_bias"] += l2_bias * share * bias
@@ -110,6 +101,52 @@ def gradient(model: BiasedMF, rows: Rows, l2: float, l2_bias: float) -> float:
     for name, p in model.named_parameters():
         p.grad = grads[name]
     return loss / total
+
+
+def _row_terms(logit: torch.Tensor, rows: Rows, part: slice, grads: dict[str, torch.Tensor], total: float) -> tuple[float, torch.Tensor]:
+    """(summed weighted log-loss, d objective / d logit) of a chunk of rows; adds the intercept's and weights' gradients."""
+    w, y = rows.w[part], rows.y[part]
+    g = w * (torch.sigmoid(logit) - y) / total
+    grads["mu"] += g.sum()
+    grads["weights"] += rows.x[part].T @ g
+    return float((w * (nn.functional.softplus(logit) - y * logit)).sum()), g
+
+
+def _gathered_terms(model: BiasedMF, rows: Rows, grads: dict[str, torch.Tensor], total: float) -> float:
+    """The log-loss terms, each row's factors gathered and its gradient scattered back (any number of cells)."""
+    loss = 0.0
+    for s in range(0, len(rows.y), CHUNK):
+        part = slice(s, s + CHUNK)
+        u, i = rows.u[part], rows.i[part]
+        logit, pu, qi = model(u, i, rows.x[part])
+        chunk_loss, g = _row_terms(logit, rows, part, grads, total)
+        loss += chunk_loss
+        grads["user_bias"].index_add_(0, u, g)
+        grads["item_bias"].index_add_(0, i, g)
+        grads["user_factors"].index_add_(0, u, qi.mul_(g[:, None]))
+        grads["item_factors"].index_add_(0, i, pu.mul_(g[:, None]))
+    return loss
+
+
+def _dense_terms(model: BiasedMF, rows: Rows, grads: dict[str, torch.Tensor], total: float) -> float:
+    """The log-loss terms through the dense (users × items) table of logits, when it is small and not too sparse:
+    each row reads one cell and adds its gradient to one cell, and the factors' gradients are two matrix products."""
+    n_items = len(model.item_bias)
+    table = (model.user_factors @ model.item_factors.T).add_(model.user_bias[:, None]).add_(model.item_bias[None, :]).add_(model.mu)
+    cell_grad = torch.zeros(table.numel())
+    loss = 0.0
+    for s in range(0, len(rows.y), CHUNK):
+        part = slice(s, s + CHUNK)
+        cell = rows.u[part] * n_items + rows.i[part]
+        chunk_loss, g = _row_terms(table.view(-1)[cell] + rows.x[part] @ model.weights, rows, part, grads, total)
+        loss += chunk_loss
+        cell_grad.index_add_(0, cell, g)
+    cell_grad = cell_grad.view(table.shape)
+    grads["user_bias"] += cell_grad.sum(1)
+    grads["item_bias"] += cell_grad.sum(0)
+    grads["user_factors"] += cell_grad @ model.item_factors
+    grads["item_factors"] += cell_grad.T @ model.user_factors
+    return loss
 
 
 def train(model: BiasedMF, rows: Rows, l2: float, l2_bias: float, steps: int, lr: float) -> int:
