@@ -28,18 +28,93 @@ def test_the_solver_gives_the_same_model_for_a_seed_and_another_for_another_seed
     valid = ValidRows(users[:500], items[:500], y[:500], x[:500])
 
     def fit(seed: int):
-        return fit_logistic_mf(users[500:], items[500:], y[500:], 60, 40, factors=4, l2=0.1, x=x[500:], epochs=8, seed=seed, valid=valid)
+        return fit_logistic_mf(users[500:], items[500:], y[500:], 60, 40, factors=4, l2=0.1, x=x[500:], seed=seed, valid=valid)
 
-    (a, epochs_a, loss_a), (b, epochs_b, loss_b), (c, _, _) = fit(3), fit(3), fit(4)
+    (a, steps_a, loss_a), (b, steps_b, loss_b), (c, _, _) = fit(3), fit(3), fit(4)
     for name in ("user_bias", "item_bias", "user_factors", "item_factors", "weights"):
         assert np.array_equal(getattr(a, name), getattr(b, name)), name
-    assert (a.mu, epochs_a, loss_a) == (b.mu, epochs_b, loss_b)
+    assert (a.mu, steps_a, loss_a) == (b.mu, steps_b, loss_b)
     assert not np.array_equal(a.user_factors, c.user_factors)
-    assert 1 <= epochs_a <= 8 and loss_a < np.log(2)
+    assert 10 < steps_a < 300 and loss_a < np.log(2)  # converged before the step cap
     assert a.weights[0] > 0.5  # the side feature's effect is learned (true weight 1)
     import torch
 
     assert torch.get_num_threads() >= 1 and not torch.are_deterministic_algorithms_enabled()  # the caller's settings are back
+
+
+def lbfgs(start: dict[str, np.ndarray], users, items, y, x, w, l2: float) -> tuple[float, float]:
+    """The solver's objective, written independently (float64, autograd), at ``start`` and after torch's L-BFGS
+    minimised it from there."""
+    import torch
+
+    p = {k: torch.tensor(v, dtype=torch.float64, requires_grad=True) for k, v in start.items()}
+    u, i, yt, xt, wt = (torch.from_numpy(a) for a in (users, items, y.astype(float), x.astype(float), w))
+
+    def value() -> torch.Tensor:
+        pu, qi, bu, bi = p["P"][u], p["Q"][i], p["bu"][u], p["bi"][i]
+        s = p["mu"] + bu + bi + (pu * qi).sum(1) + xt @ p["w"]
+        ll = (wt * (torch.nn.functional.softplus(s) - yt * s)).sum() / wt.sum()
+        return ll + 0.5 * l2 * ((pu**2).sum(1) + (qi**2).sum(1) + bu**2 + bi**2).mean()
+
+    with torch.no_grad():
+        first = float(value())
+    opt = torch.optim.LBFGS(list(p.values()), max_iter=3000, tolerance_grad=1e-10, tolerance_change=1e-14, line_search_fn="strong_wolfe")
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad()
+        loss = value()
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    with torch.no_grad():
+        return first, float(value())
+
+
+def test_the_solver_reaches_the_maximum_a_posteriori_that_lbfgs_finds():
+    users, items, y, x = toy(n=2000)
+    w = np.random.default_rng(1).uniform(0.5, 1.5, len(y))
+    w /= w.mean()
+    model, steps, _ = fit_logistic_mf(users, items, y, 60, 40, factors=3, l2=0.3, x=x, sample_weight=w)
+    ours = {"mu": np.array([model.mu]), "bu": model.user_bias, "bi": model.item_bias, "P": model.user_factors,
+            "Q": model.item_factors, "w": model.weights}
+    rng = np.random.default_rng(2)
+    fresh = {"mu": np.zeros(1), "bu": np.zeros(60), "bi": np.zeros(40), "P": rng.normal(0, 0.1, (60, 3)),
+             "Q": rng.normal(0, 0.1, (40, 3)), "w": np.zeros(3)}
+    value, polished = lbfgs(ours, users, items, y, x, w, 0.3)
+    start, best = lbfgs(fresh, users, items, y, x, w, 0.3)
+    assert steps < 300 and start - value > 0.05
+    assert value - polished < 2e-5 and abs(value - best) < 2e-5, (value, polished, best)
+
+
+def test_the_gradient_is_the_same_through_the_dense_table_or_gathered_rows_in_any_chunks(monkeypatch):
+    import torch
+
+    from recoworld.users.calibration import solver
+
+    users, items, y, x = toy(n=1000)
+    rows = solver.Rows.of(users, items, y, x, np.linspace(0.5, 1.5, len(y)))
+    model = solver.BiasedMF(60, 40, 4, 3, torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        model.user_bias.normal_(generator=torch.Generator().manual_seed(1))
+        model.weights.fill_(0.3)
+
+    def gradient() -> tuple[float, dict[str, torch.Tensor]]:
+        return solver.gradient(model, rows, 0.1, 0.05), {k: p.grad.clone() for k, p in model.named_parameters()}
+
+    results = [gradient()]  # the dense table: 2,400 cells for 1,000 rows
+    monkeypatch.setattr(solver, "CHUNK", 97)
+    results.append(gradient())
+    monkeypatch.setattr(solver, "DENSE_CELLS", 0)  # gathered rows, in chunks of 97
+    results.append(gradient())
+    monkeypatch.setattr(solver, "CHUNK", 1 << 19)
+    results.append(gradient())
+    (loss, grads), others = results[0], results[1:]
+    assert loss > 0.5 and all(float(g.abs().max()) > 1e-4 for g in grads.values())
+    for other_loss, other in others:
+        assert other_loss == pytest.approx(loss, rel=1e-6)
+        for name, grad in grads.items():
+            assert torch.allclose(grad, other[name], rtol=1e-4, atol=1e-7), name
 
 
 def test_a_user_sample_keeps_the_activity_strata():

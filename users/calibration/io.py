@@ -45,8 +45,8 @@ class CalibrationConfig(BaseModel):
     l2: list[float] = Field([0.03, 0.1, 0.3], min_length=1, description="L2 penalties tried (per occurrence of a user or item).")
     recency: list[float] = Field([0.0, 2.0], min_length=1, description="Recency weights tried: a training row weighs "
                                  "exp(r·(place in the user's history − 1)) (MF baseline and simulator alike).")
-    epochs: int = Field(40, ge=1, description="Most passes over the rows of each logistic-MF fit (each stops early on the "
-                        "validation log-loss; refits run the epochs their tuning chose).")
+    epochs: int = Field(300, ge=1, description="Most passes over the rows of each logistic-MF fit, each a full-batch Adam "
+                        "step (a fit stops sooner once its training objective stops improving).")
     seed: int = Field(0, description="Seed of the fits, the dynamics simulation and the replays.")
     users: int | None = Field(None, ge=10, description="Calibrate on this many users, drawn within activity strata "
                               "(users.calibration.data.sample_users); all users when unset.")

@@ -3,8 +3,8 @@
 The engagement logit of user u on item i is ``mu + b_u + b_i + p_u . q_i + x_ui . w``. It serves two
 roles: the ``mf`` fidelity baseline (no side features; factors and L2 tuned on a validation split carved
 from the training period) and the calibrated simulator's click model (the same MF term plus the
-kernel's utility terms as side features), so both are fitted by one solver (:mod:`.solver`, torch's
-Adam on embedding tables) under one tuning rule.
+kernel's utility terms as side features), so both are fitted by one solver (:mod:`.solver`, full-batch
+Adam in torch) under one tuning rule.
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ import numpy as np
 
 from recoworld.progress import stage
 
-LR = 0.01  # Adam's step size
+LR = 0.05  # Adam's step size
+EPOCHS = 300  # most full-batch steps of a fit (it stops sooner once its objective stops improving)
 
 @dataclass
 class LogisticMF:
@@ -61,13 +62,12 @@ def _solver():
 
 
 def fit_logistic_mf(users: np.ndarray, items: np.ndarray, y: np.ndarray, n_users: int, n_items: int, factors: int = 16,
-                    l2: float = 0.1, x: np.ndarray | None = None, *, l2_bias: float | None = None, epochs: int = 20, lr: float = LR,
-                    seed: int = 0, sample_weight: np.ndarray | None = None, valid: ValidRows | None = None,
-                    init: LogisticMF | None = None) -> tuple[LogisticMF, int, float]:
+                    l2: float = 0.1, x: np.ndarray | None = None, *, l2_bias: float | None = None, epochs: int = EPOCHS,
+                    lr: float = LR, seed: int = 0, sample_weight: np.ndarray | None = None,
+                    valid: ValidRows | None = None) -> tuple[LogisticMF, int, float]:
     """Maximum a-posteriori fit (weighted mean log-loss + ``l2``/2 · squared norms of the biases and factors of
-    every row) by Adam on mini-batches (:mod:`.solver`); side features ``x`` (n, f) get unpenalised weights.
-    With ``valid`` (rows of the same model), training stops early on their log-loss; ``init`` warm-starts from
-    a model of the same shape. Returns (model, epochs trained, validation log-loss or nan)."""
+    every row) by full-batch Adam (:mod:`.solver`), at most ``epochs`` steps, each a pass over every row; side
+    features ``x`` (n, f) get unpenalised weights. Returns (model, steps taken, log-loss on ``valid`` or nan)."""
     solver = _solver()
     import torch
 
@@ -76,20 +76,12 @@ def fit_logistic_mf(users: np.ndarray, items: np.ndarray, y: np.ndarray, n_users
     scale = np.maximum(np.abs(x).max(0), 1e-12) if len(x) else np.ones(x.shape[1])  # features in [-1, 1]: one step size fits all
     with solver.one_thread():
         model = solver.BiasedMF(n_users, n_items, factors, x.shape[1], torch.Generator().manual_seed(seed))
-        with torch.no_grad():
-            if init is not None:
-                for name in ("user_bias", "item_bias", "user_factors", "item_factors", "weights"):
-                    value = getattr(init, name) * (scale if name == "weights" else 1.0)
-                    getattr(model, name).copy_(torch.from_numpy(np.asarray(value, dtype=np.float32)))
-                model.mu.fill_(init.mu)
-            else:
-                rate = float(np.average(y, weights=sample_weight))
-                model.mu.fill_(np.log(max(rate, 1e-6) / max(1 - rate, 1e-6)))
-        rows = solver.Rows.of(users, items, y, x / scale, sample_weight)
-        held = None if valid is None else solver.Rows.of(valid.users, valid.items, valid.y,
-                                                         np.zeros((len(valid.y), 0)) if valid.x is None else valid.x / scale, None)
-        done, loss = solver.train(model, rows, l2, l2_bias, epochs, lr, seed, held)
-        p = {k: v.detach().numpy().astype(np.float64) for k, v in model.state_dict().items()}
+        rate = float(np.mean(y))
+        model.mu.fill_(np.log(max(rate, 1e-6) / max(1 - rate, 1e-6)))
+        done = solver.train(model, solver.Rows.of(users, items, y, x / scale, sample_weight), l2, l2_bias, epochs, lr)
+        loss = float("nan") if valid is None else solver.mean_log_loss(model, solver.Rows.of(
+            valid.users, valid.items, valid.y, np.zeros((len(valid.y), 0)) if valid.x is None else valid.x / scale, None))
+        p = {k: v.numpy().astype(np.float64) for k, v in model.state_dict().items()}
     fitted = LogisticMF(float(p["mu"][0]), p["user_bias"], p["item_bias"], p["user_factors"], p["item_factors"], p["weights"] / scale)
     return fitted, done, loss
 
@@ -97,44 +89,32 @@ def fit_logistic_mf(users: np.ndarray, items: np.ndarray, y: np.ndarray, n_users
 def tune_logistic_mf(users: np.ndarray, items: np.ndarray, y: np.ndarray, valid: np.ndarray, n_users: int, n_items: int,
                      x: np.ndarray | None = None, grid_factors: tuple[int, ...] = (8, 16, 32),
                      grid_l2: tuple[float, ...] = (0.03, 0.1, 0.3), grid_recency: tuple[float, ...] = (0.0, 2.0),
-                     recency: np.ndarray | None = None, epochs: int = 20, seed: int = 0,
+                     recency: np.ndarray | None = None, epochs: int = EPOCHS, seed: int = 0,
                      name: str = "logistic MF") -> tuple[LogisticMF, dict[str, float]]:
     """Pick factors, L2 and recency weighting by validation log-loss (``valid`` marks validation rows, carved
     from the training period), then refit on all rows with the chosen setting. ``recency`` (n,) in [0, 1] is
     each row's place in its user's history; a row weighs ``exp(r·(recency − 1))`` under recency weight r
-    (later interactions say more about the taste the user has now). Each fit stops early on the validation
-    loss; along each factor count the settings run as one chain (the L2 grid from the strongest penalty down
-    for the first recency weight, back up for the next, ...), each fit warm-started from the one before. The refit trains from scratch for as many epochs as the chosen
-    setting takes from scratch on the earlier rows. Returns the model and the choice."""
+    (later interactions say more about the taste the user has now). Every fit starts from the seed's factors
+    and runs to convergence or ``epochs`` steps. Returns the model and the choice."""
     fit_rows = ~valid
     place = np.ones(len(y)) if recency is None else recency
     held = ValidRows(users[valid], items[valid], y[valid], None if x is None else x[valid])
-
-    def fit(k: int, l2: float, r: float, init: LogisticMF | None) -> tuple[LogisticMF, int, float]:
-        weight = np.exp(r * (place[fit_rows] - 1))
-        return fit_logistic_mf(users[fit_rows], items[fit_rows], y[fit_rows], n_users, n_items, factors=k, l2=l2,
-                               x=None if x is None else x[fit_rows], epochs=epochs, seed=seed, sample_weight=weight / weight.mean(),
-                               valid=held, init=init)
-
-    recencies = grid_recency if recency is not None else (0.0,)
-    best: tuple[float, int, float, float, int, bool] | None = None
-    with stage(f"tuning the {name}", total=len(grid_factors) * len(recencies) * len(grid_l2)) as progress:
-        for k in grid_factors:
-            previous = None
-            for r, l2 in [(r, l2) for n, r in enumerate(recencies) for l2 in sorted(grid_l2, reverse=n % 2 == 0)]:
-                model, done, loss = fit(k, l2, r, previous)
-                if best is None or loss < best[0]:
-                    best = (loss, k, l2, r, done, previous is not None)
-                previous = model
-                progress.advance()
-                progress.note(f"factors {k}, L2 {l2:g}, recency {r:g}: validation log-loss {loss:.4f}")
+    grid = [(r, k, l2) for r in (grid_recency if recency is not None else (0.0,)) for k in grid_factors for l2 in grid_l2]
+    best: tuple[float, float, int, float] | None = None
+    with stage(f"tuning the {name}", total=len(grid)) as progress:
+        for r, k, l2 in grid:
+            weight = np.exp(r * (place[fit_rows] - 1))
+            _, done, loss = fit_logistic_mf(users[fit_rows], items[fit_rows], y[fit_rows], n_users, n_items, factors=k, l2=l2,
+                                            x=None if x is None else x[fit_rows], epochs=epochs, seed=seed,
+                                            sample_weight=weight / weight.mean(), valid=held)
+            if best is None or loss < best[0]:
+                best = (loss, r, k, l2)
+            progress.advance()
+            progress.note(f"factors {k}, L2 {l2:g}, recency {r:g}: validation log-loss {loss:.4f} after {done} steps")
         assert best is not None
-        loss, k, l2, r, done, warm = best
+        loss, r, k, l2 = best
         progress.note(f"chose factors {k}, L2 {l2:g}, recency {r:g}: validation log-loss {loss:.4f}")
-    if warm:  # the epochs a fit of the chosen setting takes from scratch
-        with stage(f"the {name}'s epochs from scratch"):
-            _, done, _ = fit(k, l2, r, None)
-    choice = {"factors": float(k), "l2": l2, "recency": r, "valid_log_loss": loss, "epochs": float(max(done, 1))}
+    choice = {"factors": float(k), "l2": l2, "recency": r, "valid_log_loss": loss, "epochs": float(epochs)}
     with stage(f"refitting the {name} on every training row"):
         model = refit(users, items, y, n_users, n_items, choice, x, place, seed)
     return model, choice
@@ -142,7 +122,7 @@ def tune_logistic_mf(users: np.ndarray, items: np.ndarray, y: np.ndarray, valid:
 
 def refit(users: np.ndarray, items: np.ndarray, y: np.ndarray, n_users: int, n_items: int, choice: dict[str, float],
           x: np.ndarray | None, place: np.ndarray | None, seed: int) -> LogisticMF:
-    """The logistic MF fitted from scratch with a setting :func:`tune_logistic_mf` chose (factors, L2, recency, epochs)."""
+    """The logistic MF fitted with a setting :func:`tune_logistic_mf` chose (factors, L2, recency, step cap)."""
     weight = np.exp(choice.get("recency", 0.0) * ((np.ones(len(y)) if place is None else place) - 1))
     model, _, _ = fit_logistic_mf(users, items, y, n_users, n_items, factors=int(choice["factors"]), l2=choice["l2"], x=x,
                                   epochs=int(choice["epochs"]), seed=seed, sample_weight=weight / weight.mean())

@@ -1,8 +1,13 @@
-"""The logistic-MF solver: embedding tables trained by torch's Adam on shuffled mini-batches.
+"""The logistic-MF solver: full-batch Adam in torch, with the gradient written out and summed over chunks of rows.
 
-Imported lazily by :mod:`.mf` (torch comes with the ``rl`` and ``align`` extras). One fit runs on one
-thread with torch's deterministic algorithms and its own seeded generators (initial factors, batch
-order), so a seed gives the same parameters on every run; the global RNG is never touched.
+Imported lazily by :mod:`.mf` (torch comes with the ``rl`` and ``align`` extras). Every step reads every row
+(in chunks of ``CHUNK``, so memory stays bounded on large logs; through the dense table of logits when users ×
+items is small) and moves every parameter by Adam (step size
+0.05 by default), the algorithm the numpy solver ran; a fit stops at its step cap or once the training
+objective stops improving. Mini-batches are not used: on sparse rows their noise swamps Adam's per-coordinate
+step, and the factors stall near their start instead of reaching the maximum a posteriori (measured on
+ML-100K: objective 0.5841 against 0.5830, validation log-loss 0.5966 against 0.5937). One fit runs on one
+thread with torch's deterministic algorithms; its only randomness is the seeded initial factors.
 """
 
 from __future__ import annotations
@@ -15,31 +20,29 @@ import numpy as np
 import torch
 from torch import nn
 
-BATCH = 8192  # rows per Adam step at most; smaller logs take smaller batches,
-STEPS = 64  # so that every epoch makes at least this many steps
-EVAL_CHUNK = 1 << 20  # rows scored at once when computing a validation loss
-MIN_IMPROVEMENT = 1e-6  # an epoch improves the validation log-loss when it lowers it by more than this
+CHUNK = 1 << 19  # rows whose gradient is computed at once
+DENSE_CELLS = 1 << 26  # a (users x items) table of logits up to this size (256 MB) ...
+DENSITY = 64  # ... and at most this many cells per row replaces the gathers of factors by matrix products
+WINDOW = 10  # steps over which the objective must improve ...
+TOLERANCE = 1e-6  # ... by more than this (relative), or the fit stops
 
 
 class BiasedMF(nn.Module):
-    """``mu + b_u + b_i + p_u·q_i + x·w`` as embedding tables and a linear term."""
+    """``mu + b_u + b_i + p_u·q_i + x·w`` as tables (no autograd: :func:`train` writes the gradient out)."""
 
     def __init__(self, n_users: int, n_items: int, factors: int, features: int, generator: torch.Generator) -> None:
         super().__init__()
-        self.mu = nn.Parameter(torch.zeros(1))
-        self.user_bias = nn.Parameter(torch.zeros(n_users))
-        self.item_bias = nn.Parameter(torch.zeros(n_items))
-        self.user_factors = nn.Parameter(torch.randn(n_users, factors, generator=generator) * 0.1)
-        self.item_factors = nn.Parameter(torch.randn(n_items, factors, generator=generator) * 0.1)
-        self.weights = nn.Parameter(torch.zeros(features))
+        self.mu = nn.Parameter(torch.zeros(1), requires_grad=False)
+        self.user_bias = nn.Parameter(torch.zeros(n_users), requires_grad=False)
+        self.item_bias = nn.Parameter(torch.zeros(n_items), requires_grad=False)
+        self.user_factors = nn.Parameter(torch.randn(n_users, factors, generator=generator) * 0.1, requires_grad=False)
+        self.item_factors = nn.Parameter(torch.randn(n_items, factors, generator=generator) * 0.1, requires_grad=False)
+        self.weights = nn.Parameter(torch.zeros(features), requires_grad=False)
 
     def forward(self, u: torch.Tensor, i: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(logit, squared norm of the factors each row touches, squared biases it touches)."""
-        embed = nn.functional.embedding  # a gather whose backward is a fast, deterministic scatter-add
-        pu, qi = embed(u, self.user_factors), embed(i, self.item_factors)
-        bu, bi = self.user_bias[u], self.item_bias[i]
-        logit = self.mu + bu + bi + (pu * qi).sum(1) + x @ self.weights
-        return logit, (pu * pu).sum(1) + (qi * qi).sum(1), bu * bu + bi * bi
+        """(logit, the user factors, the item factors of each row)."""
+        pu, qi = self.user_factors[u], self.item_factors[i]
+        return self.mu + self.user_bias[u] + self.item_bias[i] + (pu * qi).sum(1) + x @ self.weights, pu, qi
 
 
 @dataclass
@@ -76,47 +79,84 @@ def mean_log_loss(model: BiasedMF, rows: Rows) -> float:
     """Weighted mean log-loss of ``model`` on ``rows`` (scored in chunks)."""
     total = 0.0
     with torch.no_grad():
-        for s in range(0, len(rows.y), EVAL_CHUNK):
-            part = slice(s, s + EVAL_CHUNK)
+        for s in range(0, len(rows.y), CHUNK):
+            part = slice(s, s + CHUNK)
             logit, _, _ = model(rows.u[part], rows.i[part], rows.x[part])
-            ll = nn.functional.binary_cross_entropy_with_logits(logit, rows.y[part], weight=rows.w[part], reduction="sum")
-            total += float(ll)
+            total += float(nn.functional.binary_cross_entropy_with_logits(logit, rows.y[part], weight=rows.w[part], reduction="sum"))
     return total / max(float(rows.w.sum()), 1e-12)
 
 
-def train(model: BiasedMF, rows: Rows, l2: float, l2_bias: float, epochs: int, lr: float, seed: int,
-          valid: Rows | None = None, patience: int = 1) -> tuple[int, float]:
-    """Adam on shuffled batches of ``rows``: the weighted mean log-loss + ``l2``/2 · squared factor norms (and
-    ``l2_bias``/2 · squared biases) of the rows a batch touches. With ``valid``, after each epoch the validation
-    loss is measured; training stops ``patience`` epochs after the best one and ``model`` is left at the best
-    epoch. Returns (epochs of the kept model, its validation loss; nan without ``valid``)."""
-    order = torch.Generator().manual_seed(seed + 1)
+def gradient(model: BiasedMF, rows: Rows, l2: float, l2_bias: float) -> float:
+    """Write into each parameter's ``.grad`` the gradient of the objective (the weighted mean log-loss + ``l2``/2 ·
+    squared factor norms and ``l2_bias``/2 · squared biases of every row, averaged over rows); returns the objective."""
+    n, total = len(rows.y), float(rows.w.sum())
+    grads = {name: torch.zeros_like(p) for name, p in model.named_parameters()}
+    cells = len(model.user_bias) * len(model.item_bias)
+    loss = (_dense_terms if cells <= min(DENSE_CELLS, DENSITY * n) else _gathered_terms)(model, rows, grads, total)
+    for side, bias, factors in (("user", model.user_bias, model.user_factors), ("item", model.item_bias, model.item_factors)):
+        share = torch.bincount(rows.u if side == "user" else rows.i, minlength=len(bias)).to(torch.float32) / n
+        grads[f"{side}_bias"] += l2_bias * share * bias
+        grads[f"{side}_factors"] += l2 * share[:, None] * factors
+        loss += 0.5 * float(l2_bias * (share * bias * bias).sum() + l2 * (share * (factors * factors).sum(1)).sum()) * total
+    for name, p in model.named_parameters():
+        p.grad = grads[name]
+    return loss / total
+
+
+def _row_terms(logit: torch.Tensor, rows: Rows, part: slice, grads: dict[str, torch.Tensor], total: float) -> tuple[float, torch.Tensor]:
+    """(summed weighted log-loss, d objective / d logit) of a chunk of rows; adds the intercept's and weights' gradients."""
+    w, y = rows.w[part], rows.y[part]
+    g = w * (torch.sigmoid(logit) - y) / total
+    grads["mu"] += g.sum()
+    grads["weights"] += rows.x[part].T @ g
+    return float((w * (nn.functional.softplus(logit) - y * logit)).sum()), g
+
+
+def _gathered_terms(model: BiasedMF, rows: Rows, grads: dict[str, torch.Tensor], total: float) -> float:
+    """The log-loss terms, each row's factors gathered and its gradient scattered back (any number of cells)."""
+    loss = 0.0
+    for s in range(0, len(rows.y), CHUNK):
+        part = slice(s, s + CHUNK)
+        u, i = rows.u[part], rows.i[part]
+        logit, pu, qi = model(u, i, rows.x[part])
+        chunk_loss, g = _row_terms(logit, rows, part, grads, total)
+        loss += chunk_loss
+        grads["user_bias"].index_add_(0, u, g)
+        grads["item_bias"].index_add_(0, i, g)
+        grads["user_factors"].index_add_(0, u, qi.mul_(g[:, None]))
+        grads["item_factors"].index_add_(0, i, pu.mul_(g[:, None]))
+    return loss
+
+
+def _dense_terms(model: BiasedMF, rows: Rows, grads: dict[str, torch.Tensor], total: float) -> float:
+    """The log-loss terms through the dense (users × items) table of logits, when it is small and not too sparse:
+    each row reads one cell and adds its gradient to one cell, and the factors' gradients are two matrix products."""
+    n_items = len(model.item_bias)
+    table = (model.user_factors @ model.item_factors.T).add_(model.user_bias[:, None]).add_(model.item_bias[None, :]).add_(model.mu)
+    cell_grad = torch.zeros(table.numel())
+    loss = 0.0
+    for s in range(0, len(rows.y), CHUNK):
+        part = slice(s, s + CHUNK)
+        cell = rows.u[part] * n_items + rows.i[part]
+        chunk_loss, g = _row_terms(table.view(-1)[cell] + rows.x[part] @ model.weights, rows, part, grads, total)
+        loss += chunk_loss
+        cell_grad.index_add_(0, cell, g)
+    cell_grad = cell_grad.view(table.shape)
+    grads["user_bias"] += cell_grad.sum(1)
+    grads["item_bias"] += cell_grad.sum(0)
+    grads["user_factors"] += cell_grad @ model.item_factors
+    grads["item_factors"] += cell_grad.T @ model.user_factors
+    return loss
+
+
+def train(model: BiasedMF, rows: Rows, l2: float, l2_bias: float, steps: int, lr: float) -> int:
+    """Full-batch Adam on the objective of :func:`gradient` for at most ``steps`` steps, stopping sooner once the
+    last ``WINDOW`` steps lowered its best value by at most ``TOLERANCE`` (relative). Returns the steps taken."""
     opt = torch.optim.Adam(model.parameters(), lr=lr)
-    n = len(rows.y)
-    batch = min(BATCH, max(n // STEPS, 64))
-    best, best_epoch, best_state = float("inf"), 0, None
-    if valid is not None:
-        best, best_state = mean_log_loss(model, valid), {k: v.clone() for k, v in model.state_dict().items()}
-    for epoch in range(1, epochs + 1):
-        perm = torch.randperm(n, generator=order)
-        for s in range(0, n, batch):
-            b = perm[s:s + batch]
-            logit, norms, biases = model(rows.u[b], rows.i[b], rows.x[b])
-            w = rows.w[b]
-            loss = (nn.functional.binary_cross_entropy_with_logits(logit, rows.y[b], weight=w, reduction="sum") / w.sum()
-                    + 0.5 * (l2 * norms + l2_bias * biases).mean())
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-        if valid is None:
-            continue
-        current = mean_log_loss(model, valid)
-        if current < best - MIN_IMPROVEMENT:
-            best, best_epoch, best_state = current, epoch, {k: v.clone() for k, v in model.state_dict().items()}
-        elif epoch - best_epoch >= patience:
-            break
-    if valid is None:
-        return epochs, float("nan")
-    assert best_state is not None
-    model.load_state_dict(best_state)
-    return best_epoch, best
+    history: list[float] = []
+    for step in range(1, steps + 1):
+        history.append(gradient(model, rows, l2, l2_bias))
+        opt.step()
+        if len(history) > WINDOW and min(history[:-WINDOW]) - min(history[-WINDOW:]) <= TOLERANCE * abs(history[-1]):
+            return step
+    return steps
