@@ -151,8 +151,9 @@ class SlatePolicy(MultiInputActorCriticPolicy):
     noisy value loss would otherwise drown the actor's gradient in shared features).
 
     ``critic_input="pooled"``: the critic's MLP reads the user context and the mean over candidates
-    only (:class:`PooledCritic`), not every candidate's block (``"all"``, the former layout that
-    saved models without the key still load with); its first layer then costs ~60x less."""
+    only (:class:`PooledCritic`), not every candidate's block (``"all"``, the default, which saved
+    models without the key load with); its first layer then costs ~60x less and an update ~1/3 less,
+    but on the default problem it learnt worse (docs/figures/rl.md, training throughput)."""
 
     def __init__(
         self, observation_space, action_space, lr_schedule, head_gain: float = 0.01, critic_input: str = "all", **kwargs
