@@ -5,8 +5,8 @@ the logs), at several sizes, each in a child process under a memory guard.
 For each size it prints the wall time of the run and of the report, their sum against the five-minute
 target, the peak resident memory of the whole process tree (and of the report alone) against the 8 GiB
 target, the impressions logged, and the run's user-steps/s as a ratio to CartPole-v1 steps/s measured
-in this process. The guard kills a child above ``--limit-gb`` (10 GiB by default) before the machine's
-out-of-memory killer would.
+in this process; with several sizes, how each figure grew from the smallest to the largest. The guard
+kills a child above ``--limit-gb`` (10 GiB by default) before the machine's out-of-memory killer would.
 
 With ``--engine ray`` the runs go to a Ray cluster of ``--nodes`` nodes that the benchmark starts on
 this machine (``ray start --head`` and ``ray start --address``, small object stores) and
@@ -137,6 +137,17 @@ def show(f: dict, cartpole: float) -> None:
           f"{f['report_cpu']:.0f} s (all threads of the process)", flush=True)
 
 
+def scaling(small: dict, large: dict) -> None:
+    """From the smallest size to the largest: how CPU time, wall time and peak memory grew against the users."""
+    def grew(key: str) -> str:
+        return f"{large[key] / small[key]:.1f}×"
+
+    print(f"{small['users']:,} -> {large['users']:,} users ({large['users'] / small['users']:.0f}×): run CPU {grew('run_cpu')}, "
+          f"wall {grew('run_seconds')}; report CPU {grew('report_cpu')}, wall {grew('report_seconds')}; peak memory "
+          f"{grew('peak_gib')}; `recoworld report` alone {grew('report_alone_seconds')}, its peak {grew('report_alone_gib')}",
+          flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scenario", default="creator_economy")
@@ -168,11 +179,13 @@ def main() -> None:
         cluster.start()
         print(f"ray cluster: {args.nodes} nodes on this machine ({cluster.address}), {args.object_store_mb} MB object "
               f"store each, started in {time.perf_counter() - started:.0f} s", flush=True)
+    measured: list[dict] = []
     try:
         for users in args.users:
             figures = measure(args, users, args.engine, cluster.address if cluster else None,
                               cluster.pids if cluster else tuple)
             show(figures, cartpole)
+            measured.append(figures)
             if args.compare and args.engine == "ray":
                 local = measure(args, users, "local", None, tuple)
                 show(local, cartpole)
@@ -182,6 +195,8 @@ def main() -> None:
     finally:
         if cluster is not None:
             cluster.stop()
+    if len(measured) > 1:
+        scaling(measured[0], measured[-1])
     print(f"load average {os.getloadavg()[0]:.2f} at the end", flush=True)
 
 

@@ -8,15 +8,18 @@ as one batch in the vector env (``PPO_VECTOR``), then serves the same held-out u
 episode reward, clicks and churn, plus PPO's per-user difference to each baseline (the users are
 the same people, so differences are paired by user). Training throughput is printed as a ratio
 to PPO on CartPole-v1 measured in the same process, and the load average is printed (the
-machine may be shared). About 6 minutes on one thread at the defaults; ``--seed`` sets the training
-seed (the held-out users stay the same).
+machine may be shared). ``--seed`` sets the training seed (the held-out users stay the same).
+``--curve-every N`` keeps the policy's weights every N training steps and scores each copy on the
+same held-out users afterwards, printing days active against training wall time and the first
+time PPO reached instruction_following's days active.
 
-    python benchmarks/rl_retention.py [--timesteps 600000] [--users 500] [--out ppo_retention.zip]
+    python benchmarks/rl_retention.py [--timesteps 600000] [--users 500] [--out ppo_retention.zip] [--curve-every 50000]
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import math
 import os
@@ -25,7 +28,9 @@ from pathlib import Path
 
 import numpy as np
 
+from recoworld.agents.rl.evaluation import evaluate
 from recoworld.agents.rl.training import PPO_DEFAULTS, PPO_VECTOR
+from recoworld.agents.rl.policy import Snapshots
 from recoworld.agents.rl_vs_baselines import compare, format_table
 
 BASELINES = ("random", "popular", "greedy", "mmr", "linucb", "instruction_following")
@@ -54,6 +59,24 @@ def paired(a: list[float], b: list[float]) -> tuple[float, float]:
     return float(d.mean()), float(d.std(ddof=1) / math.sqrt(len(d)))
 
 
+def learning_curve(snapshots: Snapshots, users: int, config: dict, target: float) -> list[dict[str, float]]:
+    """Each kept copy of the weights scored on the held-out users (the trained model's own weights are
+    put back afterwards); prints a row per copy and when days active first reached ``target``."""
+    model, final = snapshots.model, copy.deepcopy(snapshots.model.policy.state_dict())
+    rows = []
+    print(f"{'steps':>9} {'train s':>8} {'days active':>15}")
+    for steps, seconds, state in snapshots.snapshots:
+        model.policy.load_state_dict(state)
+        res = evaluate(model, n_users=users, config=config)
+        rows.append({"steps": steps, "seconds": seconds, "days_active": res["days_active_mean"], "sem": res["days_active_sem"]})
+        print(f"{steps:>9,} {seconds:>8.0f} {res['days_active_mean']:>8.2f} ± {res['days_active_sem']:.2f}", flush=True)
+    model.policy.load_state_dict(final)
+    reached = next((r for r in rows if r["days_active"] >= target), None)
+    print(f"first reached instruction_following's {target:.2f} days active: "
+          + (f"at {reached['steps']:,} steps, {reached['seconds']:.0f} s of training" if reached else "not within the run"))
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--timesteps", type=int, default=600_000)
@@ -62,15 +85,18 @@ def main() -> None:
     parser.add_argument("--slate", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=None, help="save the trained model here")
+    parser.add_argument("--curve-every", type=int, default=0, help="score a copy of the weights every N steps")
     parser.add_argument("--json", type=Path, default=None, help="write every number (with per-user values) here")
     args = parser.parse_args()
 
     print(f"load average at start: {os.getloadavg()[0]:.1f} (2 cores)", flush=True)
     cartpole = cartpole_ppo_steps_per_second()
     overrides = {"env": {"num_candidates": args.candidates, "slate_size": args.slate}}
+    snapshots = Snapshots(args.curve_every) if args.curve_every else None
+    train_kwargs = {**PPO_VECTOR, "callbacks": [snapshots] if snapshots else None}
     report = compare(
         args.timesteps, "ppo", args.users, args.out, overrides=overrides, seed=args.seed, baselines=BASELINES,
-        train_kwargs=PPO_VECTOR,
+        train_kwargs=train_kwargs,
     )
     report["load_average_end"] = os.getloadavg()[0]
     train = report["train"]
@@ -87,6 +113,10 @@ def main() -> None:
     print(f"training: {train['timesteps']:,} steps in {train['wall_seconds']:.0f} s{best}")
     print(f"PPO on CartPole-v1              {cartpole:10,.0f} steps/s")
     print(f"PPO on RecoWorld-v0 (retention) {fps:10,.0f} steps/s   ratio {fps / cartpole:6.3f}x")
+    if snapshots is not None:
+        print()
+        target = next(r["days_active_mean"] for r in report["results"] if r["policy"] == "instruction_following")
+        report["curve"] = learning_curve(snapshots, args.users, report["config"], target)
     print(f"load average at the end: {report['load_average_end']:.1f} (2 cores)")
     if args.json is not None:
         report["cartpole_ppo_steps_per_second"] = cartpole

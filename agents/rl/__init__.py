@@ -18,7 +18,7 @@ _EXPORTS = {
          "make_env", "make_vec_env", "retention_config", "retention_rewards", "training_seeds"),
         "envs",
     ),
-    **dict.fromkeys(("CandidateEncoder", "CandidateHead", "KeepBest", "SlateDistribution", "SlatePolicy"), "policy"),
+    **dict.fromkeys(("CandidateEncoder", "CandidateHead", "KeepBest", "PooledCritic", "SlateDistribution", "SlatePolicy", "Snapshots"), "policy"),
     **dict.fromkeys(("A2C_DEFAULTS", "PPO_DEFAULTS", "load", "save", "train", "validation_seeds"), "training"),
     "SB3Recommender": "recommender",
     "evaluate": "evaluation",

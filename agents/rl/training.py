@@ -66,6 +66,7 @@ def train(
     normalize_reward: bool = False,
     verbose: int = 0,
     vectorized: bool = True,
+    callbacks: list[Any] | None = None,
 ) -> BaseAlgorithm:
     """Train ``algo`` on RecoWorld-v0 and return the model.
 
@@ -80,7 +81,7 @@ def train(
     SB3's DummyVecEnv of single envs, the former set-up): more of them batches the world step and
     the policy's forward pass, it takes no extra cores. ``normalize_reward`` divides training rewards by a running scale
     of the discounted return (SB3's ``VecNormalize``, observations untouched); off by default, as it
-    did not help in the retention setting.
+    did not help in the retention setting. ``callbacks`` (SB3 callbacks) run after the validation one.
     """
     cls = _algo_class(algo)
     if timesteps < 1:
@@ -119,8 +120,8 @@ def train(
     th.set_num_threads(1)  # small networks: one thread beats two fighting the env for 2 cores
     try:
         with stage(f"training {algo}", total=timesteps) as progress:
-            callbacks = [c for c in (callback, StageProgress(progress, timesteps)) if c is not None]
-            model.learn(total_timesteps=timesteps, callback=CallbackList(callbacks))
+            every = [c for c in (callback, *(callbacks or []), StageProgress(progress, timesteps)) if c is not None]
+            model.learn(total_timesteps=timesteps, callback=CallbackList(every))
     finally:
         th.set_num_threads(threads)
     if callback is not None and keep_best:

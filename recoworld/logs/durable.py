@@ -77,24 +77,40 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         _replace_durably(tmp, path)
 
 
-class _SortedSetPickler(pickle._Pickler):  # type: ignore[name-defined]
-    """Pickles sets in sorted order, so equal objects give equal bytes whatever the hash seed."""
+class _SortedSetPickler(pickle.Pickler):
+    """The C pickler with every set written as its sorted items (a persistent id that
+    :func:`stable_unpickle` turns back into the set), so equal objects give equal bytes whatever the
+    hash seed; several times faster than a Python pickler that reorders sets."""
 
-    dispatch = pickle._Pickler.dispatch.copy()  # type: ignore[attr-defined]
-
-    def save_set(self, obj: set | frozenset) -> None:
+    def persistent_id(self, obj: Any) -> Any:
+        kind = type(obj)
+        if kind is not set and kind is not frozenset:
+            return None
         try:
             items = sorted(obj)
         except TypeError:
             items = list(obj)
-        self.save_reduce(type(obj), (items,), obj=obj)
+        return kind.__name__, items
 
-    dispatch[set] = save_set
-    dispatch[frozenset] = save_set
+
+class _SortedSetUnpickler(pickle.Unpickler):
+    def persistent_load(self, pid: Any) -> Any:
+        kind, items = pid
+        if kind == "set":
+            return set(items)
+        if kind == "frozenset":
+            return frozenset(items)
+        raise pickle.UnpicklingError(f"unknown persistent id {kind!r}")
 
 
 def stable_pickle(obj: Any) -> bytes:
-    """``pickle.dumps`` whose bytes do not depend on PYTHONHASHSEED (pydantic models hold sets)."""
+    """``pickle.dumps`` whose bytes do not depend on PYTHONHASHSEED (pydantic models hold sets); read
+    them with :func:`stable_unpickle`."""
     out = io.BytesIO()
     _SortedSetPickler(out, protocol=5).dump(obj)
     return out.getvalue()
+
+
+def stable_unpickle(data: bytes) -> Any:
+    """The object :func:`stable_pickle` wrote (also reads plain pickles)."""
+    return _SortedSetUnpickler(io.BytesIO(data)).load()

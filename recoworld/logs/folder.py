@@ -19,7 +19,14 @@ import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict, Field
 
 from recoworld.logs.disk import room_for
-from recoworld.logs.durable import _replace_durably, atomic_write_bytes, stable_pickle, table_sha256, write_point
+from recoworld.logs.durable import (
+    _replace_durably,
+    atomic_write_bytes,
+    stable_pickle,
+    stable_unpickle,
+    table_sha256,
+    write_point,
+)
 from recoworld.logs.lock import LOCK_NAME
 from recoworld.logs.records import TABLES
 
@@ -262,7 +269,7 @@ class RunFolder:
     def read_pickle(self, name: str) -> Any:
         """The object pickled under ``name`` by :meth:`write_pickle`."""
         try:
-            return pickle.loads((self.path / name).read_bytes())
+            return stable_unpickle((self.path / name).read_bytes())
         except FileNotFoundError:
             raise ValueError(f"{self.path}: {name} is missing; the run cannot resume") from None
         except Exception as exc:  # noqa: BLE001 - truncated or damaged
