@@ -36,6 +36,12 @@ PPO_BORROWED = {"instruction-following-v1": "retention-v1"}  # the same slates (
 AGENT_TASK = "instruction-following-v1"  # where the tuned language agent acts (it reads the users' words)
 
 
+def portable(value):
+    """A path under the data home written as ``$RECOWORLD_DATA/...`` (result files name no machine's folders)."""
+    home = str(data_home())
+    return "$RECOWORLD_DATA" + value[len(home):] if isinstance(value, str) and value.startswith(home + os.sep) else value
+
+
 def agent_reason(folder: Path | None, users: int, data: Path | None) -> str:
     """Why the tuned language agent has no official result, with what it scores on the first ``users`` held-out
     users next to the rule parser on the same users (a full score costs too long on this CPU)."""
@@ -131,6 +137,7 @@ def main() -> None:
                 result = evaluate_task(spec, task, params, data=args.data)
                 result.note = note
                 result.policy_name = name  # the entry's name on the page (an SB3 zip's stem says which model; policy keeps the path)
+                result.policy, result.params = portable(result.policy), {k: portable(v) for k, v in result.params.items()}
                 result.write(args.results / task.id / f"{name}.json")
                 walls.append((task.id, name, result.wall_seconds))
                 print(f"{task.id:26s} {name:24s} {result.score.value:8.3f} [{result.score.low:.3f}, {result.score.high:.3f}] "
