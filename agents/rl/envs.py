@@ -73,6 +73,7 @@ class EpisodeSeeds(gym.Wrapper):
         self.episodes = 0
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        """Reset with the next of the fixed episode seeds, in turn (the ``seed`` argument is ignored)."""
         s = int(self.seeds[self.episodes % len(self.seeds)])
         self.episodes += 1
         return self.env.reset(seed=s, options=options)
@@ -87,6 +88,7 @@ class FirstResetSeed(gym.Wrapper):
         self._seed: int | None = seed
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        """Reset with the seed given at construction the first time (unless one is passed), then as asked."""
         seed, self._seed = (self._seed if seed is None else seed), None
         return self.env.reset(seed=seed, options=options)
 

@@ -53,6 +53,8 @@ class CandidateEncoder(BaseFeaturesExtractor):
         )
 
     def forward(self, obs: dict[str, th.Tensor]) -> th.Tensor:
+        """(B, M*H + C + H): each candidate's hidden vector (its features with how it matches the pending
+        instruction, and those inputs again), the user context, and the mean over candidates."""
         t = self.n_topics
         cand = obs["candidates"].reshape(-1, self.n_candidates, self.width)
         instr = obs["instruction"]
@@ -82,6 +84,7 @@ class CandidateHead(nn.Module):
         self.score = nn.Linear(candidate_dim, 1)
 
     def forward(self, latent: th.Tensor) -> th.Tensor:
+        """(B, M) scores, one per candidate, from the encoder's output."""
         h = latent[:, : self.n_candidates * self.candidate_dim].reshape(-1, self.n_candidates, self.candidate_dim)
         return self.score(h).squeeze(-1)
 
@@ -97,6 +100,7 @@ class SlateDistribution(MultiCategoricalDistribution):
         self._last: th.Tensor | None = None
 
     def proba_distribution(self, action_logits: th.Tensor) -> SlateDistribution:
+        """Set the candidates' scores (B, M) the slate is drawn from; returns self, as SB3 expects."""
         self.scores, self._last = action_logits, None
         return self
 
@@ -108,6 +112,8 @@ class SlateDistribution(MultiCategoricalDistribution):
         return th.log_softmax(logits, dim=-1)
 
     def log_prob(self, actions: th.Tensor) -> th.Tensor:
+        """(B,) log-probability of each slate: the sum over slots of each slot's log-probability given the
+        slots before it."""
         actions = actions.long()
         self._last = self._slot_log_probs(actions)
         return self._last.gather(2, actions[..., None]).squeeze(-1).sum(1)
@@ -120,10 +126,12 @@ class SlateDistribution(MultiCategoricalDistribution):
         return -(logp.exp() * logp).sum(-1).sum(-1)
 
     def sample(self) -> th.Tensor:
+        """(B, K) slates of distinct candidates drawn without replacement from softmax(scores) (Gumbel top-K)."""
         u = th.rand_like(self.scores).clamp_(1e-10, 1.0 - 1e-7)
         return th.topk(self.scores - th.log(-th.log(u)), self.slate_size, dim=1).indices
 
     def mode(self) -> th.Tensor:
+        """(B, K) the K highest-scoring candidates, best first."""
         return th.topk(self.scores, self.slate_size, dim=1).indices
 
 class PooledCritic(MlpExtractor):
@@ -139,9 +147,11 @@ class PooledCritic(MlpExtractor):
         self.pooled_dim, self.latent_dim_pi = pooled_dim, feature_dim
 
     def forward_actor(self, features: th.Tensor) -> th.Tensor:
+        """The actor's latent: every feature, through the policy MLP (empty by default: the head scores them)."""
         return self.policy_net(features)
 
     def forward_critic(self, features: th.Tensor) -> th.Tensor:
+        """The critic's latent from the last ``pooled_dim`` features only (context and candidate mean)."""
         return self.value_net(features[:, -self.pooled_dim :])
 
 

@@ -35,6 +35,7 @@ class SB3Recommender(BaseRecommender):
 
     @property
     def model(self) -> BaseAlgorithm:
+        """The SB3 model, loaded from the zip on first use."""
         if self._model is None:
             self._model = load(self.path, self.algo)
         return self._model
@@ -52,6 +53,7 @@ class SB3Recommender(BaseRecommender):
         raise ValueError(f"sb3: the model's action space {nvec.tolist()} does not fit slates of {k} from {m} candidates")
 
     def slate(self, view: UserView) -> SlateChoice:
+        """The model's deterministic slate for each user in ``view`` (needs the numeric observation)."""
         if view.observation is None:
             raise ValueError("sb3: the view has no observation (build it with with_observation=True)")
         self._check(view)

@@ -52,6 +52,8 @@ class RayEngine:
         return recommenders  # serialised for each task: every shard gets its own copy
 
     def run_shard_days(self, jobs: Sequence[Job], groups: Sequence[int]) -> list[ShardDay]:
+        """Run each job's shard-day as a Ray task (each world's catalog and recommenders put in the object store
+        once); results in job order."""
         shared: dict[int, Any] = {}  # one object-store copy of each world's catalog and recommenders
         refs = []
         for (shard, recs, catalog, *rest), group in zip(jobs, groups):

@@ -60,6 +60,7 @@ class RunResult:
     manifest: RunManifest
 
     def summaries(self) -> dict[str, dict[str, float]]:
+        """Each arm's summary metrics (name -> metric -> value)."""
         return {name: result.summary() for name, result in self.arms.items()}
 
 

@@ -30,6 +30,8 @@ class LogisticMF:
     weights: np.ndarray
 
     def logit(self, users: np.ndarray, items: np.ndarray, x: np.ndarray | None = None) -> np.ndarray:
+        """Logits of (user, item) rows, plus ``x @ weights`` when features are given; an unknown user or item (-1)
+        contributes no bias or factors."""
         ub = np.where(users >= 0, self.user_bias[np.maximum(users, 0)], 0.0)
         ib = np.where(items >= 0, self.item_bias[np.maximum(items, 0)], 0.0)
         pu = self.user_factors[np.maximum(users, 0)] * (users >= 0)[:, None]
@@ -40,6 +42,7 @@ class LogisticMF:
         return s
 
     def predict(self, users: np.ndarray, items: np.ndarray, x: np.ndarray | None = None) -> np.ndarray:
+        """Probabilities of engagement: the sigmoid of :meth:`logit`."""
         return 1.0 / (1.0 + np.exp(-self.logit(users, items, x)))
 
 

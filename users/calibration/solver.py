@@ -57,6 +57,7 @@ class Rows:
 
     @classmethod
     def of(cls, users: np.ndarray, items: np.ndarray, y: np.ndarray, x: np.ndarray, w: np.ndarray | None) -> "Rows":
+        """Log rows as tensors (indices int64, the rest float32; weights 1 when ``w`` is None)."""
         return cls(torch.from_numpy(np.ascontiguousarray(users, dtype=np.int64)), torch.from_numpy(np.ascontiguousarray(items, dtype=np.int64)),
                    torch.from_numpy(np.asarray(y, dtype=np.float32)), torch.from_numpy(np.asarray(x, dtype=np.float32)),
                    torch.ones(len(y)) if w is None else torch.from_numpy(np.asarray(w, dtype=np.float32)))
