@@ -31,7 +31,7 @@ from recoworld.tasks.leaderboard import Meta, Missing
 from recoworld.tasks.worlds import data_home, ml100k_folder, task_world
 
 RECOMMENDERS = ("random", "popular", "greedy", "mmr", "egreedy", "linucb", "mf", "instruction_following", "toolrec", "sasrec")
-PPO_TASKS = ("retention-v1", "creator-economy-v1", "ml100k-v1")  # retention-type: days active in the metric
+PPO_TASKS = ("retention-v1", "creator-economy-v1", "ml100k-v2")  # retention-type: days active in the metric
 PPO_BORROWED = {"instruction-following-v1": "retention-v1"}  # the same slates (10 of 100): the retention model acts there
 AGENT_TASK = "instruction-following-v1"  # where the tuned language agent acts (it reads the users' words)
 

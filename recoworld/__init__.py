@@ -17,7 +17,7 @@ TASK_ENVS = {
     "RecoWorld-InstructionFollowing-v1": "instruction-following-v1",
     "RecoWorld-ColdStart-v1": "cold-start-v1",
     "RecoWorld-CreatorEconomy-v1": "creator-economy-v1",
-    "RecoWorld-ML100K-v1": "ml100k-v1",
+    "RecoWorld-ML100K-v2": "ml100k-v2",
 }
 for _gym_id, _task in TASK_ENVS.items():
     if _gym_id not in registry:

@@ -139,7 +139,7 @@ TASKS: dict[str, Task] = {t.id: t for t in (
         reference=IF_GREEDY,
     ),
     Task(
-        name="ml100k", version=1, gym_id="RecoWorld-ML100K-v1", title="Calibrated MovieLens-100K users",
+        name="ml100k", version=2, gym_id="RecoWorld-ML100K-v2", title="Calibrated MovieLens-100K users",
         summary="Users calibrated to your copy of MovieLens-100K (tastes, traits, sessions and returns): keep them "
                 "for 30 days, 50 candidates, slates of 5.",
         scenario="ml100k", config={"env": {"num_candidates": 50, "slate_size": 5, "horizon_days": 30},
@@ -147,6 +147,11 @@ TASKS: dict[str, Task] = {t.id: t for t in (
         mode="episodes", metric="days_active", held_out_users=1000, reference=PolicySpec(name="popular"),
     ),
 )}
+
+
+_ML100K_V1 = ("its users came from the mini-batch calibration solver, which stopped short of the fit; ml100k-v2 is the "
+              "same task on the converged (full-batch) calibration")
+RETIRED: dict[str, str] = {"ml100k-v1": _ML100K_V1, "RecoWorld-ML100K-v1": _ML100K_V1}  # id or Gym id -> why
 
 
 def task_names() -> list[str]:
@@ -161,4 +166,6 @@ def get_task(name: str) -> Task:
     by_name = [t for t in TASKS.values() if t.name == name or t.gym_id == name]
     if by_name:
         return max(by_name, key=lambda t: t.version)
+    if name in RETIRED:
+        raise ValueError(f"task '{name}' was retired: {RETIRED[name]}")
     raise ValueError(f"unknown task '{name}' (known: {', '.join(task_names())})")

@@ -143,7 +143,10 @@ def test_recoworld_evaluate_prints_the_score_and_writes_the_result(tmp_path) -> 
 
 @pytest.mark.parametrize("args, line", [
     (["greedy", "--task", "nope"], "error: unknown task 'nope' (known: cold-start-v1, creator-economy-v1, "
-                                   "instruction-following-v1, ml100k-v1, retention-v1)"),
+                                   "instruction-following-v1, ml100k-v2, retention-v1)"),
+    (["greedy", "--task", "ml100k-v1"], "error: task 'ml100k-v1' was retired: its users came from the mini-batch "
+     "calibration solver, which stopped short of the fit; ml100k-v2 is the same task on the converged (full-batch) "
+     "calibration"),
     (["greedy", "--task", "retention", "--seeds", "10:20"], "error: --seeds 10..19: task retention-v1 trains on seeds "
      "0..49999 and validates on 50000..99999; evaluate on held-out seeds (100000 and up)"),
     (["greedy", "--task", "retention", "--seeds", "ten"], "error: --seeds: expected START:STOP (or one seed), got 'ten'"),
