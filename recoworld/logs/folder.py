@@ -67,7 +67,6 @@ class RunManifest(BaseModel):
         return [f.path for f in self.files if f.table == table]
 
 
-
 DAY_FILE = re.compile(r"^day=(\d{3,})\.parquet$")
 CHECKPOINT_MAGIC = b"RWCKPT1\n"
 

@@ -35,14 +35,14 @@ from recoworld.users.layout import (
     CONFORMITY, DISLIKE, NOISE_SD, NOVELTY, NOVELTY_SCALE, SIMILARITY_TOLERANCE, W_DISLIKE, W_FATIGUE, W_NOVELTY,
     W_POPULARITY, W_QUALITY, W_REPEAT, W_SATIATION, W_SIMILARITY, W_TASTE,
     A_LEAVE, A_SKIP, AGE, BOREDOM, EXPOSURE, FATIGUE, O_ACTION, R_CLICK, R_LEAVE, SAT_LONG, SAT_SHORT, SATISFACTION, TRUST,
+    Decisions, UserArrays,
 )
 from recoworld.users.mindset_update import (
     after_click, after_review, disengagement_risk, drift_taste, fade_between_slates, follow_up_instruction, satisfaction_after_slate,
     speak_up,
 )
-from recoworld.users.layout import Decisions, UserArrays
-from recoworld.world.layout import CatalogArrays, ClockArrays, LogArrays, ObsArrays, Outputs
 from recoworld.world.layout import (
+    CatalogArrays, ClockArrays, LogArrays, ObsArrays, Outputs,
     N_COMPONENTS, U_COMMENTS, U_COMPLIANCE, U_CLICKS, U_EMITTED, U_IGNORED, U_LEFT, U_LEFT_AT, U_LIKES, U_RESOLVED,
     U_REWARD, U_RISK, U_SHARES, U_SKIPS, U_WATCH_MINUTES,
 )
