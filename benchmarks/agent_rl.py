@@ -93,6 +93,9 @@ def main() -> None:
     ap.add_argument("--episode-users", type=int, default=20)
     ap.add_argument("--ppo", default=str(data_home() / "leaderboard-models" / "ppo-retention-v1-300000.zip"))
     args = ap.parse_args()
+    names = [f"tuned[{folder.rstrip('/').split('/')[-1]}]" for folder in args.agents]
+    if len(set(names)) < len(names):
+        raise SystemExit(f"--agents: two agents would share a name ({', '.join(names)}); give the folders distinct last names")
     import torch
 
     torch.set_num_threads(1)
@@ -110,9 +113,9 @@ def main() -> None:
         curves[seed] = summary["curve"]
         readings[f"tuned{seed}"] = plans_of(LanguageAgent(folder=folder), held)
     tuned = {f"tuned{seed}": f"{args.out}/seed{seed}" for seed in args.seeds}
-    for folder in args.agents:
-        tuned[f"tuned[{folder.rstrip('/').split('/')[-1]}]"] = folder
-        readings[f"tuned[{folder.rstrip('/').split('/')[-1]}]"] = plans_of(LanguageAgent(folder=folder), held)
+    for name, folder in zip(names, args.agents):
+        tuned[name] = folder
+        readings[name] = plans_of(LanguageAgent(folder=folder), held)
     for name, plans in readings.items():
         results[name] = [group_returns(s, [p], untuned.policy)[0] for s, p in zip(held, plans)]
     rules = readings["rules"]
