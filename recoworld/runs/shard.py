@@ -84,13 +84,12 @@ class _Impressions:
     def instructions(self, sim: Simulation, rows: np.ndarray) -> np.ndarray:
         """(b,) code of each user's pending instruction text, -1 where none; words are looked up
         only when a user's instruction changed since the last slate."""
-        u = sim.users
-        key = np.concatenate([u.instr[rows][:, [UL.MORE, UL.LESS]], (u.instr[rows, UL.SURPRISE] > 0)[:, None], sim.day[rows, None]], 1)
-        pending = u.instr[rows, UL.AGE] >= 0
-        stale = pending & (self._key[rows] != key).any(1)
-        for i in np.flatnonzero(stale):
-            said = sim.instruction(int(rows[i]))
-            self._code[rows[i]] = self.texts.setdefault(said.text, len(self.texts)) if said is not None else -1
+        key = sim.instruction_keys(rows)
+        pending = sim.users.instr[rows, UL.AGE] >= 0
+        stale = np.flatnonzero(pending & (self._key[rows] != key).any(1))
+        for row, said in zip(rows[stale].tolist(), key[stale].tolist()):
+            text = sim.instruction_text(row, tuple(said))
+            self._code[row] = self.texts.setdefault(text, len(self.texts)) if text is not None else -1
         self._key[rows[stale]] = key[stale]
         return np.where(pending, self._code[rows], -1).astype(np.int32)
 
