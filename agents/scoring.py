@@ -33,15 +33,12 @@ def _mmr_one(emb, cands, scores, lam, k, pos, max_sim, taken):
         if s == k - 1:
             break
         picked = cands[best]
-        for j in range(m):
-            if taken[j]:
-                continue
+        for j in range(m):  # taken ones too (never read again), and a select, not a branch: fewer mispredicted jumps
             acc = np.float32(0.0)
             row = cands[j]
             for t in range(d):
                 acc += emb[row, t] * emb[picked, t]
-            if acc > max_sim[j]:
-                max_sim[j] = acc
+            max_sim[j] = acc if acc > max_sim[j] else max_sim[j]
 
 
 @njit(cache=True, parallel=True, fastmath=FASTMATH)
