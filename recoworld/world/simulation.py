@@ -360,7 +360,7 @@ class Simulation:
     def instruction_text(self, row: int, key: tuple[int, ...] | None = None) -> str | None:
         """The words of user ``row``'s pending instruction, or None; no pydantic object is built (the impression
         log asks this of every user whose instruction changed). ``key``: :meth:`instruction_keys` of the row."""
-        if self.users.instr_age[row] < 0:
+        if self.users.instr[row, UL.AGE] < 0:
             return None
         key = self._instruction_key(row) if key is None else key
         words = self._words.get(row)
