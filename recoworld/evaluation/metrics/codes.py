@@ -83,7 +83,10 @@ class Grid:
             self._fit(int(row.max()) + 1, int(col.max()) + 1)
         r, c = self.shape
         counts = np.bincount(row * c + col, weights, minlength=r * c).reshape(r, c)
-        self.sums[name] = self.get(name) + counts
+        if name in self.sums:
+            self.sums[name] += counts  # in place: a (arm, user) grid is large, and this runs for every batch
+        else:
+            self.sums[name] = counts.astype(np.float64)
 
     def get(self, name: str) -> np.ndarray:
         """The named sum (zeros of the grid's shape before anything was added)."""

@@ -37,7 +37,6 @@ if TYPE_CHECKING:
 
 IMPRESSION_COLUMNS = ["arm", "user", "item", "day", "step", "position", "action", "clicked", "liked", "shared",
                       "commented", "compliance", "user_fallback", "user_echoed_item_text"]
-_POPCOUNT = np.array([bin(b).count("1") for b in range(256)], dtype=np.int64)
 
 
 # ------------------------------------------------------------------ impressions
@@ -47,6 +46,10 @@ def slates_of(rows: dict[str, np.ndarray]) -> np.ndarray:
         return np.zeros(0, dtype=np.int64)
     dims = [int(rows[c].max()) + 1 for c in ("user", "day", "step")]
     key = ((rows["arm"] * dims[0] + rows["user"]) * dims[1] + rows["day"]) * dims[2] + rows["step"]
+    change = np.empty(len(key), dtype=bool)
+    change[0], change[1:] = True, key[1:] != key[:-1]
+    if len(np.unique(key[change])) == int(change.sum()):  # each slate's rows together (as a run writes them)
+        return np.cumsum(change, dtype=np.int64) - 1  # the order of first appearance, without hashing every row
     return pd.factorize(key, sort=False)[0].astype(np.int64)
 
 
@@ -219,7 +222,7 @@ class ImpressionFigures:
         """(arms, items) distinct users who clicked each item."""
         out = np.zeros((len(self.arms), len(self.items)), dtype=np.int64)
         for a in range(self._clicked.shape[0]):
-            counts = _POPCOUNT[self._clicked[a]].sum(axis=1)
+            counts = np.bitwise_count(self._clicked[a]).sum(axis=1, dtype=np.int64)
             out[a, : len(counts)] = counts
         return out
 
