@@ -212,6 +212,8 @@ class ImpressionFigures:
         need = (max(self._clicked.shape[0], int(arm.max()) + 1), max(self._clicked.shape[1], len(self.items)),
                 max(self._clicked.shape[2], (len(self.users) + 7) // 8))
         if need != self._clicked.shape:
+            if need[1] > self._clicked.shape[1] > 0:  # a growing catalog: room for more items than today's
+                need = (need[0], need[1] + need[1] // 4, need[2])
             grown = np.zeros(need, dtype=np.uint8)
             a, i, u = self._clicked.shape
             grown[:a, :i, :u] = self._clicked
@@ -222,7 +224,7 @@ class ImpressionFigures:
         """(arms, items) distinct users who clicked each item."""
         out = np.zeros((len(self.arms), len(self.items)), dtype=np.int64)
         for a in range(self._clicked.shape[0]):
-            counts = np.bitwise_count(self._clicked[a]).sum(axis=1, dtype=np.int64)
+            counts = np.bitwise_count(self._clicked[a, : len(self.items)]).sum(axis=1, dtype=np.int64)
             out[a, : len(counts)] = counts
         return out
 
