@@ -48,7 +48,8 @@ def slates_of(rows: dict[str, np.ndarray]) -> np.ndarray:
     key = ((rows["arm"] * dims[0] + rows["user"]) * dims[1] + rows["day"]) * dims[2] + rows["step"]
     change = np.empty(len(key), dtype=bool)
     change[0], change[1:] = True, key[1:] != key[:-1]
-    if len(np.unique(key[change])) == int(change.sum()):  # each slate's rows together (as a run writes them)
+    starts = np.sort(key[change])
+    if (starts[1:] != starts[:-1]).all():  # each slate's rows together (as a run writes them)
         return np.cumsum(change, dtype=np.int64) - 1  # the order of first appearance, without hashing every row
     return pd.factorize(key, sort=False)[0].astype(np.int64)
 
