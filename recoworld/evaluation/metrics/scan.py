@@ -28,7 +28,7 @@ import pandas as pd
 import pyarrow as pa
 
 from recoworld.evaluation.metrics.base import ILD_SLATES, slate_ndcg
-from recoworld.evaluation.metrics.codes import Grid, Keys, labels, numbers
+from recoworld.evaluation.metrics.codes import Grid, Keys, equals, numbers
 from recoworld.evaluation.metrics.sessions import SESSION_COLUMNS, SessionFigures
 from recoworld.progress import stage
 
@@ -169,7 +169,7 @@ class ImpressionFigures:
             "arm": self.arms.codes(batch.column("arm")), "user": self.users.codes(batch.column("user")),
             "item": self.items.codes(batch.column("item")), "day": numbers(batch, "day", np.int64),
             "step": numbers(batch, "step", np.int64), "position": numbers(batch, "position", np.int64),
-            "reviewed": labels(batch, "action") != "unseen", **flags,
+            "reviewed": ~equals(batch, "action", "unseen"), **flags,
             "compliance": numbers(batch, "compliance", np.float64, np.nan) if "compliance" in batch.schema.names
             else np.full(n, np.nan),
         }
