@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 from recoworld.agents.protocol import Recommendation, SlateChoice, UserView
-from recoworld.agents.scoring import mmr_positions
+from recoworld.agents.scoring import mmr_positions, top_k_untied
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -20,7 +20,20 @@ BIG = 1e6
 
 
 def top_k(scores: np.ndarray, k: int) -> np.ndarray:
-    """(b, k) positions of the k highest scores per row, best first."""
+    """(b, k) positions of the k highest scores per row, best first; ties as numpy's introselect and a stable sort
+    order them (rows without ties in their top k + 1 are ranked by a compiled loop: they have one answer)."""
+    scores = np.asarray(scores)
+    if scores.ndim != 2 or not 0 < k <= scores.shape[1] or scores.dtype.kind not in "fiub":
+        return _top_k_numpy(scores, k)
+    pos = np.empty((len(scores), k), dtype=np.int64)
+    tied = np.empty(len(scores), dtype=bool)
+    top_k_untied(np.ascontiguousarray(scores, dtype=np.float64), k, pos, tied)
+    if tied.any():
+        pos[tied] = _top_k_numpy(scores[tied], k)
+    return pos
+
+
+def _top_k_numpy(scores: np.ndarray, k: int) -> np.ndarray:
     part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
     order = np.argsort(-np.take_along_axis(scores, part, 1), axis=1, kind="stable")
     return np.take_along_axis(part, order, 1)

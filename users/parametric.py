@@ -16,12 +16,14 @@ from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
+from numba import njit
 from pydantic import BaseModel, ConfigDict, Field
 
 from recoworld.columns import column_view
 from recoworld.llm.base import Usage
 from recoworld.users import layout as UL
 from recoworld.world.catalog import Catalog
+from recoworld.users.jit import has_consumed
 from recoworld.users.layout import Decisions, UserArrays
 from recoworld.users.profile import TONES, TRAIT_NAMES, UserProfile
 
@@ -31,6 +33,13 @@ if TYPE_CHECKING:
 
 Index = np.ndarray | slice
 _TRAIT_ORDER = np.array([TRAIT_NAMES.index(c) for c in UL.TRAIT_COLUMNS])  # TRAIT_NAMES -> UL.TRAIT_COLUMNS
+
+
+@njit(cache=True)
+def _consumed_rows(bits: np.ndarray, rows: np.ndarray, items: np.ndarray, out: np.ndarray) -> None:
+    for i in range(items.shape[0]):
+        for j in range(items.shape[1]):
+            out[i, j] = has_consumed(bits, rows[i], items[i, j])
 
 
 class ParametricUserParams(BaseModel):
@@ -166,9 +175,11 @@ class UserBatch:
         return UserArrays(self.taste, self.recent, self.traits, self.mind, self.topic_state, self.instr, self.consumed)
 
     def has_consumed(self, rows: np.ndarray, items: np.ndarray) -> np.ndarray:
-        """(b, n) bool: whether user ``rows[i]`` clicked ``items[i, j]`` before."""
-        rows = np.asarray(rows)[:, None]
-        return ((self.consumed[rows, items >> 3] >> (items & 7).astype(np.uint8)) & 1).astype(bool)
+        """(b, n) bool: whether user ``rows[i]`` clicked ``items[i, j]`` before (``items``: (b, n); the kernel's rule)."""
+        items = np.asarray(items, dtype=np.int64)
+        out = np.empty(items.shape, dtype=bool)
+        _consumed_rows(self.consumed, np.asarray(rows, dtype=np.int64), items, out)
+        return out
 
     @classmethod
     def from_profiles(

@@ -9,6 +9,7 @@ run resumes and ends with the same logs as an uninterrupted one.
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Sequence
 
@@ -36,13 +37,7 @@ from recoworld.world.simulation import Simulation, build_catalog
 
 if TYPE_CHECKING:
     from recoworld.llm.base import LanguageModel
-from recoworld.runs.checkpoints import (
-    RunState,
-    World,
-    detached,
-    pickle_recommenders,
-    unpickle_recommenders,
-)
+from recoworld.runs.checkpoints import RunState, World, detached, pickle_recommenders, unpickle_recommenders
 from recoworld.runs.day_writer import DayWriter
 from recoworld.runs.identity import scenario_changes, scenario_sha256, split_arms, users_table
 from recoworld.runs.results import PopulationResult, RunResult, run_result
@@ -145,7 +140,11 @@ class PopulationRun:
             shards = []
             for s in range(len(bounds) - 1):
                 lo, hi = bounds[s], bounds[s + 1]
-                sim = Simulation(scn, world_catalog, slices[s], np.random.default_rng([seed, 1, s]))
+                if worlds:  # the same users, drawn alike in every world: the first world's start, copied
+                    first = worlds[0].shards[s].sim
+                    sim = Simulation(scn, world_catalog, slices[s], copy.deepcopy(first.rng), users=copy.deepcopy(first.users))
+                else:
+                    sim = Simulation(scn, world_catalog, slices[s], np.random.default_rng([seed, 1, s]))
                 shards.append(Shard(world=w, index=s, sim=sim, arm_of=arm_of[lo:hi], segments=segments[lo:hi]))
             worlds.append(World(
                 index=w, arms=arms, catalog=world_catalog, creators=creators, shards=shards,

@@ -84,13 +84,12 @@ class _Impressions:
     def instructions(self, sim: Simulation, rows: np.ndarray) -> np.ndarray:
         """(b,) code of each user's pending instruction text, -1 where none; words are looked up
         only when a user's instruction changed since the last slate."""
-        u = sim.users
-        key = np.concatenate([u.instr[rows][:, [UL.MORE, UL.LESS]], (u.instr[rows, UL.SURPRISE] > 0)[:, None], sim.day[rows, None]], 1)
-        pending = u.instr[rows, UL.AGE] >= 0
-        stale = pending & (self._key[rows] != key).any(1)
-        for i in np.flatnonzero(stale):
-            said = sim.instruction(int(rows[i]))
-            self._code[rows[i]] = self.texts.setdefault(said.text, len(self.texts)) if said is not None else -1
+        key = sim.instruction_keys(rows)
+        pending = sim.users.instr[rows, UL.AGE] >= 0
+        stale = np.flatnonzero(pending & (self._key[rows] != key).any(1))
+        for row, said in zip(rows[stale].tolist(), key[stale].tolist()):
+            text = sim.instruction_text(row, tuple(said))
+            self._code[row] = self.texts.setdefault(text, len(self.texts)) if text is not None else -1
         self._key[rows[stale]] = key[stale]
         return np.where(pending, self._code[rows], -1).astype(np.int32)
 
@@ -118,7 +117,7 @@ def run_shard_day(
     n = len(sim)
     weights = sim.weights[ITEM_COMPONENTS].astype(np.float32)
     usage_before = sim.backend.usage
-    acc = {name: np.zeros(n) for name in _SESSION_SUMS}
+    acc = np.zeros((n, len(_SESSION_SUMS)))  # per user: the session's sums, in _SESSION_SUMS order
     sessions: dict[str, list[np.ndarray]] = {}
     log = _Impressions(n)
     item_imp = np.zeros(len(catalog), dtype=np.int64)
@@ -195,7 +194,7 @@ def _log_slates(log: _Impressions, arm: int, r: np.ndarray, slates: np.ndarray, 
     )
 
 
-def _add_up(shard: Shard, acc: dict[str, np.ndarray], sessions: dict[str, list[np.ndarray]], r: np.ndarray,
+def _add_up(shard: Shard, acc: np.ndarray, sessions: dict[str, list[np.ndarray]], r: np.ndarray,
             session_no: np.ndarray, out, fallback: np.ndarray) -> np.ndarray:
     """Per-session sums of the step; the per-user run totals and the session rows take them in when a
     session ends. Returns which of ``r`` ended their session."""
@@ -203,26 +202,29 @@ def _add_up(shard: Shard, acc: dict[str, np.ndarray], sessions: dict[str, list[n
     for c, name in enumerate(COMPONENTS):
         t[name][r] += out.components[:, c]
     scored = ~np.isnan(out.effects.compliance)
-    for name, value in (
-        ("slates", 1), ("reviewed", resp.reviewed.sum(1)), ("clicks", resp.click.sum(1)), ("likes", resp.like.sum(1)),
-        ("shares", resp.share.sum(1)), ("comments", resp.comment.sum(1)),
-        ("watch_seconds", resp.watch_seconds.sum(1)), ("reward", out.reward),
-        ("instructions", out.effects.emitted), ("compliance_n", scored),
-        ("compliance_sum", np.where(scored, out.effects.compliance, 0.0)), ("user_fallbacks", fallback),
-    ):
-        acc[name][r] += value
+    step = {
+        "slates": 1, "reviewed": resp.reviewed.sum(1), "clicks": resp.click.sum(1), "likes": resp.like.sum(1),
+        "shares": resp.share.sum(1), "comments": resp.comment.sum(1), "watch_seconds": resp.watch_seconds.sum(1),
+        "reward": out.reward, "instructions": out.effects.emitted, "compliance_n": scored,
+        "compliance_sum": np.where(scored, out.effects.compliance, 0.0), "user_fallbacks": fallback,
+    }
+    values = np.empty((len(r), len(_SESSION_SUMS)))
+    for c, name in enumerate(_SESSION_SUMS):
+        values[:, c] = step[name]
+    acc[r] += values  # one row per user of ``r`` (no repeats): each sum as adding it alone
     ended = out.session_ended
     e = r[ended]
+    mine = acc[e]
     for name, source in _RUN_TOTALS_FROM_SESSION:
-        t[name][e] += acc[source][e]
+        t[name][e] += mine[:, _SESSION_SUMS.index(source)]
     t["sessions"][e] += 1
     first = (session_no[ended] == 1).astype(np.float64)
-    t["first_session_clicks"][e] += acc["clicks"][e] * first
-    t["first_session_reviewed"][e] += acc["reviewed"][e] * first
+    t["first_session_clicks"][e] += mine[:, _SESSION_SUMS.index("clicks")] * first
+    t["first_session_reviewed"][e] += mine[:, _SESSION_SUMS.index("reviewed")] * first
     for name, value in (
         ("user", e), ("arm", shard.arm_of[e]), ("session", session_no[ended]), ("left", resp.left[ended]),
         ("churned", out.churned[ended]), ("gap", out.gap_days[ended]),
-        *((name, acc[name][e].copy()) for name in _SESSION_SUMS),
+        *((name, mine[:, c]) for c, name in enumerate(_SESSION_SUMS)),
     ):
         sessions.setdefault(name, []).append(np.asarray(value))
     return ended

@@ -348,31 +348,47 @@ class Simulation:
         """Use ``text`` as the words of user ``row``'s pending instruction."""
         self._words[row] = (self._instruction_key(row), " ".join(str(text).split())[:300])
 
+    def instruction_keys(self, rows: np.ndarray) -> np.ndarray:
+        """(b, 4) what the words of each user's pending instruction depend on: more and less topic, surprise, day."""
+        instr = self.users.instr[rows]
+        return np.stack([instr[:, UL.MORE], instr[:, UL.LESS], (instr[:, UL.SURPRISE] > 0).astype(instr.dtype),
+                         self.clock.day[rows].astype(instr.dtype)], 1)
+
     def _instruction_key(self, row: int) -> tuple[int, ...]:
-        u = self.users
-        more, less, surprise = (int(v) for v in u.instr[row, [UL.MORE, UL.LESS, UL.SURPRISE]])
-        return (more, less, int(surprise > 0), int(self.clock.day[row]))
+        return tuple(int(v) for v in self.instruction_keys(np.array([row]))[0])
+
+    def instruction_text(self, row: int, key: tuple[int, ...] | None = None) -> str | None:
+        """The words of user ``row``'s pending instruction, or None; no pydantic object is built (the impression
+        log asks this of every user whose instruction changed). ``key``: :meth:`instruction_keys` of the row."""
+        if self.users.instr[row, UL.AGE] < 0:
+            return None
+        key = self._instruction_key(row) if key is None else key
+        words = self._words.get(row)
+        if words is not None and words[0] == key:
+            return words[1]
+        intent = _intent(*_intent_fields(self.catalog.topic_names, key))
+        return instruction_text(intent, TONES[self.users.tone[row]], key[3] * 31 + row)
 
     def instruction(self, row: int) -> Instruction | None:
-        """The pending instruction of user ``row``, with its words, or None."""
-        u = self.users
-        if u.instr_age[row] < 0:
+        """The pending instruction of user ``row``, with its words (:meth:`instruction_text`), or None."""
+        if self.users.instr_age[row] < 0:
             return None
         key = self._instruction_key(row)
         cached = self._instructions.get(row)
         words = self._words.get(row)
         if cached is not None and cached[0] == key and (words is None or words[0] != key or cached[1].text == words[1]):
             return cached[1]
-        names = self.catalog.topic_names
-        intent = InstructionIntent(
-            more_topic=names[key[0]] if key[0] != NO_TOPIC else None,
-            less_topic=names[key[1]] if key[1] != NO_TOPIC else None,
-            surprise=bool(key[2]),
-        )
-        if words is not None and words[0] == key:
-            text = words[1]
-        else:
-            text = instruction_text(intent, TONES[u.tone[row]], key[3] * 31 + row)
-        instruction = Instruction(intent=intent, text=text)
+        instruction = Instruction(intent=_intent(*_intent_fields(self.catalog.topic_names, key)).model_copy(),
+                                  text=self.instruction_text(row, key))
         self._instructions[row] = (key, instruction)
         return instruction
+
+
+def _intent_fields(names: Sequence[str], key: tuple[int, ...]) -> tuple[str | None, str | None, bool]:
+    return names[key[0]] if key[0] != NO_TOPIC else None, names[key[1]] if key[1] != NO_TOPIC else None, bool(key[2])
+
+
+@lru_cache(maxsize=4096)
+def _intent(more: str | None, less: str | None, surprise: bool) -> InstructionIntent:
+    """One validated intent per distinct (more, less, surprise): shared, so never handed out without a copy."""
+    return InstructionIntent(more_topic=more, less_topic=less, surprise=surprise)

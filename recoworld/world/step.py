@@ -6,7 +6,7 @@ kernel; :class:`SlateResponse` and :class:`SlateEffects` are named views on what
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -29,7 +29,7 @@ _NO_SCALE = np.ones(4, dtype=np.float64)
 
 def _item_out(col: int, doc: str, as_bool: bool = True) -> property:
     if as_bool:
-        return property(lambda self: self.items[:, :, col] > 0, doc=doc)
+        return property(lambda self: self._flag(col), doc=doc)
     return property(lambda self: self.items[:, :, col], doc=doc)
 
 
@@ -43,6 +43,16 @@ class SlateResponse:
 
     items: np.ndarray
     per_user: np.ndarray
+    _flags: dict[int, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
+
+    def _flag(self, col: int) -> np.ndarray:
+        """(b, K) ``items[:, :, col] > 0``, worked out once per response (a step's consumers read each flag several
+        times) and read-only, since every reader shares it."""
+        if col not in self._flags:
+            flag = self.items[:, :, col] > 0
+            flag.flags.writeable = False
+            self._flags[col] = flag
+        return self._flags[col]
 
     reviewed = _item_out(UL.O_REVIEWED, "The user got to this slot.")
     click = _item_out(UL.O_CLICK, "Clicked (and watched).")

@@ -83,7 +83,10 @@ class Grid:
             self._fit(int(row.max()) + 1, int(col.max()) + 1)
         r, c = self.shape
         counts = np.bincount(row * c + col, weights, minlength=r * c).reshape(r, c)
-        self.sums[name] = self.get(name) + counts
+        if name in self.sums:
+            self.sums[name] += counts  # in place: a (arm, user) grid is large, and this runs for every batch
+        else:
+            self.sums[name] = counts.astype(np.float64)
 
     def get(self, name: str) -> np.ndarray:
         """The named sum (zeros of the grid's shape before anything was added)."""
@@ -103,10 +106,10 @@ def numbers(batch: pa.RecordBatch, name: str, dtype: type, default: float = 0) -
     return values.astype(dtype)
 
 
-def labels(batch: pa.RecordBatch, name: str) -> np.ndarray:
-    """(n,) the strings of a small-alphabet column (action), looked up once per dictionary value."""
+def equals(batch: pa.RecordBatch, name: str, value: str) -> np.ndarray:
+    """(n,) whether each row of a small-alphabet column (action) is ``value``, compared once per dictionary value."""
     column = batch.column(name)
     if not pa.types.is_dictionary(column.type):
         column = column.dictionary_encode()
     values = np.asarray(column.dictionary.to_pylist(), dtype=object)
-    return values[column.indices.fill_null(0).to_numpy(zero_copy_only=False)]
+    return (values == value)[column.indices.fill_null(0).to_numpy(zero_copy_only=False)]

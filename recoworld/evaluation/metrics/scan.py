@@ -28,7 +28,7 @@ import pandas as pd
 import pyarrow as pa
 
 from recoworld.evaluation.metrics.base import ILD_SLATES, slate_ndcg
-from recoworld.evaluation.metrics.codes import Grid, Keys, labels, numbers
+from recoworld.evaluation.metrics.codes import Grid, Keys, equals, numbers
 from recoworld.evaluation.metrics.sessions import SESSION_COLUMNS, SessionFigures
 from recoworld.progress import stage
 
@@ -37,7 +37,6 @@ if TYPE_CHECKING:
 
 IMPRESSION_COLUMNS = ["arm", "user", "item", "day", "step", "position", "action", "clicked", "liked", "shared",
                       "commented", "compliance", "user_fallback", "user_echoed_item_text"]
-_POPCOUNT = np.array([bin(b).count("1") for b in range(256)], dtype=np.int64)
 
 
 # ------------------------------------------------------------------ impressions
@@ -47,6 +46,11 @@ def slates_of(rows: dict[str, np.ndarray]) -> np.ndarray:
         return np.zeros(0, dtype=np.int64)
     dims = [int(rows[c].max()) + 1 for c in ("user", "day", "step")]
     key = ((rows["arm"] * dims[0] + rows["user"]) * dims[1] + rows["day"]) * dims[2] + rows["step"]
+    change = np.empty(len(key), dtype=bool)
+    change[0], change[1:] = True, key[1:] != key[:-1]
+    starts = np.sort(key[change])
+    if (starts[1:] != starts[:-1]).all():  # each slate's rows together (as a run writes them)
+        return np.cumsum(change, dtype=np.int64) - 1  # the order of first appearance, without hashing every row
     return pd.factorize(key, sort=False)[0].astype(np.int64)
 
 
@@ -165,7 +169,7 @@ class ImpressionFigures:
             "arm": self.arms.codes(batch.column("arm")), "user": self.users.codes(batch.column("user")),
             "item": self.items.codes(batch.column("item")), "day": numbers(batch, "day", np.int64),
             "step": numbers(batch, "step", np.int64), "position": numbers(batch, "position", np.int64),
-            "reviewed": labels(batch, "action") != "unseen", **flags,
+            "reviewed": ~equals(batch, "action", "unseen"), **flags,
             "compliance": numbers(batch, "compliance", np.float64, np.nan) if "compliance" in batch.schema.names
             else np.full(n, np.nan),
         }
@@ -209,6 +213,8 @@ class ImpressionFigures:
         need = (max(self._clicked.shape[0], int(arm.max()) + 1), max(self._clicked.shape[1], len(self.items)),
                 max(self._clicked.shape[2], (len(self.users) + 7) // 8))
         if need != self._clicked.shape:
+            if need[1] > self._clicked.shape[1] > 0:  # a growing catalog: room for more items than today's
+                need = (need[0], need[1] + need[1] // 4, need[2])
             grown = np.zeros(need, dtype=np.uint8)
             a, i, u = self._clicked.shape
             grown[:a, :i, :u] = self._clicked
@@ -219,7 +225,7 @@ class ImpressionFigures:
         """(arms, items) distinct users who clicked each item."""
         out = np.zeros((len(self.arms), len(self.items)), dtype=np.int64)
         for a in range(self._clicked.shape[0]):
-            counts = _POPCOUNT[self._clicked[a]].sum(axis=1)
+            counts = np.bitwise_count(self._clicked[a, : len(self.items)]).sum(axis=1, dtype=np.int64)
             out[a, : len(counts)] = counts
         return out
 
