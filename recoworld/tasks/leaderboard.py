@@ -57,11 +57,28 @@ def load_results(folder: str | Path) -> tuple[dict[str, list[TaskResult]], Meta]
             raise ValueError(f"{path}: scored on another definition of task {task.id} (fingerprint {result.fingerprint}, "
                              f"now {task.fingerprint()}); score it again")
         by_task[task.id].append(result)
+    for task_id, results in by_task.items():
+        _one_world(task_id, results)
     for results in by_task.values():
         results.sort(key=lambda r: (-_sortable(r.score.value), r.policy_name))
     meta_path = folder / "meta.json"
     meta = Meta.model_validate_json(meta_path.read_text(encoding="utf-8")) if meta_path.is_file() else Meta()
     return by_task, meta
+
+
+def _one_world(task_id: str, results: list[TaskResult]) -> None:
+    """One ``ValueError`` line if results of a data-built task were scored in different calibrated worlds (their
+    ``settings.world_sha256`` differ): the same data calibrated by other code or settings is another world, and
+    scores from two worlds do not compare."""
+    worlds: dict[str, str] = {}
+    for result in results:
+        digest = result.settings.get("world_sha256")
+        if digest is not None:
+            worlds.setdefault(digest, result.policy_name)
+    if len(worlds) > 1:
+        (a, pa_), (b, pb) = list(worlds.items())[:2]
+        raise ValueError(f"task {task_id}: results scored in different calibrated worlds ({pa_}: world {a[:12]}, "
+                         f"{pb}: world {b[:12]}); score them again on one world")
 
 
 def _sortable(x: float) -> float:
@@ -93,6 +110,11 @@ def task_section(task: Task, results: list[TaskResult], missing: list[Missing]) 
                  f"Normalised: random {_num(first.random_score, spec)} = 0, reference ({first.reference}) "
                  f"{_num(first.reference_score, spec)} = 100.")
     lines.append("")
+    world = next((r.settings["world_sha256"] for r in results if r.settings.get("world_sha256")), None)
+    if world is not None:
+        lines += [f"Calibrated world `{world[:16]}…`: every result here was scored in it (`settings.world_sha256` of the "
+                  "result file). A result whose world differs (the same data calibrated by other code or settings) does "
+                  "not compare with these, and the page refuses it.", ""]
     winners = [r for r in results if beats(r, task)]
     if winners:
         named = ", ".join(f"**{r.policy_name}** ({_num(r.normalised.value, '{:.0f}')})" for r in winners)

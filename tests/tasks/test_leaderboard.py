@@ -65,6 +65,20 @@ def test_results_of_another_definition_or_other_users_are_refused(results_folder
             L.load_results(folder)
 
 
+def test_results_scored_in_two_calibrated_worlds_are_refused(results_folder, tmp_path) -> None:
+    for name, world in (("random", "a" * 64), ("greedy", "a" * 64), ("linucb", None)):
+        result = L.TaskResult.model_validate_json((results_folder / "cold-start-v1" / f"{name}.json").read_text())
+        if world is not None:
+            result.settings["world_sha256"] = world
+        result.write(tmp_path / "cold-start-v1" / f"{name}.json")
+    assert len(L.load_results(tmp_path)[0]["cold-start-v1"]) == 3  # one world (a result without a digest predates them)
+    result = L.TaskResult.model_validate_json((tmp_path / "cold-start-v1" / "linucb.json").read_text())
+    result.settings["world_sha256"] = "b" * 64
+    result.write(tmp_path / "cold-start-v1" / "linucb.json")
+    with pytest.raises(ValueError, match="task cold-start-v1: results scored in different calibrated worlds"):
+        L.load_results(tmp_path)
+
+
 def test_the_project_page_and_readme_table_are_generated_from_the_kept_result_files() -> None:
     by_task, meta = L.load_results(ROOT / "leaderboard")
     assert (ROOT / "docs" / "leaderboard.md").read_text(encoding="utf-8") == L.render_page(by_task, meta)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 from pathlib import Path
 
@@ -167,6 +168,20 @@ def test_dynamics_fit_matches_training_sessions_and_reaches_runs(tmp_path):
     for name, value in dyn.params.items():
         target = fit.result.env if name == "churn_window_days" else fit.result.user_model
         assert target[name] == value
+
+
+def test_the_world_digest_follows_the_world_not_the_file_or_the_data_folder(fitted, tmp_path):
+    from recoworld.users.calibration import world_sha256
+
+    cal = copy.deepcopy(fitted[2])  # the fixture is shared by the module's other tests
+    first = world_sha256(cal.save(tmp_path / "a.parquet"))
+    cal.result.catalog = {**(cal.result.catalog or {}), "path": "/elsewhere/ml-latest-small"}
+    cal.result.fidelity.auc["simulator"] += 0.5  # a figure about the world, not the world
+    assert world_sha256(cal.save(tmp_path / "b.parquet")) == first
+    cal.profiles[0].taste[0] += 1e-6
+    assert world_sha256(cal.save(tmp_path / "c.parquet")) != first
+    cal.result.user_model["w_taste"] = cal.result.user_model.get("w_taste", 1.0) * 2
+    assert world_sha256(cal.save(tmp_path / "d.parquet")) != first
 
 
 def test_cli_calibrates_a_folder_and_scenarios_and_the_env_use_every_fitted_parameter(ground_truth, tmp_path):

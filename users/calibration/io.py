@@ -266,6 +266,26 @@ def calibration_items(path: str | Path) -> ItemTable | None:
     return ItemTable.from_bytes(data) if data else None
 
 
+def world_sha256(path: str | Path) -> str:
+    """SHA-256 of what a world built from the calibration file at ``path`` reads: the users' rows, the item table,
+    the fitted ``user_model`` and ``env`` values, the seed and the catalog settings (without the data's folder,
+    so copies of the same data anywhere give the same digest). Fidelity figures and the file's encoding are left out."""
+    import hashlib
+
+    meta = _metadata(path)
+    result = CalibrationResult.model_validate_json(meta[META_KEY])
+    catalog = {k: v for k, v in (result.catalog or {}).items() if k != "path"}
+    digest = hashlib.sha256(json.dumps({"user_model": result.user_model, "env": result.env, "seed": result.seed,
+                                        "catalog": catalog}, sort_keys=True).encode())
+    table = pq.read_table(path).replace_schema_metadata(None)
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as stream:
+        stream.write_table(table.combine_chunks())
+    digest.update(sink.getvalue().to_pybytes())
+    digest.update(meta.get(ITEMS_KEY, b""))
+    return digest.hexdigest()
+
+
 def load_calibration(path: str | Path) -> Calibration:
     """Read a file written by :meth:`Calibration.save` (one-line ``ValueError`` if it is not one)."""
     meta = _metadata(path)
