@@ -67,7 +67,8 @@ def fit_selection(prep, factors: tuple[int, ...] | None = None) -> tuple[Logisti
     conformity = prep.traits["conformity"].to_numpy()
     x = selection_features(conformity, prep.popularity, u, i)
     return tune_logistic_mf(u, i, y, valid, len(prep.user_ids), len(prep.catalog), x, factors or tuple(c.factors), tuple(c.l2),
-                            epochs=c.epochs, seed=c.seed, name="selection stage")
+                            epochs=c.epochs, seed=c.seed, name="selection stage", warm_start=c.warm_start,
+                            lr=c.step_size)
 
 
 def combine(liking: LogisticMF, selection: LogisticMF) -> LogisticMF:
