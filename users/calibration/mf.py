@@ -138,8 +138,12 @@ def tune_logistic_mf(users: np.ndarray, items: np.ndarray, y: np.ndarray, valid:
     one ended and stopping once its validation loss stops moving, and the final fit starts from the chosen one; without,
     every fit starts from the seed's factors and runs until its training objective converges or ``epochs`` steps.
     ``lr`` is Adam's step size. Returns the model and the choice."""
-    fit_rows = ~valid
     place = np.ones(len(y)) if recency is None else recency
+    if warm_start and np.any(users[1:] < users[:-1]):  # rows by user: large tables are then built per block of users
+        order = np.argsort(users, kind="stable")
+        users, items, y, valid, place = users[order], items[order], y[order], valid[order], place[order]
+        x = None if x is None else x[order]
+    fit_rows = ~valid
     held = ValidRows(users[valid], items[valid], y[valid], None if x is None else x[valid])
     fit_u, fit_i, fit_y, fit_place = users[fit_rows], items[fit_rows], y[fit_rows], place[fit_rows]
     fit_x = None if x is None else x[fit_rows]

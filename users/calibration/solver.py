@@ -23,6 +23,8 @@ from torch import nn
 CHUNK = 1 << 19  # rows whose gradient is computed at once
 DENSE_CELLS = 1 << 26  # a (users x items) table of logits up to this size (256 MB) ...
 DENSITY = 64  # ... and at most this many cells per row replaces the gathers of factors by matrix products
+BLOCKED_ABOVE = 1 << 22  # a table larger than this (16 MB), of rows sorted by user, is built a block of users at a time ...
+BLOCK_CELLS = 1 << 18  # ... of about this many cells (1 MB: it stays in cache, and memory stays bounded)
 WINDOW = 10  # steps over which the objective must improve ...
 TOLERANCE = 1e-6  # ... by more than this (relative), or the fit stops
 WARM_WINDOW = 30  # the window of a fit that starts where another ended: Adam's carried moments meet new rows or a new
@@ -63,14 +65,21 @@ class Rows:
     y: torch.Tensor
     x: torch.Tensor
     w: torch.Tensor
-    shares: dict[tuple[str, int], torch.Tensor] = field(default_factory=dict, repr=False)
+    counted: dict[tuple[str, int], object] = field(default_factory=dict, repr=False)  # what the fixed rows give, once
 
     def share(self, side: str, size: int) -> torch.Tensor:
-        """(size,) each user's (``side`` "user") or item's share of the rows; counted once, the rows being fixed."""
-        if (side, size) not in self.shares:
+        """(size,) each user's (``side`` "user") or item's share of the rows."""
+        if (side, size) not in self.counted:
             codes = self.u if side == "user" else self.i
-            self.shares[side, size] = torch.bincount(codes, minlength=size).to(torch.float32) / len(self.y)
-        return self.shares[side, size]
+            self.counted[side, size] = torch.bincount(codes, minlength=size).to(torch.float32) / len(self.y)
+        return self.counted[side, size]  # type: ignore[return-value]
+
+    def blocks(self, size: int, n_users: int) -> list[int] | None:
+        """The first row of each block of ``size`` users (and the end), or None unless the rows are sorted by user."""
+        if ("blocks", size) not in self.counted:
+            by_user = len(self.u) < 2 or bool((self.u[1:] >= self.u[:-1]).all())
+            self.counted["blocks", size] = torch.searchsorted(self.u, torch.arange(0, n_users + size, size)).tolist() if by_user else None
+        return self.counted["blocks", size]  # type: ignore[return-value]
 
     @classmethod
     def of(cls, users: np.ndarray, items: np.ndarray, y: np.ndarray, x: np.ndarray, w: np.ndarray | None) -> "Rows":
@@ -117,8 +126,12 @@ def gradient(model: BiasedMF, rows: Rows, l2: float, l2_bias: float) -> float:
     squared factor norms and ``l2_bias``/2 · squared biases of every row, averaged over rows); returns the objective."""
     n, total = len(rows.y), float(rows.w.sum())
     grads = {name: torch.zeros_like(p) for name, p in model.named_parameters()}
-    cells = len(model.user_bias) * len(model.item_bias)
-    loss = (_dense_terms if cells <= min(DENSE_CELLS, DENSITY * n) else _gathered_terms)(model, rows, grads, total)
+    n_users, n_items = len(model.user_bias), len(model.item_bias)
+    cells = n_users * n_items
+    if cells > BLOCKED_ABOVE and cells <= DENSITY * n and rows.blocks(max(1, BLOCK_CELLS // n_items), n_users) is not None:
+        loss = _blocked_terms(model, rows, grads, total)
+    else:
+        loss = (_dense_terms if cells <= min(DENSE_CELLS, DENSITY * n) else _gathered_terms)(model, rows, grads, total)
     for side, bias, factors in (("user", model.user_bias, model.user_factors), ("item", model.item_bias, model.item_factors)):
         share = rows.share(side, len(bias))
         grads[f"{side}_bias"] += l2_bias * share * bias
@@ -172,6 +185,31 @@ def _dense_terms(model: BiasedMF, rows: Rows, grads: dict[str, torch.Tensor], to
     grads["item_bias"] += cell_grad.sum(0)
     grads["user_factors"] += cell_grad @ model.item_factors
     grads["item_factors"] += cell_grad.T @ model.user_factors
+    return loss
+
+
+def _blocked_terms(model: BiasedMF, rows: Rows, grads: dict[str, torch.Tensor], total: float) -> float:
+    """The dense path's terms one block of users at a time (rows sorted by user): each block's table of logits and
+    its gradient stay small, and the whole table is never built."""
+    n_users, n_items = len(model.user_bias), len(model.item_bias)
+    size = max(1, BLOCK_CELLS // n_items)
+    bounds = rows.blocks(size, n_users)
+    assert bounds is not None
+    loss = 0.0
+    for b, first in enumerate(range(0, n_users, size)):
+        part, users = slice(bounds[b], bounds[b + 1]), slice(first, min(first + size, n_users))
+        if part.start == part.stop:
+            continue
+        pu = model.user_factors[users]
+        table = (pu @ model.item_factors.T).add_(model.user_bias[users, None]).add_(model.item_bias[None, :]).add_(model.mu)
+        cell = (rows.u[part] - first) * n_items + rows.i[part]
+        chunk_loss, g = _row_terms(table.view(-1)[cell] + rows.x[part] @ model.weights, rows, part, grads, total)
+        loss += chunk_loss
+        cell_grad = torch.zeros(table.numel()).index_add_(0, cell, g).view(table.shape)
+        grads["user_bias"][users] += cell_grad.sum(1)
+        grads["item_bias"] += cell_grad.sum(0)
+        grads["user_factors"][users] += cell_grad @ model.item_factors
+        grads["item_factors"] += cell_grad.T @ pu
     return loss
 
 
