@@ -107,7 +107,7 @@ def _fit(users: np.ndarray, items: np.ndarray, y: np.ndarray, n_users: int, n_it
         scale = np.maximum(np.abs(x).max(0), 1e-12) if len(x) else np.ones(x.shape[1])
     with solver.one_thread():
         held = None if valid is None else solver.Rows.of(
-            valid.users, valid.items, valid.y, np.zeros((len(valid.y), 0)) if valid.x is None else valid.x / scale, None)
+            valid.users, valid.items, valid.y, np.zeros((len(valid.y), 0)) if valid.x is None else _scaled(valid.x, scale), None)
         if start is None:
             model = solver.BiasedMF(n_users, n_items, factors, x.shape[1], torch.Generator().manual_seed(seed))
             rate = float(np.mean(y))
@@ -117,12 +117,17 @@ def _fit(users: np.ndarray, items: np.ndarray, y: np.ndarray, n_users: int, n_it
             model = copy.deepcopy(start.model)
             optimizer = torch.optim.Adam(model.parameters(), lr=lr)
             optimizer.load_state_dict(copy.deepcopy(start.optimizer.state_dict()))
-        done, optimizer = solver.train(model, solver.Rows.of(users, items, y, x / scale, sample_weight), l2, l2_bias, epochs, lr,
+        done, optimizer = solver.train(model, solver.Rows.of(users, items, y, _scaled(x, scale), sample_weight), l2, l2_bias, epochs, lr,
                                        optimizer, None if best is None or held is None else solver.Watch(held, best))
         loss = float("nan") if held is None else solver.mean_log_loss(model, held)
         p = {k: v.numpy().astype(np.float64) for k, v in model.state_dict().items()}
     fitted = LogisticMF(float(p["mu"][0]), p["user_bias"], p["item_bias"], p["user_factors"], p["item_factors"], p["weights"] / scale)
     return fitted, done, loss, Warm(model, optimizer, scale)
+
+
+def _scaled(x: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """``x / scale`` as the solver's float32, without a float64 copy of the features (the same numbers)."""
+    return np.divide(x, scale, out=np.empty(x.shape, np.float32), casting="unsafe")
 
 
 def tune_logistic_mf(users: np.ndarray, items: np.ndarray, y: np.ndarray, valid: np.ndarray, n_users: int, n_items: int,

@@ -2,9 +2,10 @@
 
 Imported lazily by :mod:`.mf` (torch comes with the ``rl`` and ``align`` extras). Every step reads every row
 (in chunks of ``CHUNK``, so memory stays bounded on large logs; through the dense table of logits when users ×
-items is small) and moves every parameter by Adam (step size
-0.05 by default), the algorithm the numpy solver ran; a fit stops at its step cap or once the training
-objective stops improving. Mini-batches are not used: on sparse rows their noise swamps Adam's per-coordinate
+items is small, a block of users at a time when it is larger and the rows are sorted by user) and moves every
+parameter by Adam (the caller's step size), the algorithm the numpy solver ran; a fit stops at its step cap, once
+the training objective stops improving or, for a tuning fit, once its validation loss stops moving. A fit can start
+where another ended (:class:`.mf.Warm`: parameters and Adam's moments). Mini-batches are not used: on sparse rows their noise swamps Adam's per-coordinate
 step, and the factors stall near their start instead of reaching the maximum a posteriori (measured on
 ML-100K: objective 0.5841 against 0.5830, validation log-loss 0.5966 against 0.5937). One fit runs on one
 thread with torch's deterministic algorithms; its only randomness is the seeded initial factors.
