@@ -118,3 +118,13 @@ def test_calibrate_passes_the_setting_to_every_tuning(tmp_path, monkeypatch):
         seen.clear()
         fit_models(Prepared(interactions, catalog, config))
         assert seen == [expected] * 3  # liking, MF baseline, selection
+
+
+def test_scoring_in_blocks_of_rows_gives_the_same_logits(monkeypatch):
+    rng = np.random.default_rng(0)
+    model = mf.LogisticMF(0.3, rng.normal(size=80), rng.normal(size=50), rng.normal(size=(80, 4)), rng.normal(size=(50, 4)),
+                          rng.normal(size=2))
+    u, i, x = rng.integers(-1, 80, 1000), rng.integers(-1, 50, 1000), rng.normal(size=(1000, 2))
+    whole = model.logit(u, i, x), model.logit(u, i)
+    monkeypatch.setattr(mf, "ROWS", 97)
+    assert np.array_equal(model.logit(u, i, x), whole[0]) and np.array_equal(model.logit(u, i), whole[1])

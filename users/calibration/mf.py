@@ -20,6 +20,7 @@ from recoworld.progress import stage
 
 LR = 0.05  # Adam's step size
 EPOCHS = 300  # most full-batch steps of a fit (it stops sooner once its objective stops improving)
+ROWS = 1 << 18  # rows scored at once by LogisticMF.logit
 
 @dataclass
 class LogisticMF:
@@ -34,7 +35,17 @@ class LogisticMF:
 
     def logit(self, users: np.ndarray, items: np.ndarray, x: np.ndarray | None = None) -> np.ndarray:
         """Logits of (user, item) rows, plus ``x @ weights`` when features are given; an unknown user or item (-1)
-        contributes no bias or factors."""
+        contributes no bias or factors. Scored ``ROWS`` at a time: each row's factors are gathered, and all of them
+        at once would take (rows × factors) float64 twice over (5 GB for 10M rows and 32 factors)."""
+        if len(users) <= ROWS:
+            return self._logit(users, items, x)
+        out = np.empty(len(users))
+        for s in range(0, len(users), ROWS):
+            part = slice(s, s + ROWS)
+            out[part] = self._logit(users[part], items[part], None if x is None else x[part])
+        return out
+
+    def _logit(self, users: np.ndarray, items: np.ndarray, x: np.ndarray | None) -> np.ndarray:
         ub = np.where(users >= 0, self.user_bias[np.maximum(users, 0)], 0.0)
         ib = np.where(items >= 0, self.item_bias[np.maximum(items, 0)], 0.0)
         pu = self.user_factors[np.maximum(users, 0)] * (users >= 0)[:, None]
