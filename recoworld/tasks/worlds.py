@@ -20,7 +20,12 @@ from recoworld.tasks.definitions import Task
 ML100K_FILES = (("ml-100k.inter", "ml-100k.item"), ("u.data", "u.item"))
 ML100K_HOWTO = ("get it with `python benchmarks/ml100k.py` (pip download --no-deps recbole==1.2.1 holds a copy) "
                 "or pass --data FOLDER")
-ML100K_CALIBRATION: dict[str, Any] = {}  # recoworld calibrate's defaults (label auto, 20% held out, dynamics fitted)
+# recoworld calibrate's defaults (label auto, 20% held out, dynamics fitted), with settings added later pinned at the
+# values that reproduce the world the task was versioned with: a task never changes under its version
+ML100K_CALIBRATION: dict[str, Any] = {"warm_start": False, "step_size": 0.05}
+# settings added after the task's cache key was first computed, at the values that give the calibration it had then;
+# at those values they stay out of the key, so the cached file keeps its name
+KEYED_SINCE: dict[str, Any] = {"warm_start": False, "step_size": 0.05}
 ML100K_CATALOG_SEED = 0
 
 
@@ -52,7 +57,9 @@ def ml100k_calibration_path(folder: Path) -> Path:
     from recoworld.users.calibration import CalibrationConfig
 
     config = CalibrationConfig(**ML100K_CALIBRATION)
-    key = hashlib.sha256((_data_sha256(folder) + config.model_dump_json() + str(ML100K_CATALOG_SEED)).encode()).hexdigest()[:16]
+    unchanged = {name for name, value in KEYED_SINCE.items() if getattr(config, name) == value}
+    settings = config.model_dump_json(exclude=unchanged)
+    key = hashlib.sha256((_data_sha256(folder) + settings + str(ML100K_CATALOG_SEED)).encode()).hexdigest()[:16]
     return folder / "recoworld-tasks" / f"ml100k-calibration-{key}.parquet"
 
 

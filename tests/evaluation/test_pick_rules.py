@@ -84,12 +84,18 @@ def test_tuned_rules_use_no_held_out_label_and_reach_f1_one_for_a_perfect_score(
         assert {"mf (tuned threshold)", "popularity_count (tuned top share)", "mf+selection"} <= set(s)
 
 
-def test_refits_with_the_chosen_setting_are_the_tuned_models(data):
-    """The rules are tuned on refits (the simulator's click model and the MF): with the setting their tuning
-    chose, on the same rows, a refit is the tuned model itself."""
+@pytest.mark.parametrize("warm_start", [False, True])
+def test_refits_with_the_chosen_setting_are_the_tuned_models(data, warm_start):
+    """The rules are tuned on refits (the simulator's click model and the MF) from the seed's factors: with the
+    setting their tuning chose, on the same rows, a refit is the tuned model itself after cold tuning, and the same
+    model within the solver's tolerance after warm-started tuning (whose final fit starts from a grid fit)."""
     catalog, interactions = data
-    prep = Prepared(interactions, catalog, QUICK)
+    prep = Prepared(interactions, catalog, QUICK.model_copy(update={"warm_start": warm_start}))
     models = fit_models(prep)
     simulator = refit_mf(prep, models.choice, with_features=True).predict(prep.users, prep.rows, prep.x)
-    np.testing.assert_allclose(simulator, models.predictions["simulator"], rtol=1e-9)
-    np.testing.assert_allclose(refit_mf(prep, models.mf_choice).predict(prep.users, prep.rows), models.predictions["mf"], rtol=1e-9)
+    mf = refit_mf(prep, models.mf_choice).predict(prep.users, prep.rows)
+    if not warm_start:
+        np.testing.assert_allclose(simulator, models.predictions["simulator"], rtol=1e-9)
+        np.testing.assert_allclose(mf, models.predictions["mf"], rtol=1e-9)
+    for refitted, tuned in ((simulator, models.predictions["simulator"]), (mf, models.predictions["mf"])):
+        assert np.corrcoef(refitted, tuned)[0, 1] > 0.9999 and np.median(np.abs(refitted - tuned)) < 1e-3

@@ -87,7 +87,7 @@ def test_the_solver_reaches_the_maximum_a_posteriori_that_lbfgs_finds():
     assert value - polished < 2e-5 and abs(value - best) < 2e-5, (value, polished, best)
 
 
-def test_the_gradient_is_the_same_through_the_dense_table_or_gathered_rows_in_any_chunks(monkeypatch):
+def test_the_gradient_is_the_same_through_the_dense_table_by_blocks_of_users_or_gathered_rows_in_any_chunks(monkeypatch):
     import torch
 
     from recoworld.users.calibration import solver
@@ -105,6 +105,15 @@ def test_the_gradient_is_the_same_through_the_dense_table_or_gathered_rows_in_an
     results = [gradient()]  # the dense table: 2,400 cells for 1,000 rows
     monkeypatch.setattr(solver, "CHUNK", 97)
     results.append(gradient())
+    monkeypatch.setattr(solver, "BLOCKED_ABOVE", 0)  # the table a block of users at a time (the rows are not sorted by user)
+    results.append(gradient())
+    order = np.argsort(users, kind="stable")
+    unsorted = rows
+    rows = solver.Rows.of(users[order], items[order], y[order], x[order], np.linspace(0.5, 1.5, len(y))[order])
+    monkeypatch.setattr(solver, "BLOCK_CELLS", 7 * 40)  # blocks of 7 users (the last one shorter)
+    results.append(gradient())
+    assert rows.blocks(7, 60) is not None and unsorted.blocks(7, 60) is None
+    rows = unsorted
     monkeypatch.setattr(solver, "DENSE_CELLS", 0)  # gathered rows, in chunks of 97
     results.append(gradient())
     monkeypatch.setattr(solver, "CHUNK", 1 << 19)

@@ -80,7 +80,8 @@ class Prepared:
         c = self.config
         return tune_logistic_mf(self.users[t], self.rows[t], self.y[t], self.valid[t], len(self.user_ids), len(self.catalog),
                                 self.x[t] if with_features else None, tuple(c.factors), tuple(c.l2), tuple(c.recency),
-                                self.recency[t], c.epochs, c.seed, name="liking model" if with_features else "MF baseline")
+                                self.recency[t], c.epochs, c.seed, name="liking model" if with_features else "MF baseline",
+                                warm_start=c.warm_start, lr=c.step_size)
 
 
 def kernel_space(model: LogisticMF, popularity: np.ndarray, item_quality: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, float]]:

@@ -9,7 +9,10 @@ Adam in torch) under one tuning rule.
 
 from __future__ import annotations
 
+import copy
+import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -17,6 +20,7 @@ from recoworld.progress import stage
 
 LR = 0.05  # Adam's step size
 EPOCHS = 300  # most full-batch steps of a fit (it stops sooner once its objective stops improving)
+ROWS = 1 << 18  # rows scored at once by LogisticMF.logit
 
 @dataclass
 class LogisticMF:
@@ -31,7 +35,17 @@ class LogisticMF:
 
     def logit(self, users: np.ndarray, items: np.ndarray, x: np.ndarray | None = None) -> np.ndarray:
         """Logits of (user, item) rows, plus ``x @ weights`` when features are given; an unknown user or item (-1)
-        contributes no bias or factors."""
+        contributes no bias or factors. Scored ``ROWS`` at a time: each row's factors are gathered, and all of them
+        at once would take (rows × factors) float64 twice over (5 GB for 10M rows and 32 factors)."""
+        if len(users) <= ROWS:
+            return self._logit(users, items, x)
+        out = np.empty(len(users))
+        for s in range(0, len(users), ROWS):
+            part = slice(s, s + ROWS)
+            out[part] = self._logit(users[part], items[part], None if x is None else x[part])
+        return out
+
+    def _logit(self, users: np.ndarray, items: np.ndarray, x: np.ndarray | None) -> np.ndarray:
         ub = np.where(users >= 0, self.user_bias[np.maximum(users, 0)], 0.0)
         ib = np.where(items >= 0, self.item_bias[np.maximum(items, 0)], 0.0)
         pu = self.user_factors[np.maximum(users, 0)] * (users >= 0)[:, None]
@@ -71,64 +85,120 @@ def fit_logistic_mf(users: np.ndarray, items: np.ndarray, y: np.ndarray, n_users
     """Maximum a-posteriori fit (weighted mean log-loss + ``l2``/2 · squared norms of the biases and factors of
     every row) by full-batch Adam (:mod:`.solver`), at most ``epochs`` steps, each a pass over every row; side
     features ``x`` (n, f) get unpenalised weights. Returns (model, steps taken, log-loss on ``valid`` or nan)."""
+    model, done, loss, _ = _fit(users, items, y, n_users, n_items, factors, l2, x, l2_bias=l2_bias, epochs=epochs, lr=lr,
+                                seed=seed, sample_weight=sample_weight, valid=valid)
+    return model, done, loss
+
+
+@dataclass
+class Warm:
+    """Where a fit ended (the solver's model and Adam's moments, and the feature scale), for the next fit to start from."""
+
+    model: Any  # solver.BiasedMF (torch is imported lazily)
+    optimizer: Any  # torch.optim.Adam
+    scale: np.ndarray
+
+
+def _fit(users: np.ndarray, items: np.ndarray, y: np.ndarray, n_users: int, n_items: int, factors: int, l2: float,
+         x: np.ndarray | None, *, l2_bias: float | None = None, epochs: int = EPOCHS, lr: float = LR, seed: int = 0,
+         sample_weight: np.ndarray | None = None, valid: ValidRows | None = None, start: Warm | None = None,
+         best: float | None = None) -> tuple[LogisticMF, int, float, Warm]:
+    """:func:`fit_logistic_mf` from the seed's factors, or from ``start`` (its parameters, Adam's moments and feature
+    scale); with ``best`` (the grid's lowest validation loss so far), the fit also stops once its log-loss on ``valid``
+    stops moving, or stays above ``best`` (:func:`.solver.train`). Returns (model, steps, validation loss or nan,
+    where it ended)."""
     solver = _solver()
     import torch
 
     l2_bias = l2 if l2_bias is None else l2_bias
     x = np.zeros((len(y), 0)) if x is None else x
-    scale = np.maximum(np.abs(x).max(0), 1e-12) if len(x) else np.ones(x.shape[1])  # features in [-1, 1]: one step size fits all
+    if start is not None:
+        scale = start.scale
+    else:  # features in [-1, 1]: one step size fits all
+        scale = np.maximum(np.abs(x).max(0), 1e-12) if len(x) else np.ones(x.shape[1])
     with solver.one_thread():
-        model = solver.BiasedMF(n_users, n_items, factors, x.shape[1], torch.Generator().manual_seed(seed))
-        rate = float(np.mean(y))
-        model.mu.fill_(np.log(max(rate, 1e-6) / max(1 - rate, 1e-6)))
-        done = solver.train(model, solver.Rows.of(users, items, y, x / scale, sample_weight), l2, l2_bias, epochs, lr)
-        loss = float("nan") if valid is None else solver.mean_log_loss(model, solver.Rows.of(
-            valid.users, valid.items, valid.y, np.zeros((len(valid.y), 0)) if valid.x is None else valid.x / scale, None))
+        held = None if valid is None else solver.Rows.of(
+            valid.users, valid.items, valid.y, np.zeros((len(valid.y), 0)) if valid.x is None else _scaled(valid.x, scale), None)
+        if start is None:
+            model = solver.BiasedMF(n_users, n_items, factors, x.shape[1], torch.Generator().manual_seed(seed))
+            rate = float(np.mean(y))
+            model.mu.fill_(np.log(max(rate, 1e-6) / max(1 - rate, 1e-6)))
+            optimizer = None
+        else:  # copies: the grid fit it starts from may be started from again (the final fit)
+            model = copy.deepcopy(start.model)
+            optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+            optimizer.load_state_dict(copy.deepcopy(start.optimizer.state_dict()))
+        done, optimizer = solver.train(model, solver.Rows.of(users, items, y, _scaled(x, scale), sample_weight), l2, l2_bias, epochs, lr,
+                                       optimizer, None if best is None or held is None else solver.Watch(held, best))
+        loss = float("nan") if held is None else solver.mean_log_loss(model, held)
         p = {k: v.numpy().astype(np.float64) for k, v in model.state_dict().items()}
     fitted = LogisticMF(float(p["mu"][0]), p["user_bias"], p["item_bias"], p["user_factors"], p["item_factors"], p["weights"] / scale)
-    return fitted, done, loss
+    return fitted, done, loss, Warm(model, optimizer, scale)
+
+
+def _scaled(x: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """``x / scale`` as the solver's float32, without a float64 copy of the features (the same numbers)."""
+    return np.divide(x, scale, out=np.empty(x.shape, np.float32), casting="unsafe")
 
 
 def tune_logistic_mf(users: np.ndarray, items: np.ndarray, y: np.ndarray, valid: np.ndarray, n_users: int, n_items: int,
                      x: np.ndarray | None = None, grid_factors: tuple[int, ...] = (8, 16, 32),
                      grid_l2: tuple[float, ...] = (0.03, 0.1, 0.3), grid_recency: tuple[float, ...] = (0.0, 2.0),
                      recency: np.ndarray | None = None, epochs: int = EPOCHS, seed: int = 0,
-                     name: str = "logistic MF") -> tuple[LogisticMF, dict[str, float]]:
+                     name: str = "logistic MF", warm_start: bool = True, lr: float = LR) -> tuple[LogisticMF, dict[str, float]]:
     """Pick factors, L2 and recency weighting by validation log-loss (``valid`` marks validation rows, carved
-    from the training period), then refit on all rows with the chosen setting. ``recency`` (n,) in [0, 1] is
+    from the training period), then fit on all rows with the chosen setting. ``recency`` (n,) in [0, 1] is
     each row's place in its user's history; a row weighs ``exp(r·(recency − 1))`` under recency weight r
-    (later interactions say more about the taste the user has now). Every fit starts from the seed's factors
-    and runs to convergence or ``epochs`` steps. Returns the model and the choice."""
-    fit_rows = ~valid
+    (later interactions say more about the taste the user has now). With ``warm_start``, each factor count goes
+    through L2 from the largest to the smallest for each recency weight in turn, each fit starting where the previous
+    one ended and stopping once its validation loss stops moving, and the final fit starts from the chosen one; without,
+    every fit starts from the seed's factors and runs until its training objective converges or ``epochs`` steps.
+    ``lr`` is Adam's step size. Returns the model and the choice."""
     place = np.ones(len(y)) if recency is None else recency
+    if warm_start and np.any(users[1:] < users[:-1]):  # rows by user: large tables are then built per block of users
+        order = np.argsort(users, kind="stable")
+        users, items, y, valid, place = users[order], items[order], y[order], valid[order], place[order]
+        x = None if x is None else x[order]
+    fit_rows = ~valid
     held = ValidRows(users[valid], items[valid], y[valid], None if x is None else x[valid])
-    grid = [(r, k, l2) for r in (grid_recency if recency is not None else (0.0,)) for k in grid_factors for l2 in grid_l2]
+    fit_u, fit_i, fit_y, fit_place = users[fit_rows], items[fit_rows], y[fit_rows], place[fit_rows]
+    fit_x = None if x is None else x[fit_rows]
+    recencies = grid_recency if recency is not None else (0.0,)
+    if warm_start:  # one chain per factor count: L2 downwards, then again for the next recency weight
+        grid = [(r, k, l2) for k in grid_factors for r in recencies for l2 in sorted(grid_l2, reverse=True)]
+    else:
+        grid = [(r, k, l2) for r in recencies for k in grid_factors for l2 in grid_l2]
     best: tuple[float, float, int, float] | None = None
+    start: Warm | None = None
+    chosen: Warm | None = None
     with stage(f"tuning the {name}", total=len(grid)) as progress:
-        for r, k, l2 in grid:
-            weight = np.exp(r * (place[fit_rows] - 1))
-            _, done, loss = fit_logistic_mf(users[fit_rows], items[fit_rows], y[fit_rows], n_users, n_items, factors=k, l2=l2,
-                                            x=None if x is None else x[fit_rows], epochs=epochs, seed=seed,
-                                            sample_weight=weight / weight.mean(), valid=held)
+        for j, (r, k, l2) in enumerate(grid):
+            weight = np.exp(r * (fit_place - 1))
+            chain = warm_start and j > 0 and grid[j - 1][1] == k
+            _, done, loss, end = _fit(fit_u, fit_i, fit_y, n_users, n_items, k, l2, fit_x, epochs=epochs, lr=lr, seed=seed,
+                                      sample_weight=weight / weight.mean(), valid=held, start=start if chain else None,
+                                      best=(math.inf if best is None else best[0]) if warm_start else None)
             if best is None or loss < best[0]:
-                best = (loss, r, k, l2)
+                best, chosen = (loss, r, k, l2), end
+            start = end
             progress.advance()
             progress.note(f"factors {k}, L2 {l2:g}, recency {r:g}: validation log-loss {loss:.4f} after {done} steps")
         assert best is not None
         loss, r, k, l2 = best
         progress.note(f"chose factors {k}, L2 {l2:g}, recency {r:g}: validation log-loss {loss:.4f}")
-    choice = {"factors": float(k), "l2": l2, "recency": r, "valid_log_loss": loss, "epochs": float(epochs)}
+    choice = {"factors": float(k), "l2": l2, "recency": r, "valid_log_loss": loss, "epochs": float(epochs), "lr": lr}
     with stage(f"refitting the {name} on every training row"):
-        model = refit(users, items, y, n_users, n_items, choice, x, place, seed)
+        model = refit(users, items, y, n_users, n_items, choice, x, place, seed, chosen if warm_start else None)
     return model, choice
 
 
 def refit(users: np.ndarray, items: np.ndarray, y: np.ndarray, n_users: int, n_items: int, choice: dict[str, float],
-          x: np.ndarray | None, place: np.ndarray | None, seed: int) -> LogisticMF:
-    """The logistic MF fitted with a setting :func:`tune_logistic_mf` chose (factors, L2, recency, step cap)."""
+          x: np.ndarray | None, place: np.ndarray | None, seed: int, start: Warm | None = None) -> LogisticMF:
+    """The logistic MF fitted with a setting :func:`tune_logistic_mf` chose (factors, L2, recency, step cap, step size),
+    from the seed's factors or from ``start`` (the chosen grid fit)."""
     weight = np.exp(choice.get("recency", 0.0) * ((np.ones(len(y)) if place is None else place) - 1))
-    model, _, _ = fit_logistic_mf(users, items, y, n_users, n_items, factors=int(choice["factors"]), l2=choice["l2"], x=x,
-                                  epochs=int(choice["epochs"]), seed=seed, sample_weight=weight / weight.mean())
+    model, _, _, _ = _fit(users, items, y, n_users, n_items, int(choice["factors"]), choice["l2"], x, epochs=int(choice["epochs"]),
+                          lr=choice.get("lr", LR), seed=seed, sample_weight=weight / weight.mean(), start=start)
     return model
 
 

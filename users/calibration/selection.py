@@ -60,14 +60,19 @@ def fit_selection(prep, factors: tuple[int, ...] | None = None) -> tuple[Logisti
     neg_u, neg_i, source = sample_unrated(users, rows, len(prep.catalog), c.selection_negatives, rng)
     valid_pos = prep.valid[t]
     valid_neg = valid_pos[source]  # a negative belongs to the split of the rated row it was drawn for
-    u = np.concatenate([users, neg_u])
-    i = np.concatenate([rows, neg_i])
-    y = np.concatenate([np.ones(len(users)), np.zeros(len(neg_u))])
-    valid = np.concatenate([valid_pos, valid_neg])
+    # warm-started tuning wants rows by user (its tables are then built per block of users): put them in that order
+    # here, once, rather than have the tuning copy every array again; the cold path keeps the order it always had
+    order = np.argsort(np.concatenate([users, neg_u]), kind="stable") if c.warm_start else slice(None)
+    u = np.concatenate([users, neg_u])[order]
+    i = np.concatenate([rows, neg_i])[order]
+    y = np.concatenate([np.ones(len(users)), np.zeros(len(neg_u))])[order]
+    valid = np.concatenate([valid_pos, valid_neg])[order]
+    del neg_u, neg_i, source, valid_neg
     conformity = prep.traits["conformity"].to_numpy()
     x = selection_features(conformity, prep.popularity, u, i)
     return tune_logistic_mf(u, i, y, valid, len(prep.user_ids), len(prep.catalog), x, factors or tuple(c.factors), tuple(c.l2),
-                            epochs=c.epochs, seed=c.seed, name="selection stage")
+                            epochs=c.epochs, seed=c.seed, name="selection stage", warm_start=c.warm_start,
+                            lr=c.step_size)
 
 
 def combine(liking: LogisticMF, selection: LogisticMF) -> LogisticMF:
