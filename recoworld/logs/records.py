@@ -94,10 +94,11 @@ def dictionary(codes: np.ndarray, values: Any) -> pa.DictionaryArray:
 def _strings(values: Any) -> pa.Array:
     """``values`` as an Arrow string array, each value as ``str`` gives it; strings (a population's 100,000 user ids)
     go to Arrow as they are, which is 20x faster than through a numpy unicode array."""
-    listed = np.asarray(values, dtype=object).tolist()
+    objects = np.asarray(values, dtype=object)
+    listed = objects.tolist()
     if set(map(type, listed)) == {str}:
         return pa.array(listed, type=pa.string())
-    return pa.array(np.asarray(values, dtype=object).astype(str), type=pa.string())
+    return pa.array(objects.astype(str), type=pa.string())
 
 
 def constant(value: str, n: int) -> pa.DictionaryArray:

@@ -248,12 +248,11 @@ def evaluate_task(
         "interval_level": LEVEL, "population_users": task.held_out_users if task.mode == "population" else None,
     }
     if task.needs_data:
-        from recoworld.tasks.worlds import ml100k_calibration, ml100k_folder, _data_sha256
+        from recoworld.tasks.worlds import ml100k_folder, _data_sha256
         from recoworld.users.calibration import world_sha256
 
-        folder = ml100k_folder(data)
-        settings["data_sha256"] = _data_sha256(folder)
-        settings["world_sha256"] = world_sha256(ml100k_calibration(folder))  # the calibrated world itself
+        settings["data_sha256"] = _data_sha256(ml100k_folder(data))
+        settings["world_sha256"] = world_sha256(scenario["users"]["from_calibration"])  # the calibrated world itself
     return TaskResult(
         task=task.id, gym_id=task.gym_id, fingerprint=task.fingerprint(), policy=policy, policy_kind=resolved.kind,
         policy_name=resolved.name, params=resolved.params, metric=task.metric, metric_text=METRIC_TEXT[task.metric],

@@ -76,9 +76,9 @@ def _one_world(task_id: str, results: list[TaskResult]) -> None:
         if digest is not None:
             worlds.setdefault(digest, result.policy_name)
     if len(worlds) > 1:
-        (a, pa_), (b, pb) = list(worlds.items())[:2]
-        raise ValueError(f"task {task_id}: results scored in different calibrated worlds ({pa_}: world {a[:12]}, "
-                         f"{pb}: world {b[:12]}); score them again on one world")
+        (world_a, policy_a), (world_b, policy_b) = list(worlds.items())[:2]
+        raise ValueError(f"task {task_id}: results scored in different calibrated worlds ({policy_a}: world {world_a[:12]}, "
+                         f"{policy_b}: world {world_b[:12]}); score them again on one world")
 
 
 def _sortable(x: float) -> float:

