@@ -96,28 +96,29 @@ def test_the_ml100k_task_pins_cold_tuning_and_the_old_step_size_and_keeps_its_ca
     assert worlds.ml100k_calibration_path(tmp_path) != pinned
 
 
-def test_calibrate_passes_the_setting_to_every_tuning(tmp_path, monkeypatch):
+def test_calibrate_passes_the_setting_to_liking_and_mf_and_selection_tunes_cold(tmp_path, monkeypatch):
     from recoworld.tasks.worlds import ML100K_CALIBRATION
     from recoworld.users.calibration import CalibrationConfig, write_ground_truth
     from recoworld.users.calibration.fit import fit_models, load_for_calibration, Prepared
 
     write_ground_truth(tmp_path, n_users=40, sessions=3)
-    seen: list[bool] = []
+    seen: list[tuple[bool, float]] = []
     real = mf.tune_logistic_mf
 
     def spy(*args, **kwargs):
-        seen.append(kwargs["warm_start"])
+        seen.append((kwargs["warm_start"], kwargs["lr"]))
         return real(*args, **kwargs)
 
     for module in ("recoworld.users.calibration.fit", "recoworld.users.calibration.selection"):
         monkeypatch.setattr(f"{module}.tune_logistic_mf", spy)
     quick = dict(factors=[4], l2=[0.1], recency=[0.0], fit_dynamics=False, epochs=20)
-    for settings, expected in ((ML100K_CALIBRATION, False), ({}, True)):
+    for settings, expected in ((ML100K_CALIBRATION, (False, 0.05)), ({}, (True, 0.1))):
         config = CalibrationConfig(**{**settings, **quick})
         _, catalog, interactions = load_for_calibration(tmp_path, config=config)
         seen.clear()
         fit_models(Prepared(interactions, catalog, config))
-        assert seen == [expected] * 3  # liking, MF baseline, selection
+        # liking and the MF baseline follow the settings; the selection stage always tunes cold at its own step size
+        assert seen == [expected, expected, (False, 0.05)]
 
 
 def test_scoring_in_blocks_of_rows_gives_the_same_logits(monkeypatch):

@@ -50,9 +50,11 @@ class CalibrationConfig(BaseModel):
     warm_start: bool = Field(True, description="Tuning fits start where the previous grid fit ended (L2 from the largest "
                              "to the smallest for each factors and recency pair) and stop once their validation loss stops "
                              "moving, and the final fit starts from the chosen one; False: every fit from the seed's factors "
-                             "until its training objective converges (slower; the rule before, same pick rule either way).")
-    step_size: float = Field(0.1, gt=0, description="Adam's step size in every logistic-MF fit (0.05 before; 0.1 takes "
-                             "about half the steps to the same validation loss on a million ratings).")
+                             "until its training objective converges (slower; the rule before, same pick rule either way). The "
+                             "selection stage tunes cold whatever this says (users.calibration.selection).")
+    step_size: float = Field(0.1, gt=0, description="Adam's step size in the liking and MF-baseline fits (0.05 before; "
+                             "0.1 takes about half the steps to the same validation loss on a million ratings); the "
+                             "selection stage keeps 0.05 (users.calibration.selection).")
     seed: int = Field(0, description="Seed of the fits, the dynamics simulation and the replays.")
     users: int | None = Field(None, ge=10, description="Calibrate on this many users, drawn within activity strata "
                               "(users.calibration.data.sample_users); all users when unset.")

@@ -13,6 +13,12 @@ with L2 (and, unless given, factors; the calibration passes the liking fit's fac
 the validation rows of the training period, the liking fit's rule. It uses which items were rated in
 training, never a label and never a held-out item.
 
+Its fits keep the cold rule at Adam's step size 0.05 (``STEP_SIZE``, capped at ``epochs`` steps) whatever
+``warm_start`` and ``step_size`` say: a selection fit overfits the sampled negatives as it converges, and
+the step cap stops it near its best validation loss. Measured on ML-100K (factors 32, L2 0.03): validation
+log-loss 0.481 cold at 0.05, against 0.488 cold at 0.1, 0.491 warm-started at 0.1 and 0.491 cold at 0.05
+run to 1,000 steps; the kernel pick's F1 at 1:9 follows (0.370 against 0.374-0.376).
+
 The two stages combine as a product of experts: a shown item is picked (selected *and* liked) with
 logit ``l_ui + s_ui`` (odds of liking times odds of selection). That sum is again a biased logistic MF
 with the kernel's terms (factors side by side, biases and weights added), so it maps exactly onto
@@ -26,6 +32,8 @@ from __future__ import annotations
 import numpy as np
 
 from recoworld.users.calibration.mf import LogisticMF, tune_logistic_mf
+
+STEP_SIZE = 0.05  # Adam's step size of the selection stage's fits (cold, capped: see the module's docstring)
 
 
 def sample_unrated(users: np.ndarray, rows: np.ndarray, n_items: int, per_row: int,
@@ -60,8 +68,8 @@ def fit_selection(prep, factors: tuple[int, ...] | None = None) -> tuple[Logisti
     neg_u, neg_i, source = sample_unrated(users, rows, len(prep.catalog), c.selection_negatives, rng)
     valid_pos = prep.valid[t]
     valid_neg = valid_pos[source]  # a negative belongs to the split of the rated row it was drawn for
-    # warm-started tuning wants rows by user (its tables are then built per block of users): put them in that order
-    # here, once, rather than have the tuning copy every array again; the cold path keeps the order it always had
+    # rows by user let large tables be built per block of users (bounded memory on large logs); the order changes the
+    # sums' last bits, so a calibration with warm_start off (a pinned task world) keeps the order it always had
     order = np.argsort(np.concatenate([users, neg_u]), kind="stable") if c.warm_start else slice(None)
     u = np.concatenate([users, neg_u])[order]
     i = np.concatenate([rows, neg_i])[order]
@@ -71,8 +79,7 @@ def fit_selection(prep, factors: tuple[int, ...] | None = None) -> tuple[Logisti
     conformity = prep.traits["conformity"].to_numpy()
     x = selection_features(conformity, prep.popularity, u, i)
     return tune_logistic_mf(u, i, y, valid, len(prep.user_ids), len(prep.catalog), x, factors or tuple(c.factors), tuple(c.l2),
-                            epochs=c.epochs, seed=c.seed, name="selection stage", warm_start=c.warm_start,
-                            lr=c.step_size)
+                            epochs=c.epochs, seed=c.seed, name="selection stage", warm_start=False, lr=STEP_SIZE)
 
 
 def combine(liking: LogisticMF, selection: LogisticMF) -> LogisticMF:
