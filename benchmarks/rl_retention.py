@@ -90,13 +90,14 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=None, help="write every number (with per-user values) here")
     parser.add_argument("--precision", choices=("float32", "bfloat16"), default="float32",
                         help="the slate policy's precision (SlatePolicy's policy_kwargs.precision)")
+    parser.add_argument("--threads", type=int, default=1, help="threads torch uses while training (train's torch_threads)")
     args = parser.parse_args()
 
     print(f"load average at start: {os.getloadavg()[0]:.1f} (2 cores)", flush=True)
     cartpole = cartpole_ppo_steps_per_second()
     overrides = {"env": {"num_candidates": args.candidates, "slate_size": args.slate}}
     snapshots = Snapshots(args.curve_every) if args.curve_every else None
-    train_kwargs = {**PPO_VECTOR, "callbacks": [snapshots] if snapshots else None}
+    train_kwargs = {**PPO_VECTOR, "callbacks": [snapshots] if snapshots else None, "torch_threads": args.threads}
     if args.precision != "float32":
         train_kwargs["policy_kwargs"] = {**PPO_VECTOR["policy_kwargs"], "precision": args.precision}
     report = compare(
