@@ -67,7 +67,7 @@ class CandidateEncoder(BaseFeaturesExtractor):
         ctx = self.context(th.cat([obs["user"], obs["topics"], instr], dim=1))
         x = th.cat([cand, more, less, surprise], dim=2)
         h = self.candidate[1:](self._first_layer(x, ctx))
-        h = th.cat([h, x.to(h.dtype)], dim=2)  # under autocast everything here stays bfloat16 (no float32 copies)
+        h = th.cat([h, x], dim=2)
         return th.cat([h.flatten(1), ctx, h.mean(1)], dim=1)
 
     def _first_layer(self, x: th.Tensor, ctx: th.Tensor) -> th.Tensor:
