@@ -8,7 +8,8 @@ as one batch in the vector env (``PPO_VECTOR``), then serves the same held-out u
 episode reward, clicks and churn, plus PPO's per-user difference to each baseline (the users are
 the same people, so differences are paired by user). Training throughput is printed as a ratio
 to PPO on CartPole-v1 measured in the same process, and the load average is printed (the
-machine may be shared). ``--seed`` sets the training seed (the held-out users stay the same).
+machine may be shared). ``--seed`` sets the training seed (the held-out users stay the same). ``--precision bfloat16`` trains
+the slate policy under CPU autocast (``SlatePolicy``'s ``precision``).
 ``--curve-every N`` keeps the policy's weights every N training steps and scores each copy on the
 same held-out users afterwards, printing days active against training wall time and the first
 time PPO reached instruction_following's days active.
@@ -87,13 +88,18 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None, help="save the trained model here")
     parser.add_argument("--curve-every", type=int, default=0, help="score a copy of the weights every N steps")
     parser.add_argument("--json", type=Path, default=None, help="write every number (with per-user values) here")
+    parser.add_argument("--precision", choices=("float32", "bfloat16"), default="float32",
+                        help="the slate policy's precision (SlatePolicy's policy_kwargs.precision)")
+    parser.add_argument("--threads", type=int, default=1, help="threads torch uses while training (train's torch_threads)")
     args = parser.parse_args()
 
     print(f"load average at start: {os.getloadavg()[0]:.1f} (2 cores)", flush=True)
     cartpole = cartpole_ppo_steps_per_second()
     overrides = {"env": {"num_candidates": args.candidates, "slate_size": args.slate}}
     snapshots = Snapshots(args.curve_every) if args.curve_every else None
-    train_kwargs = {**PPO_VECTOR, "callbacks": [snapshots] if snapshots else None}
+    train_kwargs = {**PPO_VECTOR, "callbacks": [snapshots] if snapshots else None, "torch_threads": args.threads}
+    if args.precision != "float32":
+        train_kwargs["policy_kwargs"] = {**PPO_VECTOR["policy_kwargs"], "precision": args.precision}
     report = compare(
         args.timesteps, "ppo", args.users, args.out, overrides=overrides, seed=args.seed, baselines=BASELINES,
         train_kwargs=train_kwargs,

@@ -8,10 +8,11 @@ module imports torch and stable_baselines3 (the ``rl`` extra).
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import time
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import torch as th
@@ -25,6 +26,7 @@ from recoworld.world.observation import CANDIDATE_FEATURES
 
 N_FEATURES = len(CANDIDATE_FEATURES)
 NEG = -1e9  # logit of a candidate already in the slate
+PRECISIONS = ("float32", "bfloat16")  # SlatePolicy's precision choices
 
 
 class CandidateEncoder(BaseFeaturesExtractor):
@@ -84,9 +86,19 @@ class CandidateHead(nn.Module):
         self.score = nn.Linear(candidate_dim, 1)
 
     def forward(self, latent: th.Tensor) -> th.Tensor:
-        """(B, M) scores, one per candidate, from the encoder's output."""
+        """(B, M) scores, one per candidate, from the encoder's output; in float32 even under autocast (a
+        slate's log-probability sums ten slots of these scores, and PPO's ratio compares it across updates)."""
         h = latent[:, : self.n_candidates * self.candidate_dim].reshape(-1, self.n_candidates, self.candidate_dim)
-        return self.score(h).squeeze(-1)
+        with th.autocast("cpu", enabled=False):
+            return self.score(h.float()).squeeze(-1)
+
+
+class FullPrecisionLinear(nn.Linear):
+    """``nn.Linear`` that stays in float32 under autocast (the value head; same parameters and state dict)."""
+
+    def forward(self, x: th.Tensor) -> th.Tensor:
+        with th.autocast("cpu", enabled=False):
+            return super().forward(x.float())
 
 class SlateDistribution(MultiCategoricalDistribution):
     """Plackett-Luce over M candidates: a slate of K distinct positions drawn without replacement
@@ -163,25 +175,60 @@ class SlatePolicy(MultiInputActorCriticPolicy):
     ``critic_input="pooled"``: the critic's MLP reads the user context and the mean over candidates
     only (:class:`PooledCritic`), not every candidate's block (``"all"``, the default, which saved
     models without the key load with); its first layer then costs ~60x less and an update ~1/3 less,
-    but on the default problem it learnt worse (docs/figures/rl.md, training throughput)."""
+    but on the default problem it learnt worse (docs/figures/rl.md, training throughput).
+
+    ``precision="bfloat16"``: the encoder and the critic's MLP run under CPU autocast (their matrix products
+    in bfloat16, weights and gradients in float32); the candidate scores and the value stay float32. An
+    update then costs about half as much on a CPU with bfloat16 instructions (AVX-512 BF16, AMX); on one
+    without, autocast is slower (docs/figures/rl.md, training throughput)."""
 
     def __init__(
-        self, observation_space, action_space, lr_schedule, head_gain: float = 0.01, critic_input: str = "all", **kwargs
+        self, observation_space, action_space, lr_schedule, head_gain: float = 0.01, critic_input: str = "all",
+        precision: str = "float32", **kwargs
     ):
         if critic_input not in ("all", "pooled"):
             raise ValueError(f"policy_kwargs.critic_input: '{critic_input}' is not 'all' or 'pooled'")
+        if precision not in PRECISIONS:
+            raise ValueError(f"policy_kwargs.precision: '{precision}' is not one of {', '.join(PRECISIONS)}")
         kwargs.setdefault("features_extractor_class", CandidateEncoder)
         kwargs.setdefault("net_arch", {"pi": [], "vf": [64, 64]})
         kwargs.setdefault("share_features_extractor", False)
-        self.head_gain, self.critic_input = head_gain, critic_input
+        self.head_gain, self.critic_input, self.precision = head_gain, critic_input, precision
         super().__init__(observation_space, action_space, lr_schedule, **kwargs)
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data = super()._get_constructor_parameters()
         data.update(
-            head_gain=self.head_gain, share_features_extractor=self.share_features_extractor, critic_input=self.critic_input
+            head_gain=self.head_gain, share_features_extractor=self.share_features_extractor, critic_input=self.critic_input,
+            precision=self.precision,
         )
         return data
+
+    @contextlib.contextmanager
+    def _autocast(self) -> Iterator[None]:
+        """CPU autocast to the policy's precision (nothing for float32)."""
+        with th.autocast("cpu", dtype=th.bfloat16, enabled=self.precision == "bfloat16"):
+            yield
+
+    def forward(self, obs, deterministic: bool = False):
+        """SB3's forward pass (action, value, log-probability), under the policy's precision."""
+        with self._autocast():
+            return super().forward(obs, deterministic)
+
+    def evaluate_actions(self, obs, actions: th.Tensor):
+        """SB3's (value, log-probability, entropy) of ``actions``, under the policy's precision."""
+        with self._autocast():
+            return super().evaluate_actions(obs, actions)
+
+    def get_distribution(self, obs):
+        """SB3's action distribution, under the policy's precision."""
+        with self._autocast():
+            return super().get_distribution(obs)
+
+    def predict_values(self, obs) -> th.Tensor:
+        """SB3's value estimate, under the policy's precision."""
+        with self._autocast():
+            return super().predict_values(obs)
 
     def _build_mlp_extractor(self) -> None:
         if self.critic_input == "all":
@@ -206,7 +253,7 @@ class SlatePolicy(MultiInputActorCriticPolicy):
         self.action_dist = SlateDistribution(int(nvec[0]), len(nvec))
         self._build_mlp_extractor()
         self.action_net = CandidateHead(enc.n_candidates, enc.candidate_dim)
-        self.value_net = nn.Linear(self.mlp_extractor.latent_dim_vf, 1)
+        self.value_net = FullPrecisionLinear(self.mlp_extractor.latent_dim_vf, 1)
         if self.ortho_init:
             from functools import partial
 

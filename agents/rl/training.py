@@ -67,6 +67,7 @@ def train(
     verbose: int = 0,
     vectorized: bool = True,
     callbacks: list[Any] | None = None,
+    torch_threads: int = 1,
 ) -> BaseAlgorithm:
     """Train ``algo`` on RecoWorld-v0 and return the model.
 
@@ -82,10 +83,14 @@ def train(
     the policy's forward pass, it takes no extra cores. ``normalize_reward`` divides training rewards by a running scale
     of the discounted return (SB3's ``VecNormalize``, observations untouched); off by default, as it
     did not help in the retention setting. ``callbacks`` (SB3 callbacks) run after the validation one.
+    ``torch_threads``: threads torch uses while training (1 by default: with 2 cores, two threads fight the
+    env's and any other job's; on a machine with idle cores more make the update faster, as the env waits for it).
     """
     cls = _algo_class(algo)
     if timesteps < 1:
         raise ValueError("timesteps: must be at least 1")
+    if torch_threads < 1:
+        raise ValueError(f"torch_threads: {torch_threads} is not a positive number of threads")
     import torch as th
     from stable_baselines3.common.vec_env import VecMonitor, VecNormalize
 
@@ -117,7 +122,7 @@ def train(
 
     start = time.perf_counter()
     threads = th.get_num_threads()
-    th.set_num_threads(1)  # small networks: one thread beats two fighting the env for 2 cores
+    th.set_num_threads(torch_threads)
     try:
         with stage(f"training {algo}", total=timesteps) as progress:
             every = [c for c in (callback, *(callbacks or []), StageProgress(progress, timesteps)) if c is not None]

@@ -1,7 +1,9 @@
 """The slate policy's cheaper update: the candidate encoder's split first layer, the entropy that reuses
-the slot log-probabilities, the critic on pooled features, and the weight snapshots of a training run."""
+the slot log-probabilities, the critic on pooled features, the bfloat16 option, and the weight snapshots of a training run."""
 
 from __future__ import annotations
+
+import copy
 
 import gymnasium as gym
 import numpy as np
@@ -96,3 +98,46 @@ def test_snapshots_keep_the_weights_every_n_steps() -> None:
     assert all(th.equal(final[k], v) for k, v in snaps.snapshots[-1][2].items())
     with pytest.raises(ValueError, match="every"):
         rl.Snapshots(0)
+
+
+def test_bfloat16_policy_keeps_scores_and_values_in_float32_and_close_to_float32(tmp_path) -> None:
+    """The bfloat16 policy has the float32 policy's parameters (same state dict keys, float32 weights); its candidate
+    scores, log-probabilities and values are float32 tensors, close to the float32 policy's on the same weights; it
+    trains, and it is saved and loaded with its precision."""
+    full, low = model(share_features_extractor=True), model(share_features_extractor=True, precision="bfloat16")
+    assert low.policy.precision == "bfloat16" and full.policy.precision == "float32"
+    low.policy.load_state_dict(full.policy.state_dict())
+    assert all(v.dtype == th.float32 for v in low.policy.state_dict().values())
+    obs = observations()
+    slates = th.topk(th.randn(len(obs["user"]), M, generator=th.Generator().manual_seed(2)), K).indices
+    with th.no_grad():
+        (v32, lp32, _), (v16, lp16, ent16) = (m.policy.evaluate_actions(obs, slates) for m in (full, low))
+        scores = low.policy.get_distribution(obs).scores
+    assert {v16.dtype, lp16.dtype, ent16.dtype, scores.dtype} == {th.float32}
+    assert not th.equal(lp16, lp32)  # it did run in bfloat16 ...
+    assert th.allclose(lp16, lp32, atol=0.05) and th.allclose(v16, v32, atol=0.05)  # ... close to float32
+    before = copy.deepcopy(low.policy.state_dict())
+    low.learn(128)
+    assert any(not th.equal(before[k], v) for k, v in low.policy.state_dict().items())
+    loaded = rl.load(rl.save(low, tmp_path / "bf16"))
+    assert loaded.policy.precision == "bfloat16"
+    with th.no_grad():
+        assert th.equal(low.policy.predict_values(obs), loaded.policy.predict_values(obs))
+    with pytest.raises(ValueError, match="policy_kwargs.precision: 'half'"):
+        model(precision="half")
+
+
+def test_training_uses_the_threads_asked_for_and_gives_them_back() -> None:
+    seen: list[int] = []
+
+    class Threads(rl.Snapshots):
+        def _on_step(self) -> bool:
+            seen.append(th.get_num_threads())
+            return True
+
+    before = th.get_num_threads()
+    rl.train("ppo", 128, config=CONFIG, n_envs=2, eval_freq=0, hyperparams={"n_steps": 64, "batch_size": 64},
+             callbacks=[Threads(1000)], torch_threads=2)
+    assert set(seen) == {2} and th.get_num_threads() == before
+    with pytest.raises(ValueError, match="torch_threads: 0"):
+        rl.train("ppo", 64, config=CONFIG, n_envs=2, eval_freq=0, torch_threads=0)
