@@ -31,7 +31,7 @@ import numpy as np
 
 from recoworld.agents.rl.evaluation import evaluate
 from recoworld.agents.rl.training import PPO_DEFAULTS, PPO_VECTOR
-from recoworld.agents.rl.policy import Snapshots
+from recoworld.agents.rl.policy import PRECISIONS, Snapshots
 from recoworld.agents.rl_vs_baselines import compare, format_table
 
 BASELINES = ("random", "popular", "greedy", "mmr", "linucb", "instruction_following")
@@ -88,7 +88,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None, help="save the trained model here")
     parser.add_argument("--curve-every", type=int, default=0, help="score a copy of the weights every N steps")
     parser.add_argument("--json", type=Path, default=None, help="write every number (with per-user values) here")
-    parser.add_argument("--precision", choices=("float32", "bfloat16"), default="float32",
+    parser.add_argument("--precision", choices=PRECISIONS, default="float32",
                         help="the slate policy's precision (SlatePolicy's policy_kwargs.precision)")
     parser.add_argument("--threads", type=int, default=1, help="threads torch uses while training (train's torch_threads)")
     args = parser.parse_args()

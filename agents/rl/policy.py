@@ -179,8 +179,9 @@ class SlatePolicy(MultiInputActorCriticPolicy):
 
     ``precision="bfloat16"``: the encoder and the critic's MLP run under CPU autocast (their matrix products
     in bfloat16, weights and gradients in float32); the candidate scores and the value stay float32. An
-    update then costs about half as much on a CPU with bfloat16 instructions (AVX-512 BF16, AMX); on one
-    without, autocast is slower (docs/figures/rl.md, training throughput)."""
+    update then costs about 40% less on a CPU with bfloat16 instructions (AVX-512 BF16, AMX); on one
+    without, autocast is slower. Level days active on average over three seeds, with more spread, so not
+    the default (docs/figures/rl.md, bfloat16)."""
 
     def __init__(
         self, observation_space, action_space, lr_schedule, head_gain: float = 0.01, critic_input: str = "all",

@@ -13,6 +13,7 @@ pytest.importorskip("stable_baselines3")
 
 import torch as th
 from stable_baselines3 import PPO
+from stable_baselines3.common.callbacks import BaseCallback
 
 from recoworld.agents import rl
 
@@ -130,14 +131,14 @@ def test_bfloat16_policy_keeps_scores_and_values_in_float32_and_close_to_float32
 def test_training_uses_the_threads_asked_for_and_gives_them_back() -> None:
     seen: list[int] = []
 
-    class Threads(rl.Snapshots):
+    class Threads(BaseCallback):
         def _on_step(self) -> bool:
             seen.append(th.get_num_threads())
             return True
 
     before = th.get_num_threads()
     rl.train("ppo", 128, config=CONFIG, n_envs=2, eval_freq=0, hyperparams={"n_steps": 64, "batch_size": 64},
-             callbacks=[Threads(1000)], torch_threads=2)
+             callbacks=[Threads()], torch_threads=2)
     assert set(seen) == {2} and th.get_num_threads() == before
     with pytest.raises(ValueError, match="torch_threads: 0"):
         rl.train("ppo", 64, config=CONFIG, n_envs=2, eval_freq=0, torch_threads=0)
