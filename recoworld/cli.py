@@ -240,6 +240,8 @@ def train(
     seed: int = typer.Option(0, "--seed", "-s", help="Training seed."),
     baselines: str = typer.Option("random,popular,greedy,mmr,linucb", "--baselines", help="Comma-separated recommenders."),
     set_: list[str] = typer.Option([], "--set", help="Override a config field: key.path=value (repeatable)."),
+    precision: str = typer.Option("float32", "--precision", help="The slate policy's precision: float32, or bfloat16 "
+                                  "(CPU autocast: about 1.5x faster training on CPUs with AVX-512 BF16 or AMX)."),
 ) -> None:
     """Train an RL recommender for retention (needs the rl extra) and compare it with baselines on held-out users."""
     from recoworld.progress import reporting
@@ -250,7 +252,8 @@ def train(
 
         with reporting():
             report = compare(timesteps, algo, users, out, scenario, parse_overrides(set_), seed,
-                             [b for b in baselines.split(",") if b], progress=False)
+                             [b for b in baselines.split(",") if b], progress=False,
+                             train_kwargs={"policy_kwargs": {"precision": precision}} if precision != "float32" else None)
     except ImportError as exc:
         raise fail(f"train: needs the rl extra (pip install 'recoworld[rl]'): {exc}")
     except (ValueError, OSError) as exc:

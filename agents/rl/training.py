@@ -99,6 +99,8 @@ def train(
         policy = _slate_policy() if mode == "slate" else "MultiInputPolicy"
     elif policy == "slate":
         policy = _slate_policy()
+    if "precision" in (policy_kwargs or {}) and not (isinstance(policy, type) and issubclass(policy, _slate_policy())):
+        raise ValueError("policy_kwargs.precision: only the slate policy has a precision (action_mode slate, policy 'auto')")
     log_path = Path(log_dir) if log_dir is not None else None
     if log_path is not None:
         log_path.mkdir(parents=True, exist_ok=True)

@@ -231,6 +231,12 @@ def test_train_script_and_cli_print_the_comparison(tmp_path) -> None:
     assert out.exists()
     refused = CliRunner().invoke(app, ["train", "--algo", "dqn"])
     assert refused.exit_code == 2
+    low = CliRunner().invoke(app, ["train", "--timesteps", "256", "--users", "2", "--baselines", "random", "--precision", "bfloat16"])
+    assert low.exit_code == 0 and "ppo" in low.output, low.output
+    for args, message in ((["--precision", "half"], "policy_kwargs.precision: 'half' is not one of float32, bfloat16"),
+                          (["--precision", "bfloat16", "--set", "env.action_mode=topic"], "only the slate policy has a precision")):
+        bad = CliRunner().invoke(app, ["train", "--timesteps", "64", "--users", "2", "--baselines", "random", *args])
+        assert bad.exit_code == 2 and message in bad.output and "Traceback" not in bad.output, bad.output
     assert main(["--timesteps", "256", "--users", "2", "--baselines", "random", "--json", str(tmp_path / "r.json")]) == 0
     assert (tmp_path / "r.json").exists()
 
