@@ -36,7 +36,7 @@ VALID_WINDOW = 4  # ... and stops once the last this many scores and the one bef
 VALID_TOLERANCE = 1e-4  # ... lie within this (relative) of each other ...
 PATIENCE = 20  # ... or once this many scores in a row of a fit that started warm were above the grid's best so far
 # (it will not be picked; measured: a warm start's transient lifted the validation loss above the best for 50 steps
-# before it fell below, on ML-100K's selection stage)
+# before it fell below, on ML-100K's selection stage when it was warm-started; it is tuned cold now)
 
 
 class BiasedMF(nn.Module):
