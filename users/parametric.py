@@ -20,6 +20,7 @@ from numba import njit
 from pydantic import BaseModel, ConfigDict, Field
 
 from recoworld.columns import column_view
+from recoworld.fixed_order import matmul
 from recoworld.llm.base import Usage
 from recoworld.users import layout as UL
 from recoworld.world.catalog import Catalog
@@ -230,29 +231,24 @@ class UserBatch:
             topic_state[r, UL.DISLIKE, d.dislikes] = 1.0
             traits[r] = d.traits[_TRAIT_ORDER]
             tone[r] = d.tone
-        return cls._start(topic_state, traits, tone, catalog, noise, taste_noise, {}, one_by_one=True)
+        return cls._start(topic_state, traits, tone, catalog, noise, taste_noise, {})
 
     @classmethod
     def _start(
         cls, topic_state: np.ndarray, traits: np.ndarray, tone: np.ndarray, catalog: Catalog, noise: np.ndarray,
-        taste_noise: float, given: dict[int, Sequence[float]], one_by_one: bool = False,
+        taste_noise: float, given: dict[int, Sequence[float]],
     ) -> "UserBatch":
         """Users at the start: interests normalised, tastes (``given`` by row, else the interests' topic centroids
-        plus ``taste_noise`` times the standard normals ``noise``), a neutral mindset and no instruction.
-        ``one_by_one``: each taste as a batch of one computes it (a matrix product of many rows rounds
-        differently in the last bits)."""
+        plus ``taste_noise`` times the standard normals ``noise``), a neutral mindset and no instruction. The
+        product sums in a fixed order (``recoworld.fixed_order``): a user's taste is the same in any batch and
+        on any CPU."""
         b = len(topic_state)
         interest = topic_state[:, UL.INTEREST, :]
         interest /= np.maximum(interest.sum(1, keepdims=True), 1e-9)
         centroids = catalog.topic_centroids
         dim = centroids.shape[1]
         noise = noise.astype(np.float32) * taste_noise / np.sqrt(dim)
-        if one_by_one:
-            taste = np.empty((b, dim), dtype=np.float32)
-            for r in range(b):
-                taste[r] = interest[r: r + 1] @ centroids + noise[r: r + 1]
-        else:
-            taste = (interest @ centroids + noise).astype(np.float32)
+        taste = (matmul(interest, centroids) + noise).astype(np.float32)
         for r, vector in given.items():
             taste[r] = vector
         taste /= np.maximum(np.linalg.norm(taste, axis=1, keepdims=True), 1e-9)

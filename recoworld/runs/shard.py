@@ -14,6 +14,7 @@ import numpy as np
 import pyarrow as pa
 
 from recoworld.agents.protocol import Recommender
+from recoworld.fixed_order import matmul
 from recoworld.llm.base import Usage
 from recoworld.runs.guards import FallbackWindow
 from recoworld.logs.records import constant, dictionary
@@ -310,7 +311,7 @@ def _impression_table(log: _Impressions, sim: Simulation, catalog: Catalog, run:
         "skipped": pa.array(comp[:, 5] > 0),
         "left": pa.array(comp[:, 6] > 0),
         "watch_seconds": pa.array(log.column("watch_seconds").astype(np.float32)),
-        "reward": pa.array((comp @ weights).astype(np.float32)),
+        "reward": pa.array(matmul(comp, weights).astype(np.float32)),
         "propensity": pa.array(log.column("propensity").astype(np.float32)),
         "candidate_index": pa.array(log.column("candidate_index").astype(np.int32)),
         "instruction": dictionary(log.column("instruction"), texts),

@@ -8,6 +8,8 @@ from typing import Protocol, Sequence
 
 import numpy as np
 
+from recoworld.fixed_order import matmul
+
 _TOKEN = re.compile(r"[a-z0-9]+")
 STOPWORDS = frozenset(
     "a an and are as at be by for from has have how i in is it its of on or that the this to was were "
@@ -73,7 +75,7 @@ class HashingEncoder:
             counts = np.bincount((rows[sel] - start) * v + cols[sel], minlength=(stop - start) * v)
             counts = counts.reshape(stop - start, v).astype(np.float32)
             weights = np.where(counts > 0, 1.0 + np.log(np.maximum(counts, 1.0)), 0.0).astype(np.float32)
-            out[start:stop] = weights @ table
+            out[start:stop] = matmul(weights, table)  # not BLAS: the same bits on every CPU
         return out
 
 

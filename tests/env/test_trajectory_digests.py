@@ -1,6 +1,9 @@
 """Seeded trajectories of RecoWorld-v0 and of its vector env are pinned by SHA-256 digests.
 
-Recorded from the code before the speed work of issue 27; every speed change must keep them. A digest
+Recorded from the code before the speed work of issue 27; every speed change must keep them. Re-recorded
+once since, when the user tastes and logged rewards stopped using BLAS (``recoworld.fixed_order``): a BLAS
+product rounds by the CPU's kernel, so the old digests held only on the machine that recorded them. The
+last test checks that a different OpenBLAS kernel gives the same digests. A digest
 covers every observation, reward, terminated/truncated flag and the info fields a user reads (rewards
 by component, items or catalog rows shown, per-item actions and watch seconds, compliance, session
 end, day, session, session step, the instruction). Arrays enter by value (floats as float64, integers
@@ -15,6 +18,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
@@ -92,14 +99,14 @@ def vector_digest(n: int, autoreset_mode: str, seed: int, n_steps: int) -> tuple
 
 
 SINGLE = {
-    ("slate", 7, 400): "85a3daa7dcbd436e29da7471467149b7b40283c7d7528b026dee8e3ff6a50e22",
-    ("topic", 8, 200): "92da39f2c5fd0a4e76602073d4e42732985ae1927e9436724b1ae5204cccd249",
+    ("slate", 7, 400): "e4791da224afcbf8afef4701c3ce1472b17b8397288727479353c16ddc8be1b8",
+    ("topic", 8, 200): "359f13324041a4dd82c3dcb0f40b83e4fde3ab604fc3ce7e1b29c9588d99086f",
 }
 VECTOR = {
-    (64, "next_step", 3, 80): "4a0df8fae9546ebdea7ab45558e35d0b2c351b73d88bbc2e5259fa4e22089b3d",
-    (16, "same_step", 4, 60): "19befc673883bdc4a7cd91489d73c7209a509bece67a546c381180cfeb73c1d2",
+    (64, "next_step", 3, 80): "294cee1c0d6cd7bff30d842696986a54282ce83c8b4e716560210df2c59e87bd",
+    (16, "same_step", 4, 60): "ba17b5b029343ad9ac0ad10ed698bead1b6b630f447c5d401f2731c019fd187d",
     # the parallel kernel (batches of 256 users and more)
-    (512, "next_step", 5, 30): "a1bab8f45ceecbc0d61a10fb6bbf4a090ff87002ea18a5f8436ba0ff9ea53d5c",
+    (512, "next_step", 5, 30): "c4f936ccc5014b3df468f4cac576406d7bd5b03fc5a970b72de7d41975b2d52a",
 }
 
 
@@ -115,3 +122,17 @@ def test_vector_env_trajectory_is_the_recorded_one(case) -> None:
     digest, ended = vector_digest(*case)
     assert ended >= case[0] // 4, "the trajectory must cross many resets"
     assert digest == VECTOR[case]
+
+
+def test_trajectories_do_not_depend_on_the_cpus_blas_kernel() -> None:
+    """The same seed gives the same trajectory whichever kernel OpenBLAS picks for this CPU (forced here to
+    Haswell, an AVX2 kernel, and to SkylakeX, an AVX-512 one): no product that feeds the world uses BLAS."""
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1]); import test_trajectory_digests as t; "
+        "print(t.single_digest('slate', 7, 400)[0]); print(t.vector_digest(64, 'next_step', 3, 80)[0])"
+    )
+    for kernel in ("Haswell", "SkylakeX"):
+        env = {**os.environ, "OPENBLAS_CORETYPE": kernel}
+        out = subprocess.run([sys.executable, "-c", code, str(Path(__file__).parent)], env=env, capture_output=True,
+                             text=True, check=True, timeout=500)
+        assert out.stdout.split() == [SINGLE[("slate", 7, 400)], VECTOR[(64, "next_step", 3, 80)]], kernel
