@@ -12,7 +12,7 @@ sparse edges (``minority``), so that every density level is equally represented 
 each profile weighted by the inverse size of its log-density bin, so the sample's density
 histogram is flat), or uniformly.
 
-Imports: numpy, pydantic, ``recoworld.users.profile``.
+Imports: numpy, pydantic, ``recoworld.users.profile``, ``recoworld.users.profile_draws``.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from recoworld.users.profile import TONES, TRAIT_NAMES, Tone, Traits, UserProfile
+from recoworld.users.profile_draws import N_UNIFORMS, draw_segment_users, generator_address
 
 
 # ------------------------------------------------------------------ segments
@@ -96,6 +97,18 @@ def _pick(rng_value: float, cumulative: np.ndarray) -> int:
     return int(np.searchsorted(cumulative, rng_value * cumulative[-1], side="right"))
 
 
+@dataclass(frozen=True)
+class _SegmentTable:
+    """The segments as arrays for the compiled draws (``profile_draws.draw_segment_users``)."""
+
+    in_pool: np.ndarray  # (S, T) bool: topics a segment's interests come from
+    ranges: np.ndarray  # (S, 4) int64: interests lo, hi, dislikes lo, hi
+    concentration: np.ndarray  # (S,) Dirichlet alpha of the interest weights
+    beta_a: np.ndarray  # (S, traits) Beta parameters of the traits
+    beta_b: np.ndarray
+    tones: list[tuple[np.ndarray, np.ndarray]]  # per segment: TONES index of each tone, cumulative weights
+
+
 class PopulationSampler:
     """Samples :class:`UserProfile` objects from weighted segments over a catalog's topics."""
 
@@ -130,6 +143,14 @@ class PopulationSampler:
             for seg in self.segments
         ]
         self._tones = [(list(seg.tones), np.cumsum(list(seg.tones.values()))) for seg in self.segments]
+        self._table = _SegmentTable(
+            in_pool=np.array(self._in_pool),
+            ranges=np.array([[*seg.n_interests, *seg.n_dislikes] for seg in self.segments], dtype=np.int64),
+            concentration=np.array([seg.interest_concentration for seg in self.segments], dtype=float),
+            beta_a=np.array([a for a, _ in self._beta]),
+            beta_b=np.array([b for _, b in self._beta]),
+            tones=[(np.array([TONES.index(t) for t in names]), cum) for names, cum in self._tones],
+        )
         self._bands = [(list(seg.age_bands), np.cumsum(list(seg.age_bands.values()))) for seg in self.segments]
 
     def sample(self, n: int, rng: np.random.Generator, id_prefix: str = "u", start: int = 0) -> list[UserProfile]:
@@ -141,32 +162,56 @@ class PopulationSampler:
         """The random draws of ``n`` profiles (what :meth:`sample` draws, in its order), not yet written out as
         profiles: :meth:`profile` writes one, ``UserBatch.from_draws`` turns them into user state directly."""
         if self._sizes is not None:
-            quota = self._weights * n
-            counts = np.floor(quota).astype(int)
-            counts[np.argsort(-(quota - counts), kind="stable")[: n - counts.sum()]] += 1
-            seg_of = rng.permutation(np.repeat(np.arange(len(self.segments)), counts))
+            seg_of = rng.permutation(self._quota_segments(n))
         else:
             seg_of = np.searchsorted(self._cum_weights, rng.random(n) * self._cum_weights[-1], side="right")
-        return [self._draw_one(int(s), rng) for s in seg_of]
+        return self._draws(np.repeat(generator_address(rng)[None], n, axis=0), seg_of.astype(np.int64), 0)[0]
 
-    def _draw_one(self, s: int, rng: np.random.Generator) -> ProfileDraw:
-        seg, in_pool = self.segments[s], self._in_pool[s]
-        u = rng.random(8)
-        lo, hi = seg.n_interests
-        order = rng.permutation(len(self.topic_names))
-        candidates = order[in_pool[order]]
-        k = min(lo + int(u[0] * (hi - lo + 1)), len(candidates))
-        chosen = candidates[:k]
-        weights = rng.dirichlet(np.full(k, seg.interest_concentration))
-        is_chosen = np.zeros(len(self.topic_names), dtype=bool)
-        is_chosen[chosen] = True
-        rest = order[~is_chosen[order]]  # a random order of the other topics
-        d_lo, d_hi = seg.n_dislikes
-        n_dis = min(d_lo + int(u[1] * (d_hi - d_lo + 1)), len(rest))
-        a, b = self._beta[s]
-        traits = np.round(rng.beta(a, b), 4)
-        tone = self._tones[s][0][_pick(u[7], self._tones[s][1])]
-        return ProfileDraw(s, u, chosen, weights, rest[:n_dis], traits, TONES.index(tone))
+    def draw_each(self, rngs: Sequence[np.random.Generator], noise_dim: int) -> tuple[list[ProfileDraw], np.ndarray, np.ndarray]:
+        """One profile from each generator, as ``draw(1, rng)`` draws it, each followed by ``noise_dim`` standard
+        normals and one raw draw of the same generator (how an env's reset draws its user), in one compiled call.
+        Returns the draws, the (n, noise_dim) normals and the (n,) uint64 raw draws."""
+        n = len(rngs)
+        gens = np.empty((n, 4), dtype=np.uint64)
+        for q, rng in enumerate(rngs):
+            gens[q] = generator_address(rng)
+        if self._sizes is not None:  # one user's quota names their segment (permuting one value draws nothing)
+            seg_of = np.full(n, self._quota_segments(1)[0], dtype=np.int64)
+        else:
+            seg_of = np.full(n, -1, dtype=np.int64)
+        return self._draws(gens, seg_of, noise_dim)
+
+    def _quota_segments(self, n: int) -> np.ndarray:
+        """The segments of ``n`` users in exact quotas by the segments' sizes (largest remainder), in segment order."""
+        quota = self._weights * n
+        counts = np.floor(quota).astype(int)
+        counts[np.argsort(-(quota - counts), kind="stable")[: n - counts.sum()]] += 1
+        return np.repeat(np.arange(len(self.segments)), counts)
+
+    def _draws(self, gens: np.ndarray, seg_of: np.ndarray, noise_dim: int) -> tuple[list[ProfileDraw], np.ndarray, np.ndarray]:
+        """Users drawn from the generators at ``gens`` (rows of ``generator_address``) in segments ``seg_of``
+        (-1: drawn), by ``profile_draws.draw_segment_users``."""
+        n, t = len(gens), len(self.topic_names)
+        u = np.empty((n, N_UNIFORMS))
+        interests, weights, dislikes = np.zeros((n, t), dtype=np.int64), np.zeros((n, t)), np.zeros((n, t), dtype=np.int64)
+        n_int, n_dis = np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64)
+        traits, noise, raws = np.empty((n, len(TRAIT_NAMES))), np.empty((n, noise_dim)), np.zeros(n, dtype=np.uint64)
+        table = self._table
+        draw_segment_users(
+            gens, seg_of, self._cum_weights, table.in_pool, table.ranges, table.concentration, table.beta_a, table.beta_b,
+            u, interests, n_int, weights, dislikes, n_dis, traits, noise, raws,
+        )
+        traits = np.round(traits, 4)
+        tone = np.empty(n, dtype=np.int64)
+        for s, (index, cum) in enumerate(table.tones):
+            mine = seg_of == s
+            if mine.any():
+                tone[mine] = index[np.searchsorted(cum, u[mine, 7] * cum[-1], side="right")]
+        draws = [
+            ProfileDraw(s, u[q], interests[q, :k], weights[q, :k], dislikes[q, :d], traits[q], tn)
+            for q, (s, k, d, tn) in enumerate(zip(seg_of.tolist(), n_int.tolist(), n_dis.tolist(), tone.tolist()))
+        ]
+        return draws, noise, raws
 
     def profile(self, draw: ProfileDraw, user_id: str) -> UserProfile:
         """The profile ``draw`` describes, named ``user_id``."""

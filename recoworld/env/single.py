@@ -34,17 +34,12 @@ def draw_users(
     ``profiles[i]`` gives one, a UserProfile or its dict), the taste noise, then one raw draw for the first
     candidates (returned, (n,) uint64). Each user's state is what a one-user simulation of them has; a profile
     drawn from segments stays a :class:`PendingProfile` (the state is built from its draws, in one batch)."""
-    n = len(rngs)
-    raws = np.empty(n, dtype=np.uint64)
     if profiles is None and isinstance(sampler, PopulationSampler):
-        draws, noise = [], np.empty((n, catalog.topic_centroids.shape[1]))
-        for q, rng in enumerate(rngs):
-            draws += sampler.draw(1, rng)
-            rng.standard_normal(out=noise[q])
-            raws[q] = rng.bit_generator.random_raw()
+        draws, noise, raws = sampler.draw_each(rngs, catalog.topic_centroids.shape[1])
         users = UserBatch.from_draws(draws, catalog, noise, taste_noise)
         return [PendingProfile(sampler, d, "u0") for d in draws], users, raws  # the id sampler.sample(1, rng) gives
-    picked, batches = [], []
+    n, picked, batches = len(rngs), [], []
+    raws = np.empty(n, dtype=np.uint64)
     for q, rng in enumerate(rngs):
         profile = profiles[q] if profiles is not None else None
         if profile is None:
