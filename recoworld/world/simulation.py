@@ -355,7 +355,9 @@ class Simulation:
                          self.clock.day[rows].astype(instr.dtype)], 1)
 
     def _instruction_key(self, row: int) -> tuple[int, ...]:
-        return tuple(int(v) for v in self.instruction_keys(np.array([row]))[0])
+        """:meth:`instruction_keys` of one row, read as scalars (the single env asks it at every step)."""
+        v = self.users.instr[row].tolist()
+        return v[UL.MORE], v[UL.LESS], int(v[UL.SURPRISE] > 0), int(self.clock.day[row])
 
     def instruction_text(self, row: int, key: tuple[int, ...] | None = None) -> str | None:
         """The words of user ``row``'s pending instruction, or None; no pydantic object is built (the impression
