@@ -169,7 +169,8 @@ class PopulationSampler:
 
     def draw_each(self, rngs: Sequence[np.random.Generator], noise_dim: int) -> tuple[list[ProfileDraw], np.ndarray, np.ndarray]:
         """One profile from each generator, as ``draw(1, rng)`` draws it, each followed by ``noise_dim`` standard
-        normals and one raw draw of the same generator (how an env's reset draws its user), in one compiled call.
+        normals and one raw 64-bit draw of the same generator (what ``random_raw()`` gives for PCG64, the env's
+        bit generator; how an env's reset draws its user), in one compiled call.
         Returns the draws, the (n, noise_dim) normals and the (n,) uint64 raw draws."""
         n = len(rngs)
         gens = np.empty((n, 4), dtype=np.uint64)

@@ -27,14 +27,17 @@ N_UNIFORMS = 8  # interest and dislike counts, age band, occupation, locale, two
 _BIT_GENERATOR = types.NumPyRandomBitGeneratorType("bit_generator")
 
 
+_FUNCTIONS: dict[type, tuple[int, int, int]] = {}  # per BitGenerator class: its next_uint64, next_uint32, next_double
+
+
 def generator_address(rng: np.random.Generator) -> np.ndarray:
     """(4,) uint64: the address of ``rng``'s bit generator state and of its next_uint64, next_uint32 and
     next_double functions; valid while ``rng`` lives (keep a reference to it)."""
-    c = rng.bit_generator.ctypes
-    return np.array(
-        [c.state_address, *(ctypes.cast(f, ctypes.c_void_p).value for f in (c.next_uint64, c.next_uint32, c.next_double))],
-        dtype=np.uint64,
-    )
+    c = rng.bit_generator.ctypes  # made once per bit generator by numpy
+    kind = type(rng.bit_generator)
+    if kind not in _FUNCTIONS:  # the functions are the class's: cast them once (a ctypes cast costs microseconds)
+        _FUNCTIONS[kind] = tuple(ctypes.cast(f, ctypes.c_void_p).value for f in (c.next_uint64, c.next_uint32, c.next_double))
+    return np.array([c.state_address, *_FUNCTIONS[kind]], dtype=np.uint64)
 
 
 @intrinsic
