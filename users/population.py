@@ -130,26 +130,17 @@ class PopulationSampler:
         self._weights = weights / weights.sum()
         self._cum_weights = np.cumsum(self._weights)
         # per segment: interest pool, Beta parameters of the traits, tone and age-band tables
-        self._in_pool = []
-        for seg in self.segments:
-            mask = np.zeros(len(self.topic_names), dtype=bool)
-            mask[[self.topic_names.index(t) for t in seg.interest_topics] if seg.interest_topics else slice(None)] = True
-            self._in_pool.append(mask)
-        self._beta = [
-            (
-                np.array([getattr(seg.traits, t).mean * getattr(seg.traits, t).concentration for t in TRAIT_NAMES]),
-                np.array([(1 - getattr(seg.traits, t).mean) * getattr(seg.traits, t).concentration for t in TRAIT_NAMES]),
-            )
-            for seg in self.segments
-        ]
-        self._tones = [(list(seg.tones), np.cumsum(list(seg.tones.values()))) for seg in self.segments]
+        in_pool = np.zeros((len(self.segments), len(self.topic_names)), dtype=bool)
+        for s, seg in enumerate(self.segments):
+            in_pool[s, [self.topic_names.index(t) for t in seg.interest_topics] if seg.interest_topics else slice(None)] = True
+        priors = [[getattr(seg.traits, t) for t in TRAIT_NAMES] for seg in self.segments]
         self._table = _SegmentTable(
-            in_pool=np.array(self._in_pool),
+            in_pool=in_pool,
             ranges=np.array([[*seg.n_interests, *seg.n_dislikes] for seg in self.segments], dtype=np.int64),
             concentration=np.array([seg.interest_concentration for seg in self.segments], dtype=float),
-            beta_a=np.array([a for a, _ in self._beta]),
-            beta_b=np.array([b for _, b in self._beta]),
-            tones=[(np.array([TONES.index(t) for t in names]), cum) for names, cum in self._tones],
+            beta_a=np.array([[p.mean * p.concentration for p in row] for row in priors]),
+            beta_b=np.array([[(1 - p.mean) * p.concentration for p in row] for row in priors]),
+            tones=[(np.array([TONES.index(t) for t in seg.tones]), np.cumsum(list(seg.tones.values()))) for seg in self.segments],
         )
         self._bands = [(list(seg.age_bands), np.cumsum(list(seg.age_bands.values()))) for seg in self.segments]
 

@@ -115,10 +115,7 @@ def draw_segment_users(
             j = np.int64(random_interval(g, t))
             order[t], order[j] = order[j], order[t]
         lo, hi = ranges[s, 0], ranges[s, 1]
-        pool = 0
-        for t in range(n_topics):
-            pool += in_pool[s, order[t]]
-        k = min(lo + int(u[i, 0] * (hi - lo + 1)), pool)
+        k = min(lo + int(u[i, 0] * (hi - lo + 1)), in_pool[s].sum())
         chosen[:] = False
         m = 0
         for t in range(n_topics):

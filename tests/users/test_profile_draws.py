@@ -14,7 +14,8 @@ TOPICS = [f"topic{i}" for i in range(12)]
 
 def numpy_draw(sampler: PopulationSampler, rng: np.random.Generator, segment: int) -> dict:
     """One profile's draws made with the Generator's methods, in the sampler's documented order."""
-    seg, pool = sampler.segments[segment], sampler._in_pool[segment]
+    seg = sampler.segments[segment]
+    pool = np.isin(TOPICS, seg.interest_topics or TOPICS)
     u = rng.random(N_UNIFORMS)
     order = rng.permutation(len(TOPICS))
     candidates = order[pool[order]]
@@ -24,9 +25,11 @@ def numpy_draw(sampler: PopulationSampler, rng: np.random.Generator, segment: in
     rest = order[~np.isin(order, candidates[:k])]
     d_lo, d_hi = seg.n_dislikes
     n_dis = min(d_lo + int(u[1] * (d_hi - d_lo + 1)), len(rest))
-    a, b = sampler._beta[segment]
+    priors = [getattr(seg.traits, t) for t in TRAIT_NAMES]
+    a, b = np.array([p.mean * p.concentration for p in priors]), np.array([(1 - p.mean) * p.concentration for p in priors])
     traits = np.round(rng.beta(a, b), 4)
-    names, cum = sampler._tones[segment]
+    names = list(seg.tones)
+    cum = np.cumsum(list(seg.tones.values()))
     tone = TONES.index(names[int(np.searchsorted(cum, u[7] * cum[-1], side="right"))])
     return {"u": u, "interests": candidates[:k], "weights": weights, "dislikes": rest[:n_dis], "traits": traits, "tone": tone}
 
