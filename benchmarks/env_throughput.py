@@ -10,8 +10,12 @@ memory-copy bandwidth. Batched world step: user-steps/s of the shared Simulation
 users without resets or observations (the world's own speed), and the vector env over as many
 users whose episodes never end (observations, no resets). SB3: env-steps/s of PPO's ``learn`` with the
 vector env (RecoWorldVecEnv) and with the former DummyVecEnv of single envs, same settings.
+Where the time goes (``--no-breakdown`` skips it): the single env's steps and resets timed apart, the compiled
+step of one user with and without its observation, and the dispatch of the kernel's arguments to a compiled
+function that does nothing; the vector env's step at N = 1,024 with its resets timed apart, the observation of
+1,024 users on one thread, and the gather of their candidates' embedding rows alone (the affinities' memory reads).
 
-    python benchmarks/env_throughput.py [--seconds 3] [--sb3-steps 8192] [--sizes 1,64,1024,4096]
+    python benchmarks/env_throughput.py [--seconds 3] [--sb3-steps 8192] [--sizes 1,64,1024,4096] [--no-breakdown]
 """
 
 from __future__ import annotations
@@ -21,12 +25,14 @@ import time
 
 import gymnasium as gym
 import numpy as np
+from numba import njit
 
 import recoworld  # noqa: F401  (registers RecoWorld-v0)
 from recoworld.scenario import load_scenario
 from recoworld.world.simulation import Simulation
 
 CONFIG = {"catalog": {"synthetic": {"n_items": 10_000}}, "env": {"num_candidates": 100, "slate_size": 10}}
+ENDLESS = {**CONFIG, "env": {**CONFIG["env"], "horizon_days": 10_000, "churn_window_days": 10_000}}  # no episode ends
 
 
 def env_steps_per_second(env: gym.Env, seconds: float) -> float:
@@ -58,7 +64,7 @@ def vector_env_steps_per_second(env: gym.vector.VectorEnv, seconds: float) -> fl
 
 
 def batched_user_steps_per_second(n_users: int, seconds: float) -> float:
-    scenario = load_scenario("quickstart", {**CONFIG, "env": {**CONFIG["env"], "horizon_days": 10_000, "churn_window_days": 10_000}})
+    scenario = load_scenario("quickstart", ENDLESS)
     sim = Simulation.sample(scenario, n_users, np.random.default_rng(0))
     k = scenario.env.slate_size
     sim.step(slice(None), sim.retrieve(slice(None))[:, :k])  # compile outside the timed loop
@@ -100,12 +106,112 @@ def sb3_learn_steps_per_second(vectorized: bool, n_envs: int, timesteps: int) ->
         th.set_num_threads(threads)
 
 
+def median_seconds(fn, repeats: int = 7, number: int = 1) -> float:
+    """Median over ``repeats`` of the mean time of ``number`` calls of ``fn`` (seconds)."""
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(number):
+            fn()
+        times.append((time.perf_counter() - start) / number)
+    return float(np.median(times))
+
+
+@njit
+def _nothing(parallel, *args) -> bool:
+    """A compiled function that only takes the world step's arguments (its dispatch and unboxing cost)."""
+    return parallel
+
+
+def single_env_breakdown(seconds: float) -> None:
+    """The single env's steps and resets timed apart, and the compiled step of its one user."""
+    from recoworld.world import step as world_step
+
+    env = gym.make("RecoWorld-v0", config=CONFIG)
+    env.reset(seed=0)
+    env.action_space.seed(0)
+    actions = [env.action_space.sample() for _ in range(1000)]
+    in_step = in_reset = 0.0
+    steps = resets = 0
+    start = time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        t0 = time.perf_counter()
+        _, _, terminated, truncated, _ = env.step(actions[steps % 1000])
+        t1 = time.perf_counter()
+        in_step += t1 - t0
+        steps += 1
+        if terminated or truncated:
+            env.reset()
+            in_reset += time.perf_counter() - t1
+            resets += 1
+    print(f"single env: {1e6 * (in_step + in_reset) / steps:.1f} µs a step with resets; steps alone {1e6 * in_step / steps:.1f} µs, "
+          f"a reset every {steps / max(resets, 1):.0f} steps at {1e6 * in_reset / max(resets, 1):.0f} µs ({1e6 * in_reset / steps:.1f} µs a step)")
+    env.close()
+    # the compiled call, timed on a user whose episode never ends (a finished user's step does less)
+    endless = gym.make("RecoWorld-v0", config=ENDLESS)
+    endless.reset(seed=0)
+    sim = endless.unwrapped.sim
+    slate = endless.unwrapped.slate_from_action(actions[0])[None, :]
+    whole = median_seconds(lambda: sim.step(slice(None), slate, observe=True), number=2000)
+    captured: list[tuple] = []
+    kernel = world_step.K.step_flat
+    world_step.K.step_flat = lambda *args: captured.append(args)  # the arguments run_step passes, with and without observation
+    try:
+        sim.step(slice(None), slate, observe=True)
+        sim.step(slice(None), slate, observe=False)
+    finally:
+        world_step.K.step_flat = kernel
+    with_obs, without = (median_seconds(lambda a=args: kernel(*a), number=2000) for args in captured)
+    _nothing(*captured[0])
+    dispatch = median_seconds(lambda: _nothing(*captured[0]), number=2000)
+    print(f"  Simulation.step of one user with the observation {1e6 * whole:.1f} µs; its compiled call {1e6 * with_obs:.1f} µs "
+          f"({1e6 * without:.1f} µs without the observation), of which dispatching its {len(captured[0])} arguments to a compiled "
+          f"function that does nothing {1e6 * dispatch:.1f} µs")
+
+
+def vector_env_breakdown(n: int, seconds: float) -> None:
+    """The vector env's step at ``n`` envs with its resets timed apart, and its observation's parts."""
+    from recoworld.world.observation import observation_buffers, observe
+
+    env = gym.make_vec("RecoWorld-v0", num_envs=n, vectorization_mode="vector_entry_point", config=CONFIG)
+    env.reset(seed=0)
+    env.action_space.seed(0)
+    actions = [env.action_space.sample() for _ in range(16)]
+    env.step(actions[0])
+    spent = [0.0]
+    reset_rows = env._reset_rows
+
+    def timed_reset(*args, **kwargs):
+        t0 = time.perf_counter()
+        reset_rows(*args, **kwargs)
+        spent[0] += time.perf_counter() - t0
+
+    env._reset_rows = timed_reset
+    steps, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        env.step(actions[steps % 16])
+        steps += 1
+    elapsed = time.perf_counter() - start
+    sim = env.sim
+    buffers = observation_buffers(sim, n)
+    observation = median_seconds(lambda: observe(sim, slice(None), out=buffers), repeats=15)
+    embeddings, candidates = sim.catalog.embeddings, sim.candidates
+    gather = median_seconds(lambda: np.take(embeddings, candidates, axis=0), repeats=15)
+    bare = n / batched_user_steps_per_second(n, seconds)
+    print(f"vector env, N = {n}: {1e3 * elapsed / steps:.2f} ms a step, of which resets {1e3 * spent[0] / steps:.2f} ms; "
+          f"the bare world step {1e3 * bare:.2f} ms")
+    print(f"  the observation of {n} users on one thread {1e3 * observation:.2f} ms; gathering their candidates' embedding rows "
+          f"alone ({candidates.size * embeddings.shape[1] * embeddings.itemsize / 1e6:.0f} MB, np.take) {1e3 * gather:.2f} ms")
+    env.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--users", type=int, default=4096, help="users of the batched world step")
     parser.add_argument("--sizes", default="1,64,1024,4096", help="vector env sizes")
     parser.add_argument("--sb3-steps", type=int, default=8192, help="PPO.learn steps per set-up (0: skip)")
+    parser.add_argument("--no-breakdown", action="store_true", help="skip where the time goes")
     args = parser.parse_args()
     cartpole = env_steps_per_second(gym.make("CartPole-v1"), args.seconds)
     single = env_steps_per_second(gym.make("RecoWorld-v0", config=CONFIG), args.seconds)
@@ -134,13 +240,16 @@ def main() -> None:
             f"{reco / cart:>14.4f}x {rate / 1e9:>9.3f} {100 * rate / bandwidth:>8.1f}%{target}"
         )
     batched = batched_user_steps_per_second(args.users, args.seconds)
-    endless = {**CONFIG, "env": {**CONFIG["env"], "horizon_days": 10_000, "churn_window_days": 10_000}}
-    steady_env = gym.make_vec("RecoWorld-v0", num_envs=args.users, vectorization_mode="vector_entry_point", config=endless)
+    steady_env = gym.make_vec("RecoWorld-v0", num_envs=args.users, vectorization_mode="vector_entry_point", config=ENDLESS)
     steady = vector_env_steps_per_second(steady_env, args.seconds)
     print()
     n = args.users
     print(f"batched world step, N = {n}, no resets or observations {batched:12,.0f} user-steps/s  {batched / cartpole:6.2f}x")
     print(f"vector env, N = {n}, episodes never end (observations) {steady:12,.0f} env-steps/s   {steady / cartpole:6.2f}x")
+    if not args.no_breakdown:
+        print()
+        single_env_breakdown(args.seconds)
+        vector_env_breakdown(1024, args.seconds)
     if args.sb3_steps > 0:
         print()
         print("SB3 PPO.learn (slate policy, PPO_DEFAULTS, torch 1 thread), env-steps/s:")
