@@ -60,12 +60,12 @@ class CandidateEncoder(BaseFeaturesExtractor):
         t = self.n_topics
         cand = obs["candidates"].reshape(-1, self.n_candidates, self.width)
         instr = obs["instruction"]
-        onehot = cand[..., :t]
-        more = (onehot * instr[:, None, :t]).sum(-1, keepdim=True)
-        less = (onehot * instr[:, None, t : 2 * t]).sum(-1, keepdim=True)
+        # (B, M, 2): whether each candidate's topic is the one asked for / asked to avoid, as one batched product of
+        # 0/1 values (exact in any precision)
+        more_less = th.matmul(cand[..., :t], instr[:, : 2 * t].reshape(-1, 2, t).transpose(1, 2)).float()
         surprise = instr[:, None, 2 * t :].expand(-1, self.n_candidates, 1)
         ctx = self.context(th.cat([obs["user"], obs["topics"], instr], dim=1))
-        x = th.cat([cand, more, less, surprise], dim=2)
+        x = th.cat([cand, more_less, surprise], dim=2)
         h = self.candidate[1:](self._first_layer(x, ctx))
         h = th.cat([h, x], dim=2)
         return th.cat([h.flatten(1), ctx, h.mean(1)], dim=1)
