@@ -9,10 +9,13 @@ episode reward, clicks and churn, plus PPO's per-user difference to each baselin
 the same people, so differences are paired by user). Training throughput is printed as a ratio
 to PPO on CartPole-v1 measured in the same process, and the load average is printed (the
 machine may be shared). ``--seed`` sets the training seed (the held-out users stay the same). ``--precision bfloat16`` trains
-the slate policy under CPU autocast (``SlatePolicy``'s ``precision``).
+the slate policy under CPU autocast (``SlatePolicy``'s ``precision``); ``--settings fast`` trains with ``PPO_FAST``
+instead of ``PPO_VECTOR``; ``--set n_epochs=1`` (repeatable) overrides one of the settings' PPO hyperparameters and
+``--lr-decay`` makes the learning rate fall linearly to 0.
 ``--curve-every N`` keeps the policy's weights every N training steps and scores each copy on the
 same held-out users afterwards, printing days active against training wall time and the first
-time PPO reached instruction_following's days active.
+time PPO reached instruction_following's days active. The seconds spent in PPO's updates (the rest of the
+training is rollouts, validation runs included) are printed beside the training throughput.
 
     python benchmarks/rl_retention.py [--timesteps 600000] [--users 500] [--out ppo_retention.zip] [--curve-every 50000]
 """
@@ -28,12 +31,14 @@ import time
 from pathlib import Path
 
 import numpy as np
+from stable_baselines3.common.callbacks import BaseCallback
 
 from recoworld.agents.rl.evaluation import evaluate
-from recoworld.agents.rl.training import PPO_DEFAULTS, PPO_VECTOR
+from recoworld.agents.rl.training import PPO_DEFAULTS, PPO_FAST, PPO_VECTOR
 from recoworld.agents.rl.policy import PRECISIONS, Snapshots
 from recoworld.agents.rl_vs_baselines import compare, format_table
 
+SETTINGS = {"vector": PPO_VECTOR, "fast": PPO_FAST}
 BASELINES = ("random", "popular", "greedy", "mmr", "linucb", "instruction_following")
 
 
@@ -53,6 +58,29 @@ def cartpole_ppo_steps_per_second(timesteps: int = 20_480, n_envs: int = 8) -> f
         return model.num_timesteps / (time.perf_counter() - start)
     finally:
         th.set_num_threads(threads)
+
+
+class UpdateSeconds(BaseCallback):
+    """Sums the wall time of PPO's updates: from each rollout's end to the next rollout's start, or to the end of
+    training."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seconds, self._rollout_end = 0.0, None
+
+    def _on_rollout_end(self) -> None:
+        self._rollout_end = time.perf_counter()
+
+    def _on_rollout_start(self) -> None:
+        if self._rollout_end is not None:
+            self.seconds += time.perf_counter() - self._rollout_end
+            self._rollout_end = None
+
+    def _on_training_end(self) -> None:
+        self._on_rollout_start()
+
+    def _on_step(self) -> bool:
+        return True
 
 
 def paired(a: list[float], b: list[float]) -> tuple[float, float]:
@@ -88,18 +116,32 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None, help="save the trained model here")
     parser.add_argument("--curve-every", type=int, default=0, help="score a copy of the weights every N steps")
     parser.add_argument("--json", type=Path, default=None, help="write every number (with per-user values) here")
-    parser.add_argument("--precision", choices=PRECISIONS, default="float32",
-                        help="the slate policy's precision (SlatePolicy's policy_kwargs.precision)")
+    parser.add_argument("--settings", choices=sorted(SETTINGS), default="vector",
+                        help="PPO_VECTOR (the default) or PPO_FAST (one epoch in bfloat16, the learning rate decaying)")
+    parser.add_argument("--precision", choices=PRECISIONS, default=None,
+                        help="the slate policy's precision (SlatePolicy's policy_kwargs.precision; default: the settings')")
     parser.add_argument("--threads", type=int, default=1, help="threads torch uses while training (train's torch_threads)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a PPO hyperparameter over the settings', e.g. n_epochs=1 (repeatable; values read as JSON)")
+    parser.add_argument("--lr-decay", action="store_true", help="the learning rate falls linearly to 0 (train's lr_decay)")
     args = parser.parse_args()
 
     print(f"load average at start: {os.getloadavg()[0]:.1f} (2 cores)", flush=True)
     cartpole = cartpole_ppo_steps_per_second()
     overrides = {"env": {"num_candidates": args.candidates, "slate_size": args.slate}}
     snapshots = Snapshots(args.curve_every) if args.curve_every else None
-    train_kwargs = {**PPO_VECTOR, "callbacks": [snapshots] if snapshots else None, "torch_threads": args.threads}
-    if args.precision != "float32":
-        train_kwargs["policy_kwargs"] = {**PPO_VECTOR["policy_kwargs"], "precision": args.precision}
+    updates = UpdateSeconds()
+    settings = SETTINGS[args.settings]
+    train_kwargs = {**settings, "callbacks": [updates, *([snapshots] if snapshots else [])], "torch_threads": args.threads}
+    if args.precision is not None:
+        train_kwargs["policy_kwargs"] = {**settings["policy_kwargs"], "precision": args.precision}
+    for item in args.set:
+        key, sep, value = item.partition("=")
+        if not sep:
+            parser.error(f"--set: '{item}' is not KEY=VALUE")
+        train_kwargs["hyperparams"] = {**train_kwargs["hyperparams"], key: json.loads(value)}
+    if args.lr_decay:
+        train_kwargs["lr_decay"] = True
     report = compare(
         args.timesteps, "ppo", args.users, args.out, overrides=overrides, seed=args.seed, baselines=BASELINES,
         train_kwargs=train_kwargs,
@@ -119,6 +161,8 @@ def main() -> None:
     print(f"training: {train['timesteps']:,} steps in {train['wall_seconds']:.0f} s{best}")
     print(f"PPO on CartPole-v1              {cartpole:10,.0f} steps/s")
     print(f"PPO on RecoWorld-v0 (retention) {fps:10,.0f} steps/s   ratio {fps / cartpole:6.3f}x")
+    print(f"updates: {updates.seconds:.0f} s of the {train['wall_seconds']:.0f} s of training "
+          f"({100 * updates.seconds / train['wall_seconds']:.0f}%; the rest is rollouts and validation runs)")
     if snapshots is not None:
         print()
         target = next(r["days_active_mean"] for r in report["results"] if r["policy"] == "instruction_following")

@@ -241,6 +241,17 @@ def test_train_script_and_cli_print_the_comparison(tmp_path) -> None:
     assert (tmp_path / "r.json").exists()
 
 
+def test_fast_settings_train_one_epoch_in_bfloat16_with_a_decaying_learning_rate() -> None:
+    model = rl.train("ppo", 4096, config=CONFIG, seed=0, eval_freq=0, **rl.PPO_FAST)
+    assert model.n_epochs == 1 and model.n_envs == 64 and model.policy.precision == "bfloat16"
+    start = rl.PPO_DEFAULTS["learning_rate"]
+    assert model.lr_schedule(1.0) == pytest.approx(start) and model.lr_schedule(0.5) == pytest.approx(start / 2)
+    assert model.lr_schedule(0.0) == 0.0
+    # the optimizer follows the schedule: after 4,096 of 4,096 steps its rate is the last update's
+    assert model.policy.optimizer.param_groups[0]["lr"] < start
+    assert rl.PPO_VECTOR["hyperparams"]["n_epochs"] == 3  # the default settings are untouched
+
+
 # ------------------------------------------------------------------ (c) the claim
 CLAIM_TIMESTEPS = 200_000
 CLAIM_USERS = 200
@@ -258,6 +269,18 @@ def retention_run():
         results[name] = rl.evaluate(make_recommender(name, seed=0), CLAIM_USERS, config=CONFIG)
     seconds = time.perf_counter() - start
     return {"model": model, "train_seconds": train_seconds, "eval_seconds": seconds - train_seconds, "results": results, "seconds": seconds}
+
+
+@pytest.mark.slow
+def test_fast_ppo_for_retention_beats_random_and_greedy_on_days_active(retention_run) -> None:
+    """PPO_FAST (one epoch in bfloat16, the learning rate decaying) learns too, on the same held-out users."""
+    model = rl.train("ppo", CLAIM_TIMESTEPS, config=CONFIG, seed=0, eval_freq=25_000, eval_episodes=50, **rl.PPO_FAST)
+    fast = rl.evaluate(model, CLAIM_USERS, config=CONFIG)["days_active_mean"]
+    res = retention_run["results"]
+    report = f"PPO_FAST {fast:.2f}, random {res['random']['days_active_mean']:.2f}, greedy {res['greedy']['days_active_mean']:.2f}"
+    print(report)
+    assert fast > res["random"]["days_active_mean"], report
+    assert fast > res["greedy"]["days_active_mean"], report
 
 
 @pytest.mark.slow
