@@ -18,6 +18,7 @@ from recoworld.agents import (
     make_recommender,
     rl,
 )
+from recoworld.evaluation.headline import sem
 from recoworld.runs.runner import run_population
 from recoworld.scenario import deep_merge, load_scenario
 
@@ -272,15 +273,20 @@ def retention_run():
 
 
 @pytest.mark.slow
-def test_fast_ppo_for_retention_beats_random_and_greedy_on_days_active(retention_run) -> None:
-    """PPO_FAST (one epoch in bfloat16, the learning rate decaying) learns too, on the same held-out users."""
-    model = rl.train("ppo", CLAIM_TIMESTEPS, config=CONFIG, seed=0, eval_freq=25_000, eval_episodes=50, **rl.PPO_FAST)
-    fast = rl.evaluate(model, CLAIM_USERS, config=CONFIG)["days_active_mean"]
-    res = retention_run["results"]
-    report = f"PPO_FAST {fast:.2f}, random {res['random']['days_active_mean']:.2f}, greedy {res['greedy']['days_active_mean']:.2f}"
+def test_fast_ppo_beats_greedy_on_the_default_problem() -> None:
+    """PPO_FAST (one epoch in bfloat16, the learning rate decaying), trained as docs/figures/rl.md trains it on the
+    default problem (100 candidates, slates of 10, 600k steps), keeps held-out users longer than greedy relevance
+    (it did in each of five training seeds there; on the reduced problem with 200k steps, too few updates for one
+    epoch, it did not)."""
+    config = rl.retention_config(100, 10)
+    model = rl.train("ppo", 600_000, config=config, seed=0, eval_freq=50_000, eval_episodes=50, **rl.PPO_FAST)
+    fast = rl.evaluate(model, CLAIM_USERS, config=config)
+    greedy = rl.evaluate(make_recommender("greedy", seed=0), CLAIM_USERS, config=config)
+    diff = np.asarray(fast["per_user"]["days_active"]) - np.asarray(greedy["per_user"]["days_active"])
+    report = (f"PPO_FAST {fast['days_active_mean']:.2f}, greedy {greedy['days_active_mean']:.2f}, paired difference "
+              f"{diff.mean():+.2f} ± {sem(diff):.2f}")
     print(report)
-    assert fast > res["random"]["days_active_mean"], report
-    assert fast > res["greedy"]["days_active_mean"], report
+    assert diff.mean() - 2 * sem(diff) > 0, report
 
 
 @pytest.mark.slow
