@@ -126,8 +126,6 @@ def main() -> None:
     parser.add_argument("--lr-decay", action="store_true", help="the learning rate falls linearly to 0 (train's lr_decay)")
     args = parser.parse_args()
 
-    print(f"load average at start: {os.getloadavg()[0]:.1f} (2 cores)", flush=True)
-    cartpole = cartpole_ppo_steps_per_second()
     overrides = {"env": {"num_candidates": args.candidates, "slate_size": args.slate}}
     snapshots = Snapshots(args.curve_every) if args.curve_every else None
     updates = UpdateSeconds()
@@ -139,14 +137,20 @@ def main() -> None:
         key, sep, value = item.partition("=")
         if not sep:
             parser.error(f"--set: '{item}' is not KEY=VALUE")
-        train_kwargs["hyperparams"] = {**train_kwargs["hyperparams"], key: json.loads(value)}
+        try:
+            train_kwargs["hyperparams"] = {**train_kwargs["hyperparams"], key: json.loads(value)}
+        except json.JSONDecodeError:
+            parser.error(f"--set: the value of '{item}' is not JSON (a number, true or false, or a quoted string)")
     if args.lr_decay:
         train_kwargs["lr_decay"] = True
+    print(f"load average at start: {os.getloadavg()[0]:.1f} (2 cores)", flush=True)
+    cartpole = cartpole_ppo_steps_per_second()
     report = compare(
         args.timesteps, "ppo", args.users, args.out, overrides=overrides, seed=args.seed, baselines=BASELINES,
         train_kwargs=train_kwargs,
     )
     report["load_average_end"] = os.getloadavg()[0]
+    report["settings"] = {"name": args.settings, "set": args.set, "lr_decay": args.lr_decay, "precision": args.precision}
     train = report["train"]
     fps = train["timesteps"] / train["wall_seconds"]
     print()
