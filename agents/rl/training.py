@@ -31,8 +31,9 @@ PPO_VECTOR: dict[str, Any] = {
 # PPO_VECTOR's batches in about a third of the time on a CPU with bfloat16 instructions (AVX-512 BF16, AMX): the
 # candidate encoder and critic under bfloat16 autocast, one epoch over each rollout in two minibatches, and a
 # learning rate falling linearly to 0 (without it, one epoch's training drifted down after its first 100-300k
-# steps). Days active and their spread over training seeds against PPO_VECTOR: docs/figures/rl.md. On a CPU
-# without bfloat16 instructions autocast is slower: drop the precision there.
+# steps). Its models keep held-out users about 0.8 days less than PPO_VECTOR's over ten training seeds
+# (docs/figures/rl.md): a quick, weaker model. On a CPU without bfloat16 instructions autocast is slower: drop the
+# precision there.
 PPO_FAST: dict[str, Any] = {
     "n_envs": 64,
     "hyperparams": {"n_steps": 32, "batch_size": 1024, "n_epochs": 1},
