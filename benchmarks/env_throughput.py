@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from typing import NamedTuple
 
 import gymnasium as gym
 import numpy as np
@@ -35,19 +36,37 @@ CONFIG = {"catalog": {"synthetic": {"n_items": 10_000}}, "env": {"num_candidates
 ENDLESS = {**CONFIG, "env": {**CONFIG["env"], "horizon_days": 10_000, "churn_window_days": 10_000}}  # no episode ends
 
 
-def env_steps_per_second(env: gym.Env, seconds: float) -> float:
+class Timing(NamedTuple):
+    """A single env's timed loop: steps taken, wall seconds, seconds spent in resets, resets."""
+
+    steps: int
+    seconds: float
+    reset_seconds: float
+    resets: int
+
+    @property
+    def rate(self) -> float:
+        """Steps per second, resets included."""
+        return self.steps / self.seconds
+
+
+def env_steps(env: gym.Env, seconds: float) -> Timing:
+    """Random actions from a pre-drawn pool for ``seconds``, resetting where an episode ends (resets timed apart)."""
     env.reset(seed=0)
     env.action_space.seed(0)
     actions = [env.action_space.sample() for _ in range(1000)]
     env.step(actions[-1])  # compile (or load the cached kernels) outside the timed loop
     env.reset(seed=0)
-    n, start = 0, time.perf_counter()
+    n, resets, in_reset, start = 0, 0, 0.0, time.perf_counter()
     while time.perf_counter() - start < seconds:
         _, _, terminated, truncated, _ = env.step(actions[n % 1000])
         n += 1
         if terminated or truncated:
+            t0 = time.perf_counter()
             env.reset()
-    return n / (time.perf_counter() - start)
+            in_reset += time.perf_counter() - t0
+            resets += 1
+    return Timing(n, time.perf_counter() - start, in_reset, resets)
 
 
 def vector_env_steps_per_second(env: gym.vector.VectorEnv, seconds: float) -> float:
@@ -123,35 +142,21 @@ def _nothing(parallel, *args) -> bool:
     return parallel
 
 
-def single_env_breakdown(seconds: float) -> None:
-    """The single env's steps and resets timed apart, and the compiled step of its one user."""
+def single_env_breakdown(timing: Timing) -> None:
+    """The single env's steps and resets apart (``timing``: its run in the throughput table), and the compiled step of
+    its one user."""
     from recoworld.world import step as world_step
 
-    env = gym.make("RecoWorld-v0", config=CONFIG)
-    env.reset(seed=0)
-    env.action_space.seed(0)
-    actions = [env.action_space.sample() for _ in range(1000)]
-    in_step = in_reset = 0.0
-    steps = resets = 0
-    start = time.perf_counter()
-    while time.perf_counter() - start < seconds:
-        t0 = time.perf_counter()
-        _, _, terminated, truncated, _ = env.step(actions[steps % 1000])
-        t1 = time.perf_counter()
-        in_step += t1 - t0
-        steps += 1
-        if terminated or truncated:
-            env.reset()
-            in_reset += time.perf_counter() - t1
-            resets += 1
-    print(f"single env: {1e6 * (in_step + in_reset) / steps:.1f} µs a step with resets; steps alone {1e6 * in_step / steps:.1f} µs, "
-          f"a reset every {steps / max(resets, 1):.0f} steps at {1e6 * in_reset / max(resets, 1):.0f} µs ({1e6 * in_reset / steps:.1f} µs a step)")
-    env.close()
+    n, resets = timing.steps, max(timing.resets, 1)
+    print(f"single env: {1e6 * timing.seconds / n:.1f} µs a step with resets; steps alone "
+          f"{1e6 * (timing.seconds - timing.reset_seconds) / n:.1f} µs, a reset every {n / resets:.0f} steps at "
+          f"{1e6 * timing.reset_seconds / resets:.0f} µs ({1e6 * timing.reset_seconds / n:.1f} µs a step)")
     # the compiled call, timed on a user whose episode never ends (a finished user's step does less)
     endless = gym.make("RecoWorld-v0", config=ENDLESS)
     endless.reset(seed=0)
+    endless.action_space.seed(0)
     sim = endless.unwrapped.sim
-    slate = endless.unwrapped.slate_from_action(actions[0])[None, :]
+    slate = endless.unwrapped.slate_from_action(endless.action_space.sample())[None, :]
     whole = median_seconds(lambda: sim.step(slice(None), slate, observe=True), number=2000)
     captured: list[tuple] = []
     kernel = world_step.K.step_flat
@@ -167,6 +172,7 @@ def single_env_breakdown(seconds: float) -> None:
     print(f"  Simulation.step of one user with the observation {1e6 * whole:.1f} µs; its compiled call {1e6 * with_obs:.1f} µs "
           f"({1e6 * without:.1f} µs without the observation), of which dispatching its {len(captured[0])} arguments to a compiled "
           f"function that does nothing {1e6 * dispatch:.1f} µs")
+    endless.close()
 
 
 def vector_env_breakdown(n: int, seconds: float) -> None:
@@ -213,8 +219,9 @@ def main() -> None:
     parser.add_argument("--sb3-steps", type=int, default=8192, help="PPO.learn steps per set-up (0: skip)")
     parser.add_argument("--no-breakdown", action="store_true", help="skip where the time goes")
     args = parser.parse_args()
-    cartpole = env_steps_per_second(gym.make("CartPole-v1"), args.seconds)
-    single = env_steps_per_second(gym.make("RecoWorld-v0", config=CONFIG), args.seconds)
+    cartpole = env_steps(gym.make("CartPole-v1"), args.seconds).rate
+    single_timing = env_steps(gym.make("RecoWorld-v0", config=CONFIG), args.seconds)
+    single = single_timing.rate
     print(f"CartPole-v1 (gym.make)             {cartpole:12,.0f} steps/s")
     print(f"RecoWorld-v0 (gym.make)            {single:12,.0f} steps/s      ratio {single / cartpole:6.3f}x  (target >= 0.25x)")
     bandwidth = memcpy_bytes_per_second(args.seconds)
@@ -248,7 +255,7 @@ def main() -> None:
     print(f"vector env, N = {n}, episodes never end (observations) {steady:12,.0f} env-steps/s   {steady / cartpole:6.2f}x")
     if not args.no_breakdown:
         print()
-        single_env_breakdown(args.seconds)
+        single_env_breakdown(single_timing)
         vector_env_breakdown(1024, args.seconds)
     if args.sb3_steps > 0:
         print()
