@@ -251,6 +251,7 @@ def test_fast_settings_train_one_epoch_in_bfloat16_with_a_decaying_learning_rate
     # the optimizer follows the schedule: after 4,096 of 4,096 steps its rate is the last update's
     assert model.policy.optimizer.param_groups[0]["lr"] < start
     assert rl.PPO_VECTOR["hyperparams"]["n_epochs"] == 3  # the default settings are untouched
+    assert "learning_rate" not in rl.PPO_FAST["hyperparams"] and rl.PPO_FAST["lr_decay"] is True  # nor were PPO_FAST's
 
 
 # ------------------------------------------------------------------ (c) the claim
