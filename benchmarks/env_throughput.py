@@ -137,8 +137,10 @@ def median_seconds(fn, repeats: int = 7, number: int = 1) -> float:
 
 
 @njit
-def _nothing(parallel, *args) -> bool:
-    """A compiled function that only takes the world step's arguments (its dispatch and unboxing cost)."""
+def _nothing(parallel, state, rows, slates, seeds, out_items, out_users, obs_candidates, obs_user, obs_topics,
+             obs_instruction, forced, actions, leave_at) -> bool:
+    """A compiled function that only takes the world step's arguments (their dispatch and unboxing cost; named one by
+    one, as the step's entry takes them: numba's dispatch of ``*args`` holding a StructRef is a hundred times slower)."""
     return parallel
 
 
@@ -159,13 +161,13 @@ def single_env_breakdown(timing: Timing) -> None:
     slate = endless.unwrapped.slate_from_action(endless.action_space.sample())[None, :]
     whole = median_seconds(lambda: sim.step(slice(None), slate, observe=True), number=2000)
     captured: list[tuple] = []
-    kernel = world_step.K.step_flat
-    world_step.K.step_flat = lambda *args: captured.append(args)  # the arguments run_step passes, with and without observation
+    kernel = world_step.step_bound
+    world_step.step_bound = lambda *args: captured.append(args)  # the arguments run_step passes, with and without observation
     try:
         sim.step(slice(None), slate, observe=True)
         sim.step(slice(None), slate, observe=False)
     finally:
-        world_step.K.step_flat = kernel
+        world_step.step_bound = kernel
     with_obs, without = (median_seconds(lambda a=args: kernel(*a), number=2000) for args in captured)
     _nothing(*captured[0])
     dispatch = median_seconds(lambda: _nothing(*captured[0]), number=2000)

@@ -92,34 +92,6 @@ def world_step_parallel(
             observe_rows(lo, hi, rows, candidates, clock, cat, users, log, obs)
 
 
-# world_step's arguments passed flat (see step_flat): the positions of each named structure
-_U0 = 6
-_C0 = _U0 + len(UserArrays._fields)
-_L0 = _C0 + len(CatalogArrays._fields)
-_K0 = _L0 + len(LogArrays._fields)
-_X0 = _K0 + len(ClockArrays._fields)  # candidates
-_O0 = _X0 + 1
-_B0 = _O0 + len(Outputs._fields)
-_D0 = _B0 + len(ObsArrays._fields)
-_END = _D0 + len(Decisions._fields)
-
-
-@njit(cache=True)
-def step_flat(parallel, *a):
-    """:func:`world_step` (or :func:`world_step_parallel` when ``parallel``) with every named structure
-    passed as its fields, in world_step's order, and rebuilt here. Numba's dispatcher is slower on the
-    eight namedtuple arguments than on their arrays: a one-user step with its observation took a median
-    12.2 µs called with namedtuples and 8.0 µs through this entry (docs/figures/throughput.md)."""
-    args = (
-        a[0], a[1], a[2], a[3], a[4], a[5], UserArrays(*a[_U0:_C0]), CatalogArrays(*a[_C0:_L0]), LogArrays(*a[_L0:_K0]),
-        ClockArrays(*a[_K0:_X0]), a[_X0], Outputs(*a[_O0:_B0]), ObsArrays(*a[_B0:_D0]), Decisions(*a[_D0:_END]),
-    )
-    if parallel:
-        world_step_parallel(*args)
-    else:
-        world_step(*args)
-
-
 @njit(cache=True, fastmath=FASTMATH)
 def _step_range(lo, hi, rows, slates, seeds, p, env_vec, reward_weights, users, cat, log, clock, candidates, out, decisions):
     """Users ``rows[lo:hi]`` take their step, with one set of scratch buffers: the user's uniforms,

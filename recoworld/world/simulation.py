@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import operator
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Sequence
@@ -26,7 +27,9 @@ from recoworld.users.parametric import (
 from recoworld.users.population import PendingProfile, PopulationSampler
 from recoworld.users.profile import TONES, UserProfile
 from recoworld.users.protocol import UserBackend
+from recoworld.world.bound import WorldState, bind
 from recoworld.world.catalog import Catalog
+from recoworld.world.layout import catalog_arrays, clock_arrays, log_arrays
 from recoworld.world.observation import observation_buffers
 from recoworld.world.observation import observe as observe_users
 from recoworld.world.platform import Clock, PlatformState
@@ -146,6 +149,8 @@ class Simulation:
         self._all_rows = np.arange(b)
         self._instructions: dict[int, tuple[tuple[int, ...], Instruction]] = {}
         self._words: dict[int, tuple[tuple[int, ...], str]] = {}  # instruction text written by an LLM
+        self._bound_key: tuple | None = None  # what _bound() bound last, and its state
+        self._bound_state: WorldState | None = None
 
     @classmethod
     def sample(cls, scenario: Scenario, n_users: int, rng: np.random.Generator, catalog: Catalog | None = None) -> "Simulation":
@@ -183,6 +188,7 @@ class Simulation:
         state["catalog"], state["backend"] = None, ParametricUserBackend()
         state["_instructions"] = {}  # a cache, rebuilt on demand
         state["candidates"] = None  # redrawn at the start of every day (see retrieve)
+        state["_bound_key"], state["_bound_state"] = None, None  # compiled-code handles: bound again on use
         return state
 
     def __setstate__(self, state: dict) -> None:
@@ -190,6 +196,7 @@ class Simulation:
             state["_profiles"], state["_pending"] = state.pop("profiles"), {}
         self.__dict__.update(state)
         self.candidates = np.zeros((len(self.user_ids), self.env.num_candidates), dtype=np.int64)
+        self._bound_key, self._bound_state = None, None  # also for pickles made before the world was bound
 
     def fork(self) -> "Simulation":
         """An independent copy (users, platform, random state, today's candidates) that serves the same catalog
@@ -274,13 +281,23 @@ class Simulation:
         rows = self._rows(idx)
         if decisions is None:
             decisions = self.backend.decide(self, rows, slates)
-        resp, effects = run_step(
-            rows, slates, self.model.vector, self.users.arrays(), decisions, self.catalog, self.platform, self.clock,
-            self.rng, self._env_vec, self.weights, self.candidates, obs, self.obs_scale, seeds,
-        )
+        resp, effects = run_step(self._bound(), rows, slates, decisions, self.rng, obs, seeds)
         outcome = StepOutcome(resp, effects, obs)
         self.backend.after_step(self, rows, slates, outcome)
         return outcome
+
+    def _bound(self) -> WorldState:
+        """The world's lasting arrays bound for the compiled step, bound again when any of them was replaced
+        (a new catalog, a grown ``consumed`` bitset, users or a log swapped in, a restored pickle)."""
+        key = (self.model.vector, self._env_vec, self.weights, self.users, self.users.consumed, self.catalog,
+               self.platform, self.clock, self.candidates, self.obs_scale)
+        if self._bound_key is None or not all(map(operator.is_, key, self._bound_key)):
+            self._bound_state = bind(
+                self.model.vector, self._env_vec, self.weights, self.users.arrays(), catalog_arrays(self.catalog),
+                log_arrays(self.platform), clock_arrays(self.clock), self.candidates, self.obs_scale,
+            )
+            self._bound_key = key
+        return self._bound_state
 
     def view(self, idx: Index, with_text: bool = False, with_observation: bool = False) -> "UserView":
         """What the platform knows about users ``idx`` at their current decision (optionally with the

@@ -1,30 +1,23 @@
-"""The world's entry to the fused compiled step (``recoworld.world.kernel``): :func:`run_step` packs the
-world's layouts (catalog, platform log, clock, outputs, observation buffers) around the arrays a user
-model gives (its packed parameters, its users' state, the decisions made elsewhere) and calls the
-kernel; :class:`SlateResponse` and :class:`SlateEffects` are named views on what the kernel wrote.
+"""The world's entry to the fused compiled step (``recoworld.world.kernel``): :func:`run_step` calls it on a
+world bound once (``recoworld.world.bound``) with the step's slates, draws, output and observation buffers
+and the decisions made elsewhere; :class:`SlateResponse` and :class:`SlateEffects` are named views on what
+the kernel wrote.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from recoworld.users import layout as UL
-from recoworld.users.layout import Decisions, UserArrays
+from recoworld.users.layout import Decisions
 from recoworld.users.parametric import ForcedDecisions
-from recoworld.world import kernel as K
 from recoworld.world import layout as WL
-from recoworld.world.catalog import Catalog
-from recoworld.world.layout import catalog_arrays, clock_arrays, log_arrays
-
-if TYPE_CHECKING:
-    from recoworld.world.platform import Clock, PlatformState
+from recoworld.world.bound import WorldState, step_bound
 
 PARALLEL_BATCH = 256  # batches at least this large are spread over threads (numba prange)
 _NO_DECISIONS: dict[tuple[int, int], Decisions] = {}
-_NO_SCALE = np.ones(4, dtype=np.float64)
 
 
 def _item_out(col: int, doc: str, as_bool: bool = True) -> property:
@@ -118,32 +111,22 @@ class SlateEffects:
 
 
 def run_step(
+    state: WorldState,
     rows: np.ndarray,
     slates: np.ndarray,
-    params: np.ndarray,
-    users: UserArrays,
     decisions: ForcedDecisions | None,
-    catalog: Catalog,
-    platform: "PlatformState",
-    clock: "Clock",
     rng: np.random.Generator,
-    env_vec: np.ndarray,
-    reward_weights: np.ndarray,
-    candidates: np.ndarray,
     observation: "dict[str, np.ndarray] | None" = None,
-    obs_scale: np.ndarray | None = None,
     seeds: np.ndarray | None = None,
 ) -> tuple[SlateResponse, SlateEffects]:
-    """One world step for users ``rows``: they review their slates (catalog rows, (b, K)) in order;
-    mindsets, the platform log and the clock update; ended sessions lead to a return or churn.
-    Fresh candidates for the next decision are written to ``candidates``; with ``observation``
-    buffers (see recoworld.world.observation) the next observation is filled in too.
+    """One world step for users ``rows`` of the world bound in ``state`` (:func:`recoworld.world.bound.bind`):
+    they review their slates (catalog rows, (b, K)) in order; mindsets, the platform log and the clock update;
+    ended sessions lead to a return or churn. Fresh candidates for the next decision are written to the
+    state's candidate table; with ``observation`` buffers (see recoworld.world.observation) the next
+    observation is filled in too.
 
-    From the user model: ``params`` (its packed parameters, users.layout.PARAM_ORDER), ``users`` (its
-    users' state arrays) and ``decisions`` (the actions of users whose choices come from elsewhere,
-    LLM users). ``seeds`` ((b,) uint64), when given, are the users' random draws instead of ``rng``'s.
-    ``env_vec`` = (max_slates_per_session, churn_window_days, horizon_days); ``reward_weights``
-    weigh the reward components (recoworld.world.rewards.COMPONENTS order).
+    ``decisions``: the actions of users whose choices come from elsewhere (LLM users); ``seeds`` ((b,)
+    uint64), when given, are the users' random draws instead of ``rng``'s.
     """
     rows = np.asarray(rows, dtype=np.int64)
     slates = np.ascontiguousarray(slates, dtype=np.int64)
@@ -152,10 +135,9 @@ def run_step(
     out_item = np.empty((b, k, UL.ITEM_OUTPUTS), dtype=np.float64)
     out_user = np.empty((b, WL.USER_OUTPUTS), dtype=np.float64)
     obs = observation if observation is not None else _NO_OBSERVATION
-    K.step_flat(
-        b >= PARALLEL_BATCH, rows, slates, seeds, params, env_vec, reward_weights, *users,
-        *catalog_arrays(catalog), *log_arrays(platform), *clock_arrays(clock), candidates, out_item, out_user,
-        obs_scale if obs_scale is not None else _NO_SCALE, obs["candidates"], obs["user"], obs["topics"], obs["instruction"],
+    step_bound(
+        b >= PARALLEL_BATCH, state, rows, slates, seeds, out_item, out_user,
+        obs["candidates"], obs["user"], obs["topics"], obs["instruction"],
         *(decisions.as_tuple() if decisions is not None else _no_decisions(b, k)),
     )
     return SlateResponse(out_item, out_user), SlateEffects(out_user)

@@ -20,20 +20,18 @@ from recoworld.agents.baselines import GreedyRelevance
 from recoworld.runs.runner import run_population
 from recoworld.scenario import load_scenario
 
-from recoworld.world import kernel as K
-
 assert numba.get_num_threads() == 2
-step_flat = K.step_flat
+step_bound = step.step_bound
 calls = []
 
 
-def counted(parallel, *args):
+def counted(parallel, state, rows, *args):
     if parallel:  # the step runs world_step_parallel
-        calls.append(len(args[0]))
-    return step_flat(parallel, *args)
+        calls.append(len(rows))
+    return step_bound(parallel, state, rows, *args)
 
 
-K.step_flat = counted
+step.step_bound = counted
 config = {"seed": 4, "users": {"n_users": 1000}, "catalog": {"synthetic": {"n_items": 800}},
           "env": {"num_candidates": 40, "slate_size": 5, "horizon_days": 3}, "recommenders": [{"name": "greedy"}]}
 out = {}

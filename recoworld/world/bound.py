@@ -1,0 +1,89 @@
+"""The world's lasting arrays bound once into one compiled structure (a numba StructRef), and the entry to
+the fused step that takes it.
+
+A step passes the kernel its parameters, the users' state, the catalog, the platform log, the clock and the
+candidate table: 30 arrays that stay the same objects from step to step. Numba unboxes every array argument
+on every call (about 55 ns each), and Python builds the named tuples around them first. Bound into a
+:class:`WorldState` they cross into compiled code as one pointer: :func:`step_bound` rebuilds the kernel's
+named tuples inside, from the state's fields, so the kernel's code and results are those of
+``recoworld.world.kernel.world_step``. Only what changes per call (rows, slates, seeds, output and
+observation buffers, decisions) is passed as arrays.
+
+Imports: numba, ``recoworld.users.layout``, ``recoworld.world.kernel``, ``recoworld.world.layout``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from numba import njit, types
+from numba.experimental import structref
+
+from recoworld.users.layout import Decisions, UserArrays
+from recoworld.world.kernel import world_step, world_step_parallel
+from recoworld.world.layout import CatalogArrays, ClockArrays, LogArrays, ObsArrays, Outputs
+
+FIELDS: tuple[str, ...] = (
+    "params",
+    "env_vec",
+    "reward_weights",
+    *(f"user_{f}" for f in UserArrays._fields),
+    *(f"cat_{f}" for f in CatalogArrays._fields),
+    *(f"log_{f}" for f in LogArrays._fields),
+    *(f"clock_{f}" for f in ClockArrays._fields),
+    "candidates",
+    "obs_scale",
+)
+
+
+@structref.register
+class WorldStateType(types.StructRef):
+    """Numba's type of :class:`WorldState`."""
+
+    def preprocess_fields(self, fields):
+        return tuple((name, types.unliteral(t)) for name, t in fields)
+
+
+class WorldState(structref.StructRefProxy):
+    """The arrays of one simulation that every step reads and writes in place (fields: :data:`FIELDS`)."""
+
+
+structref.define_proxy(WorldState, WorldStateType, list(FIELDS))
+
+
+def bind(
+    params: np.ndarray, env_vec: np.ndarray, reward_weights: np.ndarray, users: UserArrays, catalog: CatalogArrays,
+    log: LogArrays, clock: ClockArrays, candidates: np.ndarray, obs_scale: np.ndarray,
+) -> WorldState:
+    """A :class:`WorldState` holding these arrays (not copies: the step writes into them)."""
+    return WorldState(params, env_vec, reward_weights, *users, *catalog, *log, *clock, candidates, obs_scale)
+
+
+@njit(cache=True)
+def step_bound(
+    parallel, w, rows, slates, seeds, out_items, out_users, obs_candidates, obs_user, obs_topics, obs_instruction,
+    forced, actions, leave_at,
+) -> None:
+    """``world_step`` (``world_step_parallel`` when ``parallel``) of users ``rows`` on the world ``w`` (a
+    :class:`WorldState`); empty observation buffers (0 rows) mean no observation."""
+    users = UserArrays(w.user_taste, w.user_recent, w.user_traits, w.user_mind, w.user_topic_state, w.user_instr,
+                       w.user_consumed)
+    cat = CatalogArrays(w.cat_topic, w.cat_embeddings, w.cat_mean_embedding, w.cat_quality, w.cat_popularity,
+                        w.cat_duration, w.cat_duration_scaled, w.cat_created_day)
+    log = LogArrays(w.log_est_taste, w.log_topics, w.log_hist_items, w.log_hist_engagement, w.log_hist_next, w.log_stats)
+    clock = ClockArrays(w.clock_day, w.clock_session_step, w.clock_days_active, w.clock_churned, w.clock_finished)
+    out = Outputs(out_items, out_users)
+    obs = ObsArrays(w.obs_scale, obs_candidates, obs_user, obs_topics, obs_instruction)
+    decisions = Decisions(forced, actions, leave_at)
+    if parallel:
+        world_step_parallel(rows, slates, seeds, w.params, w.env_vec, w.reward_weights, users, cat, log, clock,
+                            w.candidates, out, obs, decisions)
+    else:
+        world_step(rows, slates, seeds, w.params, w.env_vec, w.reward_weights, users, cat, log, clock, w.candidates,
+                   out, obs, decisions)
+
+
+def field_arrays(state: WorldState) -> dict[str, Any]:
+    """The state's arrays by field name (for checks and tests)."""
+    return {name: getattr(state, name) for name in FIELDS}
