@@ -64,9 +64,8 @@ def observe_user(i: int, r: int, cands, clock, cat, users, log, obs) -> None:
     dim = log.est_taste.shape[1]
     width = n_topics + 8
     feats, topics_out, user, scale = obs.candidates, obs.topics, obs.user, obs.scale
-    for c in range(cands.shape[1]):
-        feats[i, c * width: c * width + n_topics] = 0.0
-    obs.instruction[i] = 0.0
+    for q in range(obs.instruction.shape[1]):
+        obs.instruction[i, q] = 0.0
     norm = 0.0
     for d in range(dim):
         norm += log.est_taste[r, d] * log.est_taste[r, d]
@@ -82,6 +81,8 @@ def observe_user(i: int, r: int, cands, clock, cat, users, log, obs) -> None:
         it = cands[r, c]
         t = cat.topic[it]
         base = c * width
+        for q in range(n_topics):  # a loop, not a slice assignment: a slice builds a view per candidate
+            feats[i, base + q] = 0.0
         feats[i, base + t] = 1.0
         aff = np.float32(0.0)
         for d in range(dim):
