@@ -22,6 +22,7 @@ from numba.experimental import structref
 
 from recoworld.users.layout import Decisions, UserArrays
 from recoworld.world.kernel import world_step, world_step_parallel
+from recoworld.world.observation_kernel import observe_kernel
 from recoworld.world.layout import CatalogArrays, ClockArrays, LogArrays, ObsArrays, Outputs
 
 FIELDS: tuple[str, ...] = (
@@ -60,6 +61,18 @@ def bind(
     return WorldState(params, env_vec, reward_weights, *users, *catalog, *log, *clock, candidates, obs_scale)
 
 
+@njit(cache=True, inline="always")
+def _views(w):
+    """The kernel's named tuples (users, catalog, log, clock) on the state's arrays."""
+    users = UserArrays(w.user_taste, w.user_recent, w.user_traits, w.user_mind, w.user_topic_state, w.user_instr,
+                       w.user_consumed)
+    cat = CatalogArrays(w.cat_topic, w.cat_embeddings, w.cat_mean_embedding, w.cat_quality, w.cat_popularity,
+                        w.cat_duration, w.cat_duration_scaled, w.cat_created_day)
+    log = LogArrays(w.log_est_taste, w.log_topics, w.log_hist_items, w.log_hist_engagement, w.log_hist_next, w.log_stats)
+    clock = ClockArrays(w.clock_day, w.clock_session_step, w.clock_days_active, w.clock_churned, w.clock_finished)
+    return users, cat, log, clock
+
+
 @njit(cache=True)
 def step_bound(
     parallel, w, rows, slates, seeds, out_items, out_users, obs_candidates, obs_user, obs_topics, obs_instruction,
@@ -67,12 +80,7 @@ def step_bound(
 ) -> None:
     """``world_step`` (``world_step_parallel`` when ``parallel``) of users ``rows`` on the world ``w`` (a
     :class:`WorldState`); empty observation buffers (0 rows) mean no observation."""
-    users = UserArrays(w.user_taste, w.user_recent, w.user_traits, w.user_mind, w.user_topic_state, w.user_instr,
-                       w.user_consumed)
-    cat = CatalogArrays(w.cat_topic, w.cat_embeddings, w.cat_mean_embedding, w.cat_quality, w.cat_popularity,
-                        w.cat_duration, w.cat_duration_scaled, w.cat_created_day)
-    log = LogArrays(w.log_est_taste, w.log_topics, w.log_hist_items, w.log_hist_engagement, w.log_hist_next, w.log_stats)
-    clock = ClockArrays(w.clock_day, w.clock_session_step, w.clock_days_active, w.clock_churned, w.clock_finished)
+    users, cat, log, clock = _views(w)
     out = Outputs(out_items, out_users)
     obs = ObsArrays(w.obs_scale, obs_candidates, obs_user, obs_topics, obs_instruction)
     decisions = Decisions(forced, actions, leave_at)
@@ -82,6 +90,14 @@ def step_bound(
     else:
         world_step(rows, slates, seeds, w.params, w.env_vec, w.reward_weights, users, cat, log, clock, w.candidates,
                    out, obs, decisions)
+
+
+@njit(cache=True)
+def observe_bound(w, rows, obs_candidates, obs_user, obs_topics, obs_instruction) -> None:
+    """The observation of users ``rows`` of the world ``w`` written into the buffers (row i for user ``rows[i]``)."""
+    users, cat, log, clock = _views(w)
+    obs = ObsArrays(w.obs_scale, obs_candidates, obs_user, obs_topics, obs_instruction)
+    observe_kernel(rows, w.candidates, clock, cat, users, log, obs)
 
 
 def field_arrays(state: WorldState) -> dict[str, Any]:

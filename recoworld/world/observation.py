@@ -7,8 +7,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 import numpy as np
 from gymnasium import spaces
 
-from recoworld.world.layout import ObsArrays, catalog_arrays, clock_arrays, log_arrays
-from recoworld.world.observation_kernel import observe_kernel
+from recoworld.world.bound import WorldState, observe_bound
 from recoworld.users.parametric import Index, user_rows
 
 if TYPE_CHECKING:
@@ -30,6 +29,9 @@ class ObservedWorld(Protocol):
     clock: Clock
     candidates: np.ndarray  # (B, num_candidates) today's candidate item rows
     obs_scale: np.ndarray  # the observation's normalising constants
+
+    def bound(self) -> WorldState:
+        """The arrays above bound for compiled code (``recoworld.world.bound``)."""
 
 CANDIDATE_FEATURES: tuple[str, ...] = (
     "quality",
@@ -88,9 +90,7 @@ def observe(sim: ObservedWorld, idx: Index, out: dict[str, np.ndarray] | None = 
     After a step, :meth:`Simulation.step` with ``observe=True`` returns the same arrays without
     a second pass; this function serves resets and ad-hoc looks.
     """
-    cat, plat, users = sim.catalog, sim.platform, sim.users
-    rows = user_rows(users, idx)
+    rows = user_rows(sim.users, idx)
     out = observation_buffers(sim, len(rows)) if out is None else out
-    obs = ObsArrays(sim.obs_scale, out["candidates"], out["user"], out["topics"], out["instruction"])
-    observe_kernel(rows, sim.candidates, clock_arrays(sim.clock), catalog_arrays(cat), users.arrays(), log_arrays(plat), obs)
+    observe_bound(sim.bound(), rows, out["candidates"], out["user"], out["topics"], out["instruction"])
     return out

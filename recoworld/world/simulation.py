@@ -149,7 +149,7 @@ class Simulation:
         self._all_rows = np.arange(b)
         self._instructions: dict[int, tuple[tuple[int, ...], Instruction]] = {}
         self._words: dict[int, tuple[tuple[int, ...], str]] = {}  # instruction text written by an LLM
-        self._bound_key: tuple | None = None  # what _bound() bound last, and its state
+        self._bound_key: tuple | None = None  # what bound() bound last, and its state
         self._bound_state: WorldState | None = None
 
     @classmethod
@@ -281,12 +281,12 @@ class Simulation:
         rows = self._rows(idx)
         if decisions is None:
             decisions = self.backend.decide(self, rows, slates)
-        resp, effects = run_step(self._bound(), rows, slates, decisions, self.rng, obs, seeds)
+        resp, effects = run_step(self.bound(), rows, slates, decisions, self.rng, obs, seeds)
         outcome = StepOutcome(resp, effects, obs)
         self.backend.after_step(self, rows, slates, outcome)
         return outcome
 
-    def _bound(self) -> WorldState:
+    def bound(self) -> WorldState:
         """The world's lasting arrays bound for the compiled step, bound again when any of them was replaced
         (a new catalog, a grown ``consumed`` bitset, users or a log swapped in, a restored pickle)."""
         key = (self.model.vector, self._env_vec, self.weights, self.users, self.users.consumed, self.catalog,
