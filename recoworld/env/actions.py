@@ -52,14 +52,28 @@ def serve(candidates: np.ndarray, positions: np.ndarray) -> tuple[np.ndarray, np
     return slates, repeats
 
 
-def serve_one(candidates: np.ndarray, positions: np.ndarray) -> tuple[np.ndarray, int]:
-    """:func:`serve` for one user: (M,) candidates, (K,) positions; a slate without repeats is checked
-    in Python (faster than the compiled call for one row)."""
-    slate = candidates[positions]
-    if len(set(slate.tolist())) == len(slate):
-        return slate, 0
-    slates, repeats = serve(candidates[None], positions[None])
-    return slates[0], int(repeats[0])
+def serve_one(candidates: np.ndarray, action: Any, k: int, high: int, what: str) -> tuple[np.ndarray, int]:
+    """One user's slate for ``action``, ``k`` candidate positions into the (M,) ``candidates``, checked as
+    :func:`check_actions` checks it (named ``action``), and how many of its slots repeated an earlier slot's item.
+    An int64 array of shape (k,) (what ``MultiDiscrete.sample()`` and SB3 give) is checked and served in one
+    compiled call; anything else, or a value out of range, goes through :func:`check_actions` and its error."""
+    slate = np.empty(k, dtype=np.int64)
+    if type(action) is np.ndarray and action.dtype == np.int64 and action.shape == (k,):
+        repeats = _serve_checked(candidates, action, high, slate)
+        if repeats >= 0:
+            return slate, repeats
+    positions = check_actions(action, (k,), high, what, "action")
+    return slate, _serve_checked(candidates, np.ascontiguousarray(positions), high, slate)
+
+
+@njit(cache=True)
+def _serve_checked(candidates: np.ndarray, positions: np.ndarray, high: int, slate: np.ndarray) -> int:
+    """:func:`_serve` of one row into ``slate``, after checking every position lies in [0, high): the slots that
+    repeated an item, or -1 (nothing served) when a position is out of range."""
+    for j in range(len(positions)):
+        if positions[j] < 0 or positions[j] >= high:
+            return -1
+    return _serve_row(candidates, positions, slate, np.empty(len(positions), dtype=np.int64))
 
 
 @njit(cache=True)
@@ -67,37 +81,44 @@ def _serve(candidates: np.ndarray, positions: np.ndarray, slates: np.ndarray, re
     """``slates[i, j] = candidates[i, positions[i, j]]``, then each slot that repeats an earlier slot's
     item takes the next candidate of row i whose item is not in the slate; ``repeats[i]`` counts those
     slots (a slot stays as it is when no candidate is left)."""
-    n, k = positions.shape
-    asked = np.empty(k, dtype=np.int64)
-    for i in range(n):
-        dup = False
-        for j in range(k):
-            item = candidates[i, positions[i, j]]
-            slates[i, j] = item
-            for jj in range(j):
-                if slates[i, jj] == item:
-                    dup = True
-        if not dup:
-            continue  # the common case: served as asked
-        asked[:] = slates[i]
-        c = 0
-        for j in range(1, k):
-            seen = False
-            for jj in range(j):
-                if slates[i, jj] == slates[i, j]:
-                    seen = True
+    asked = np.empty(positions.shape[1], dtype=np.int64)
+    for i in range(positions.shape[0]):
+        repeats[i] += _serve_row(candidates[i], positions[i], slates[i], asked)
+
+
+@njit(cache=True, inline="always")
+def _serve_row(candidates: np.ndarray, positions: np.ndarray, slate: np.ndarray, asked: np.ndarray) -> int:
+    """One row of :func:`_serve` (``asked``: (K,) scratch); the number of slots that repeated an item."""
+    k = len(positions)
+    dup = False
+    for j in range(k):
+        item = candidates[positions[j]]
+        slate[j] = item
+        for jj in range(j):
+            if slate[jj] == item:
+                dup = True
+    if not dup:
+        return 0  # the common case: served as asked
+    asked[:] = slate
+    repeats, c = 0, 0
+    for j in range(1, k):
+        seen = False
+        for jj in range(j):
+            if slate[jj] == slate[j]:
+                seen = True
+                break
+        if not seen:
+            continue
+        repeats += 1
+        while c < len(candidates):
+            fill = candidates[c]
+            c += 1
+            taken = False
+            for jj in range(k):
+                if asked[jj] == fill or (jj < j and slate[jj] == fill):
+                    taken = True  # asked for in this slate, or an earlier fill (candidates repeat items)
                     break
-            if not seen:
-                continue
-            repeats[i] += 1
-            while c < candidates.shape[1]:
-                fill = candidates[i, c]
-                c += 1
-                taken = False
-                for jj in range(k):
-                    if asked[jj] == fill or (jj < j and slates[i, jj] == fill):
-                        taken = True  # asked for in this slate, or an earlier fill (candidates repeat items)
-                        break
-                if not taken:
-                    slates[i, j] = fill
-                    break
+            if not taken:
+                slate[j] = fill
+                break
+    return repeats

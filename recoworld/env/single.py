@@ -25,6 +25,7 @@ from recoworld.users.profile import UserProfile
 
 ALL = slice(None)
 ROW0 = np.zeros(1, dtype=np.int64)
+_LABEL_OF_CODE = {float(code): label for code, label in enumerate(ACTION_LABELS)}  # the kernel writes codes as floats
 
 
 def draw_users(
@@ -202,10 +203,11 @@ class RecoWorldEnv(gym.Env):
 
     def _serve(self, action: Any) -> tuple[np.ndarray, int]:
         """The slate's catalog rows and how many of its slots repeated an item."""
-        what = "candidate positions" if self.action_mode == "slate" else "topics"
-        a = check_actions(action, (self.slate_size,), int(self.action_space.nvec[0]), what, "action")
-        positions = a if self.action_mode == "slate" else fill_topics(self.sim.view(ALL), self.catalog.popularity, a[None])[0]
-        return serve_one(self.sim.candidates[0], positions)
+        if self.action_mode == "slate":
+            return serve_one(self.sim.candidates[0], action, self.slate_size, self.n_candidates, "candidate positions")
+        topics = check_actions(action, (self.slate_size,), self.n_topics, "topics", "action")
+        positions = fill_topics(self.sim.view(ALL), self.catalog.popularity, topics[None])[0]
+        return serve_one(self.sim.candidates[0], positions, self.slate_size, self.n_candidates, "candidate positions")
 
     def fill_topics(self, topics: np.ndarray) -> np.ndarray:
         """In-topic ranker: each slot takes the best unused candidate of its topic by engagement affinity,
@@ -240,14 +242,14 @@ class RecoWorldEnv(gym.Env):
         return {k: v[0] for k, v in observe(self.sim, ALL).items()}
 
     def _get_info(self, out: StepOutcome | None, per_user: list[float] | None = None) -> dict[str, Any]:
-        sim = self.sim
+        sim, clock = self.sim, self.sim.clock  # scalars read with .item(): plain Python numbers, no numpy scalar
         info: dict[str, Any] = {
             "user_id": sim.user_ids[0],
-            "day": int(sim.day[0]),
-            "session": int(sim.platform.sessions[0]),
-            "session_step": int(sim.session_step[0]),
+            "day": clock.day.item(0),
+            "session": int(sim.platform.stats.item(0, WL.S_SESSIONS)),
+            "session_step": clock.session_step.item(0),
         }
-        instr = sim.instruction(0) if sim.users.instr[0, UL.AGE] >= 0 else None
+        instr = sim.instruction(0) if sim.users.instr.item(0, UL.AGE) >= 0 else None
         info["instruction"] = instr.text if instr else None
         if instr is not None and instr is not self._intent[0]:
             self._intent = (instr, instr.intent.model_dump())  # dumped once per instruction
@@ -259,7 +261,7 @@ class RecoWorldEnv(gym.Env):
         info["rewards"] = dict(zip(COMPONENTS, per_user[: WL.N_COMPONENTS]))
         info["items"] = self.catalog.item_id[slate].tolist()
         items = out.response.items[0]
-        info["actions"] = [ACTION_LABELS[int(c)] for c in items[:, UL.O_ACTION].tolist()]
+        info["actions"] = list(map(_LABEL_OF_CODE.__getitem__, items[:, UL.O_ACTION].tolist()))
         info["watch_seconds"] = items[:, UL.O_WATCH_SECONDS].tolist()
         comp = per_user[WL.U_COMPLIANCE]
         info["compliance"] = None if comp != comp else comp  # nan: no instruction was pending
