@@ -195,10 +195,10 @@ class PopulationSampler:
         )
         traits = np.round(traits, 4)
         tone = np.empty(n, dtype=np.int64)
-        for s, (index, cum) in enumerate(table.tones):
+        for s in sorted(set(seg_of.tolist()) & set(range(len(table.tones)))):  # the segments drawn (a reset draws one)
+            index, cum = table.tones[s]
             mine = seg_of == s
-            if mine.any():
-                tone[mine] = index[np.searchsorted(cum, u[mine, 7] * cum[-1], side="right")]
+            tone[mine] = index[np.searchsorted(cum, u[mine, 7] * cum[-1], side="right")]
         draws = [
             ProfileDraw(s, u[q], interests[q, :k], weights[q, :k], dislikes[q, :d], traits[q], tn)
             for q, (s, k, d, tn) in enumerate(zip(seg_of.tolist(), n_int.tolist(), n_dis.tolist(), tone.tolist()))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import operator
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from functools import lru_cache
 from typing import Sequence
 
@@ -222,13 +222,11 @@ class Simulation:
         """Rows ``rows`` start over with new users (how an env resets): ``profiles`` (or drawn profiles, written
         out on first use) with their state ``users`` (a UserBatch of ``len(rows)`` users), an empty platform log
         and clock, and candidates drawn from ``seeds`` (one raw draw each), as a fresh one-user simulation has them."""
-        from dataclasses import fields
-
         rows = np.asarray(rows, dtype=np.int64)
-        empty_log = PlatformState.empty(1, self.catalog, self.platform.hist_items.shape[1])
-        for mine, theirs in ((self.users, users), (self.platform, empty_log), (self.clock, Clock.start(1))):
-            for f in fields(mine):
-                getattr(mine, f.name)[rows] = getattr(theirs, f.name)
+        empty_log, start = self._fresh_user()
+        for mine, theirs in ((self.users, users), (self.platform, empty_log), (self.clock, start)):
+            for name in _field_names(type(mine)):
+                getattr(mine, name)[rows] = getattr(theirs, name)  # a one-row log and clock broadcast to every row
         K.retrieve_kernel(rows, np.asarray(seeds, dtype=np.uint64), self.candidates, len(self.catalog))
         memory = getattr(self.backend, "memory", None)  # an LLM backend's per-row memory
         for r, profile in zip(rows.tolist(), profiles):
@@ -242,6 +240,15 @@ class Simulation:
             self._words.pop(r, None)
             if memory is not None:
                 memory.pop(r, None)
+
+    def _fresh_user(self) -> tuple[PlatformState, Clock]:
+        """The empty platform log and the clock of one new user, made once (they depend only on the catalog's topics
+        and embedding size and on the history length) and only ever read."""
+        key = (self.catalog.n_topics, self.catalog.embeddings.shape[1], self.platform.hist_items.shape[1])
+        fresh = getattr(self, "_fresh", None)
+        if fresh is None or fresh[0] != key:
+            fresh = self._fresh = (key, PlatformState.empty(1, self.catalog, key[2]), Clock.start(1))
+        return fresh[1], fresh[2]
 
     @property
     def alive(self) -> np.ndarray:
@@ -401,6 +408,12 @@ class Simulation:
                                   text=self.instruction_text(row, key))
         self._instructions[row] = (key, instruction)
         return instruction
+
+
+@lru_cache(maxsize=None)
+def _field_names(cls: type) -> tuple[str, ...]:
+    """The dataclass fields of ``cls`` by name."""
+    return tuple(f.name for f in fields(cls))
 
 
 def _intent_fields(names: Sequence[str], key: tuple[int, ...]) -> tuple[str | None, str | None, bool]:
