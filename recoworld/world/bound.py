@@ -4,12 +4,16 @@ the fused step that takes it.
 A step passes the kernel its parameters, the users' state, the catalog, the platform log, the clock and the
 candidate table: 30 arrays that stay the same objects from step to step. Numba unboxes every array argument
 on every call (about 55 ns each), and Python builds the named tuples around them first. Bound into a
-:class:`WorldState` they cross into compiled code as one pointer: :func:`step_bound` rebuilds the kernel's
-named tuples inside, from the state's fields, so the kernel's code and results are those of
-``recoworld.world.kernel.world_step``. Only what changes per call (rows, slates, seeds, output and
+:class:`WorldState` they cross into compiled code as one pointer: ``recoworld.world.kernel.step_bound`` and
+:func:`observe_bound` rebuild the kernel's named tuples inside, from the state's fields (:func:`views`), so
+the kernel's code and results are unchanged. Only what changes per call (rows, slates, seeds, output and
 observation buffers, decisions) is passed as arrays.
 
-Imports: numba, ``recoworld.users.layout``, ``recoworld.world.kernel``, ``recoworld.world.layout``.
+The step's entry lives in ``recoworld.world.kernel``, beside the threaded kernel it calls: a cached function
+that calls a ``parallel=True`` function of another module crashed on loading from numba's cache after the
+calling module alone had been recompiled.
+
+Imports: numba, ``recoworld.users.layout``, ``recoworld.world.layout``, ``recoworld.world.observation_kernel``.
 """
 
 from __future__ import annotations
@@ -20,10 +24,9 @@ import numpy as np
 from numba import njit, types
 from numba.experimental import structref
 
-from recoworld.users.layout import Decisions, UserArrays
-from recoworld.world.kernel import world_step, world_step_parallel
+from recoworld.users.layout import UserArrays
 from recoworld.world.observation_kernel import observe_kernel
-from recoworld.world.layout import CatalogArrays, ClockArrays, LogArrays, ObsArrays, Outputs
+from recoworld.world.layout import CatalogArrays, ClockArrays, LogArrays, ObsArrays
 
 FIELDS: tuple[str, ...] = (
     "params",
@@ -62,7 +65,7 @@ def bind(
 
 
 @njit(cache=True, inline="always")
-def _views(w):
+def views(w):
     """The kernel's named tuples (users, catalog, log, clock) on the state's arrays."""
     users = UserArrays(w.user_taste, w.user_recent, w.user_traits, w.user_mind, w.user_topic_state, w.user_instr,
                        w.user_consumed)
@@ -74,32 +77,20 @@ def _views(w):
 
 
 @njit(cache=True)
-def step_bound(
-    parallel, w, rows, slates, seeds, out_items, out_users, obs_candidates, obs_user, obs_topics, obs_instruction,
-    forced, actions, leave_at,
-) -> None:
-    """``world_step`` (``world_step_parallel`` when ``parallel``) of users ``rows`` on the world ``w`` (a
-    :class:`WorldState`); empty observation buffers (0 rows) mean no observation."""
-    users, cat, log, clock = _views(w)
-    out = Outputs(out_items, out_users)
-    obs = ObsArrays(w.obs_scale, obs_candidates, obs_user, obs_topics, obs_instruction)
-    decisions = Decisions(forced, actions, leave_at)
-    if parallel:
-        world_step_parallel(rows, slates, seeds, w.params, w.env_vec, w.reward_weights, users, cat, log, clock,
-                            w.candidates, out, obs, decisions)
-    else:
-        world_step(rows, slates, seeds, w.params, w.env_vec, w.reward_weights, users, cat, log, clock, w.candidates,
-                   out, obs, decisions)
-
-
-@njit(cache=True)
 def observe_bound(w, rows, obs_candidates, obs_user, obs_topics, obs_instruction) -> None:
     """The observation of users ``rows`` of the world ``w`` written into the buffers (row i for user ``rows[i]``)."""
-    users, cat, log, clock = _views(w)
+    users, cat, log, clock = views(w)
     obs = ObsArrays(w.obs_scale, obs_candidates, obs_user, obs_topics, obs_instruction)
     observe_kernel(rows, w.candidates, clock, cat, users, log, obs)
 
 
+@njit(cache=True)
+def _unbind(w):
+    users, cat, log, clock = views(w)
+    return w.params, w.env_vec, w.reward_weights, users, cat, log, clock, w.candidates, w.obs_scale
+
+
 def field_arrays(state: WorldState) -> dict[str, Any]:
-    """The state's arrays by field name (for checks and tests)."""
-    return {name: getattr(state, name) for name in FIELDS}
+    """The state's arrays by field name, as Python sees them (the same array objects that were bound)."""
+    params, env_vec, weights, users, cat, log, clock, candidates, obs_scale = _unbind(state)
+    return dict(zip(FIELDS, (params, env_vec, weights, *users, *cat, *log, *clock, candidates, obs_scale)))

@@ -41,6 +41,7 @@ from recoworld.users.mindset_update import (
     after_click, after_review, disengagement_risk, drift_taste, fade_between_slates, follow_up_instruction, satisfaction_after_slate,
     speak_up,
 )
+from recoworld.world.bound import views
 from recoworld.world.layout import (
     CatalogArrays, ClockArrays, LogArrays, ObsArrays, Outputs,
     N_COMPONENTS, U_COMMENTS, U_COMPLIANCE, U_CLICKS, U_EMITTED, U_IGNORED, U_LEFT, U_LEFT_AT, U_LIKES, U_RESOLVED,
@@ -90,6 +91,25 @@ def world_step_parallel(
         _step_range(lo, hi, rows, slates, seeds, p, env_vec, reward_weights, users, cat, log, clock, candidates, out, decisions)
         if observe:  # a user's observation reads only their own rows, so each chunk observes its users
             observe_rows(lo, hi, rows, candidates, clock, cat, users, log, obs)
+
+
+@njit(cache=True)
+def step_bound(
+    parallel, w, rows, slates, seeds, out_items, out_users, obs_candidates, obs_user, obs_topics, obs_instruction,
+    forced, actions, leave_at,
+) -> None:
+    """``world_step`` (``world_step_parallel`` when ``parallel``) of users ``rows`` on the world ``w`` (a
+    :class:`WorldState`); empty observation buffers (0 rows) mean no observation."""
+    users, cat, log, clock = views(w)
+    out = Outputs(out_items, out_users)
+    obs = ObsArrays(w.obs_scale, obs_candidates, obs_user, obs_topics, obs_instruction)
+    decisions = Decisions(forced, actions, leave_at)
+    if parallel:
+        world_step_parallel(rows, slates, seeds, w.params, w.env_vec, w.reward_weights, users, cat, log, clock,
+                            w.candidates, out, obs, decisions)
+    else:
+        world_step(rows, slates, seeds, w.params, w.env_vec, w.reward_weights, users, cat, log, clock, w.candidates,
+                   out, obs, decisions)
 
 
 @njit(cache=True, fastmath=FASTMATH)

@@ -14,7 +14,8 @@ from recoworld.users import layout as UL
 from recoworld.users.layout import Decisions
 from recoworld.users.parametric import ForcedDecisions
 from recoworld.world import layout as WL
-from recoworld.world.bound import WorldState, step_bound
+from recoworld.world.bound import WorldState
+from recoworld.world.kernel import step_bound
 
 PARALLEL_BATCH = 256  # batches at least this large are spread over threads (numba prange)
 _NO_DECISIONS: dict[tuple[int, int], Decisions] = {}
