@@ -63,7 +63,7 @@ def serve_one(candidates: np.ndarray, action: Any, k: int, high: int, what: str)
         if repeats >= 0:
             return slate, repeats
     positions = check_actions(action, (k,), high, what, "action")
-    return slate, _serve_checked(candidates, np.ascontiguousarray(positions), high, slate)
+    return slate, _serve_checked(candidates, np.ascontiguousarray(positions, dtype=np.int64), high, slate)
 
 
 @njit(cache=True)

@@ -1,5 +1,5 @@
-"""The world's lasting arrays bound once into one compiled structure (a numba StructRef), and the entry to
-the fused step that takes it.
+"""The world's lasting arrays bound once into one compiled structure (a numba StructRef), and the
+observation's entry that takes it (the step's entry, ``recoworld.world.kernel.step_bound``, takes it too).
 
 A step passes the kernel its parameters, the users' state, the catalog, the platform log, the clock and the
 candidate table: 30 arrays that stay the same objects from step to step. Numba unboxes every array argument

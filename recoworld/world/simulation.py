@@ -295,7 +295,9 @@ class Simulation:
 
     def bound(self) -> WorldState:
         """The world's lasting arrays bound for the compiled step, bound again when any of them was replaced
-        (a new catalog, a grown ``consumed`` bitset, users or a log swapped in, a restored pickle)."""
+        (a new catalog, a grown ``consumed`` bitset, users or a log swapped in, a restored pickle). The arrays
+        inside the users, the log and the clock are written in place and never replaced, except ``consumed``
+        (grown by :meth:`set_catalog`), which is why that one array is part of the key."""
         key = (self.model.vector, self._env_vec, self.weights, self.users, self.users.consumed, self.catalog,
                self.platform, self.clock, self.candidates, self.obs_scale)
         if self._bound_key is None or not all(map(operator.is_, key, self._bound_key)):
