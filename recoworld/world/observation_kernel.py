@@ -77,6 +77,13 @@ def observe_user(i: int, r: int, cands, clock, cat, users, log, obs) -> None:
         topics_out[i, t] = log.topics[r, P_CLICK, t] / click_total
         topics_out[i, n_topics + t] = log.topics[r, P_SHOWN, t] / shown_total
     day = clock.day[r]
+    taste = log.est_taste[r]
+    for c in range(cands.shape[1]):  # the affinities first, in a loop of loads only (their memory reads overlap)
+        row = cat.embeddings[cands[r, c]]
+        aff = np.float32(0.0)
+        for d in range(dim):
+            aff += row[d] * taste[d]
+        feats[i, c * width + n_topics + 5] = min(1.0, max(-1.0, aff * inv))
     for c in range(cands.shape[1]):
         it = cands[r, c]
         t = cat.topic[it]
@@ -84,9 +91,6 @@ def observe_user(i: int, r: int, cands, clock, cat, users, log, obs) -> None:
         for q in range(n_topics):  # a loop, not a slice assignment: a slice builds a view per candidate
             feats[i, base + q] = 0.0
         feats[i, base + t] = 1.0
-        aff = np.float32(0.0)
-        for d in range(dim):
-            aff += cat.embeddings[it, d] * log.est_taste[r, d]
         f = base + n_topics
         feats[i, f] = cat.quality[it]
         feats[i, f + 1] = cat.popularity[it]
@@ -94,7 +98,6 @@ def observe_user(i: int, r: int, cands, clock, cat, users, log, obs) -> None:
         age = max(day - cat.created_day[it], 0)
         feats[i, f + 3] = _FRESHNESS[age] if age < FRESHNESS_AGES else freshness(age)
         feats[i, f + 4] = has_consumed(users.consumed, r, it)
-        feats[i, f + 5] = min(1.0, max(-1.0, aff * inv))
         feats[i, f + 6] = topics_out[i, t]
         feats[i, f + 7] = topics_out[i, n_topics + t]
     st = log.stats[r]
