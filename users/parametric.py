@@ -251,7 +251,7 @@ class UserBatch:
         taste = (matmul(interest, centroids) + noise).astype(np.float32)
         for r, vector in given.items():
             taste[r] = vector
-        taste /= np.maximum(np.linalg.norm(taste, axis=1, keepdims=True), 1e-9)
+        taste /= np.maximum(np.sqrt(np.add.reduce(taste * taste, axis=1, keepdims=True)), 1e-9)  # np.linalg.norm's sum
         mind = np.zeros((b, 4), dtype=np.float64)
         mind[:, UL.SATISFACTION] = 0.5
         mind[:, UL.TRUST] = 0.5

@@ -224,9 +224,11 @@ class Simulation:
         and clock, and candidates drawn from ``seeds`` (one raw draw each), as a fresh one-user simulation has them."""
         rows = np.asarray(rows, dtype=np.int64)
         empty_log, start = self._fresh_user()
+        first = int(rows[0]) if len(rows) == 1 else -1
+        at = slice(first, first + 1) if first >= 0 else rows  # a slice writes one row 4x faster than an index array
         for mine, theirs in ((self.users, users), (self.platform, empty_log), (self.clock, start)):
             for name in _field_names(type(mine)):
-                getattr(mine, name)[rows] = getattr(theirs, name)  # a one-row log and clock broadcast to every row
+                getattr(mine, name)[at] = getattr(theirs, name)  # a one-row log and clock broadcast to every row
         K.retrieve_kernel(rows, np.asarray(seeds, dtype=np.uint64), self.candidates, len(self.catalog))
         memory = getattr(self.backend, "memory", None)  # an LLM backend's per-row memory
         for r, profile in zip(rows.tolist(), profiles):
