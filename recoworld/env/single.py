@@ -55,6 +55,21 @@ def draw_users(
     return picked, UserBatch(**{f.name: np.concatenate([getattr(u, f.name) for u in batches]) for f in fields(UserBatch)}), raws
 
 
+_INTENT_DUMPS: dict[tuple, dict[str, Any]] = {}
+
+
+def _intent_dump(intent: Any) -> dict[str, Any]:
+    """``intent.model_dump()``, made once per distinct intent (an instruction is rebuilt each day it stays pending);
+    a fresh copy each time, since the caller owns the info dict."""
+    key = tuple(intent.__dict__.items())  # every field's value (pydantic keeps them there)
+    dump = _INTENT_DUMPS.get(key)
+    if dump is None:
+        if len(_INTENT_DUMPS) > 4096:
+            _INTENT_DUMPS.clear()
+        dump = _INTENT_DUMPS[key] = intent.model_dump()
+    return dict(dump)
+
+
 def action_labels(out: StepOutcome, row: int = 0) -> list[str]:
     """Per-slot action of one user: share > comment > like > click, else skip; 'leave' where they left; 'unseen' after."""
     return [ACTION_LABELS[c] for c in out.response.action_codes[row].tolist()]
@@ -112,7 +127,6 @@ class RecoWorldEnv(gym.Env):
         self._backend = None
         self._episode_llm = Usage()
         self._episode_fallbacks = 0
-        self._intent: tuple[Any, dict[str, Any] | None] = (None, None)  # the last instruction and its dumped intent
 
     # ------------------------------------------------------------------ gym API
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
@@ -251,9 +265,7 @@ class RecoWorldEnv(gym.Env):
         }
         instr = sim.instruction(0) if sim.users.instr.item(0, UL.AGE) >= 0 else None
         info["instruction"] = instr.text if instr else None
-        if instr is not None and instr is not self._intent[0]:
-            self._intent = (instr, instr.intent.model_dump())  # dumped once per instruction
-        info["instruction_intent"] = dict(self._intent[1]) if instr else None
+        info["instruction_intent"] = _intent_dump(instr.intent) if instr else None
         if out is None:
             return info
         slate = self._last[0]
