@@ -41,7 +41,7 @@ from recoworld.users.mindset_update import (
     after_click, after_review, disengagement_risk, drift_taste, fade_between_slates, follow_up_instruction, satisfaction_after_slate,
     speak_up,
 )
-from recoworld.world.bound import views
+from recoworld.world.bound import borrowed, views
 from recoworld.world.layout import (
     CatalogArrays, ClockArrays, LogArrays, ObsArrays, Outputs,
     N_COMPONENTS, U_COMMENTS, U_COMPLIANCE, U_CLICKS, U_EMITTED, U_IGNORED, U_LEFT, U_LEFT_AT, U_LIKES, U_RESOLVED,
@@ -99,17 +99,19 @@ def step_bound(
     forced, actions, leave_at,
 ) -> None:
     """``world_step`` (``world_step_parallel`` when ``parallel``) of users ``rows`` on the world ``w`` (a
-    :class:`WorldState`); empty observation buffers (0 rows) mean no observation."""
+    :class:`WorldState`); empty observation buffers (0 rows) mean no observation. Every array is borrowed
+    (``recoworld.world.bound.borrowed``): the caller holds them all for the call."""
+    b = borrowed
     users, cat, log, clock = views(w)
-    out = Outputs(out_items, out_users)
-    obs = ObsArrays(w.obs_scale, obs_candidates, obs_user, obs_topics, obs_instruction)
-    decisions = Decisions(forced, actions, leave_at)
+    out = Outputs(b(out_items), b(out_users))
+    obs = ObsArrays(b(w.obs_scale), b(obs_candidates), b(obs_user), b(obs_topics), b(obs_instruction))
+    decisions = Decisions(b(forced), b(actions), b(leave_at))
+    rows, slates, seeds, candidates = b(rows), b(slates), b(seeds), b(w.candidates)
+    p, env_vec, weights = b(w.params), b(w.env_vec), b(w.reward_weights)
     if parallel:
-        world_step_parallel(rows, slates, seeds, w.params, w.env_vec, w.reward_weights, users, cat, log, clock,
-                            w.candidates, out, obs, decisions)
+        world_step_parallel(rows, slates, seeds, p, env_vec, weights, users, cat, log, clock, candidates, out, obs, decisions)
     else:
-        world_step(rows, slates, seeds, w.params, w.env_vec, w.reward_weights, users, cat, log, clock, w.candidates,
-                   out, obs, decisions)
+        world_step(rows, slates, seeds, p, env_vec, weights, users, cat, log, clock, candidates, out, obs, decisions)
 
 
 @njit(cache=True, fastmath=FASTMATH)
