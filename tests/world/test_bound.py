@@ -10,6 +10,7 @@ import numpy as np
 from recoworld.scenario import load_scenario
 from recoworld.world.bound import FIELDS, field_arrays
 from recoworld.world.catalog import Item
+from recoworld.world.observation import observe
 from recoworld.world.platform import PlatformState
 from recoworld.world.simulation import Simulation
 
@@ -64,3 +65,17 @@ def test_a_restored_pickle_and_a_fork_step_as_the_original() -> None:
     expected = serve(sim)
     np.testing.assert_array_equal(serve(twin), expected)  # NaN (no instruction pending) equals NaN here
     np.testing.assert_array_equal(serve(restored), expected)
+
+
+def test_steps_on_borrowed_arrays_leave_every_reference_count_as_it_was() -> None:
+    """The kernel reads the world's arrays borrowed (no reference counting): stepping and observing take no
+    reference to them and release none."""
+    import sys
+
+    sim = world(5)
+    serve(sim, 2)  # compiled, bound
+    arrays = list(field_arrays(sim.bound()).values())
+    before = [sys.getrefcount(a) for a in arrays]
+    serve(sim, 20)
+    observe(sim, slice(None))
+    assert [sys.getrefcount(a) for a in arrays] == before
