@@ -13,7 +13,7 @@ CORE   := $(VENV)/.core-installed
 STAMP  := $(VENV)/.installed
 EXTRAS := dev,docs,rl,llm,local,align,ray,agent
 
-.PHONY: venv core run test test-fast docs bench clean
+.PHONY: venv core run test test-fast docs bench clean clean-cache
 
 venv: $(STAMP)
 
@@ -53,3 +53,8 @@ bench: venv
 
 clean:
 	rm -rf $(VENV)
+
+# numba's on-disk cache checks only the file of each compiled function, not the parts it inlines from other
+# modules: after editing a compiled part, clear it (a stale entry can compute the old code, or crash)
+clean-cache:
+	find . -path ./$(VENV) -prune -o \( -name '*.nbi' -o -name '*.nbc' \) -print | xargs rm -f
