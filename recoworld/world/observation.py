@@ -33,6 +33,7 @@ class ObservedWorld(Protocol):
     def bound(self) -> WorldState:
         """The arrays above bound for compiled code (``recoworld.world.bound``)."""
 
+
 CANDIDATE_FEATURES: tuple[str, ...] = (
     "quality",
     "popularity",
