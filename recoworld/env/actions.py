@@ -52,9 +52,10 @@ def serve(candidates: np.ndarray, positions: np.ndarray) -> tuple[np.ndarray, np
     return slates, repeats
 
 
-def serve_one(candidates: np.ndarray, action: Any, k: int, high: int, what: str) -> tuple[np.ndarray, int]:
+def serve_one(candidates: np.ndarray, action: Any, k: int, high: int) -> tuple[np.ndarray, int]:
     """One user's slate for ``action``, ``k`` candidate positions into the (M,) ``candidates``, checked as
-    :func:`check_actions` checks it (named ``action``), and how many of its slots repeated an earlier slot's item.
+    :func:`check_actions` checks it (named ``action``, values in [0, ``high``)), and how many of its slots repeated
+    an earlier slot's item.
     An int64 array of shape (k,) (what ``MultiDiscrete.sample()`` and SB3 give) is checked and served in one
     compiled call; anything else, or a value out of range, goes through :func:`check_actions` and its error."""
     slate = np.empty(k, dtype=np.int64)
@@ -62,7 +63,7 @@ def serve_one(candidates: np.ndarray, action: Any, k: int, high: int, what: str)
         repeats = _serve_checked(candidates, action, high, slate)
         if repeats >= 0:
             return slate, repeats
-    positions = check_actions(action, (k,), high, what, "action")
+    positions = check_actions(action, (k,), high, "candidate positions", "action")
     return slate, _serve_checked(candidates, np.ascontiguousarray(positions, dtype=np.int64), high, slate)
 
 

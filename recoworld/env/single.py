@@ -218,10 +218,10 @@ class RecoWorldEnv(gym.Env):
     def _serve(self, action: Any) -> tuple[np.ndarray, int]:
         """The slate's catalog rows and how many of its slots repeated an item."""
         if self.action_mode == "slate":
-            return serve_one(self.sim.candidates[0], action, self.slate_size, self.n_candidates, "candidate positions")
+            return serve_one(self.sim.candidates[0], action, self.slate_size, self.n_candidates)
         topics = check_actions(action, (self.slate_size,), self.n_topics, "topics", "action")
         positions = fill_topics(self.sim.view(ALL), self.catalog.popularity, topics[None])[0]
-        return serve_one(self.sim.candidates[0], positions, self.slate_size, self.n_candidates, "candidate positions")
+        return serve_one(self.sim.candidates[0], positions, self.slate_size, self.n_candidates)
 
     def fill_topics(self, topics: np.ndarray) -> np.ndarray:
         """In-topic ranker: each slot takes the best unused candidate of its topic by engagement affinity,
