@@ -7,7 +7,8 @@ on every call (about 55 ns each), and Python builds the named tuples around them
 :class:`WorldState` they cross into compiled code as one pointer: ``recoworld.world.kernel.step_bound`` and
 :func:`observe_bound` rebuild the kernel's named tuples inside, from the state's fields (:func:`views`), so
 the kernel's code and results are unchanged. Only what changes per call (rows, slates, seeds, output and
-observation buffers, decisions) is passed as arrays.
+observation buffers, decisions) is passed as arrays. Inside, every array is read *borrowed* (:func:`borrowed`),
+without numba's per-view reference counting.
 
 The step's entry lives in ``recoworld.world.kernel``, beside the threaded kernel it calls: a cached function
 that calls a ``parallel=True`` function of another module crashed on loading from numba's cache after the
@@ -86,6 +87,7 @@ def borrowed(typingctx, arr):
 
 @njit(cache=True, inline="always")
 def _borrow(arr):
+    """:func:`borrowed` as a compiled function (an intrinsic cannot be passed to :func:`_named` as an argument)."""
     return borrowed(arr)
 
 
