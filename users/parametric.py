@@ -20,12 +20,11 @@ from numba import njit
 from pydantic import BaseModel, ConfigDict, Field
 
 from recoworld.columns import column_view
-from recoworld.fixed_order import matmul
 from recoworld.llm.base import Usage
 from recoworld.users import layout as UL
 from recoworld.world.catalog import Catalog
 from recoworld.users.jit import has_consumed
-from recoworld.users.layout import Decisions, UserArrays
+from recoworld.users.layout import INTEREST, Decisions, UserArrays
 from recoworld.users.profile import TONES, TRAIT_NAMES, UserProfile
 
 if TYPE_CHECKING:
@@ -34,6 +33,123 @@ if TYPE_CHECKING:
 
 Index = np.ndarray | slice
 _TRAIT_ORDER = np.array([TRAIT_NAMES.index(c) for c in UL.TRAIT_COLUMNS])  # TRAIT_NAMES -> UL.TRAIT_COLUMNS
+
+
+_START_MIND = np.zeros((1, 4), dtype=np.float64)  # a new user's mindset: satisfaction and trust 0.5, the rest 0
+_START_MIND[0, [UL.SATISFACTION, UL.TRUST]] = 0.5
+_START_INSTR = np.zeros((1, 5), dtype=np.int64)  # no instruction pending
+_START_INSTR[0, [UL.MORE, UL.LESS, UL.AGE]] = -1
+_PAIRWISE_BLOCK = 128  # numpy's PW_BLOCKSIZE
+
+
+@njit(cache=True)
+def _pairwise_block(a: np.ndarray, lo: int, n: int):
+    """numpy's sum of ``a[lo:lo + n]`` for ``n <= 128``: in order below 8 values, else eight running sums."""
+    if n < 8:
+        res = a[lo] - a[lo]  # a zero of a's type (numpy starts from 0 and adds in order)
+        for i in range(lo, lo + n):
+            res += a[i]
+        return res
+    r0, r1, r2, r3, r4, r5, r6, r7 = a[lo], a[lo + 1], a[lo + 2], a[lo + 3], a[lo + 4], a[lo + 5], a[lo + 6], a[lo + 7]
+    i = 8
+    while i < n - n % 8:
+        r0 += a[lo + i]
+        r1 += a[lo + i + 1]
+        r2 += a[lo + i + 2]
+        r3 += a[lo + i + 3]
+        r4 += a[lo + i + 4]
+        r5 += a[lo + i + 5]
+        r6 += a[lo + i + 6]
+        r7 += a[lo + i + 7]
+        i += 8
+    res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+    while i < n:
+        res += a[lo + i]
+        i += 1
+    return res
+
+
+@njit(cache=True)
+def _pairwise_sum(a: np.ndarray):
+    """``np.add.reduce(a)`` for a contiguous 1-D float array, summed as numpy sums it (pairwise: blocks of at most
+    128 values summed by :func:`_pairwise_block`, larger ranges split in halves of a multiple of 8), so the bits
+    are numpy's. The halving is walked with an explicit stack: numba's cache reloads recursive functions badly."""
+    n = a.shape[0]
+    if n <= _PAIRWISE_BLOCK:
+        return _pairwise_block(a, 0, n)
+    los, ns, stages = np.zeros(64, np.int64), np.zeros(64, np.int64), np.zeros(64, np.int64)
+    lefts = np.zeros(64, a.dtype)
+    top, ns[0] = 0, n
+    while True:
+        if ns[top] > _PAIRWISE_BLOCK:  # split: the left half first
+            half = ns[top] // 2
+            half -= half % 8
+            stages[top] = 1
+            top += 1
+            los[top], ns[top], stages[top] = los[top - 1], half, 0
+            continue
+        v = _pairwise_block(a, los[top], ns[top])
+        while True:  # hand the value up: a left half waits for its right half, a right half completes its range
+            top -= 1
+            if top < 0:
+                return v
+            if stages[top] == 1:
+                half = ns[top] // 2
+                half -= half % 8
+                lefts[top], stages[top] = v, 2
+                top += 1
+                los[top], ns[top], stages[top] = los[top - 1] + half, ns[top - 1] - half, 0
+                break
+            v = lefts[top] + v
+
+
+@njit(cache=True)  # no fast-math: numpy's operations, one for one, in its types
+def _start_tastes(topic_state, centroids, noise, taste_noise, given_rows, given_tastes, taste) -> None:
+    """New users' interests normalised in place and their tastes written to ``taste`` ((b, D) float32), with the
+    bits of the numpy expressions this replaces (one call instead of a dozen array operations per reset)::
+
+        interest /= np.maximum(interest.sum(1, keepdims=True), 1e-9)
+        noise = noise.astype(np.float32) * taste_noise / np.sqrt(dim)        # float32 times a Python float, then float64
+        taste = (matmul(interest, centroids) + noise).astype(np.float32)       # recoworld.fixed_order's sum order
+        taste[given_rows] = given_tastes
+        taste /= np.maximum(np.sqrt(np.add.reduce(taste * taste, axis=1, keepdims=True)), 1e-9)
+
+    ``tests/users/test_start_tastes.py`` checks them against those expressions."""
+    b, n_topics = topic_state.shape[0], topic_state.shape[2]
+    dim = centroids.shape[1]
+    scale = np.sqrt(np.float64(dim))
+    noise_scale = np.float32(taste_noise)
+    floor32 = np.float32(1e-9)
+    interest = np.empty(n_topics)
+    acc = np.empty(dim)
+    squares = np.empty(dim, dtype=np.float32)
+    given_at = np.full(b, -1, dtype=np.int64)
+    for g in range(given_rows.shape[0]):
+        given_at[given_rows[g]] = g
+    for i in range(b):
+        for t in range(n_topics):
+            interest[t] = topic_state[i, INTEREST, t]
+        total = np.maximum(_pairwise_sum(interest), 1e-9)
+        for t in range(n_topics):
+            topic_state[i, INTEREST, t] = interest[t] / total
+        if given_at[i] >= 0:
+            for d in range(dim):
+                taste[i, d] = given_tastes[given_at[i], d]
+        else:
+            for d in range(dim):
+                acc[d] = 0.0
+            for t in range(n_topics):
+                w = topic_state[i, INTEREST, t]
+                if w != 0.0:
+                    for d in range(dim):
+                        acc[d] += w * np.float64(centroids[t, d])
+            for d in range(dim):
+                taste[i, d] = np.float32(acc[d] + np.float64(np.float32(noise[i, d]) * noise_scale) / scale)
+        for d in range(dim):
+            squares[d] = taste[i, d] * taste[i, d]
+        norm = np.maximum(np.sqrt(_pairwise_sum(squares)), floor32)
+        for d in range(dim):
+            taste[i, d] = taste[i, d] / norm
 
 
 @njit(cache=True)
@@ -243,27 +359,20 @@ class UserBatch:
         product sums in a fixed order (``recoworld.fixed_order``): a user's taste is the same in any batch and
         on any CPU."""
         b = len(topic_state)
-        interest = topic_state[:, UL.INTEREST, :]
-        interest /= np.maximum(interest.sum(1, keepdims=True), 1e-9)
         centroids = catalog.topic_centroids
         dim = centroids.shape[1]
-        noise = noise.astype(np.float32) * taste_noise / np.sqrt(dim)
-        taste = (matmul(interest, centroids) + noise).astype(np.float32)
-        for r, vector in given.items():
-            taste[r] = vector
-        taste /= np.maximum(np.sqrt(np.add.reduce(taste * taste, axis=1, keepdims=True)), 1e-9)  # np.linalg.norm's sum
-        mind = np.zeros((b, 4), dtype=np.float64)
-        mind[:, UL.SATISFACTION] = 0.5
-        mind[:, UL.TRUST] = 0.5
-        instr = np.zeros((b, 5), dtype=np.int64)
-        instr[:, [UL.MORE, UL.LESS, UL.AGE]] = -1
+        taste = np.empty((b, dim), dtype=np.float32)
+        given_rows = np.fromiter(given, dtype=np.int64, count=len(given))
+        given_tastes = np.array([given[r] for r in given], dtype=np.float32).reshape(len(given), dim)
+        _start_tastes(topic_state, centroids, np.ascontiguousarray(noise, dtype=np.float64), float(taste_noise),
+                      given_rows, given_tastes, taste)
         return cls(
             taste=taste,
             recent=np.zeros((b, dim), dtype=np.float32),
             traits=traits,
-            mind=mind,
+            mind=np.repeat(_START_MIND, b, axis=0),
             topic_state=topic_state,
-            instr=instr,
+            instr=np.repeat(_START_INSTR, b, axis=0),
             tone=tone,
             consumed=np.zeros((b, (len(catalog) + 7) // 8), dtype=np.uint8),
         )
