@@ -39,6 +39,7 @@ _START_MIND = np.zeros((1, 4), dtype=np.float64)  # a new user's mindset: satisf
 _START_MIND[0, [UL.SATISFACTION, UL.TRUST]] = 0.5
 _START_INSTR = np.zeros((1, 5), dtype=np.int64)  # no instruction pending
 _START_INSTR[0, [UL.MORE, UL.LESS, UL.AGE]] = -1
+_NONE_GIVEN = (np.empty(0, dtype=np.int64), np.empty((0, 0), dtype=np.float32))  # no taste given in a profile
 _PAIRWISE_BLOCK = 128  # numpy's PW_BLOCKSIZE
 
 
@@ -362,8 +363,11 @@ class UserBatch:
         centroids = catalog.topic_centroids
         dim = centroids.shape[1]
         taste = np.empty((b, dim), dtype=np.float32)
-        given_rows = np.fromiter(given, dtype=np.int64, count=len(given))
-        given_tastes = np.array([given[r] for r in given], dtype=np.float32).reshape(len(given), dim)
+        if given:
+            given_rows = np.fromiter(given, dtype=np.int64, count=len(given))
+            given_tastes = np.array([given[r] for r in given], dtype=np.float32).reshape(len(given), dim)
+        else:
+            given_rows, given_tastes = _NONE_GIVEN
         _start_tastes(topic_state, centroids, np.ascontiguousarray(noise, dtype=np.float64), float(taste_noise),
                       given_rows, given_tastes, taste)
         return cls(

@@ -89,6 +89,8 @@ class SegmentConfig(BaseModel):
                 raise ValueError(f"{name} must be a range [lo, hi] with 0 <= lo <= hi")
         if self.n_interests[0] < 1:
             raise ValueError("n_interests must start at 1 or more")
+        if not self.tones or any(w < 0 for w in self.tones.values()) or sum(self.tones.values()) <= 0:
+            raise ValueError("tones must give at least one tone a positive weight, and no weight below 0")
         return self
 
 
@@ -106,7 +108,9 @@ class _SegmentTable:
     concentration: np.ndarray  # (S,) Dirichlet alpha of the interest weights
     beta_a: np.ndarray  # (S, traits) Beta parameters of the traits
     beta_b: np.ndarray
-    tones: list[tuple[np.ndarray, np.ndarray]]  # per segment: TONES index of each tone, cumulative weights
+    tone_index: np.ndarray  # (S, tones) int64: each segment's tones as TONES indices (padded with 0)
+    tone_cum: np.ndarray  # (S, tones) their cumulative weights (padded with the total)
+    tone_count: np.ndarray  # (S,) int64: how many tones each segment has
 
 
 class PopulationSampler:
@@ -140,7 +144,7 @@ class PopulationSampler:
             concentration=np.array([seg.interest_concentration for seg in self.segments], dtype=float),
             beta_a=np.array([[p.mean * p.concentration for p in row] for row in priors]),
             beta_b=np.array([[(1 - p.mean) * p.concentration for p in row] for row in priors]),
-            tones=[(np.array([TONES.index(t) for t in seg.tones]), np.cumsum(list(seg.tones.values()))) for seg in self.segments],
+            **_tone_tables(self.segments),
         )
         self._bands = [(list(seg.age_bands), np.cumsum(list(seg.age_bands.values()))) for seg in self.segments]
 
@@ -188,17 +192,13 @@ class PopulationSampler:
         interests, weights, dislikes = np.zeros((n, t), dtype=np.int64), np.zeros((n, t)), np.zeros((n, t), dtype=np.int64)
         n_int, n_dis = np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64)
         traits, noise, raws = np.empty((n, len(TRAIT_NAMES))), np.empty((n, noise_dim)), np.zeros(n, dtype=np.uint64)
+        tone = np.empty(n, dtype=np.int64)
         table = self._table
         draw_segment_users(
             gens, seg_of, self._cum_weights, table.in_pool, table.ranges, table.concentration, table.beta_a, table.beta_b,
-            u, interests, n_int, weights, dislikes, n_dis, traits, noise, raws,
+            table.tone_index, table.tone_cum, table.tone_count, u, interests, n_int, weights, dislikes, n_dis, traits,
+            tone, noise, raws,
         )
-        traits = np.round(traits, 4)
-        tone = np.empty(n, dtype=np.int64)
-        for s in sorted(set(seg_of.tolist()) & set(range(len(table.tones)))):  # the segments drawn (a reset draws one)
-            index, cum = table.tones[s]
-            mine = seg_of == s
-            tone[mine] = index[np.searchsorted(cum, u[mine, 7] * cum[-1], side="right")]
         draws = [
             ProfileDraw(s, u[q], interests[q, :k], weights[q, :k], dislikes[q, :d], traits[q], tn)
             for q, (s, k, d, tn) in enumerate(zip(seg_of.tolist(), n_int.tolist(), n_dis.tolist(), tone.tolist()))
@@ -224,6 +224,19 @@ class PopulationSampler:
             dislikes=[self.topic_names[t] for t in draw.dislikes],
             traits=Traits(**dict(zip(TRAIT_NAMES, draw.traits.tolist())), tone=TONES[draw.tone]),
         )
+
+
+def _tone_tables(segments: Sequence[SegmentConfig]) -> dict[str, np.ndarray]:
+    """Each segment's tones (TONES indices) and cumulative weights as padded tables, with their counts."""
+    width = max(len(seg.tones) for seg in segments)
+    index = np.zeros((len(segments), width), dtype=np.int64)
+    cum = np.zeros((len(segments), width))
+    for s, seg in enumerate(segments):
+        k = len(seg.tones)
+        index[s, :k] = [TONES.index(t) for t in seg.tones]
+        cum[s, :k] = np.cumsum(list(seg.tones.values()))
+        cum[s, k:] = cum[s, k - 1]
+    return {"tone_index": index, "tone_cum": cum, "tone_count": np.array([len(seg.tones) for seg in segments], dtype=np.int64)}
 
 
 @dataclass

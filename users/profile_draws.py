@@ -88,16 +88,18 @@ def _dirichlet(g, alpha: float, k: int, out: np.ndarray) -> None:
 
 @njit(cache=True)
 def draw_segment_users(
-    gens, segment, cum_weights, in_pool, ranges, concentration, beta_a, beta_b,
-    u, interests, n_interests, weights, dislikes, n_dislikes, traits, noise, raws,
+    gens, segment, cum_weights, in_pool, ranges, concentration, beta_a, beta_b, tone_index, tone_cum, tone_count,
+    u, interests, n_interests, weights, dislikes, n_dislikes, traits, tone, noise, raws,
 ) -> None:
     """User i draws from the generator at ``gens[i]`` (rows may repeat one generator: its users then draw in
     turn), what ``PopulationSampler.draw`` draws for them: the segment when ``segment[i] < 0`` (written back),
     ``u[i]`` (N_UNIFORMS uniforms), a permutation of the topics, whose first ``n_interests[i]`` in-pool topics are
     ``interests[i]`` with Dirichlet ``weights[i]`` and whose first ``n_dislikes[i]`` other topics are
-    ``dislikes[i]``, the Beta ``traits[i]`` (unrounded); then, when ``noise`` has columns, ``noise[i]``
-    standard normals and ``raws[i]``, one raw draw. Segment tables: ``in_pool`` (S, T), ``ranges`` (S, 4) =
-    interests lo, hi, dislikes lo, hi, ``concentration`` (S,), ``beta_a``/``beta_b`` (S, traits)."""
+    ``dislikes[i]``, the Beta ``traits[i]`` (rounded to 4 decimals as ``np.round`` rounds) and ``tone[i]``, picked by
+    ``u[i, 7]``; then, when ``noise`` has columns, ``noise[i]`` standard normals and ``raws[i]``, one raw draw.
+    Segment tables: ``in_pool`` (S, T), ``ranges`` (S, 4) = interests lo, hi, dislikes lo, hi, ``concentration``
+    (S,), ``beta_a``/``beta_b`` (S, traits), ``tone_index``/``tone_cum`` (S, tones) each segment's first
+    ``tone_count[s]`` tones (TONES indices) and their cumulative weights."""
     n_topics = in_pool.shape[1]
     order = np.empty(n_topics, dtype=np.int64)
     chosen = np.zeros(n_topics, dtype=np.bool_)
@@ -134,7 +136,10 @@ def draw_segment_users(
                 m += 1
         n_dislikes[i] = n_dis
         for q in range(beta_a.shape[1]):
-            traits[i, q] = random_beta(g, beta_a[s, q], beta_b[s, q])
+            traits[i, q] = np.round(random_beta(g, beta_a[s, q], beta_b[s, q]), 4)
+        last = tone_count[s] - 1
+        pick = np.searchsorted(tone_cum[s, : last + 1], u[i, 7] * tone_cum[s, last], side="right")
+        tone[i] = tone_index[s, min(pick, last)]
         if noise.shape[1] > 0:
             for d in range(noise.shape[1]):
                 noise[i, d] = random_standard_normal(g)

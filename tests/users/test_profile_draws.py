@@ -39,6 +39,7 @@ def sampler_with(concentration: float) -> PopulationSampler:
         [
             SegmentConfig(name="wide", weight=2.0, n_interests=(1, 5), n_dislikes=(0, 3), interest_concentration=concentration),
             SegmentConfig(name="narrow", weight=1.0, n_interests=(2, 3), interest_topics=TOPICS[:4],
+                          tones={"blunt": 3.0, "polite": 0.0, "casual": 0.5},
                           traits={"patience": {"mean": 0.2, "concentration": 1.5}, "activity": {"mean": 0.9, "concentration": 40}}),
         ],
         TOPICS,
@@ -82,3 +83,9 @@ def test_sized_segments_give_one_user_the_largest_remainder_segment() -> None:
     sampler = PopulationSampler([SegmentConfig(name="a", size=1), SegmentConfig(name="b", size=3)], TOPICS)
     draws, _, _ = sampler.draw_each([np.random.default_rng(0), np.random.default_rng(1)], 4)
     assert [d.segment for d in draws] == [sampler.draw(1, np.random.default_rng(9))[0].segment] * 2 == [1, 1]
+
+
+@pytest.mark.parametrize("tones", [{}, {"blunt": 0.0}, {"blunt": 1.0, "casual": -1.0}])
+def test_a_segment_without_a_tone_to_draw_is_refused_in_one_line(tones) -> None:
+    with pytest.raises(ValueError, match="tones must give at least one tone a positive weight"):
+        SegmentConfig(tones=tones)
