@@ -122,6 +122,8 @@ class RecoWorldEnv(gym.Env):
         self._model = ParametricUserModel(self.scenario.user_model)
         self.sim: Simulation | None = None
         self._last: tuple[np.ndarray, StepOutcome] | None = None
+        # the kernel's per-step results, written in place each step: only the last step's are kept, info copies them
+        self._outputs = (np.empty((1, self.slate_size, UL.ITEM_OUTPUTS)), np.empty((1, WL.USER_OUTPUTS)))
         # LLM users: the client is built at the first reset that needs it, never here
         self._language_model = language_model
         self._backend = None
@@ -151,7 +153,7 @@ class RecoWorldEnv(gym.Env):
         if self.sim is None:
             raise RuntimeError("step() called before reset()")
         slate, repeats = self._serve(action)
-        out = self.sim.step(ALL, slate[None, :], observe=True)
+        out = self.sim.step(ALL, slate[None, :], observe=True, outputs=self._outputs)
         self._last = (slate, out)
         obs = {key: value[0] for key, value in out.observation.items()}
         per_user = out.response.per_user[0].tolist()  # one conversion, then plain floats

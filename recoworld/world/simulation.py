@@ -277,6 +277,7 @@ class Simulation:
     def step(
         self, idx: Index, slates: np.ndarray, observe: bool = False, decisions: ForcedDecisions | None = None,
         *, seeds: np.ndarray | None = None, obs_out: dict[str, np.ndarray] | None = None,
+        outputs: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> StepOutcome:
         """Serve one slate (catalog rows, shape (b, K)) to each user in ``idx``.
 
@@ -284,13 +285,15 @@ class Simulation:
         carries their next observation (recoworld.world.observation layout, leading batch axis), written
         into ``obs_out`` when given (preallocated (b, ...) buffers) instead of fresh arrays.
         ``seeds`` ((b,) uint64) replaces the one raw draw per user of the world's generator (the
-        vector env keeps one generator per user).
+        vector env keeps one generator per user). ``outputs``: preallocated (b, K, ITEM_OUTPUTS) and (b,
+        USER_OUTPUTS) float64 buffers for the kernel's results, which the outcome's arrays then are (its caller
+        must not hand them out past the next step).
         """
         obs = (obs_out if obs_out is not None else observation_buffers(self, len(slates))) if observe else None
         rows = self._rows(idx)
         if decisions is None:
             decisions = self.backend.decide(self, rows, slates)
-        resp, effects = run_step(self.bound(), rows, slates, decisions, self.rng, obs, seeds)
+        resp, effects = run_step(self.bound(), rows, slates, decisions, self.rng, obs, seeds, outputs)
         outcome = StepOutcome(resp, effects, obs)
         self.backend.after_step(self, rows, slates, outcome)
         return outcome

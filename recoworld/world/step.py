@@ -119,6 +119,7 @@ def run_step(
     rng: np.random.Generator,
     observation: "dict[str, np.ndarray] | None" = None,
     seeds: np.ndarray | None = None,
+    outputs: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[SlateResponse, SlateEffects]:
     """One world step for users ``rows`` of the world bound in ``state`` (:func:`recoworld.world.bound.bind`):
     they review their slates (catalog rows, (b, K)) in order; mindsets, the platform log and the clock update;
@@ -127,14 +128,17 @@ def run_step(
     observation is filled in too.
 
     ``decisions``: the actions of users whose choices come from elsewhere (LLM users); ``seeds`` ((b,)
-    uint64), when given, are the users' random draws instead of ``rng``'s.
+    uint64), when given, are the users' random draws instead of ``rng``'s; ``outputs``, when given, are the (b, K,
+    ITEM_OUTPUTS) and (b, USER_OUTPUTS) float64 buffers the kernel writes into (else fresh arrays).
     """
     rows = np.asarray(rows, dtype=np.int64)
     slates = np.ascontiguousarray(slates, dtype=np.int64)
     b, k = slates.shape
     seeds = rng.bit_generator.random_raw(b) if seeds is None else seeds
-    out_item = np.empty((b, k, UL.ITEM_OUTPUTS), dtype=np.float64)
-    out_user = np.empty((b, WL.USER_OUTPUTS), dtype=np.float64)
+    if outputs is None:
+        out_item, out_user = np.empty((b, k, UL.ITEM_OUTPUTS)), np.empty((b, WL.USER_OUTPUTS))
+    else:
+        out_item, out_user = outputs
     obs = observation if observation is not None else _NO_OBSERVATION
     step_bound(
         b >= PARALLEL_BATCH, state, rows, slates, seeds, out_item, out_user,

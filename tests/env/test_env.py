@@ -94,6 +94,23 @@ def test_different_seed_different_trajectory(action_mode):
     assert not all(same_step(x, y) for x, y in zip(a, b))
 
 
+def test_a_kept_step_is_not_changed_by_later_steps():
+    """What a step returns (observation, reward, info) stays as it was while later steps run: a replay buffer may
+    keep it (the env writes the kernel's results into buffers it reuses, and copies what it hands out)."""
+    import copy
+
+    env = make()
+    env.reset(seed=5)
+    kept = []
+    for t in range(60):
+        step = env.step(env.action_space.sample())
+        kept.append((step, copy.deepcopy(step)))
+        if step[2] or step[3]:
+            env.reset()
+    for t, (step, snapshot) in enumerate(kept):
+        assert same_step(step, snapshot), f"step {t} (observation, reward, flags or info) changed after later steps"
+
+
 def test_reset_seed_restarts_the_same_user():
     env = make()
     first = rollout(env, seed=3, n_steps=20)
