@@ -16,7 +16,7 @@ from recoworld.scenario import load_scenario
 from recoworld.users import layout as UL
 from recoworld.world import layout as WL
 from recoworld.users.layout import ACTION_LABELS
-from recoworld.world.observation import observation_space, observe
+from recoworld.world.observation import observation_buffers, observation_space
 from recoworld.world.rewards import COMPONENTS, as_dict
 from recoworld.world.simulation import Simulation, StepOutcome, build_catalog
 from recoworld.users.parametric import ParametricUserModel, UserBatch
@@ -142,10 +142,11 @@ class RecoWorldEnv(gym.Env):
         if self.sim is None:
             self.sim = Simulation(self.scenario, self.catalog, profiles, rng, self._model, self.user_backend(), users=users)
         self.sim.rng = rng
-        self.sim.replace_users(ROW0, profiles, users, raws)
+        obs = observation_buffers(self.sim, 1)
+        self.sim.replace_users(ROW0, profiles, users, raws, obs_out=obs)
         self._last = None
         self._episode_llm, self._episode_fallbacks = Usage(), 0
-        return self._get_obs(), self._get_info(None)
+        return {key: value[0] for key, value in obs.items()}, self._get_info(None)
 
     def step(self, action: Any):
         """Serve ``action`` (a slate of candidate positions, or a topic in topic mode); the user's response as
@@ -253,9 +254,6 @@ class RecoWorldEnv(gym.Env):
     def user_view(self):
         """What the platform knows about the current user (for recommenders from ``recoworld.agents``)."""
         return self.sim.view(ALL, with_text=True, with_observation=True)
-
-    def _get_obs(self) -> dict[str, np.ndarray]:
-        return {k: v[0] for k, v in observe(self.sim, ALL).items()}
 
     def _get_info(self, out: StepOutcome | None, per_user: list[float] | None = None) -> dict[str, Any]:
         sim, clock = self.sim, self.sim.clock  # scalars read with .item(): plain Python numbers, no numpy scalar

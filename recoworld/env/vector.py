@@ -253,15 +253,8 @@ class RecoWorldVectorEnv(VectorEnv):
         if self.sim is None:
             rng0 = np.random.default_rng(0)  # unused: every user draws from its env's generator
             self.sim = Simulation(scenario, self.catalog, picked, rng0, single._model, single.user_backend(), users=users)
-        self.sim.replace_users(rows, picked, users, raws)
+        self.sim.replace_users(rows, picked, users, raws, obs_out=obs)  # observed into their rows of obs
         self._ended[rows] = False
-        from recoworld.world.observation import observe
-
-        if len(rows) == self.num_envs:
-            observe(self.sim, ALL, out=obs)
-        elif len(rows):
-            for key, value in observe(self.sim, rows).items():
-                obs[key][rows] = value
 
     def _add_state_info(self, infos: dict[str, Any], mask: np.ndarray | None = None) -> None:
         """Where every env (or those in ``mask``) stands."""

@@ -28,7 +28,8 @@ from numba.experimental import structref
 from numba.extending import intrinsic
 
 from recoworld.users.layout import UserArrays
-from recoworld.world.observation_kernel import observe_kernel
+from recoworld.world.observation_kernel import observe_kernel, observe_user
+from recoworld.world.retrieval import retrieve_kernel
 from recoworld.world.layout import CatalogArrays, ClockArrays, LogArrays, ObsArrays
 
 FIELDS: tuple[str, ...] = (
@@ -124,6 +125,48 @@ def observe_bound(w, rows, obs_candidates, obs_user, obs_topics, obs_instruction
     users, cat, log, clock = views(w)
     obs = ObsArrays(b(w.obs_scale), b(obs_candidates), b(obs_user), b(obs_topics), b(obs_instruction))
     observe_kernel(b(rows), b(w.candidates), clock, cat, users, log, obs)
+
+
+@njit(cache=True, inline="always")
+def _copy_row(dst, r, src, i) -> None:
+    dst[r] = src[i]
+
+
+@njit(cache=True)
+def restart_bound(w, fresh, rows, seeds, taste, recent, traits, mind, topic_state, instr, consumed,
+                  obs_candidates, obs_user, obs_topics, obs_instruction) -> None:
+    """Users ``rows`` of the world ``w`` start over: row ``rows[i]`` takes the new user state row i (the arrays of
+    ``UserArrays``), the empty platform log and clock of row 0 of ``fresh`` (a world bound on a new user's log and
+    clock), and candidates drawn from ``seeds[i]``; then, unless the observation buffers have no rows, its
+    observation is written into row ``rows[i]`` of them (the single env's row 0 is its user 0)."""
+    users, cat, log, clock = views(w)
+    _, _, empty, start = views(fresh)
+    for i in range(len(rows)):
+        r = rows[i]
+        _copy_row(users.taste, r, taste, i)
+        _copy_row(users.recent, r, recent, i)
+        _copy_row(users.traits, r, traits, i)
+        _copy_row(users.mind, r, mind, i)
+        _copy_row(users.topic_state, r, topic_state, i)
+        _copy_row(users.instr, r, instr, i)
+        _copy_row(users.consumed, r, consumed, i)
+        _copy_row(log.est_taste, r, empty.est_taste, 0)
+        _copy_row(log.topics, r, empty.topics, 0)
+        _copy_row(log.hist_items, r, empty.hist_items, 0)
+        _copy_row(log.hist_engagement, r, empty.hist_engagement, 0)
+        _copy_row(log.hist_next, r, empty.hist_next, 0)
+        _copy_row(log.stats, r, empty.stats, 0)
+        _copy_row(clock.day, r, start.day, 0)
+        _copy_row(clock.session_step, r, start.session_step, 0)
+        _copy_row(clock.days_active, r, start.days_active, 0)
+        _copy_row(clock.churned, r, start.churned, 0)
+        _copy_row(clock.finished, r, start.finished, 0)
+    retrieve_kernel(borrowed(rows), borrowed(seeds), borrowed(w.candidates), len(cat.topic))
+    if obs_candidates.shape[0] > 0:
+        b = borrowed
+        obs = ObsArrays(b(w.obs_scale), b(obs_candidates), b(obs_user), b(obs_topics), b(obs_instruction))
+        for i in range(len(rows)):
+            observe_user(rows[i], rows[i], b(w.candidates), clock, cat, users, log, obs)
 
 
 @njit(cache=True)

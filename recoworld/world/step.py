@@ -139,7 +139,7 @@ def run_step(
         out_item, out_user = np.empty((b, k, UL.ITEM_OUTPUTS)), np.empty((b, WL.USER_OUTPUTS))
     else:
         out_item, out_user = outputs
-    obs = observation if observation is not None else _NO_OBSERVATION
+    obs = observation if observation is not None else NO_OBSERVATION
     step_bound(
         b >= PARALLEL_BATCH, state, rows, slates, seeds, out_item, out_user,
         obs["candidates"], obs["user"], obs["topics"], obs["instruction"],
@@ -158,7 +158,7 @@ def _no_decisions(b: int, k: int) -> Decisions:
     return _NO_DECISIONS[key]
 
 
-_NO_OBSERVATION = {
+NO_OBSERVATION = {  # observation buffers of no rows: the kernel observes nothing
     "candidates": np.zeros((0, 0), dtype=np.float32),
     "user": np.zeros((0, 0), dtype=np.float32),
     "topics": np.zeros((0, 0), dtype=np.float32),
