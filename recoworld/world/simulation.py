@@ -227,6 +227,8 @@ class Simulation:
         with ``obs_out`` (observation buffers), each new user's observation goes into the buffers' row of that user
         (row ``rows[i]``; a one-row buffer for row 0), all in one compiled call."""
         rows = np.asarray(rows, dtype=np.int64)
+        if len(users) != len(rows):
+            raise ValueError(f"replace_users: {len(users)} new users for {len(rows)} rows")
         obs = obs_out if obs_out is not None else NO_OBSERVATION
         restart_bound(self.bound(), self._fresh_user(), rows, np.asarray(seeds, dtype=np.uint64), *users.arrays(),
                       obs["candidates"], obs["user"], obs["topics"], obs["instruction"])

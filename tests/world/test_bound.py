@@ -6,6 +6,7 @@ from __future__ import annotations
 import pickle
 
 import numpy as np
+import pytest
 
 from recoworld.scenario import load_scenario
 from recoworld.world.bound import FIELDS, field_arrays
@@ -79,3 +80,38 @@ def test_steps_on_borrowed_arrays_leave_every_reference_count_as_it_was() -> Non
     serve(sim, 20)
     observe(sim, slice(None))
     assert [sys.getrefcount(a) for a in arrays] == before
+
+
+def test_a_restarted_row_is_a_new_user_and_the_other_rows_are_untouched() -> None:
+    """``replace_users`` (one compiled call) gives row 1 the new user's state, an empty log and clock, fresh
+    candidates and its observation in row 1 of the buffers, and leaves every other row as it was."""
+    sim = world(4)
+    serve(sim, 6)
+    before = {name: np.array(arr, copy=True) for name, arr in field_arrays(sim.bound()).items()}
+    newcomer = Simulation.sample(load_scenario("quickstart", CONFIG), 1, np.random.default_rng(9), catalog=sim.catalog)
+    obs = {key: np.full_like(value, -7.0) for key, value in observe(sim, slice(None)).items()}
+    sim.replace_users(np.array([1]), newcomer.profiles, newcomer.users, np.array([12345], dtype=np.uint64), obs_out=obs)
+    after = field_arrays(sim.bound())
+    empty = PlatformState.empty(1, sim.catalog, sim.platform.hist_items.shape[1])
+    for name in FIELDS:
+        if after[name].ndim == 0 or after[name].shape[0] != len(sim):
+            continue  # parameters and the catalog: not per user
+        np.testing.assert_array_equal(after[name][[0, 2]], before[name][[0, 2]], err_msg=name)
+    for name, new in newcomer.users.arrays()._asdict().items():
+        np.testing.assert_array_equal(after[f"user_{name}"][1], new[0], err_msg=name)
+    for name in ("est_taste", "topics", "hist_items", "hist_engagement", "hist_next", "stats"):
+        np.testing.assert_array_equal(after[f"log_{name}"][1], getattr(empty, name)[0], err_msg=name)
+    for name in ("day", "session_step", "days_active", "churned", "finished"):  # a new simulation's clock
+        assert after[f"clock_{name}"][1] == getattr(newcomer.clock, name)[0], name
+    assert sim.user_ids[1] == newcomer.user_ids[0] and sim.users.tone[1] == newcomer.users.tone[0]
+    assert not np.array_equal(sim.candidates[1], before["candidates"][1])
+    for key, value in observe(sim, [1]).items():
+        np.testing.assert_array_equal(obs[key][1], value[0], err_msg=key)
+        assert (obs[key][[0, 2]] == -7.0).all(), key  # other rows' observations are not written
+
+
+def test_restarting_rows_with_another_number_of_users_is_refused() -> None:
+    sim = world()
+    newcomer = Simulation.sample(load_scenario("quickstart", CONFIG), 1, np.random.default_rng(9), catalog=sim.catalog)
+    with pytest.raises(ValueError, match="replace_users: 1 new users for 2 rows"):
+        sim.replace_users(np.array([0, 2]), newcomer.profiles * 2, newcomer.users, np.array([1, 2], dtype=np.uint64))
