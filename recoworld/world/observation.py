@@ -73,14 +73,17 @@ def observation_space(n_candidates: int, n_topics: int) -> spaces.Dict:
     )
 
 
+_F32, _N_CANDIDATE, _N_USER = np.float32, len(CANDIDATE_FEATURES), len(USER_FEATURES)  # read at every step
+
+
 def observation_buffers(sim: ObservedWorld, b: int) -> dict[str, np.ndarray]:
     """Fresh, uninitialised observation arrays for ``b`` users (filled by the kernel)."""
-    t_count, m = sim.catalog.n_topics, sim.env.num_candidates
+    t_count, m, empty = sim.catalog.n_topics, sim.env.num_candidates, np.empty
     return {
-        "candidates": np.empty((b, m * (t_count + len(CANDIDATE_FEATURES))), dtype=np.float32),
-        "user": np.empty((b, len(USER_FEATURES)), dtype=np.float32),
-        "topics": np.empty((b, 2 * t_count), dtype=np.float32),
-        "instruction": np.empty((b, 2 * t_count + 1), dtype=np.float32),
+        "candidates": empty((b, m * (t_count + _N_CANDIDATE)), _F32),
+        "user": empty((b, _N_USER), _F32),
+        "topics": empty((b, 2 * t_count), _F32),
+        "instruction": empty((b, 2 * t_count + 1), _F32),
     }
 
 
