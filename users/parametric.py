@@ -45,7 +45,8 @@ _PAIRWISE_BLOCK = 128  # numpy's PW_BLOCKSIZE
 
 @njit(cache=True)
 def _pairwise_block(a: np.ndarray, lo: int, n: int):
-    """numpy's sum of ``a[lo:lo + n]`` for ``n <= 128``: in order below 8 values, else eight running sums."""
+    """numpy's sum of ``a[lo:lo + n]`` for ``1 <= n <= 128`` finite values: in order below 8 values, else eight
+    running sums."""
     if n < 8:
         res = a[lo] - a[lo]  # a zero of a's type (numpy starts from 0 and adds in order)
         for i in range(lo, lo + n):
