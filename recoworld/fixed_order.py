@@ -17,7 +17,8 @@ from numba import njit
 
 
 @njit(cache=True)
-def _matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
+def matmul_into(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
+    """``out[:] = a @ b`` for 2-D arrays, summed as :func:`matmul` sums (also callable from compiled code)."""
     for i in range(a.shape[0]):
         for j in range(out.shape[1]):
             out[i, j] = 0.0
@@ -36,5 +37,5 @@ def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         raise ValueError(f"matmul: shapes {a.shape} and {b.shape} do not multiply")
     b2 = np.ascontiguousarray(b if b.ndim == 2 else b[:, None])
     out = np.empty((a.shape[0], b2.shape[1]), dtype=np.float64)
-    _matmul(a, b2, out)
+    matmul_into(a, b2, out)
     return out if b.ndim == 2 else out[:, 0]

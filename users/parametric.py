@@ -20,6 +20,7 @@ from numba import njit
 from pydantic import BaseModel, ConfigDict, Field
 
 from recoworld.columns import column_view
+from recoworld.fixed_order import matmul_into
 from recoworld.llm.base import Usage
 from recoworld.users import layout as UL
 from recoworld.world.catalog import Catalog
@@ -112,7 +113,7 @@ def _start_tastes(topic_state, centroids, noise, taste_noise, given_rows, given_
 
         interest /= np.maximum(interest.sum(1, keepdims=True), 1e-9)
         noise = noise.astype(np.float32) * taste_noise / np.sqrt(dim)        # float32 times a Python float, then float64
-        taste = (matmul(interest, centroids) + noise).astype(np.float32)       # recoworld.fixed_order's sum order
+        taste = (matmul(interest, centroids) + noise).astype(np.float32)       # recoworld.fixed_order.matmul
         taste[given_rows] = given_tastes
         taste /= np.maximum(np.sqrt(np.add.reduce(taste * taste, axis=1, keepdims=True)), 1e-9)
 
@@ -123,7 +124,6 @@ def _start_tastes(topic_state, centroids, noise, taste_noise, given_rows, given_
     noise_scale = np.float32(taste_noise)
     floor32 = np.float32(1e-9)
     interest = np.empty(n_topics)
-    acc = np.empty(dim)
     squares = np.empty(dim, dtype=np.float32)
     given_at = np.full(b, -1, dtype=np.int64)
     for g in range(given_rows.shape[0]):
@@ -134,19 +134,15 @@ def _start_tastes(topic_state, centroids, noise, taste_noise, given_rows, given_
         total = np.maximum(_pairwise_sum(interest), 1e-9)
         for t in range(n_topics):
             topic_state[i, INTEREST, t] = interest[t] / total
+    products = np.empty((b, dim))
+    matmul_into(topic_state[:, INTEREST, :], centroids, products)
+    for i in range(b):
         if given_at[i] >= 0:
             for d in range(dim):
                 taste[i, d] = given_tastes[given_at[i], d]
         else:
             for d in range(dim):
-                acc[d] = 0.0
-            for t in range(n_topics):
-                w = topic_state[i, INTEREST, t]
-                if w != 0.0:
-                    for d in range(dim):
-                        acc[d] += w * np.float64(centroids[t, d])
-            for d in range(dim):
-                taste[i, d] = np.float32(acc[d] + np.float64(np.float32(noise[i, d]) * noise_scale) / scale)
+                taste[i, d] = np.float32(products[i, d] + np.float64(np.float32(noise[i, d]) * noise_scale) / scale)
         for d in range(dim):
             squares[d] = taste[i, d] * taste[i, d]
         norm = np.maximum(np.sqrt(_pairwise_sum(squares)), floor32)
