@@ -118,13 +118,19 @@ def views(w):
     return _named(w, _borrow)
 
 
+@njit(cache=True, inline="always")
+def observation_views(w, candidates, user, topics, instruction):
+    """The kernel's observation buffers (``ObsArrays``) with the world's scale, borrowed (:func:`borrowed`)."""
+    b = borrowed
+    return ObsArrays(b(w.obs_scale), b(candidates), b(user), b(topics), b(instruction))
+
+
 @njit(cache=True)
 def observe_bound(w, rows, obs_candidates, obs_user, obs_topics, obs_instruction) -> None:
     """The observation of users ``rows`` of the world ``w`` written into the buffers (row i for user ``rows[i]``)."""
-    b = borrowed
     users, cat, log, clock = views(w)
-    obs = ObsArrays(b(w.obs_scale), b(obs_candidates), b(obs_user), b(obs_topics), b(obs_instruction))
-    observe_kernel(b(rows), b(w.candidates), clock, cat, users, log, obs)
+    obs = observation_views(w, obs_candidates, obs_user, obs_topics, obs_instruction)
+    observe_kernel(borrowed(rows), borrowed(w.candidates), clock, cat, users, log, obs)
 
 
 @njit(cache=True, inline="always")
@@ -163,10 +169,10 @@ def restart_bound(w, fresh, rows, seeds, taste, recent, traits, mind, topic_stat
         _copy_row(clock.finished, r, start.finished, 0)
     retrieve_kernel(borrowed(rows), borrowed(seeds), borrowed(w.candidates), len(cat.topic))
     if obs_candidates.shape[0] > 0:
-        b = borrowed
-        obs = ObsArrays(b(w.obs_scale), b(obs_candidates), b(obs_user), b(obs_topics), b(obs_instruction))
+        obs = observation_views(w, obs_candidates, obs_user, obs_topics, obs_instruction)
+        candidates = borrowed(w.candidates)
         for i in range(len(rows)):
-            observe_user(rows[i], rows[i], b(w.candidates), clock, cat, users, log, obs)
+            observe_user(rows[i], rows[i], candidates, clock, cat, users, log, obs)
 
 
 @njit(cache=True)

@@ -35,15 +35,15 @@ from recoworld.users.layout import (
     CONFORMITY, DISLIKE, NOISE_SD, NOVELTY, NOVELTY_SCALE, SIMILARITY_TOLERANCE, W_DISLIKE, W_FATIGUE, W_NOVELTY,
     W_POPULARITY, W_QUALITY, W_REPEAT, W_SATIATION, W_SIMILARITY, W_TASTE,
     A_LEAVE, A_SKIP, AGE, BOREDOM, EXPOSURE, FATIGUE, O_ACTION, R_CLICK, R_LEAVE, SAT_LONG, SAT_SHORT, SATISFACTION, TRUST,
-    Decisions, UserArrays,
+    Decisions,
 )
 from recoworld.users.mindset_update import (
     after_click, after_review, disengagement_risk, drift_taste, fade_between_slates, follow_up_instruction, satisfaction_after_slate,
     speak_up,
 )
-from recoworld.world.bound import borrowed, views
+from recoworld.world.bound import borrowed, observation_views, views
 from recoworld.world.layout import (
-    CatalogArrays, ClockArrays, LogArrays, ObsArrays, Outputs,
+    Outputs,
     N_COMPONENTS, U_COMMENTS, U_COMPLIANCE, U_CLICKS, U_EMITTED, U_IGNORED, U_LEFT, U_LEFT_AT, U_LIKES, U_RESOLVED,
     U_REWARD, U_RISK, U_SHARES, U_SKIPS, U_WATCH_MINUTES,
 )
@@ -104,7 +104,7 @@ def step_bound(
     b = borrowed
     users, cat, log, clock = views(w)
     out = Outputs(b(out_items), b(out_users))
-    obs = ObsArrays(b(w.obs_scale), b(obs_candidates), b(obs_user), b(obs_topics), b(obs_instruction))
+    obs = observation_views(w, obs_candidates, obs_user, obs_topics, obs_instruction)
     decisions = Decisions(b(forced), b(actions), b(leave_at))
     rows, slates, seeds, candidates = b(rows), b(slates), b(seeds), b(w.candidates)
     p, env_vec, weights = b(w.params), b(w.env_vec), b(w.reward_weights)

@@ -253,10 +253,7 @@ class Simulation:
         key = (self.catalog.n_topics, self.catalog.embeddings.shape[1], self.platform.hist_items.shape[1])
         fresh = getattr(self, "_fresh", None)
         if fresh is None or fresh[0] != key:
-            log, clock = PlatformState.empty(1, self.catalog, key[2]), Clock.start(1)
-            state = bind(self.model.vector, self._env_vec, self.weights, self.users.arrays(), catalog_arrays(self.catalog),
-                         log_arrays(log), clock_arrays(clock), self.candidates, self.obs_scale)
-            fresh = self._fresh = (key, state, log, clock)
+            fresh = self._fresh = (key, self._bind(PlatformState.empty(1, self.catalog, key[2]), Clock.start(1)))
         return fresh[1]
 
     @property
@@ -313,12 +310,14 @@ class Simulation:
         key = (self.model.vector, self._env_vec, self.weights, self.users, self.users.consumed, self.catalog,
                self.platform, self.clock, self.candidates, self.obs_scale)
         if self._bound_key is None or not all(map(operator.is_, key, self._bound_key)):
-            self._bound_state = bind(
-                self.model.vector, self._env_vec, self.weights, self.users.arrays(), catalog_arrays(self.catalog),
-                log_arrays(self.platform), clock_arrays(self.clock), self.candidates, self.obs_scale,
-            )
-            self._bound_key = key
+            self._bound_state, self._bound_key = self._bind(self.platform, self.clock), key
         return self._bound_state
+
+    def _bind(self, platform: PlatformState, clock: Clock) -> WorldState:
+        """This simulation's arrays bound with the log ``platform`` and the clock ``clock`` (the bound state holds
+        every array it was given)."""
+        return bind(self.model.vector, self._env_vec, self.weights, self.users.arrays(), catalog_arrays(self.catalog),
+                    log_arrays(platform), clock_arrays(clock), self.candidates, self.obs_scale)
 
     def view(self, idx: Index, with_text: bool = False, with_observation: bool = False) -> "UserView":
         """What the platform knows about users ``idx`` at their current decision (optionally with the
