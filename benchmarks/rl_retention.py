@@ -117,7 +117,7 @@ def main() -> None:
     parser.add_argument("--curve-every", type=int, default=0, help="score a copy of the weights every N steps")
     parser.add_argument("--json", type=Path, default=None, help="write every number (with per-user values) here")
     parser.add_argument("--settings", choices=sorted(SETTINGS), default="vector",
-                        help="PPO_VECTOR (the default) or PPO_FAST (one epoch in bfloat16, the learning rate decaying)")
+                        help="PPO_VECTOR (the default) or PPO_FAST (one epoch in bfloat16, the learning rate decaying from 3e-3)")
     parser.add_argument("--precision", choices=PRECISIONS, default=None,
                         help="the slate policy's precision (SlatePolicy's policy_kwargs.precision; default: the settings')")
     parser.add_argument("--threads", type=int, default=1, help="threads torch uses while training (train's torch_threads)")

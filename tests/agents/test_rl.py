@@ -245,13 +245,13 @@ def test_train_script_and_cli_print_the_comparison(tmp_path) -> None:
 def test_fast_settings_train_one_epoch_in_bfloat16_with_a_decaying_learning_rate() -> None:
     model = rl.train("ppo", 4096, config=CONFIG, seed=0, eval_freq=0, **rl.PPO_FAST)
     assert model.n_epochs == 1 and model.n_envs == 64 and model.policy.precision == "bfloat16"
-    start = rl.PPO_DEFAULTS["learning_rate"]
+    start = rl.PPO_FAST["hyperparams"]["learning_rate"]
     assert model.lr_schedule(1.0) == pytest.approx(start) and model.lr_schedule(0.5) == pytest.approx(start / 2)
     assert model.lr_schedule(0.0) == 0.0
     # the optimizer follows the schedule: after 4,096 of 4,096 steps its rate is the last update's
     assert model.policy.optimizer.param_groups[0]["lr"] < start
-    assert rl.PPO_VECTOR["hyperparams"]["n_epochs"] == 3  # the default settings are untouched
-    assert "learning_rate" not in rl.PPO_FAST["hyperparams"] and rl.PPO_FAST["lr_decay"] is True  # nor were PPO_FAST's
+    assert rl.PPO_VECTOR["hyperparams"]["n_epochs"] == 3 and "learning_rate" not in rl.PPO_VECTOR["hyperparams"]
+    assert rl.PPO_FAST["lr_decay"] is True and "lr_decay" not in rl.PPO_VECTOR  # the default settings are untouched
 
 
 # ------------------------------------------------------------------ (c) the claim
@@ -274,20 +274,23 @@ def retention_run():
 
 
 @pytest.mark.slow
-def test_fast_ppo_beats_greedy_on_the_default_problem() -> None:
-    """PPO_FAST (one epoch in bfloat16, the learning rate decaying), trained as docs/figures/rl.md trains it on the
-    default problem (100 candidates, slates of 10, 600k steps), keeps held-out users longer than greedy relevance
-    (it did in each of ten training seeds there, though shorter than PPO_VECTOR; on the reduced problem with 200k
-    steps, too few updates for one epoch, it did not)."""
+def test_fast_ppo_beats_greedy_and_instruction_following_on_the_default_problem() -> None:
+    """PPO_FAST (one epoch in bfloat16, the learning rate decaying from 3e-3), trained as docs/figures/rl.md trains it
+    on the default problem (100 candidates, slates of 10, 600k steps), keeps held-out users longer than greedy relevance
+    (by 4 days or more in each of ten training seeds there) and than instruction following, the rule-based recommender
+    that reads what users say (ahead in nine seeds of ten there, +0.61 days on average)."""
     config = rl.retention_config(100, 10)
     model = rl.train("ppo", 600_000, config=config, seed=0, eval_freq=50_000, eval_episodes=50, **rl.PPO_FAST)
-    fast = rl.evaluate(model, CLAIM_USERS, config=config)
-    greedy = rl.evaluate(make_recommender("greedy", seed=0), CLAIM_USERS, config=config)
-    diff = np.asarray(fast["per_user"]["days_active"]) - np.asarray(greedy["per_user"]["days_active"])
-    report = (f"PPO_FAST {fast['days_active_mean']:.2f}, greedy {greedy['days_active_mean']:.2f}, paired difference "
-              f"{diff.mean():+.2f} ± {sem(diff):.2f}")
+    fast = np.asarray(rl.evaluate(model, CLAIM_USERS, config=config)["per_user"]["days_active"])
+    lines, gaps = [f"PPO_FAST {fast.mean():.2f}"], {}
+    for name in ("greedy", "instruction_following"):
+        other = np.asarray(rl.evaluate(make_recommender(name, seed=0), CLAIM_USERS, config=config)["per_user"]["days_active"])
+        diff = fast - other
+        gaps[name] = diff.mean() - 2 * sem(diff)
+        lines.append(f"{name} {other.mean():.2f} (paired difference {diff.mean():+.2f} ± {sem(diff):.2f})")
+    report = ", ".join(lines)
     print(report)
-    assert diff.mean() - 2 * sem(diff) > 0, report
+    assert all(gap > 0 for gap in gaps.values()), report
 
 
 @pytest.mark.slow
