@@ -32,8 +32,8 @@ PPO_VECTOR: dict[str, Any] = {
 # candidate encoder and critic under bfloat16 autocast, one epoch over each rollout in two minibatches, and a
 # learning rate falling linearly from 3e-3 to 0. One epoch makes a third of PPO_VECTOR's gradient steps; the higher
 # start makes up for them (from 1e-3 its models kept held-out users 0.8 days less than PPO_VECTOR's), and the decay
-# holds it (a constant rate drifted down after its first 100-300k steps). Over ten training seeds its models keep
-# held-out users 1.2 days longer than PPO_VECTOR's, with less spread (docs/figures/rl.md). On a CPU without
+# holds it (a constant rate drifted down after its first 100-300k steps). Over twenty training seeds its models keep
+# held-out users 1.6 days longer than PPO_VECTOR's, with half the spread (docs/figures/rl.md). On a CPU without
 # bfloat16 instructions autocast is slower: drop the precision there.
 PPO_FAST: dict[str, Any] = {
     "n_envs": 64,
