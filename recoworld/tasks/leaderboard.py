@@ -106,7 +106,9 @@ def task_section(task: Task, results: list[TaskResult], missing: list[Missing]) 
     if not results:
         return [*lines, "No results yet.", ""]
     first = results[0]
-    lines.append(f"Metric: {first.metric_text}; {first.users:,} held-out users (seeds {first.seeds[0]:,}–{first.seeds[1] - 1:,}). "
+    drawn = (f"seeds {first.seeds[0]:,}–{first.seeds[1] - 1:,}" if first.seeds[1] - first.seeds[0] > 1
+             else f"one population drawn from seed {first.seeds[0]:,}")
+    lines.append(f"Metric: {first.metric_text}; {first.users:,} held-out users ({drawn}). "
                  f"Normalised: random {_num(first.random_score, spec)} = 0, reference ({first.reference}) "
                  f"{_num(first.reference_score, spec)} = 100.")
     lines.append("")

@@ -84,6 +84,8 @@ def test_the_project_page_and_readme_table_are_generated_from_the_kept_result_fi
     assert (ROOT / "docs" / "leaderboard.md").read_text(encoding="utf-8") == L.render_page(by_task, meta)
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert L.replace_block(readme, L.render_readme_block(by_task)) == readme
+    page = L.render_page(by_task, meta)  # a population task is one run of one seed, not a range of users' seeds
+    assert "5,000 held-out users (one population drawn from seed 100,000)" in page and "100,000–100,000" not in page
     shipped = {"random", "popular", "greedy", "mmr", "linucb", "instruction_following", "toolrec", "lerl", "sasrec", "ppo"}
     for task_id, results in by_task.items():
         task = get_task(task_id)
