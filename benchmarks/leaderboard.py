@@ -3,9 +3,9 @@
 For each task, each shipped recommender is scored with ``recoworld.tasks.evaluate_task`` (what
 ``recoworld evaluate`` runs) and its result written to ``leaderboard/<task>/<policy>.json``; the wall
 time of each evaluation is printed (and kept in the file). PPO is trained with the project's PPO code
-(``recoworld.agents.rl.train``, the slate policy with ``PPO_VECTOR``'s settings, validation on seeds
-50,000.., best checkpoint kept) on the training seeds of each retention-type task (retention,
-creator economy, ML-100K) with ``--ppo-timesteps`` steps; the zips go to ``--models`` (outside the
+(``recoworld.agents.rl.train``, the slate policy with ``PPO_FAST``'s settings, or ``PPO_VECTOR``'s with
+``--ppo-settings vector``, validation on seeds 50,000.. every 25,000 steps, best checkpoint kept) on the
+training seeds of each retention-type task (retention, creator economy, ML-100K) with ``--ppo-timesteps`` steps; the zips go to ``--models`` (outside the
 repository; reused when present). LERL runs its heuristic planner over the task's PPO model. The
 retention model also acts in instruction following (same slates, 10 of 100). ML-100K needs the
 user's copy of the data (``python benchmarks/ml100k.py``); without it that task is listed as missing.
@@ -14,7 +14,7 @@ A tuned language agent (``--agent FOLDER``, from ``recoworld train-agent``) is s
 a full score of it takes hours on a CPU, so it is listed with those figures rather than ranked.
 Then ``python -m recoworld.tasks.leaderboard`` writes the page.
 
-    OMP_NUM_THREADS=1 NUMBA_NUM_THREADS=1 python benchmarks/leaderboard.py [--tasks retention-v1,...] [--ppo-timesteps 300000] [--agent FOLDER]
+    OMP_NUM_THREADS=1 NUMBA_NUM_THREADS=1 python benchmarks/leaderboard.py [--tasks retention-v1,...] [--ppo-settings fast] [--ppo-timesteps 600000] [--agent FOLDER]
 """
 
 from __future__ import annotations
@@ -65,19 +65,26 @@ def machine() -> str:
     return f"{os.cpu_count()} cores, {memory:.0f} GiB, no GPU, one thread per process"
 
 
-def ppo_model(task: Task, models: Path, timesteps: int, data: Path | None) -> tuple[Path, str]:
-    """The task's PPO zip (trained now unless present) and a note saying how it was trained."""
-    from recoworld.agents.rl.training import PPO_VECTOR, save, train
+PPO_SETTINGS = {  # --ppo-settings: what the note says of each
+    "fast": ("PPO_FAST", "PPO_FAST settings: 64 users per batch, one epoch in bfloat16, the learning rate decaying from 3e-3"),
+    "vector": ("PPO_VECTOR", "PPO_VECTOR settings: 64 users per batch, three epochs"),
+}
 
-    path = models / f"ppo-{task.id}-{timesteps}.zip"
-    note = (f"PPO (slate policy, PPO_VECTOR settings: 64 users per batch) trained {timesteps:,} steps on {task.id}'s "
+
+def ppo_model(task: Task, models: Path, timesteps: int, data: Path | None, settings: str = "fast") -> tuple[Path, str]:
+    """The task's PPO zip (trained now unless present) and a note saying how it was trained."""
+    from recoworld.agents.rl import training
+
+    name, described = PPO_SETTINGS[settings]
+    path = models / f"ppo-{settings}-{task.id}-{timesteps}.zip"
+    note = (f"PPO (slate policy, {described}) trained {timesteps:,} steps on {task.id}'s "
             f"training seeds with its reward, best validation checkpoint kept; training seed 0")
     if not path.is_file():
         scenario, config = task_world(task, data)
         start = time.perf_counter()
-        model = train("ppo", timesteps, scenario=scenario, config=config, seed=0, eval_freq=50_000, eval_episodes=50,
-                      **PPO_VECTOR)
-        save(model, path)
+        model = training.train("ppo", timesteps, scenario=scenario, config=config, seed=0, eval_freq=25_000,
+                               eval_episodes=50, **getattr(training, name))
+        training.save(model, path)
         print(f"trained PPO on {task.id}: {timesteps:,} steps in {time.perf_counter() - start:.0f} s -> {path}", flush=True)
     return path, note
 
@@ -86,7 +93,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", default=",".join(TASKS))
     parser.add_argument("--policies", default=",".join([*RECOMMENDERS, "ppo", "lerl"]))
-    parser.add_argument("--ppo-timesteps", type=int, default=300_000)
+    parser.add_argument("--ppo-settings", choices=sorted(PPO_SETTINGS), default="fast")
+    parser.add_argument("--ppo-timesteps", type=int, default=600_000)
     parser.add_argument("--results", type=Path, default=Path("leaderboard"))
     parser.add_argument("--models", type=Path, default=data_home() / "leaderboard-models")
     parser.add_argument("--data", type=Path, default=None, help="MovieLens-100K folder (default $RECOWORLD_DATA/ml-100k)")
@@ -114,7 +122,7 @@ def main() -> None:
             runs: list[tuple[str, str, dict, str]] = [(p, p, {}, "") for p in wanted if p in RECOMMENDERS]
             source = task.id if task.id in PPO_TASKS else PPO_BORROWED.get(task.id)
             if source is not None and ({"ppo", "lerl"} & set(wanted)):
-                zip_path, note = ppo_model(TASKS[source], args.models, args.ppo_timesteps, args.data)
+                zip_path, note = ppo_model(TASKS[source], args.models, args.ppo_timesteps, args.data, args.ppo_settings)
                 if source != task.id:
                     note = f"the retention-v1 model, acting here unchanged: {note}"
                 if "ppo" in wanted:
@@ -145,7 +153,7 @@ def main() -> None:
     total = time.perf_counter() - start
     load_end = os.getloadavg()[0]
     meta = Meta(machine=machine(), load_average=[round(load_start, 1), round(load_end, 1)], total_seconds=round(total),
-                command=f"python benchmarks/leaderboard.py --ppo-timesteps {args.ppo_timesteps}"
+                command=f"python benchmarks/leaderboard.py --ppo-settings {args.ppo_settings} --ppo-timesteps {args.ppo_timesteps}"
                 + (f" --agent AGENT --agent-users {args.agent_users}" if args.agent else ""), missing=missing)
     meta_path.parent.mkdir(parents=True, exist_ok=True)
     meta_path.write_text(meta.model_dump_json(indent=2) + "\n")
