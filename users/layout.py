@@ -29,6 +29,7 @@ ACTION_LABELS = ("unseen", "skip", "click", "like", "comment", "share", "leave")
 A_UNSEEN, A_SKIP, A_CLICK, A_LIKE, A_COMMENT, A_SHARE, A_LEAVE = range(7)
 # columns of externally decided actions (an LLM user), (b, K, 5): click, watch fraction, like, share, comment
 F_CLICK, F_WATCH, F_LIKE, F_SHARE, F_COMMENT = range(5)
+FORCED_COLUMNS = F_COMMENT + 1
 # uniforms per item (after the 2K normal draws in the user stream)
 R_CLICK, R_LIKE, R_SHARE, R_COMMENT, R_LEAVE = range(5)
 

@@ -384,8 +384,24 @@ class UserBatch:
 
 
 def user_rows(users: UserBatch, idx: Index) -> np.ndarray:
-    """The batch rows that ``idx`` selects, as an index array."""
-    return np.arange(len(users))[idx] if isinstance(idx, slice) else np.asarray(idx, dtype=np.int64)
+    """The batch rows that ``idx`` (a slice, row numbers or a boolean mask of every user) selects, as an index
+    array. Compiled code does not check bounds, so a row outside the batch is refused here with a one-line error."""
+    n = len(users)
+    if isinstance(idx, slice):
+        return np.arange(n)[idx]
+    rows = np.asarray(idx)
+    if rows.dtype == np.bool_:
+        if rows.shape != (n,):
+            raise ValueError(f"users: a boolean mask must have one entry per user ({n}), got shape {rows.shape}")
+        return np.flatnonzero(rows)
+    if rows.ndim != 1 or (rows.size and rows.dtype.kind not in "iu"):
+        raise ValueError(f"users: expected a slice, a 1-D array of row numbers or a boolean mask, got {rows.dtype} {rows.shape}")
+    rows = rows.astype(np.int64, copy=False)
+    if rows.size and (rows.min() < 0 or rows.max() >= n):
+        bad = rows[(rows < 0) | (rows >= n)]
+        raise ValueError(f"users: rows must lie in 0..{n - 1} (a batch of {n}), got {bad[0]}"
+                         + (f" and {len(bad) - 1} more" if len(bad) > 1 else ""))
+    return rows
 
 
 class ParametricUserBackend:
@@ -442,7 +458,7 @@ class ForcedDecisions:
     @classmethod
     def none(cls, b: int, k: int) -> "ForcedDecisions":
         """Decisions for ``b`` users and slates of ``k`` in which nobody's actions are forced."""
-        return cls(np.zeros(b, dtype=np.bool_), np.zeros((b, k, 5)), np.full(b, -1, dtype=np.int64))
+        return cls(np.zeros(b, dtype=np.bool_), np.zeros((b, k, UL.FORCED_COLUMNS)), np.full(b, -1, dtype=np.int64))
 
     def as_tuple(self) -> Decisions:
         """The kernel's view (:class:`recoworld.users.layout.Decisions`)."""

@@ -34,7 +34,7 @@ from recoworld.users.jit import FASTMATH, has_consumed, normal, sigmoid
 from recoworld.users.layout import (
     CONFORMITY, DISLIKE, NOISE_SD, NOVELTY, NOVELTY_SCALE, SIMILARITY_TOLERANCE, W_DISLIKE, W_FATIGUE, W_NOVELTY,
     W_POPULARITY, W_QUALITY, W_REPEAT, W_SATIATION, W_SIMILARITY, W_TASTE,
-    A_LEAVE, A_SKIP, AGE, BOREDOM, EXPOSURE, FATIGUE, O_ACTION, R_CLICK, R_LEAVE, SAT_LONG, SAT_SHORT, SATISFACTION, TRUST,
+    FORCED_COLUMNS, ITEM_OUTPUTS, A_LEAVE, A_SKIP, AGE, BOREDOM, EXPOSURE, FATIGUE, O_ACTION, R_CLICK, R_LEAVE, SAT_LONG, SAT_SHORT, SATISFACTION, TRUST,
     Decisions,
 )
 from recoworld.users.mindset_update import (
@@ -44,10 +44,10 @@ from recoworld.users.mindset_update import (
 from recoworld.world.bound import borrowed, observation_views, views
 from recoworld.world.layout import (
     Outputs,
-    N_COMPONENTS, U_COMMENTS, U_COMPLIANCE, U_CLICKS, U_EMITTED, U_IGNORED, U_LEFT, U_LEFT_AT, U_LIKES, U_RESOLVED,
+    USER_OUTPUTS, N_COMPONENTS, U_COMMENTS, U_COMPLIANCE, U_CLICKS, U_EMITTED, U_IGNORED, U_LEFT, U_LEFT_AT, U_LIKES, U_RESOLVED,
     U_REWARD, U_RISK, U_SHARES, U_SKIPS, U_WATCH_MINUTES,
 )
-from recoworld.world.observation_kernel import observe_kernel, observe_rows
+from recoworld.world.observation_kernel import CANDIDATE_FEATURE_COUNT, USER_FEATURE_COUNT, observe_kernel, observe_rows
 from recoworld.world.platform_log import decay_log, log_click, log_shown, log_slate
 from recoworld.world.retrieval import (  # noqa: F401  (retrieve_kernel: the simulation's entry to retrieval)
     DECISION_DRAWS, candidate_draws, candidates_from, decision_draws, draw_width, fill_uniforms, noise_draw, probe_table,
@@ -93,14 +93,52 @@ def world_step_parallel(
             observe_rows(lo, hi, rows, candidates, clock, cat, users, log, obs)
 
 
+# what step_bound found wrong with its arguments, before it touched anything (recoworld.world.step words each)
+STEP_OK, WRONG_LENGTHS, ROW_OUT_OF_RANGE, ITEM_OUT_OF_RANGE, WRONG_OUTPUTS, WRONG_OBSERVATION, WRONG_DECISIONS = range(7)
+
+
+@njit(cache=True, inline="always")
+def step_problem(w, rows, slates, seeds, out_items, out_users, obs_candidates, obs_user, obs_topics, obs_instruction,
+                 forced, actions, leave_at) -> int:
+    """STEP_OK, or the first thing wrong with a step's arguments. Compiled code does not check bounds: a row, a
+    catalog row or a buffer of the wrong size would read or write past an array instead of failing."""
+    b, k = slates.shape
+    if len(rows) != b or len(seeds) != b:
+        return WRONG_LENGTHS
+    n_users, m = w.candidates.shape
+    for i in range(b):
+        if rows[i] < 0 or rows[i] >= n_users:
+            return ROW_OUT_OF_RANGE
+    n_items = len(w.cat_topic)
+    for i in range(b):
+        for j in range(k):
+            if slates[i, j] < 0 or slates[i, j] >= n_items:
+                return ITEM_OUT_OF_RANGE
+    if out_items.shape != (b, k, ITEM_OUTPUTS) or out_users.shape != (b, USER_OUTPUTS):
+        return WRONG_OUTPUTS
+    if obs_candidates.shape[0] > 0:
+        t = w.log_topics.shape[2]
+        if (obs_candidates.shape != (b, m * (t + CANDIDATE_FEATURE_COUNT)) or obs_user.shape != (b, USER_FEATURE_COUNT)
+                or obs_topics.shape != (b, 2 * t) or obs_instruction.shape != (b, 2 * t + 1)):
+            return WRONG_OBSERVATION
+    if len(forced) != b or len(leave_at) != b or actions.shape[0] != b or actions.shape[1] != k or actions.shape[2] != FORCED_COLUMNS:
+        return WRONG_DECISIONS
+    return STEP_OK
+
+
 @njit(cache=True)
 def step_bound(
     parallel, w, rows, slates, seeds, out_items, out_users, obs_candidates, obs_user, obs_topics, obs_instruction,
     forced, actions, leave_at,
-) -> None:
+) -> int:
     """``world_step`` (``world_step_parallel`` when ``parallel``) of users ``rows`` on the world ``w`` (a
-    :class:`WorldState`); empty observation buffers (0 rows) mean no observation. Every array is borrowed
+    :class:`WorldState`); empty observation buffers (0 rows) mean no observation. Returns STEP_OK, or what
+    :func:`step_problem` found wrong (then nothing was stepped). Every array is borrowed
     (``recoworld.world.bound.borrowed``): the caller holds them all for the call."""
+    problem = step_problem(w, rows, slates, seeds, out_items, out_users, obs_candidates, obs_user, obs_topics,
+                           obs_instruction, forced, actions, leave_at)
+    if problem != STEP_OK:
+        return problem
     b = borrowed
     users, cat, log, clock = views(w)
     out = Outputs(b(out_items), b(out_users))
@@ -112,6 +150,7 @@ def step_bound(
         world_step_parallel(rows, slates, seeds, p, env_vec, weights, users, cat, log, clock, candidates, out, obs, decisions)
     else:
         world_step(rows, slates, seeds, p, env_vec, weights, users, cat, log, clock, candidates, out, obs, decisions)
+    return STEP_OK
 
 
 @njit(cache=True, fastmath=FASTMATH)

@@ -19,6 +19,8 @@ from recoworld.world.layout import (
 )
 
 
+CANDIDATE_FEATURE_COUNT = 8  # written per candidate after its topic one-hot (observation.CANDIDATE_FEATURES)
+USER_FEATURE_COUNT = 9  # observation.USER_FEATURES
 FRESHNESS_DAYS = 30.0  # an item's freshness falls to 1/e at this age in days
 FRESHNESS_AGES = 4096  # ages (days) tabulated; older items compute theirs
 
@@ -62,7 +64,7 @@ def observe_user(i: int, r: int, cands, clock, cat, users, log, obs) -> None:
     instruction row are cleared: every other entry is written."""
     n_topics = log.topics.shape[2]
     dim = log.est_taste.shape[1]
-    width = n_topics + 8
+    width = n_topics + CANDIDATE_FEATURE_COUNT
     feats, topics_out, user, scale = obs.candidates, obs.topics, obs.user, obs.scale
     for q in range(obs.instruction.shape[1]):
         obs.instruction[i, q] = 0.0

@@ -226,7 +226,7 @@ class Simulation:
         and clock, and candidates drawn from ``seeds`` (one raw draw each), as a fresh one-user simulation has them;
         with ``obs_out`` (observation buffers), each new user's observation goes into the buffers' row of that user
         (row ``rows[i]``; a one-row buffer for row 0), all in one compiled call."""
-        rows = np.asarray(rows, dtype=np.int64)
+        rows = user_rows(self.users, rows)
         if len(users) != len(rows):
             raise ValueError(f"replace_users: {len(users)} new users for {len(rows)} rows")
         obs = obs_out if obs_out is not None else NO_OBSERVATION
@@ -269,7 +269,7 @@ class Simulation:
     finished = property(lambda self: self.clock.finished)
 
     def _rows(self, idx: Index) -> np.ndarray:
-        return self._all_rows[idx] if isinstance(idx, slice) else np.asarray(idx, dtype=np.int64)
+        return self._all_rows[idx] if isinstance(idx, slice) else user_rows(self.users, idx)
 
     def retrieve(self, idx: Index) -> np.ndarray:
         """Fresh candidates for users ``idx``: uniform catalog rows, with replacement (a

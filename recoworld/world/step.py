@@ -14,8 +14,11 @@ from recoworld.users import layout as UL
 from recoworld.users.layout import Decisions
 from recoworld.users.parametric import ForcedDecisions
 from recoworld.world import layout as WL
-from recoworld.world.bound import WorldState
-from recoworld.world.kernel import step_bound
+from recoworld.world.bound import WorldState, field_arrays
+from recoworld.world.kernel import (
+    ITEM_OUT_OF_RANGE, ROW_OUT_OF_RANGE, STEP_OK, WRONG_LENGTHS, WRONG_OBSERVATION, WRONG_OUTPUTS, step_bound,
+)
+from recoworld.world.observation_kernel import CANDIDATE_FEATURE_COUNT, USER_FEATURE_COUNT
 
 PARALLEL_BATCH = 256  # batches at least this large are spread over threads (numba prange)
 _NO_DECISIONS: dict[tuple[int, int], Decisions] = {}
@@ -134,18 +137,66 @@ def run_step(
     rows = np.asarray(rows, dtype=np.int64)
     slates = np.ascontiguousarray(slates, dtype=np.int64)
     b, k = slates.shape
-    seeds = rng.bit_generator.random_raw(b) if seeds is None else seeds
+    drawn = seeds is None
+    seeds = rng.bit_generator.random_raw(b) if drawn else seeds
     if outputs is None:
         out_item, out_user = np.empty((b, k, UL.ITEM_OUTPUTS)), np.empty((b, WL.USER_OUTPUTS))
     else:
         out_item, out_user = outputs
     obs = observation if observation is not None else NO_OBSERVATION
-    step_bound(
+    forced = decisions.as_tuple() if decisions is not None else _no_decisions(b, k)
+    problem = step_bound(
         b >= PARALLEL_BATCH, state, rows, slates, seeds, out_item, out_user,
-        obs["candidates"], obs["user"], obs["topics"], obs["instruction"],
-        *(decisions.as_tuple() if decisions is not None else _no_decisions(b, k)),
+        obs["candidates"], obs["user"], obs["topics"], obs["instruction"], *forced,
     )
+    if problem != STEP_OK:
+        if drawn:  # nothing was stepped: the world's generator stands where it stood, so a corrected retry replays
+            _undraw(rng, b)
+        raise ValueError(step_error(problem, state, rows, slates, seeds, (out_item, out_user), obs, forced))
     return SlateResponse(out_item, out_user), SlateEffects(out_user)
+
+
+def _undraw(rng: np.random.Generator, n: int) -> None:
+    """Take back the last ``n`` raw draws of ``rng`` (``random_raw`` leaves a PCG64's buffered 32-bit half as it was;
+    ``advance`` would clear it, so it is put back)."""
+    bits = rng.bit_generator
+    if not hasattr(bits, "advance"):
+        return
+    kept = bits.state
+    bits.advance(-n)
+    state = bits.state
+    for key in ("has_uint32", "uinteger"):
+        if key in kept:
+            state[key] = kept[key]
+    bits.state = state
+
+
+def step_error(
+    problem: int, state: WorldState, rows: np.ndarray, slates: np.ndarray, seeds: np.ndarray,
+    outputs: tuple[np.ndarray, np.ndarray], obs: dict[str, np.ndarray], decisions: Decisions,
+) -> str:
+    """The one-line error for what the compiled step refused (``recoworld.world.kernel.step_problem``)."""
+    b, k = slates.shape
+    world = field_arrays(state)
+    n_users, m = world["candidates"].shape
+    n_items, n_topics = len(world["cat_topic"]), world["log_topics"].shape[2]
+    if problem == WRONG_LENGTHS:
+        return f"step: one slate and one seed per user, got {len(rows)} users, {b} slates and {len(seeds)} seeds"
+    if problem == ROW_OUT_OF_RANGE:
+        return f"step: user rows must lie in 0..{n_users - 1}, got {rows.min()}..{rows.max()}"
+    if problem == ITEM_OUT_OF_RANGE:
+        return f"step: slates hold catalog rows 0..{n_items - 1}, got {slates.min()}..{slates.max()}"
+    if problem == WRONG_OUTPUTS:
+        return (f"step: outputs must have shapes ({b}, {k}, {UL.ITEM_OUTPUTS}) and ({b}, {WL.USER_OUTPUTS}), "
+                f"got {outputs[0].shape} and {outputs[1].shape}")
+    if problem == WRONG_OBSERVATION:
+        want = {"candidates": (b, m * (n_topics + CANDIDATE_FEATURE_COUNT)), "user": (b, USER_FEATURE_COUNT),
+                "topics": (b, 2 * n_topics), "instruction": (b, 2 * n_topics + 1)}
+        wrong = [f"{key} {obs[key].shape} (expected {shape})" for key, shape in want.items() if obs[key].shape != shape]
+        return f"step: observation buffers of the wrong shape: {', '.join(wrong)}"
+    forced, actions, leave_at = decisions
+    return (f"step: decisions must have shapes ({b},), ({b}, {k}, {UL.FORCED_COLUMNS}) and ({b},), got "
+            f"{forced.shape}, {actions.shape} and {leave_at.shape}")
 
 
 def _no_decisions(b: int, k: int) -> Decisions:
