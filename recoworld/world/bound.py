@@ -28,7 +28,7 @@ from numba.experimental import structref
 from numba.extending import intrinsic
 
 from recoworld.users.layout import UserArrays
-from recoworld.world.observation_kernel import observe_kernel, observe_user
+from recoworld.world.observation_kernel import CANDIDATE_FEATURE_COUNT, USER_FEATURE_COUNT, observe_kernel, observe_user
 from recoworld.world.retrieval import retrieve_kernel
 from recoworld.world.layout import CatalogArrays, ClockArrays, LogArrays, ObsArrays
 
@@ -125,12 +125,39 @@ def observation_views(w, candidates, user, topics, instruction):
     return ObsArrays(b(w.obs_scale), b(candidates), b(user), b(topics), b(instruction))
 
 
+@njit(cache=True, inline="always")
+def observation_fits(w, n_rows, candidates, user, topics, instruction) -> bool:
+    """Whether observation buffers (none: no rows) have at least ``n_rows`` rows of the world ``w``'s widths.
+    Compiled code does not check bounds: buffers that do not fit would be written past their end."""
+    if candidates.shape[0] == 0:
+        return True
+    m, t = w.candidates.shape[1], w.log_topics.shape[2]
+    return (min(candidates.shape[0], user.shape[0], topics.shape[0], instruction.shape[0]) >= n_rows
+            and candidates.shape[1] == m * (t + CANDIDATE_FEATURE_COUNT) and user.shape[1] == USER_FEATURE_COUNT
+            and topics.shape[1] == 2 * t and instruction.shape[1] == 2 * t + 1)
+
+
+def observation_mismatch(state: WorldState, n_rows: int, obs: dict[str, np.ndarray]) -> str:
+    """In words, how observation buffers that :func:`observation_fits` refused differ from what they must be."""
+    world = field_arrays(state)
+    m, t = world["candidates"].shape[1], world["log_topics"].shape[2]
+    widths = {"candidates": m * (t + CANDIDATE_FEATURE_COUNT), "user": USER_FEATURE_COUNT, "topics": 2 * t,
+              "instruction": 2 * t + 1}
+    wrong = [f"{key} {obs[key].shape} (expected ({n_rows}, {width}))" for key, width in widths.items()
+             if obs[key].ndim != 2 or obs[key].shape[0] < n_rows or obs[key].shape[1] != width]
+    return f"observation buffers of the wrong shape: {', '.join(wrong)}"
+
+
 @njit(cache=True)
-def observe_bound(w, rows, obs_candidates, obs_user, obs_topics, obs_instruction) -> None:
-    """The observation of users ``rows`` of the world ``w`` written into the buffers (row i for user ``rows[i]``)."""
+def observe_bound(w, rows, obs_candidates, obs_user, obs_topics, obs_instruction) -> bool:
+    """The observation of users ``rows`` of the world ``w`` written into the buffers (row i for user ``rows[i]``);
+    False (nothing written) when the buffers do not fit (:func:`observation_fits`)."""
+    if not observation_fits(w, len(rows), obs_candidates, obs_user, obs_topics, obs_instruction):
+        return False
     users, cat, log, clock = views(w)
     obs = observation_views(w, obs_candidates, obs_user, obs_topics, obs_instruction)
     observe_kernel(borrowed(rows), borrowed(w.candidates), clock, cat, users, log, obs)
+    return True
 
 
 @njit(cache=True, inline="always")
@@ -138,14 +165,32 @@ def _copy_row(dst, r, src, i) -> None:
     dst[r] = src[i]
 
 
+RESTARTED, NEW_USERS_DO_NOT_FIT, OBSERVATION_DOES_NOT_FIT = range(3)  # what restart_bound returns
+
+
+@njit(cache=True, inline="always")
+def _rows_fit(dst, src, n: int) -> bool:
+    """``src`` holds ``n`` rows shaped as ``dst``'s."""
+    return src.shape[0] >= n and src.shape[1:] == dst.shape[1:]
+
+
 @njit(cache=True)
 def restart_bound(w, fresh, rows, seeds, taste, recent, traits, mind, topic_state, instr, consumed,
-                  obs_candidates, obs_user, obs_topics, obs_instruction) -> None:
+                  obs_candidates, obs_user, obs_topics, obs_instruction) -> int:
     """Users ``rows`` of the world ``w`` start over: row ``rows[i]`` takes the new user state row i (the arrays of
     ``UserArrays``), the empty platform log and clock of row 0 of ``fresh`` (a world bound on a new user's log and
     clock), and candidates drawn from ``seeds[i]``; then, unless the observation buffers have no rows, its
-    observation is written into row ``rows[i]`` of them (the single env's row 0 is its user 0)."""
+    observation is written into row ``rows[i]`` of them (the single env's row 0 is its user 0). Returns RESTARTED,
+    or (nothing written) what does not fit: the new users' arrays, or the observation buffers."""
     users, cat, log, clock = views(w)
+    n = len(rows)
+    if not (len(seeds) >= n and _rows_fit(users.taste, taste, n) and _rows_fit(users.recent, recent, n)
+            and _rows_fit(users.traits, traits, n) and _rows_fit(users.mind, mind, n)
+            and _rows_fit(users.topic_state, topic_state, n) and _rows_fit(users.instr, instr, n)
+            and _rows_fit(users.consumed, consumed, n)):
+        return NEW_USERS_DO_NOT_FIT
+    if not observation_fits(w, rows.max() + 1 if n else 0, obs_candidates, obs_user, obs_topics, obs_instruction):
+        return OBSERVATION_DOES_NOT_FIT
     _, _, empty, start = views(fresh)
     for i in range(len(rows)):
         r = rows[i]
@@ -173,6 +218,7 @@ def restart_bound(w, fresh, rows, seeds, taste, recent, traits, mind, topic_stat
         candidates = borrowed(w.candidates)
         for i in range(len(rows)):
             observe_user(rows[i], rows[i], candidates, clock, cat, users, log, obs)
+    return RESTARTED
 
 
 @njit(cache=True)

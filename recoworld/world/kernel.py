@@ -41,13 +41,13 @@ from recoworld.users.mindset_update import (
     after_click, after_review, disengagement_risk, drift_taste, fade_between_slates, follow_up_instruction, satisfaction_after_slate,
     speak_up,
 )
-from recoworld.world.bound import borrowed, observation_views, views
+from recoworld.world.bound import borrowed, observation_fits, observation_views, views
 from recoworld.world.layout import (
     Outputs,
     USER_OUTPUTS, N_COMPONENTS, U_COMMENTS, U_COMPLIANCE, U_CLICKS, U_EMITTED, U_IGNORED, U_LEFT, U_LEFT_AT, U_LIKES, U_RESOLVED,
     U_REWARD, U_RISK, U_SHARES, U_SKIPS, U_WATCH_MINUTES,
 )
-from recoworld.world.observation_kernel import CANDIDATE_FEATURE_COUNT, USER_FEATURE_COUNT, observe_kernel, observe_rows
+from recoworld.world.observation_kernel import observe_kernel, observe_rows
 from recoworld.world.platform_log import decay_log, log_click, log_shown, log_slate
 from recoworld.world.retrieval import (  # noqa: F401  (retrieve_kernel: the simulation's entry to retrieval)
     DECISION_DRAWS, candidate_draws, candidates_from, decision_draws, draw_width, fill_uniforms, noise_draw, probe_table,
@@ -105,7 +105,7 @@ def step_problem(w, rows, slates, seeds, out_items, out_users, obs_candidates, o
     b, k = slates.shape
     if len(rows) != b or len(seeds) != b:
         return WRONG_LENGTHS
-    n_users, m = w.candidates.shape
+    n_users = w.candidates.shape[0]
     for i in range(b):
         if rows[i] < 0 or rows[i] >= n_users:
             return ROW_OUT_OF_RANGE
@@ -116,11 +116,8 @@ def step_problem(w, rows, slates, seeds, out_items, out_users, obs_candidates, o
                 return ITEM_OUT_OF_RANGE
     if out_items.shape != (b, k, ITEM_OUTPUTS) or out_users.shape != (b, USER_OUTPUTS):
         return WRONG_OUTPUTS
-    if obs_candidates.shape[0] > 0:
-        t = w.log_topics.shape[2]
-        if (obs_candidates.shape != (b, m * (t + CANDIDATE_FEATURE_COUNT)) or obs_user.shape != (b, USER_FEATURE_COUNT)
-                or obs_topics.shape != (b, 2 * t) or obs_instruction.shape != (b, 2 * t + 1)):
-            return WRONG_OBSERVATION
+    if not observation_fits(w, b, obs_candidates, obs_user, obs_topics, obs_instruction):
+        return WRONG_OBSERVATION
     if len(forced) != b or len(leave_at) != b or actions.shape[0] != b or actions.shape[1] != k or actions.shape[2] != FORCED_COLUMNS:
         return WRONG_DECISIONS
     return STEP_OK

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 import numpy as np
 from gymnasium import spaces
 
-from recoworld.world.bound import WorldState, observe_bound
+from recoworld.world.bound import WorldState, observation_mismatch, observe_bound
 from recoworld.users.parametric import Index, user_rows
 
 if TYPE_CHECKING:
@@ -96,5 +96,7 @@ def observe(sim: ObservedWorld, idx: Index, out: dict[str, np.ndarray] | None = 
     """
     rows = user_rows(sim.users, idx)
     out = observation_buffers(sim, len(rows)) if out is None else out
-    observe_bound(sim.bound(), rows, out["candidates"], out["user"], out["topics"], out["instruction"])
+    state = sim.bound()
+    if not observe_bound(state, rows, out["candidates"], out["user"], out["topics"], out["instruction"]):
+        raise ValueError(f"observe: {observation_mismatch(state, len(rows), out)}")
     return out

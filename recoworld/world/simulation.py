@@ -27,7 +27,7 @@ from recoworld.users.parametric import (
 from recoworld.users.population import PendingProfile, PopulationSampler
 from recoworld.users.profile import TONES, UserProfile
 from recoworld.users.protocol import UserBackend
-from recoworld.world.bound import WorldState, bind, restart_bound
+from recoworld.world.bound import OBSERVATION_DOES_NOT_FIT, RESTARTED, WorldState, bind, observation_mismatch, restart_bound
 from recoworld.world.catalog import Catalog
 from recoworld.world.layout import catalog_arrays, clock_arrays, log_arrays
 from recoworld.world.observation import observation_buffers
@@ -230,8 +230,17 @@ class Simulation:
         if len(users) != len(rows):
             raise ValueError(f"replace_users: {len(users)} new users for {len(rows)} rows")
         obs = obs_out if obs_out is not None else NO_OBSERVATION
-        restart_bound(self.bound(), self._fresh_user(), rows, np.asarray(seeds, dtype=np.uint64), *users.arrays(),
-                      obs["candidates"], obs["user"], obs["topics"], obs["instruction"])
+        state = self.bound()
+        restarted = restart_bound(state, self._fresh_user(), rows, np.asarray(seeds, dtype=np.uint64), *users.arrays(),
+                                  obs["candidates"], obs["user"], obs["topics"], obs["instruction"])
+        if restarted == OBSERVATION_DOES_NOT_FIT:
+            raise ValueError(f"replace_users: {observation_mismatch(state, int(rows.max()) + 1, obs)}")
+        if restarted != RESTARTED:
+            ours = self.users.arrays()
+            wrong = [f"{name} {new.shape[1:]} (this world's {old.shape[1:]})"
+                     for name, new, old in zip(ours._fields, users.arrays(), ours) if new.shape[1:] != old.shape[1:]]
+            raise ValueError(f"replace_users: the new users do not fit this world: "
+                             + (", ".join(wrong) if wrong else f"{len(seeds)} seeds for {len(rows)} rows"))
         self.users.tone[rows] = users.tone
         memory = getattr(self.backend, "memory", None)  # an LLM backend's per-row memory
         for r, profile in zip(rows.tolist(), profiles):

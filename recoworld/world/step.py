@@ -14,11 +14,10 @@ from recoworld.users import layout as UL
 from recoworld.users.layout import Decisions
 from recoworld.users.parametric import ForcedDecisions
 from recoworld.world import layout as WL
-from recoworld.world.bound import WorldState, field_arrays
+from recoworld.world.bound import WorldState, field_arrays, observation_mismatch
 from recoworld.world.kernel import (
     ITEM_OUT_OF_RANGE, ROW_OUT_OF_RANGE, STEP_OK, WRONG_LENGTHS, WRONG_OBSERVATION, WRONG_OUTPUTS, step_bound,
 )
-from recoworld.world.observation_kernel import CANDIDATE_FEATURE_COUNT, USER_FEATURE_COUNT
 
 PARALLEL_BATCH = 256  # batches at least this large are spread over threads (numba prange)
 _NO_DECISIONS: dict[tuple[int, int], Decisions] = {}
@@ -178,8 +177,7 @@ def step_error(
     """The one-line error for what the compiled step refused (``recoworld.world.kernel.step_problem``)."""
     b, k = slates.shape
     world = field_arrays(state)
-    n_users, m = world["candidates"].shape
-    n_items, n_topics = len(world["cat_topic"]), world["log_topics"].shape[2]
+    n_users, n_items = len(world["candidates"]), len(world["cat_topic"])
     if problem == WRONG_LENGTHS:
         return f"step: one slate and one seed per user, got {len(rows)} users, {b} slates and {len(seeds)} seeds"
     if problem == ROW_OUT_OF_RANGE:
@@ -190,10 +188,7 @@ def step_error(
         return (f"step: outputs must have shapes ({b}, {k}, {UL.ITEM_OUTPUTS}) and ({b}, {WL.USER_OUTPUTS}), "
                 f"got {outputs[0].shape} and {outputs[1].shape}")
     if problem == WRONG_OBSERVATION:
-        want = {"candidates": (b, m * (n_topics + CANDIDATE_FEATURE_COUNT)), "user": (b, USER_FEATURE_COUNT),
-                "topics": (b, 2 * n_topics), "instruction": (b, 2 * n_topics + 1)}
-        wrong = [f"{key} {obs[key].shape} (expected {shape})" for key, shape in want.items() if obs[key].shape != shape]
-        return f"step: observation buffers of the wrong shape: {', '.join(wrong)}"
+        return f"step: {observation_mismatch(state, b, obs)}"
     forced, actions, leave_at = decisions
     return (f"step: decisions must have shapes ({b},), ({b}, {k}, {UL.FORCED_COLUMNS}) and ({b},), got "
             f"{forced.shape}, {actions.shape} and {leave_at.shape}")

@@ -49,14 +49,29 @@ def refusals(sim: Simulation) -> list[tuple[str, object]]:
         ("a boolean mask must have one entry per user (3)", lambda: sim.step(np.array([True, False]), good[:1])),
         ("a 1-D array of row numbers", lambda: sim.step(np.array([[0, 1, 2]]), good)),
         ("rows must lie in 0..2", lambda: observe(sim, np.array([3]))),
+        ("observe: observation buffers of the wrong shape: candidates (1, 5) (expected (3, ",
+         lambda: observe(sim, slice(None), out={k: v[:1, :5].copy() for k, v in observation_buffers(sim, 3).items()})),
+        ("replace_users: observation buffers of the wrong shape: candidates (2, ",
+         lambda: restart(sim, np.array([2]), obs_out=observation_buffers(sim, 2))),
+        ("replace_users: the new users do not fit this world: taste (8,) (this world's (",
+         lambda: restart(sim, np.array([1]), dim=8)),
+        ("users: rows must lie in 0..2 (a batch of 3), got 3", lambda: restart(sim, np.array([3]))),
     ]
 
 
-@pytest.mark.parametrize("case", range(11))
+def restart(sim: Simulation, rows: np.ndarray, obs_out: dict | None = None, dim: int | None = None) -> None:
+    """Row ``rows[0]`` restarts with a newcomer (of a world with ``dim``-d embeddings, when given)."""
+    config = CONFIG if dim is None else {**CONFIG, "catalog": {"synthetic": {"n_items": 60}, "embedding": {"dim": dim}}}
+    newcomer = Simulation.sample(load_scenario("quickstart", config), 1, np.random.default_rng(9),
+                                 catalog=sim.catalog if dim is None else None)
+    sim.replace_users(rows, newcomer.profiles, newcomer.users, np.array([5], dtype=np.uint64), obs_out=obs_out)
+
+
+@pytest.mark.parametrize("case", range(15))
 def test_a_step_that_does_not_fit_the_world_is_refused_and_changes_nothing(case: int) -> None:
     sim, clean = world(), world()
     message, bad = refusals(sim)[case]
-    with pytest.raises(ValueError, match=f"^(step|users): .*{re.escape(message)}"):
+    with pytest.raises(ValueError, match=re.escape(message)):
         bad()
     np.testing.assert_array_equal(play(sim), play(clean))  # the world and its generator stand as they stood
 
