@@ -126,15 +126,15 @@ def observation_views(w, candidates, user, topics, instruction):
 
 
 @njit(cache=True, inline="always")
-def observation_fits(w, n_rows, candidates, user, topics, instruction) -> bool:
-    """Whether observation buffers (none: no rows) have at least ``n_rows`` rows of the world ``w``'s widths.
-    Compiled code does not check bounds: buffers that do not fit would be written past their end."""
-    if candidates.shape[0] == 0:
+def observation_fits(m: int, t: int, n_rows: int, obs) -> bool:
+    """Whether the observation buffers ``obs`` (``ObsArrays``; none: no rows) have at least ``n_rows`` rows of the
+    widths of a world of ``m`` candidates and ``t`` topics. Compiled code does not check bounds: buffers that do not
+    fit would be written past their end."""
+    if obs.candidates.shape[0] == 0:
         return True
-    m, t = w.candidates.shape[1], w.log_topics.shape[2]
-    return (min(candidates.shape[0], user.shape[0], topics.shape[0], instruction.shape[0]) >= n_rows
-            and candidates.shape[1] == m * (t + CANDIDATE_FEATURE_COUNT) and user.shape[1] == USER_FEATURE_COUNT
-            and topics.shape[1] == 2 * t and instruction.shape[1] == 2 * t + 1)
+    return (min(obs.candidates.shape[0], obs.user.shape[0], obs.topics.shape[0], obs.instruction.shape[0]) >= n_rows
+            and obs.candidates.shape[1] == m * (t + CANDIDATE_FEATURE_COUNT) and obs.user.shape[1] == USER_FEATURE_COUNT
+            and obs.topics.shape[1] == 2 * t and obs.instruction.shape[1] == 2 * t + 1)
 
 
 def observation_mismatch(state: WorldState, n_rows: int, obs: dict[str, np.ndarray]) -> str:
@@ -152,11 +152,12 @@ def observation_mismatch(state: WorldState, n_rows: int, obs: dict[str, np.ndarr
 def observe_bound(w, rows, obs_candidates, obs_user, obs_topics, obs_instruction) -> bool:
     """The observation of users ``rows`` of the world ``w`` written into the buffers (row i for user ``rows[i]``);
     False (nothing written) when the buffers do not fit (:func:`observation_fits`)."""
-    if not observation_fits(w, len(rows), obs_candidates, obs_user, obs_topics, obs_instruction):
-        return False
     users, cat, log, clock = views(w)
     obs = observation_views(w, obs_candidates, obs_user, obs_topics, obs_instruction)
-    observe_kernel(borrowed(rows), borrowed(w.candidates), clock, cat, users, log, obs)
+    candidates = borrowed(w.candidates)
+    if not observation_fits(candidates.shape[1], log.topics.shape[2], len(rows), obs):
+        return False
+    observe_kernel(borrowed(rows), candidates, clock, cat, users, log, obs)
     return True
 
 
@@ -165,7 +166,7 @@ def _copy_row(dst, r, src, i) -> None:
     dst[r] = src[i]
 
 
-RESTARTED, NEW_USERS_DO_NOT_FIT, OBSERVATION_DOES_NOT_FIT = range(3)  # what restart_bound returns
+RESTARTED, ROWS_OUT_OF_RANGE, NEW_USERS_DO_NOT_FIT, OBSERVATION_DOES_NOT_FIT = range(4)  # what restart_bound returns
 
 
 @njit(cache=True, inline="always")
@@ -181,15 +182,19 @@ def restart_bound(w, fresh, rows, seeds, taste, recent, traits, mind, topic_stat
     ``UserArrays``), the empty platform log and clock of row 0 of ``fresh`` (a world bound on a new user's log and
     clock), and candidates drawn from ``seeds[i]``; then, unless the observation buffers have no rows, its
     observation is written into row ``rows[i]`` of them (the single env's row 0 is its user 0). Returns RESTARTED,
-    or (nothing written) what does not fit: the new users' arrays, or the observation buffers."""
+    or (nothing written) what does not fit: a row, the new users' arrays, or the observation buffers."""
     users, cat, log, clock = views(w)
     n = len(rows)
+    for i in range(n):
+        if rows[i] < 0 or rows[i] >= users.taste.shape[0]:
+            return ROWS_OUT_OF_RANGE
     if not (len(seeds) >= n and _rows_fit(users.taste, taste, n) and _rows_fit(users.recent, recent, n)
             and _rows_fit(users.traits, traits, n) and _rows_fit(users.mind, mind, n)
             and _rows_fit(users.topic_state, topic_state, n) and _rows_fit(users.instr, instr, n)
             and _rows_fit(users.consumed, consumed, n)):
         return NEW_USERS_DO_NOT_FIT
-    if not observation_fits(w, rows.max() + 1 if n else 0, obs_candidates, obs_user, obs_topics, obs_instruction):
+    obs = observation_views(w, obs_candidates, obs_user, obs_topics, obs_instruction)
+    if not observation_fits(w.candidates.shape[1], log.topics.shape[2], rows.max() + 1 if n else 0, obs):
         return OBSERVATION_DOES_NOT_FIT
     _, _, empty, start = views(fresh)
     for i in range(len(rows)):
@@ -214,7 +219,6 @@ def restart_bound(w, fresh, rows, seeds, taste, recent, traits, mind, topic_stat
         _copy_row(clock.finished, r, start.finished, 0)
     retrieve_kernel(borrowed(rows), borrowed(seeds), borrowed(w.candidates), len(cat.topic))
     if obs_candidates.shape[0] > 0:
-        obs = observation_views(w, obs_candidates, obs_user, obs_topics, obs_instruction)
         candidates = borrowed(w.candidates)
         for i in range(len(rows)):
             observe_user(rows[i], rows[i], candidates, clock, cat, users, log, obs)

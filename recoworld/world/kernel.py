@@ -98,27 +98,28 @@ STEP_OK, WRONG_LENGTHS, ROW_OUT_OF_RANGE, ITEM_OUT_OF_RANGE, WRONG_OUTPUTS, WRON
 
 
 @njit(cache=True, inline="always")
-def step_problem(w, rows, slates, seeds, out_items, out_users, obs_candidates, obs_user, obs_topics, obs_instruction,
-                 forced, actions, leave_at) -> int:
-    """STEP_OK, or the first thing wrong with a step's arguments. Compiled code does not check bounds: a row, a
-    catalog row or a buffer of the wrong size would read or write past an array instead of failing."""
+def step_problem(candidates, cat, log, rows, slates, seeds, out, obs, decisions) -> int:
+    """STEP_OK, or the first thing wrong with a step's arguments (the world's candidate table, catalog and log, and
+    the step's own arrays). Compiled code does not check bounds: a row, a catalog row or a buffer of the wrong size
+    would read or write past an array instead of failing."""
     b, k = slates.shape
     if len(rows) != b or len(seeds) != b:
         return WRONG_LENGTHS
-    n_users = w.candidates.shape[0]
+    n_users, n_items = candidates.shape[0], len(cat.topic)
     for i in range(b):
         if rows[i] < 0 or rows[i] >= n_users:
             return ROW_OUT_OF_RANGE
-    n_items = len(w.cat_topic)
     for i in range(b):
         for j in range(k):
             if slates[i, j] < 0 or slates[i, j] >= n_items:
                 return ITEM_OUT_OF_RANGE
-    if out_items.shape != (b, k, ITEM_OUTPUTS) or out_users.shape != (b, USER_OUTPUTS):
+    if out.items.shape != (b, k, ITEM_OUTPUTS) or out.users.shape != (b, USER_OUTPUTS):
         return WRONG_OUTPUTS
-    if not observation_fits(w, b, obs_candidates, obs_user, obs_topics, obs_instruction):
+    if not observation_fits(candidates.shape[1], log.topics.shape[2], b, obs):
         return WRONG_OBSERVATION
-    if len(forced) != b or len(leave_at) != b or actions.shape[0] != b or actions.shape[1] != k or actions.shape[2] != FORCED_COLUMNS:
+    actions = decisions.actions
+    if (len(decisions.forced) != b or len(decisions.leave_at) != b or actions.shape[0] != b or actions.shape[1] != k
+            or actions.shape[2] != FORCED_COLUMNS):
         return WRONG_DECISIONS
     return STEP_OK
 
@@ -132,16 +133,15 @@ def step_bound(
     :class:`WorldState`); empty observation buffers (0 rows) mean no observation. Returns STEP_OK, or what
     :func:`step_problem` found wrong (then nothing was stepped). Every array is borrowed
     (``recoworld.world.bound.borrowed``): the caller holds them all for the call."""
-    problem = step_problem(w, rows, slates, seeds, out_items, out_users, obs_candidates, obs_user, obs_topics,
-                           obs_instruction, forced, actions, leave_at)
-    if problem != STEP_OK:
-        return problem
     b = borrowed
     users, cat, log, clock = views(w)
     out = Outputs(b(out_items), b(out_users))
     obs = observation_views(w, obs_candidates, obs_user, obs_topics, obs_instruction)
     decisions = Decisions(b(forced), b(actions), b(leave_at))
     rows, slates, seeds, candidates = b(rows), b(slates), b(seeds), b(w.candidates)
+    problem = step_problem(candidates, cat, log, rows, slates, seeds, out, obs, decisions)
+    if problem != STEP_OK:
+        return problem
     p, env_vec, weights = b(w.params), b(w.env_vec), b(w.reward_weights)
     if parallel:
         world_step_parallel(rows, slates, seeds, p, env_vec, weights, users, cat, log, clock, candidates, out, obs, decisions)

@@ -27,7 +27,7 @@ from recoworld.users.parametric import (
 from recoworld.users.population import PendingProfile, PopulationSampler
 from recoworld.users.profile import TONES, UserProfile
 from recoworld.users.protocol import UserBackend
-from recoworld.world.bound import OBSERVATION_DOES_NOT_FIT, RESTARTED, WorldState, bind, observation_mismatch, restart_bound
+from recoworld.world.bound import OBSERVATION_DOES_NOT_FIT, RESTARTED, ROWS_OUT_OF_RANGE, WorldState, bind, observation_mismatch, restart_bound
 from recoworld.world.catalog import Catalog
 from recoworld.world.layout import catalog_arrays, clock_arrays, log_arrays
 from recoworld.world.observation import observation_buffers
@@ -226,13 +226,17 @@ class Simulation:
         and clock, and candidates drawn from ``seeds`` (one raw draw each), as a fresh one-user simulation has them;
         with ``obs_out`` (observation buffers), each new user's observation goes into the buffers' row of that user
         (row ``rows[i]``; a one-row buffer for row 0), all in one compiled call."""
-        rows = user_rows(self.users, rows)
+        rows = np.asarray(rows)
+        if rows.dtype != np.int64 or rows.ndim != 1:  # masks and other integer types; the range is checked compiled
+            rows = user_rows(self.users, rows)
         if len(users) != len(rows):
             raise ValueError(f"replace_users: {len(users)} new users for {len(rows)} rows")
         obs = obs_out if obs_out is not None else NO_OBSERVATION
         state = self.bound()
         restarted = restart_bound(state, self._fresh_user(), rows, np.asarray(seeds, dtype=np.uint64), *users.arrays(),
                                   obs["candidates"], obs["user"], obs["topics"], obs["instruction"])
+        if restarted == ROWS_OUT_OF_RANGE:
+            user_rows(self.users, rows)  # raises, naming the rows
         if restarted == OBSERVATION_DOES_NOT_FIT:
             raise ValueError(f"replace_users: {observation_mismatch(state, int(rows.max()) + 1, obs)}")
         if restarted != RESTARTED:
