@@ -163,7 +163,8 @@ def single_env_breakdown(timing: Timing) -> None:
     whole = median_seconds(lambda: sim.step(slice(None), slate, observe=True), number=2000)
     captured: list[tuple] = []
     kernel = world_step.step_bound
-    world_step.step_bound = lambda *args: captured.append(args) or world_step.STEP_OK  # the arguments run_step passes, with and without observation
+    # the arguments run_step passes, with and without observation (STEP_OK: nothing refused)
+    world_step.step_bound = lambda *args: captured.append(args) or world_step.STEP_OK
     try:
         sim.step(slice(None), slate, observe=True)
         sim.step(slice(None), slate, observe=False)

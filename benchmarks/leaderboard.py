@@ -5,16 +5,18 @@ For each task, each shipped recommender is scored with ``recoworld.tasks.evaluat
 time of each evaluation is printed (and kept in the file). PPO is trained with the project's PPO code
 (``recoworld.agents.rl.train``, the slate policy with ``PPO_FAST``'s settings, or ``PPO_VECTOR``'s with
 ``--ppo-settings vector``, validation on seeds 50,000.. every 25,000 steps, best checkpoint kept) on the
-training seeds of each retention-type task (retention, creator economy, ML-100K) with ``--ppo-timesteps`` steps; the zips go to ``--models`` (outside the
-repository; reused when present). LERL runs its heuristic planner over the task's PPO model. The
-retention model also acts in instruction following (same slates, 10 of 100). ML-100K needs the
-user's copy of the data (``python benchmarks/ml100k.py``); without it that task is listed as missing.
+training seeds of each retention-type task (retention, creator economy, ML-100K) with ``--ppo-timesteps``
+steps; the zips go to ``--models`` (outside the repository; reused when present). LERL runs its
+heuristic planner over the task's PPO model. The retention model also acts in instruction following
+(same slates, 10 of 100). ML-100K needs the user's copy of the data (``python benchmarks/ml100k.py``);
+without it that task is listed as missing.
 A tuned language agent (``--agent FOLDER``, from ``recoworld train-agent``) is scored on the first
 ``--agent-users`` held-out users of instruction following, next to the rule parser on the same users;
 a full score of it takes hours on a CPU, so it is listed with those figures rather than ranked.
 Then ``python -m recoworld.tasks.leaderboard`` writes the page.
 
-    OMP_NUM_THREADS=1 NUMBA_NUM_THREADS=1 python benchmarks/leaderboard.py [--tasks retention-v1,...] [--ppo-settings fast] [--ppo-timesteps 600000] [--agent FOLDER]
+    OMP_NUM_THREADS=1 NUMBA_NUM_THREADS=1 python benchmarks/leaderboard.py [--tasks retention-v1,...] \
+        [--ppo-settings fast] [--ppo-timesteps 600000] [--agent FOLDER]
 """
 
 from __future__ import annotations
@@ -153,7 +155,8 @@ def main() -> None:
     total = time.perf_counter() - start
     load_end = os.getloadavg()[0]
     meta = Meta(machine=machine(), load_average=[round(load_start, 1), round(load_end, 1)], total_seconds=round(total),
-                command=f"python benchmarks/leaderboard.py --ppo-settings {args.ppo_settings} --ppo-timesteps {args.ppo_timesteps}"
+                command=f"python benchmarks/leaderboard.py --ppo-settings {args.ppo_settings} "
+                f"--ppo-timesteps {args.ppo_timesteps}"
                 + (f" --agent AGENT --agent-users {args.agent_users}" if args.agent else ""), missing=missing)
     meta_path.parent.mkdir(parents=True, exist_ok=True)
     meta_path.write_text(meta.model_dump_json(indent=2) + "\n")

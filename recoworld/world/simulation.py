@@ -27,7 +27,9 @@ from recoworld.users.parametric import (
 from recoworld.users.population import PendingProfile, PopulationSampler
 from recoworld.users.profile import TONES, UserProfile
 from recoworld.users.protocol import UserBackend
-from recoworld.world.bound import OBSERVATION_DOES_NOT_FIT, RESTARTED, ROWS_OUT_OF_RANGE, WorldState, bind, observation_mismatch, restart_bound
+from recoworld.world.bound import (
+    OBSERVATION_DOES_NOT_FIT, RESTARTED, ROWS_OUT_OF_RANGE, WorldState, bind, observation_mismatch, restart_bound,
+)
 from recoworld.world.catalog import Catalog
 from recoworld.world.layout import catalog_arrays, clock_arrays, log_arrays
 from recoworld.world.observation import observation_buffers
