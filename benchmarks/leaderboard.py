@@ -67,26 +67,25 @@ def machine() -> str:
     return f"{os.cpu_count()} cores, {memory:.0f} GiB, no GPU, one thread per process"
 
 
-PPO_SETTINGS = {  # --ppo-settings: what the note says of each
-    "fast": ("PPO_FAST", "PPO_FAST settings: 64 users per batch, one epoch in bfloat16, the learning rate decaying from 3e-3"),
-    "vector": ("PPO_VECTOR", "PPO_VECTOR settings: 64 users per batch, three epochs"),
+PPO_NOTES = {  # --ppo-settings (recoworld.agents.rl.training.PPO_SETTINGS): what the note says of each
+    "fast": "PPO_FAST settings: 64 users per batch, one epoch in bfloat16, the learning rate decaying from 3e-3",
+    "vector": "PPO_VECTOR settings: 64 users per batch, three epochs",
 }
 
 
 def ppo_model(task: Task, models: Path, timesteps: int, data: Path | None, settings: str = "fast") -> tuple[Path, str]:
     """The task's PPO zip (trained now unless present) and a note saying how it was trained."""
-    from recoworld.agents.rl import training
+    from recoworld.agents.rl.training import PPO_SETTINGS, save, train
 
-    name, described = PPO_SETTINGS[settings]
     path = models / f"ppo-{settings}-{task.id}-{timesteps}.zip"
-    note = (f"PPO (slate policy, {described}) trained {timesteps:,} steps on {task.id}'s "
+    note = (f"PPO (slate policy, {PPO_NOTES[settings]}) trained {timesteps:,} steps on {task.id}'s "
             f"training seeds with its reward, best validation checkpoint kept; training seed 0")
     if not path.is_file():
         scenario, config = task_world(task, data)
         start = time.perf_counter()
-        model = training.train("ppo", timesteps, scenario=scenario, config=config, seed=0, eval_freq=25_000,
-                               eval_episodes=50, **getattr(training, name))
-        training.save(model, path)
+        model = train("ppo", timesteps, scenario=scenario, config=config, seed=0, eval_freq=25_000, eval_episodes=50,
+                      **PPO_SETTINGS[settings])
+        save(model, path)
         print(f"trained PPO on {task.id}: {timesteps:,} steps in {time.perf_counter() - start:.0f} s -> {path}", flush=True)
     return path, note
 
@@ -95,7 +94,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", default=",".join(TASKS))
     parser.add_argument("--policies", default=",".join([*RECOMMENDERS, "ppo", "lerl"]))
-    parser.add_argument("--ppo-settings", choices=sorted(PPO_SETTINGS), default="fast")
+    parser.add_argument("--ppo-settings", choices=sorted(PPO_NOTES), default="fast")
     parser.add_argument("--ppo-timesteps", type=int, default=600_000)
     parser.add_argument("--results", type=Path, default=Path("leaderboard"))
     parser.add_argument("--models", type=Path, default=data_home() / "leaderboard-models")

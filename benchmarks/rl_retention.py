@@ -34,11 +34,10 @@ import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
 
 from recoworld.agents.rl.evaluation import evaluate
-from recoworld.agents.rl.training import PPO_DEFAULTS, PPO_FAST, PPO_VECTOR
+from recoworld.agents.rl.training import PPO_DEFAULTS, PPO_SETTINGS as SETTINGS
 from recoworld.agents.rl.policy import PRECISIONS, Snapshots
 from recoworld.agents.rl_vs_baselines import compare, format_table
 
-SETTINGS = {"vector": PPO_VECTOR, "fast": PPO_FAST}
 BASELINES = ("random", "popular", "greedy", "mmr", "linucb", "instruction_following")
 
 

@@ -19,7 +19,7 @@ _EXPORTS = {
         "envs",
     ),
     **dict.fromkeys(("CandidateEncoder", "CandidateHead", "KeepBest", "PooledCritic", "SlateDistribution", "SlatePolicy", "Snapshots"), "policy"),
-    **dict.fromkeys(("A2C_DEFAULTS", "PPO_DEFAULTS", "PPO_FAST", "PPO_VECTOR", "load", "save", "train", "validation_seeds"), "training"),
+    **dict.fromkeys(("A2C_DEFAULTS", "PPO_DEFAULTS", "PPO_FAST", "PPO_SETTINGS", "PPO_VECTOR", "load", "save", "train", "validation_seeds"), "training"),
     "SB3Recommender": "recommender",
     "evaluate": "evaluation",
 }

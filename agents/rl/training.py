@@ -41,6 +41,7 @@ PPO_FAST: dict[str, Any] = {
     "policy_kwargs": {"share_features_extractor": True, "precision": "bfloat16"},
     "lr_decay": True,
 }
+PPO_SETTINGS: dict[str, dict[str, Any]] = {"vector": PPO_VECTOR, "fast": PPO_FAST}  # by the name a command takes
 A2C_DEFAULTS: dict[str, Any] = {"n_steps": 16, "learning_rate": 7e-4, "gamma": 0.95, "gae_lambda": 0.95, "ent_coef": 0.0}
 
 
