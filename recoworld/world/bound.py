@@ -137,17 +137,6 @@ def observation_fits(m: int, t: int, n_rows: int, obs) -> bool:
             and obs.topics.shape[1] == 2 * t and obs.instruction.shape[1] == 2 * t + 1)
 
 
-def observation_mismatch(state: WorldState, n_rows: int, obs: dict[str, np.ndarray]) -> str:
-    """In words, how observation buffers that :func:`observation_fits` refused differ from what they must be."""
-    world = field_arrays(state)
-    m, t = world["candidates"].shape[1], world["log_topics"].shape[2]
-    widths = {"candidates": m * (t + CANDIDATE_FEATURE_COUNT), "user": USER_FEATURE_COUNT, "topics": 2 * t,
-              "instruction": 2 * t + 1}
-    wrong = [f"{key} {obs[key].shape} (expected ({n_rows}, {width}))" for key, width in widths.items()
-             if obs[key].ndim != 2 or obs[key].shape[0] < n_rows or obs[key].shape[1] != width]
-    return f"observation buffers of the wrong shape: {', '.join(wrong)}"
-
-
 @njit(cache=True)
 def observe_bound(w, rows, obs_candidates, obs_user, obs_topics, obs_instruction) -> bool:
     """The observation of users ``rows`` of the world ``w`` written into the buffers (row i for user ``rows[i]``);
@@ -170,6 +159,15 @@ RESTARTED, ROWS_OUT_OF_RANGE, NEW_USERS_DO_NOT_FIT, OBSERVATION_DOES_NOT_FIT = r
 
 
 @njit(cache=True, inline="always")
+def rows_in_range(rows, n: int) -> bool:
+    """Every row of ``rows`` lies in 0 .. n - 1 (compiled code does not check bounds)."""
+    for i in range(len(rows)):
+        if rows[i] < 0 or rows[i] >= n:
+            return False
+    return True
+
+
+@njit(cache=True, inline="always")
 def _rows_fit(dst, src, n: int) -> bool:
     """``src`` holds ``n`` rows shaped as ``dst``'s."""
     return src.shape[0] >= n and src.shape[1:] == dst.shape[1:]
@@ -185,9 +183,8 @@ def restart_bound(w, fresh, rows, seeds, taste, recent, traits, mind, topic_stat
     or (nothing written) what does not fit: a row, the new users' arrays, or the observation buffers."""
     users, cat, log, clock = views(w)
     n = len(rows)
-    for i in range(n):
-        if rows[i] < 0 or rows[i] >= users.taste.shape[0]:
-            return ROWS_OUT_OF_RANGE
+    if not rows_in_range(rows, users.taste.shape[0]):
+        return ROWS_OUT_OF_RANGE
     if not (len(seeds) >= n and _rows_fit(users.taste, taste, n) and _rows_fit(users.recent, recent, n)
             and _rows_fit(users.traits, traits, n) and _rows_fit(users.mind, mind, n)
             and _rows_fit(users.topic_state, topic_state, n) and _rows_fit(users.instr, instr, n)

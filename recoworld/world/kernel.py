@@ -42,7 +42,7 @@ from recoworld.users.mindset_update import (
     after_click, after_review, disengagement_risk, drift_taste, fade_between_slates, follow_up_instruction, satisfaction_after_slate,
     speak_up,
 )
-from recoworld.world.bound import borrowed, observation_fits, observation_views, views
+from recoworld.world.bound import borrowed, observation_fits, observation_views, rows_in_range, views
 from recoworld.world.layout import (
     Outputs,
     USER_OUTPUTS, N_COMPONENTS, U_COMMENTS, U_COMPLIANCE, U_CLICKS, U_EMITTED, U_IGNORED, U_LEFT, U_LEFT_AT, U_LIKES, U_RESOLVED,
@@ -106,10 +106,9 @@ def step_problem(candidates, cat, log, rows, slates, seeds, out, obs, decisions)
     b, k = slates.shape
     if len(rows) != b or len(seeds) != b:
         return WRONG_LENGTHS
-    n_users, n_items = candidates.shape[0], len(cat.topic)
-    for i in range(b):
-        if rows[i] < 0 or rows[i] >= n_users:
-            return ROW_OUT_OF_RANGE
+    if not rows_in_range(rows, candidates.shape[0]):
+        return ROW_OUT_OF_RANGE
+    n_items = len(cat.topic)
     for i in range(b):
         for j in range(k):
             if slates[i, j] < 0 or slates[i, j] >= n_items:

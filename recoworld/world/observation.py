@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 import numpy as np
 from gymnasium import spaces
 
-from recoworld.world.bound import WorldState, observation_mismatch, observe_bound
+from recoworld.world.bound import WorldState, field_arrays, observe_bound
 from recoworld.users.parametric import Index, user_rows
 
 if TYPE_CHECKING:
@@ -74,6 +74,16 @@ def observation_space(n_candidates: int, n_topics: int) -> spaces.Dict:
 
 
 _F32, _N_CANDIDATE, _N_USER = np.float32, len(CANDIDATE_FEATURES), len(USER_FEATURES)  # read at every step
+
+
+def observation_mismatch(state: WorldState, n_rows: int, obs: dict[str, np.ndarray]) -> str:
+    """In words, how observation buffers that the compiled check (``recoworld.world.bound.observation_fits``) refused
+    differ from at least ``n_rows`` rows of the observation space of the world bound in ``state``."""
+    world = field_arrays(state)
+    space = observation_space(world["candidates"].shape[1], world["log_topics"].shape[2])
+    wrong = [f"{key} {obs[key].shape} (expected ({n_rows}, {box.shape[0]}))" for key, box in space.spaces.items()
+             if obs[key].ndim != 2 or obs[key].shape[0] < n_rows or obs[key].shape[1] != box.shape[0]]
+    return f"observation buffers of the wrong shape: {', '.join(wrong)}"
 
 
 def observation_buffers(sim: ObservedWorld, b: int) -> dict[str, np.ndarray]:

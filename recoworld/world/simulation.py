@@ -28,11 +28,11 @@ from recoworld.users.population import PendingProfile, PopulationSampler
 from recoworld.users.profile import TONES, UserProfile
 from recoworld.users.protocol import UserBackend
 from recoworld.world.bound import (
-    OBSERVATION_DOES_NOT_FIT, RESTARTED, ROWS_OUT_OF_RANGE, WorldState, bind, observation_mismatch, restart_bound,
+    OBSERVATION_DOES_NOT_FIT, RESTARTED, ROWS_OUT_OF_RANGE, WorldState, bind, restart_bound,
 )
 from recoworld.world.catalog import Catalog
 from recoworld.world.layout import catalog_arrays, clock_arrays, log_arrays
-from recoworld.world.observation import observation_buffers
+from recoworld.world.observation import observation_buffers, observation_mismatch
 from recoworld.world.observation import observe as observe_users
 from recoworld.world.platform import Clock, PlatformState
 from recoworld.world.rewards import COMPONENTS

@@ -14,10 +14,11 @@ from recoworld.users import layout as UL
 from recoworld.users.layout import Decisions
 from recoworld.users.parametric import ForcedDecisions
 from recoworld.world import layout as WL
-from recoworld.world.bound import WorldState, field_arrays, observation_mismatch
+from recoworld.world.bound import WorldState, field_arrays
 from recoworld.world.kernel import (
     ITEM_OUT_OF_RANGE, ROW_OUT_OF_RANGE, STEP_OK, WRONG_LENGTHS, WRONG_OBSERVATION, WRONG_OUTPUTS, step_bound,
 )
+from recoworld.world.observation import observation_mismatch
 
 PARALLEL_BATCH = 256  # batches at least this large are spread over threads (numba prange)
 _NO_DECISIONS: dict[tuple[int, int], Decisions] = {}
@@ -157,9 +158,10 @@ def run_step(
 
 def _undraw(rng: np.random.Generator, n: int) -> None:
     """Take back the last ``n`` raw draws of ``rng`` (``random_raw`` leaves a PCG64's buffered 32-bit half as it was;
-    ``advance`` would clear it, so it is put back)."""
+    ``advance`` would clear it, so it is put back). The world's generators are PCG64s (``default_rng``, Gymnasium's
+    ``np_random``); another bit generator keeps its draws spent."""
     bits = rng.bit_generator
-    if not hasattr(bits, "advance"):
+    if not isinstance(bits, (np.random.PCG64, np.random.PCG64DXSM)):
         return
     kept = bits.state
     bits.advance(-n)

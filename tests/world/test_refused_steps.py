@@ -67,10 +67,15 @@ def restart(sim: Simulation, rows: np.ndarray, obs_out: dict | None = None, dim:
     sim.replace_users(rows, newcomer.profiles, newcomer.users, np.array([5], dtype=np.uint64), obs_out=obs_out)
 
 
-@pytest.mark.parametrize("case", range(15))
+CASES = 15
+
+
+@pytest.mark.parametrize("case", range(CASES))
 def test_a_step_that_does_not_fit_the_world_is_refused_and_changes_nothing(case: int) -> None:
     sim, clean = world(), world()
-    message, bad = refusals(sim)[case]
+    cases = refusals(sim)
+    assert len(cases) == CASES  # every case is run
+    message, bad = cases[case]
     with pytest.raises(ValueError, match=re.escape(message)):
         bad()
     np.testing.assert_array_equal(play(sim), play(clean))  # the world and its generator stand as they stood
