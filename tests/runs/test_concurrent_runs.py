@@ -51,6 +51,30 @@ def wait_for(path: Path, proc: subprocess.Popen, seconds: float = 240) -> None:
         time.sleep(0.01)
 
 
+def freeze(proc: subprocess.Popen, seconds: float = 10) -> None:
+    """SIGSTOP ``proc`` and wait until every thread of it has stopped: the signal is only queued when ``kill`` returns,
+    and a thread running on the other core (the main one, or a writer) goes on for a moment, long enough to be caught
+    mid-checkpoint."""
+    os.kill(proc.pid, signal.SIGSTOP)
+    tasks, deadline = Path(f"/proc/{proc.pid}/task"), time.monotonic() + seconds
+    if not tasks.exists():  # no /proc: give the signal time to land
+        time.sleep(0.5)
+        return
+
+    def states() -> set[str]:
+        found = set()
+        for stat in tasks.glob("*/stat"):
+            try:
+                found.add(stat.read_text().rsplit(")", 1)[1].split()[0])
+            except (FileNotFoundError, ProcessLookupError):  # a thread that ended meanwhile
+                pass
+        return found
+
+    while not states() <= {"T", "t"}:
+        assert time.monotonic() < deadline, f"process {proc.pid} did not stop: its threads are {states()}"
+        time.sleep(0.001)
+
+
 def one_error_line(stderr: str) -> str:
     lines = [line for line in stderr.splitlines() if line.strip()]
     assert len(lines) == 1, lines
@@ -65,7 +89,7 @@ def test_a_second_run_into_a_live_folder_is_refused_and_the_first_finishes_as_if
     first = subprocess.Popen(command(), cwd=live, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         wait_for(live / "run" / "impressions" / "day=001.parquet", first)
-        os.kill(first.pid, signal.SIGSTOP)  # frozen mid-run, its lock held: every attempt below meets a live run
+        freeze(first)  # frozen mid-run, its lock held: every attempt below meets a live run
         before = every_file(live / "run")
         holder = f"is in use by another run (pid {first.pid}, since "
 
