@@ -39,3 +39,24 @@ def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     out = np.empty((a.shape[0], b2.shape[1]), dtype=np.float64)
     matmul_into(a, b2, out)
     return out if b.ndim == 2 else out[:, 0]
+
+
+_SURE = 1e-6  # a scaled value this far from a half rounds the same from its float product as from its exact value
+
+
+def round_as_python(x: np.ndarray, ndigits: int) -> np.ndarray:
+    """``[round(v, ndigits) for v in x]`` as a float64 array, bit for bit, without a Python call per value.
+
+    Python rounds each float's exact decimal value (half to even) and reads the result back as the nearest
+    float. ``rint(x * 10**ndigits) / 10**ndigits`` is that wherever the scaled product lies clearly off a half
+    (the product's own rounding error is far smaller than ``_SURE``, and the division is correctly rounded);
+    the rare values near a half, and huge or non-finite ones, go through ``round`` itself."""
+    x = np.asarray(x, dtype=np.float64)
+    scale = 10.0**ndigits
+    p = x * scale
+    out = np.rint(p) / scale
+    with np.errstate(invalid="ignore"):
+        unsure = ~(np.abs(p) < 1e9) | (np.abs(np.abs(p - np.floor(p)) - 0.5) < _SURE)
+    for i in np.flatnonzero(unsure).tolist():
+        out.flat[i] = round(float(x.flat[i]), ndigits)
+    return out

@@ -20,7 +20,7 @@ from numba import njit
 from pydantic import BaseModel, ConfigDict, Field
 
 from recoworld.columns import column_view
-from recoworld.fixed_order import matmul_into
+from recoworld.fixed_order import matmul_into, round_as_python
 from recoworld.llm.base import Usage
 from recoworld.users import layout as UL
 from recoworld.world.catalog import Catalog
@@ -29,7 +29,7 @@ from recoworld.users.layout import INTEREST, Decisions, UserArrays
 from recoworld.users.profile import TONES, TRAIT_NAMES, UserProfile
 
 if TYPE_CHECKING:
-    from recoworld.users.population import ProfileDraw
+    from recoworld.users.population import ProfileDraws
     from recoworld.users.world_view import SimulationView, StepOutcomeView
 
 Index = np.ndarray | slice
@@ -330,22 +330,20 @@ class UserBatch:
 
     @classmethod
     def from_draws(
-        cls, draws: Sequence["ProfileDraw"], catalog: Catalog, noise: np.ndarray, taste_noise: float = 0.35
+        cls, draws: "ProfileDraws", catalog: Catalog, noise: np.ndarray, taste_noise: float = 0.35
     ) -> "UserBatch":
-        """Arrays for the profiles ``draws`` describe (``PopulationSampler.draw`` over this catalog's topics),
+        """Arrays for the profiles ``draws`` describe (``PopulationSampler.draw_each`` over this catalog's topics),
         without writing the profiles out, each user as :meth:`from_profiles` of their profile alone makes them
         (``noise``: (b, D) the standard normals each user's generator drew after the profile)."""
-        b = len(draws)
+        b, width = len(draws), draws.interests.shape[1]
         topic_state = np.zeros((b, 5, catalog.n_topics), dtype=np.float64)
-        traits = np.empty((b, 8), dtype=np.float64)
-        tone = np.empty(b, dtype=np.int8)
-        for r, d in enumerate(draws):
-            for t, w in zip(d.interests.tolist(), d.weights.tolist()):
-                topic_state[r, UL.INTEREST, t] = round(w, 4)
-            topic_state[r, UL.DISLIKE, d.dislikes] = 1.0
-            traits[r] = d.traits[_TRAIT_ORDER]
-            tone[r] = d.tone
-        return cls._start(topic_state, traits, tone, catalog, noise, taste_noise, {})
+        taken = np.arange(width) < draws.n_interests[:, None]  # each row's interests, in drawn order
+        weights = round_as_python(draws.weights[taken], 4)  # as the profile states them
+        topic_state[np.repeat(np.arange(b), draws.n_interests), UL.INTEREST, draws.interests[taken]] = weights
+        disliked = np.arange(width) < draws.n_dislikes[:, None]
+        topic_state[np.repeat(np.arange(b), draws.n_dislikes), UL.DISLIKE, draws.dislikes[disliked]] = 1.0
+        traits = draws.traits[:, _TRAIT_ORDER]
+        return cls._start(topic_state, traits, draws.tone.astype(np.int8), catalog, noise, taste_noise, {})
 
     @classmethod
     def _start(

@@ -17,7 +17,7 @@ Imports: numpy, pydantic, ``recoworld.users.profile``, ``recoworld.users.profile
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -160,17 +160,14 @@ class PopulationSampler:
             seg_of = rng.permutation(self._quota_segments(n))
         else:
             seg_of = np.searchsorted(self._cum_weights, rng.random(n) * self._cum_weights[-1], side="right")
-        return self._draws(np.repeat(generator_address(rng)[None], n, axis=0), seg_of.astype(np.int64), 0)[0]
+        return list(self._draws(np.repeat(generator_address(rng)[None], n, axis=0), seg_of.astype(np.int64), 0)[0])
 
-    def draw_each(self, rngs: Sequence[np.random.Generator], noise_dim: int) -> tuple[list[ProfileDraw], np.ndarray, np.ndarray]:
-        """One profile from each generator, as ``draw(1, rng)`` draws it, each followed by ``noise_dim`` standard
-        normals and one raw 64-bit draw of the same generator (what ``random_raw()`` gives for PCG64, the env's
-        bit generator; how an env's reset draws its user), in one compiled call.
-        Returns the draws, the (n, noise_dim) normals and the (n,) uint64 raw draws."""
-        n = len(rngs)
-        gens = np.empty((n, 4), dtype=np.uint64)
-        for q, rng in enumerate(rngs):
-            gens[q] = generator_address(rng)
+    def draw_each(self, gens: np.ndarray, noise_dim: int) -> tuple[ProfileDraws, np.ndarray, np.ndarray]:
+        """One profile from each generator (``gens``: their :func:`generator_address` rows), as ``draw(1, rng)`` draws
+        it, each followed by ``noise_dim`` standard normals and one raw 64-bit draw of the same generator (what
+        ``random_raw()`` gives for PCG64, the env's bit generator; how an env's reset draws its user), in one compiled
+        call. Returns the draws, the (n, noise_dim) normals and the (n,) uint64 raw draws."""
+        n = len(gens)
         if self._sizes is not None:  # one user's quota names their segment (permuting one value draws nothing)
             seg_of = np.full(n, self._quota_segments(1)[0], dtype=np.int64)
         else:
@@ -184,25 +181,22 @@ class PopulationSampler:
         counts[np.argsort(-(quota - counts), kind="stable")[: n - counts.sum()]] += 1
         return np.repeat(np.arange(len(self.segments)), counts)
 
-    def _draws(self, gens: np.ndarray, seg_of: np.ndarray, noise_dim: int) -> tuple[list[ProfileDraw], np.ndarray, np.ndarray]:
+    def _draws(self, gens: np.ndarray, seg_of: np.ndarray, noise_dim: int) -> tuple[ProfileDraws, np.ndarray, np.ndarray]:
         """Users drawn from the generators at ``gens`` (rows of ``generator_address``) in segments ``seg_of``
         (-1: drawn), by ``profile_draws.draw_segment_users``."""
         n, t = len(gens), len(self.topic_names)
-        u = np.empty((n, N_UNIFORMS))
-        interests, weights, dislikes = np.zeros((n, t), dtype=np.int64), np.zeros((n, t)), np.zeros((n, t), dtype=np.int64)
-        n_int, n_dis = np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64)
-        traits, noise, raws = np.empty((n, len(TRAIT_NAMES))), np.empty((n, noise_dim)), np.zeros(n, dtype=np.uint64)
-        tone = np.empty(n, dtype=np.int64)
+        draws = ProfileDraws(
+            segment=seg_of, u=np.empty((n, N_UNIFORMS)), interests=np.zeros((n, t), dtype=np.int64),
+            n_interests=np.zeros(n, dtype=np.int64), weights=np.zeros((n, t)), dislikes=np.zeros((n, t), dtype=np.int64),
+            n_dislikes=np.zeros(n, dtype=np.int64), traits=np.empty((n, len(TRAIT_NAMES))), tone=np.empty(n, dtype=np.int64),
+        )
+        noise, raws = np.empty((n, noise_dim)), np.zeros(n, dtype=np.uint64)
         table = self._table
         draw_segment_users(
             gens, seg_of, self._cum_weights, table.in_pool, table.ranges, table.concentration, table.beta_a, table.beta_b,
-            table.tone_index, table.tone_cum, table.tone_count, u, interests, n_int, weights, dislikes, n_dis, traits,
-            tone, noise, raws,
+            table.tone_index, table.tone_cum, table.tone_count, draws.u, draws.interests, draws.n_interests, draws.weights,
+            draws.dislikes, draws.n_dislikes, draws.traits, draws.tone, noise, raws,
         )
-        draws = [
-            ProfileDraw(s, u[q], interests[q, :k], weights[q, :k], dislikes[q, :d], traits[q], tn)
-            for q, (s, k, d, tn) in enumerate(zip(seg_of.tolist(), n_int.tolist(), n_dis.tolist(), tone.tolist()))
-        ]
         return draws, noise, raws
 
     def profile(self, draw: ProfileDraw, user_id: str) -> UserProfile:
@@ -253,16 +247,45 @@ class ProfileDraw:
 
 
 @dataclass
+class ProfileDraws:
+    """Profiles' random draws as arrays, row q for profile q (``PopulationSampler.draw_each``): a reset reads the
+    arrays at once (``UserBatch.from_draws``); ``draws[q]`` is profile q's :class:`ProfileDraw`."""
+
+    segment: np.ndarray  # (n,) int64
+    u: np.ndarray  # (n, N_UNIFORMS)
+    interests: np.ndarray  # (n, T) int64: row q's first n_interests[q] entries
+    n_interests: np.ndarray  # (n,) int64
+    weights: np.ndarray  # (n, T): row q's first n_interests[q] entries
+    dislikes: np.ndarray  # (n, T) int64: row q's first n_dislikes[q] entries
+    n_dislikes: np.ndarray  # (n,) int64
+    traits: np.ndarray  # (n, 10)
+    tone: np.ndarray  # (n,) int64
+
+    def __len__(self) -> int:
+        return len(self.segment)
+
+    def __getitem__(self, q: int) -> ProfileDraw:
+        k, d = int(self.n_interests[q]), int(self.n_dislikes[q])
+        return ProfileDraw(int(self.segment[q]), self.u[q], self.interests[q, :k], self.weights[q, :k],
+                           self.dislikes[q, :d], self.traits[q], int(self.tone[q]))
+
+    def __iter__(self) -> Iterator[ProfileDraw]:
+        return (self[q] for q in range(len(self)))
+
+
+@dataclass
 class PendingProfile:
-    """A drawn profile not written out yet (a reset that only needs the user's state): :meth:`build` writes it."""
+    """A drawn profile not written out yet (a reset that only needs the user's state): :meth:`build` writes it
+    from row ``index`` of ``draws``."""
 
     sampler: PopulationSampler
-    draw: ProfileDraw
+    draws: ProfileDraws
+    index: int
     user_id: str
 
     def build(self) -> UserProfile:
         """The full profile from the kept draw (same values as drawing it at once)."""
-        return self.sampler.profile(self.draw, self.user_id)
+        return self.sampler.profile(self.draws[self.index], self.user_id)
 
 
 # ------------------------------------------------------------------ diverse sampling (USP)

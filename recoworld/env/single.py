@@ -22,6 +22,7 @@ from recoworld.world.simulation import Simulation, StepOutcome, build_catalog
 from recoworld.users.parametric import ParametricUserModel, UserBatch
 from recoworld.users.population import PendingProfile, PopulationSampler
 from recoworld.users.profile import UserProfile
+from recoworld.users.profile_draws import generator_address
 
 ALL = slice(None)
 ROW0 = np.zeros(1, dtype=np.int64)
@@ -29,16 +30,20 @@ _LABEL_OF_CODE = {float(code): label for code, label in enumerate(ACTION_LABELS)
 
 
 def draw_users(
-    sampler: Any, catalog: Any, rngs: list[np.random.Generator], taste_noise: float, profiles: Sequence[Any] | None = None
+    sampler: Any, catalog: Any, rngs: list[np.random.Generator], taste_noise: float, profiles: Sequence[Any] | None = None,
+    gens: np.ndarray | None = None,
 ) -> tuple[list[UserProfile | PendingProfile], UserBatch, np.ndarray]:
     """New users as envs' resets draw them, user i from ``rngs[i]`` in this order: the profile (unless
     ``profiles[i]`` gives one, a UserProfile or its dict), the taste noise, then one raw draw for the first
     candidates (returned, (n,) uint64). Each user's state is what a one-user simulation of them has; a profile
-    drawn from segments stays a :class:`PendingProfile` (the state is built from its draws, in one batch)."""
+    drawn from segments stays a :class:`PendingProfile` (the state is built from its draws, in one batch).
+    ``gens``: the generators' ``generator_address`` rows, when the caller keeps them (else made here)."""
     if profiles is None and isinstance(sampler, PopulationSampler):
-        draws, noise, raws = sampler.draw_each(rngs, catalog.topic_centroids.shape[1])
+        if gens is None:
+            gens = np.array([generator_address(rng) for rng in rngs], dtype=np.uint64).reshape(len(rngs), 4)
+        draws, noise, raws = sampler.draw_each(gens, catalog.topic_centroids.shape[1])
         users = UserBatch.from_draws(draws, catalog, noise, taste_noise)
-        return [PendingProfile(sampler, d, "u0") for d in draws], users, raws  # the id sampler.sample(1, rng) gives
+        return [PendingProfile(sampler, draws, q, "u0") for q in range(len(draws))], users, raws  # sample(1, rng)'s id
     n, picked, batches = len(rngs), [], []
     raws = np.empty(n, dtype=np.uint64)
     for q, rng in enumerate(rngs):

@@ -21,6 +21,7 @@ from recoworld.env.actions import check_actions, serve
 from recoworld.env.single import RecoWorldEnv, draw_users
 from recoworld.env.topics import fill_topics
 from recoworld.users import layout as UL
+from recoworld.users.profile_draws import generator_address
 from recoworld.world import layout as WL
 from recoworld.world.rewards import COMPONENTS
 from recoworld.world.simulation import Simulation
@@ -111,6 +112,7 @@ class RecoWorldVectorEnv(VectorEnv):
         self.sim: Simulation | None = None
         self._rngs: list[np.random.Generator | None] = [None] * n
         self._states = np.zeros(n, dtype=np.uint64)  # addresses of the generators' PCG64 states
+        self._gens = np.zeros((n, 4), dtype=np.uint64)  # their generator_address rows, for the compiled draws of users
         self._seeds = np.zeros(n, dtype=np.uint64)
         self._ended = np.zeros(n, dtype=bool)  # the episode ended at the last step
         self._buffers = [self._new_buffers(), self._new_buffers()]
@@ -245,10 +247,12 @@ class RecoWorldVectorEnv(VectorEnv):
         for r in rows.tolist():
             if seeds[r] is not None or self._rngs[r] is None:
                 self._rngs[r] = np_random(seeds[r])[0]
-                self._states[r] = self._rngs[r].bit_generator.ctypes.state_address
+                self._gens[r] = generator_address(self._rngs[r])
+                self._states[r] = self._gens[r, 0]
         given = None if profiles is None or all(p is None for p in profiles) else [profiles[r] for r in rows.tolist()]
         picked, users, raws = draw_users(
-            single._sampler, self.catalog, [self._rngs[r] for r in rows.tolist()], scenario.users.taste_noise, given
+            single._sampler, self.catalog, [self._rngs[r] for r in rows.tolist()], scenario.users.taste_noise, given,
+            self._gens[rows],
         )
         if self.sim is None:
             rng0 = np.random.default_rng(0)  # unused: every user draws from its env's generator

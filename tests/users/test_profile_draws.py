@@ -7,9 +7,14 @@ import pytest
 
 from recoworld.users.population import PopulationSampler, SegmentConfig
 from recoworld.users.profile import TONES, TRAIT_NAMES
-from recoworld.users.profile_draws import N_UNIFORMS
+from recoworld.users.profile_draws import N_UNIFORMS, generator_address
 
 TOPICS = [f"topic{i}" for i in range(12)]
+
+
+def addresses(rngs: list[np.random.Generator]) -> np.ndarray:
+    """The generators' ``generator_address`` rows (the caller keeps ``rngs`` alive while they are used)."""
+    return np.array([generator_address(rng) for rng in rngs])
 
 
 def numpy_draw(sampler: PopulationSampler, rng: np.random.Generator, segment: int) -> dict:
@@ -50,7 +55,8 @@ def sampler_with(concentration: float) -> PopulationSampler:
 def test_draw_each_is_numpys_draws_then_the_noise_and_a_raw_draw(concentration) -> None:
     sampler = sampler_with(concentration)
     seeds = list(range(40))
-    draws, noise, raws = sampler.draw_each([np.random.default_rng(s) for s in seeds], 16)
+    rngs = [np.random.default_rng(s) for s in seeds]
+    draws, noise, raws = sampler.draw_each(addresses(rngs), 16)
     for s, d, z, raw in zip(seeds, draws, noise, raws):
         rng = np.random.default_rng(s)
         segment = int(np.searchsorted(sampler._cum_weights, rng.random() * sampler._cum_weights[-1], side="right"))
@@ -81,7 +87,8 @@ def test_draw_leaves_the_generator_where_numpy_leaves_it() -> None:
 
 def test_sized_segments_give_one_user_the_largest_remainder_segment() -> None:
     sampler = PopulationSampler([SegmentConfig(name="a", size=1), SegmentConfig(name="b", size=3)], TOPICS)
-    draws, _, _ = sampler.draw_each([np.random.default_rng(0), np.random.default_rng(1)], 4)
+    rngs = [np.random.default_rng(0), np.random.default_rng(1)]
+    draws, _, _ = sampler.draw_each(addresses(rngs), 4)
     assert [d.segment for d in draws] == [sampler.draw(1, np.random.default_rng(9))[0].segment] * 2 == [1, 1]
 
 
