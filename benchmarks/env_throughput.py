@@ -139,7 +139,7 @@ def median_seconds(fn, repeats: int = 7, number: int = 1) -> float:
 
 @njit
 def _nothing(parallel, state, rows, slates, seeds, out_items, out_users, obs_candidates, obs_user, obs_topics,
-             obs_instruction, forced, actions, leave_at) -> bool:
+             obs_instruction, obs_candidate_topics, forced, actions, leave_at) -> bool:
     """A compiled function that only takes the world step's arguments (their dispatch and unboxing cost; named one by
     one, as the step's entry takes them: numba's dispatch of ``*args`` holding a StructRef is a hundred times slower)."""
     return parallel
@@ -179,11 +179,10 @@ def single_env_breakdown(timing: Timing) -> None:
     endless.close()
 
 
-def vector_env_breakdown(n: int, seconds: float) -> None:
-    """The vector env's step at ``n`` envs with its resets timed apart, and its observation's parts."""
-    from recoworld.world.observation import observation_buffers, observe
-
-    env = gym.make_vec("RecoWorld-v0", num_envs=n, vectorization_mode="vector_entry_point", config=CONFIG)
+def vector_steps_with_resets(env_id: str, n: int, seconds: float) -> tuple[gym.vector.VectorEnv, float, float, list]:
+    """``env_id``'s vector env of ``n`` envs stepped for ``seconds`` with random actions: the env, the seconds a step,
+    of which resets, and the actions."""
+    env = gym.make_vec(env_id, num_envs=n, vectorization_mode="vector_entry_point", config=CONFIG)
     env.reset(seed=0)
     env.action_space.seed(0)
     actions = [env.action_space.sample() for _ in range(16)]
@@ -201,7 +200,20 @@ def vector_env_breakdown(n: int, seconds: float) -> None:
     while time.perf_counter() - start < seconds:
         env.step(actions[steps % 16])
         steps += 1
-    elapsed = time.perf_counter() - start
+    env._reset_rows = reset_rows
+    return env, (time.perf_counter() - start) / steps, spent[0] / steps, actions
+
+
+def vector_env_breakdown(n: int, seconds: float) -> None:
+    """The vector env's step at ``n`` envs with its resets timed apart, and its observation's parts; the same for
+    RecoWorld-Compact-v0 (the compact observation)."""
+    from recoworld.world.observation import observation_buffers, observe
+
+    compact_env, compact_step, compact_resets, _ = vector_steps_with_resets("RecoWorld-Compact-v0", n, seconds)
+    compact_buffers = observation_buffers(compact_env.sim, n, compact=True)
+    compact_observation = median_seconds(lambda: observe(compact_env.sim, slice(None), out=compact_buffers), repeats=15)
+    compact_env.close()
+    env, per_step, resets, actions = vector_steps_with_resets("RecoWorld-v0", n, seconds)
     sim = env.sim
     buffers = observation_buffers(sim, n)
     observation = median_seconds(lambda: observe(sim, slice(None), out=buffers), repeats=15)
@@ -219,12 +231,14 @@ def vector_env_breakdown(n: int, seconds: float) -> None:
     blind = (time.perf_counter() - start) / blind_steps
     sim.step, sim.replace_users = step, replace
     bare = n / batched_user_steps_per_second(n, seconds)
-    print(f"vector env, N = {n}: {1e3 * elapsed / steps:.2f} ms a step, of which resets {1e3 * spent[0] / steps:.2f} ms; "
-          f"the bare world step {1e3 * bare:.2f} ms")
+    print(f"vector env, N = {n}: {1e3 * per_step:.2f} ms a step ({bare / per_step:.3f}x the bare step), of which resets "
+          f"{1e3 * resets:.2f} ms; the bare world step {1e3 * bare:.2f} ms")
     print(f"  without any observation {1e3 * blind:.2f} ms a step: {bare / blind:.3f}x the bare step, the ceiling of a "
           f"smaller observation with today's resets and Python")
     print(f"  the observation of {n} users on one thread {1e3 * observation:.2f} ms; gathering their candidates' embedding rows "
           f"alone ({candidates.size * embeddings.shape[1] * embeddings.itemsize / 1e6:.0f} MB, np.take) {1e3 * gather:.2f} ms")
+    print(f"RecoWorld-Compact-v0, N = {n}: {1e3 * compact_step:.2f} ms a step ({bare / compact_step:.3f}x the bare step), of "
+          f"which resets {1e3 * compact_resets:.2f} ms; its observation of {n} users on one thread {1e3 * compact_observation:.2f} ms")
     env.close()
 
 

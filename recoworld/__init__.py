@@ -10,6 +10,13 @@ if "RecoWorld-v0" not in registry:
         entry_point="recoworld.env.single:RecoWorldEnv",
         vector_entry_point="recoworld.env.vector:RecoWorldVectorEnv",
     )
+if "RecoWorld-Compact-v0" not in registry:  # the same world with the compact observation (recoworld.world.observation)
+    register(
+        id="RecoWorld-Compact-v0",
+        entry_point="recoworld.env.single:RecoWorldEnv",
+        vector_entry_point="recoworld.env.vector:RecoWorldVectorEnv",
+        kwargs={"observation": "compact"},
+    )
 
 # the registered tasks' training envs (recoworld.tasks.definitions; tests check the two lists agree)
 TASK_ENVS = {

@@ -41,6 +41,7 @@ def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return out if b.ndim == 2 else out[:, 0]
 
 
+_FEW = 24  # fewer values than this are rounded one by one (quicker than the array operations)
 _SURE = 1e-6  # a scaled value this far from a half rounds the same from its float product as from its exact value
 
 
@@ -52,6 +53,8 @@ def round_as_python(x: np.ndarray, ndigits: int) -> np.ndarray:
     (the product's own rounding error is far smaller than ``_SURE``, and the division is correctly rounded);
     the rare values near a half, and huge or non-finite ones, go through ``round`` itself."""
     x = np.asarray(x, dtype=np.float64)
+    if x.size < _FEW:
+        return np.array([round(v, ndigits) for v in x.ravel().tolist()], dtype=np.float64).reshape(x.shape)
     scale = 10.0**ndigits
     p = x * scale
     out = np.rint(p) / scale

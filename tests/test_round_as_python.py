@@ -19,7 +19,7 @@ def halves(ndigits: int) -> np.ndarray:
 @pytest.mark.parametrize("ndigits", [0, 2, 4, 6])
 def test_every_value_rounds_to_pythons_bits(ndigits: int) -> None:
     rng = np.random.default_rng(ndigits)
-    xs = np.concatenate([
+    xs = np.concatenate([[0.123456789] * 3,
         rng.random(200_000), rng.dirichlet(np.full(5, 0.3), 20_000).ravel(), -rng.random(1_000) * 50, halves(ndigits),
         [0.0, -0.0, 1e12, -3e15, np.inf, -np.inf, np.nan, 5e-5, 1.5e-4, 2.5e-4, 0.125, 2.675],
     ])
@@ -27,3 +27,8 @@ def test_every_value_rounds_to_pythons_bits(ndigits: int) -> None:
     want = np.array([round(v, ndigits) for v in xs.tolist()])
     differ = ~((got.view(np.int64) == want.view(np.int64)) | (np.isnan(got) & np.isnan(want)))
     assert not differ.any(), f"{differ.sum()} values differ, first {xs[differ][:5]}: {got[differ][:5]} vs {want[differ][:5]}"
+
+
+def test_a_few_values_round_alike() -> None:
+    xs = np.array([[0.12345, 2.5e-5], [0.99995, 1.0]])
+    assert round_as_python(xs, 4).tolist() == [[round(v, 4) for v in row] for row in xs.tolist()]

@@ -34,7 +34,8 @@ class CandidateEncoder(BaseFeaturesExtractor):
 
     Per candidate: its topic one-hot and features, whether its topic is the one the user asked
     for / asked to avoid, the surprise flag, and a context embedding of the user, topic and
-    instruction arrays. Output: ``[per-candidate (hidden, own inputs) (M x (H + I)), context (C),
+    instruction arrays. The compact observation (RecoWorld-Compact-v0) gives the topic as an index: the
+    one-hot is made here, so the same network (and the same weights) reads either observation. Output: ``[per-candidate (hidden, own inputs) (M x (H + I)), context (C),
     mean over candidates (H + I)]``; the head scores each candidate linearly from its block, so
     a score can lean on the raw inputs (affinity, consumed, asked-for topic) from the start.
     """
@@ -43,7 +44,8 @@ class CandidateEncoder(BaseFeaturesExtractor):
         n_instr = observation_space["instruction"].shape[0]
         n_topics = (n_instr - 1) // 2
         width = n_topics + N_FEATURES
-        n_cand = observation_space["candidates"].shape[0] // width
+        self.compact = "candidate_topics" in observation_space.spaces
+        n_cand = observation_space["candidates"].shape[0] // (N_FEATURES if self.compact else width)
         n_in = width + 3  # the candidate's own inputs
         out_dim = candidate_dim + n_in  # hidden vector, then the inputs themselves (a linear skip path)
         super().__init__(observation_space, n_cand * out_dim + context_dim + out_dim)
@@ -58,7 +60,12 @@ class CandidateEncoder(BaseFeaturesExtractor):
         """(B, M*H + C + H): each candidate's hidden vector (its features with how it matches the pending
         instruction, and those inputs again), the user context, and the mean over candidates."""
         t = self.n_topics
-        cand = obs["candidates"].reshape(-1, self.n_candidates, self.width)
+        if self.compact:
+            feats = obs["candidates"].reshape(-1, self.n_candidates, N_FEATURES)
+            hot = nn.functional.one_hot(obs["candidate_topics"].long(), t).to(feats.dtype)
+            cand = th.cat([hot, feats], dim=2)
+        else:
+            cand = obs["candidates"].reshape(-1, self.n_candidates, self.width)
         instr = obs["instruction"]
         # (B, M, 2): whether each candidate's topic is the one asked for / asked to avoid, as one batched product of
         # 0/1 values (exact in any precision)

@@ -11,6 +11,7 @@ from recoworld.agents.baselines import BaseRecommender
 from recoworld.agents.protocol import SlateChoice, UserView
 from recoworld.agents.rl.envs import Algo
 from recoworld.agents.rl.training import load
+from recoworld.world.observation import compact_observation
 
 if TYPE_CHECKING:  # pragma: no cover
     from stable_baselines3.common.base_class import BaseAlgorithm
@@ -18,7 +19,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 class SB3Recommender(BaseRecommender):
     """A trained SB3 model serving slates: a deterministic batched ``predict`` on the views'
-    RecoWorld-v0 observations. Give a model, or a path (and algo) to load on first use.
+    RecoWorld-v0 observations (in the compact layout for a model trained on RecoWorld-Compact-v0). Give a model,
+    or a path (and algo) to load on first use.
 
     Slate-mode models only: a topic-mode model's topics need the env's in-topic ranker, which is
     not yet shared with recommenders (NotImplementedError).
@@ -57,7 +59,10 @@ class SB3Recommender(BaseRecommender):
         if view.observation is None:
             raise ValueError("sb3: the view has no observation (build it with with_observation=True)")
         self._check(view)
-        actions, _ = self.model.predict(view.observation, deterministic=True)
+        obs = view.observation
+        if "candidate_topics" in self.model.observation_space.spaces:  # trained on RecoWorld-Compact-v0
+            obs = compact_observation(obs, view.catalog.n_topics)
+        actions, _ = self.model.predict(obs, deterministic=True)
         pos = np.asarray(actions, dtype=np.int64).reshape(len(view), view.slate_size)
         return SlateChoice(pos, np.ones(pos.shape, dtype=np.float32))
 

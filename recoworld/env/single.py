@@ -25,6 +25,7 @@ from recoworld.users.profile import UserProfile
 from recoworld.users.profile_draws import generator_address
 
 ALL = slice(None)
+OBSERVATION_LAYOUTS = ("full", "compact")  # RecoWorld-v0's observation, and RecoWorld-Compact-v0's (observation_space)
 ROW0 = np.zeros(1, dtype=np.int64)
 _LABEL_OF_CODE = {float(code): label for code, label in enumerate(ACTION_LABELS)}  # the kernel writes codes as floats
 
@@ -101,7 +102,11 @@ class RecoWorldEnv(gym.Env):
         action_mode: str | None = None,
         user_backend: str | None = None,
         language_model: Any = None,
+        observation: str = "full",
     ) -> None:
+        if observation not in OBSERVATION_LAYOUTS:
+            raise ValueError(f"observation: '{observation}' is not one of {list(OBSERVATION_LAYOUTS)}")
+        self.compact = observation == "compact"
         if config is not None and not isinstance(config, dict):
             raise ValueError(f"config: expected a mapping of scenario fields such as {{'env': {{'slate_size': 5}}}}, "
                              f"got a {type(config).__name__}")
@@ -120,7 +125,7 @@ class RecoWorldEnv(gym.Env):
         self.action_mode = cfg.action_mode
         width = self.n_candidates if self.action_mode == "slate" else self.n_topics
         self.action_space = spaces.MultiDiscrete(np.full(self.slate_size, width, dtype=np.int64))
-        self.observation_space = observation_space(self.n_candidates, self.n_topics)
+        self.observation_space = observation_space(self.n_candidates, self.n_topics, self.compact)
         from recoworld.users.sources import profile_source
 
         self._sampler = profile_source(self.scenario, self.catalog)
@@ -147,7 +152,7 @@ class RecoWorldEnv(gym.Env):
         if self.sim is None:
             self.sim = Simulation(self.scenario, self.catalog, profiles, rng, self._model, self.user_backend(), users=users)
         self.sim.rng = rng
-        obs = observation_buffers(self.sim, 1)
+        obs = observation_buffers(self.sim, 1, self.compact)
         self.sim.replace_users(ROW0, profiles, users, raws, obs_out=obs)
         self._last = None
         self._episode_llm, self._episode_fallbacks = Usage(), 0
@@ -159,7 +164,8 @@ class RecoWorldEnv(gym.Env):
         if self.sim is None:
             raise RuntimeError("step() called before reset()")
         slate, repeats = self._serve(action)
-        out = self.sim.step(ALL, slate[None, :], observe=True, outputs=self._outputs)
+        out = self.sim.step(ALL, slate[None, :], observe=True, outputs=self._outputs,
+                            obs_out=observation_buffers(self.sim, 1, self.compact))
         self._last = (slate, out)
         obs = {key: value[0] for key, value in out.observation.items()}
         per_user = out.response.per_user[0].tolist()  # one conversion, then plain floats

@@ -23,6 +23,7 @@ from recoworld.env.topics import fill_topics
 from recoworld.users import layout as UL
 from recoworld.users.profile_draws import generator_address
 from recoworld.world import layout as WL
+from recoworld.world.observation import observation_buffers
 from recoworld.world.rewards import COMPONENTS
 from recoworld.world.simulation import Simulation
 
@@ -91,6 +92,7 @@ class RecoWorldVectorEnv(VectorEnv):
         language_model: Any = None,
         autoreset_mode: AutoresetMode | str = AutoresetMode.NEXT_STEP,
         render_mode: str | None = None,
+        observation: str = "full",
     ) -> None:
         if int(num_envs) < 1:
             raise ValueError(f"num_envs: must be at least 1, got {num_envs}")
@@ -98,7 +100,7 @@ class RecoWorldVectorEnv(VectorEnv):
             raise ValueError(f"render_mode: '{render_mode}' is not supported by the vector env (use the single env)")
         mode = _autoreset_mode(autoreset_mode)
         # the single env parses the scenario, builds the catalog and spaces: one definition of both
-        self._single = RecoWorldEnv(scenario, config, None, action_mode, user_backend, language_model)
+        self._single = RecoWorldEnv(scenario, config, None, action_mode, user_backend, language_model, observation)
         single = self._single
         self.num_envs = n = int(num_envs)
         self.metadata = {**self.metadata, "autoreset_mode": mode}
@@ -176,7 +178,8 @@ class RecoWorldVectorEnv(VectorEnv):
             per_user, items = out.response.per_user, out.response.items
         else:  # LLM users: no calls for users about to be replaced
             rows = np.flatnonzero(live)
-            out = sim.step(rows, slates[rows], observe=True, seeds=self._seeds[rows])
+            out = sim.step(rows, slates[rows], observe=True, seeds=self._seeds[rows],
+                           obs_out=observation_buffers(sim, len(rows), self._single.compact))
             per_user = np.zeros((self.num_envs, WL.USER_OUTPUTS))
             items = np.zeros((self.num_envs, self.slate_size, UL.ITEM_OUTPUTS))
             per_user[rows], items[rows] = out.response.per_user, out.response.items

@@ -119,30 +119,33 @@ def views(w):
 
 
 @njit(cache=True, inline="always")
-def observation_views(w, candidates, user, topics, instruction):
+def observation_views(w, candidates, user, topics, instruction, candidate_topics):
     """The kernel's observation buffers (``ObsArrays``) with the world's scale, borrowed (:func:`borrowed`)."""
     b = borrowed
-    return ObsArrays(b(w.obs_scale), b(candidates), b(user), b(topics), b(instruction))
+    return ObsArrays(b(w.obs_scale), b(candidates), b(user), b(topics), b(instruction), b(candidate_topics))
 
 
 @njit(cache=True, inline="always")
 def observation_fits(m: int, t: int, n_rows: int, obs) -> bool:
     """Whether the observation buffers ``obs`` (``ObsArrays``; none: no rows) have at least ``n_rows`` rows of the
-    widths of a world of ``m`` candidates and ``t`` topics. Compiled code does not check bounds: buffers that do not
-    fit would be written past their end."""
+    widths of a world of ``m`` candidates and ``t`` topics, in the full or (``candidate_topics`` with rows) the compact
+    layout. Compiled code does not check bounds: buffers that do not fit would be written past their end."""
     if obs.candidates.shape[0] == 0:
         return True
+    compact = obs.candidate_topics.shape[0] > 0
+    if compact and (obs.candidate_topics.shape[0] < n_rows or obs.candidate_topics.shape[1] != m):
+        return False
     return (min(obs.candidates.shape[0], obs.user.shape[0], obs.topics.shape[0], obs.instruction.shape[0]) >= n_rows
-            and obs.candidates.shape[1] == m * (t + CANDIDATE_FEATURE_COUNT) and obs.user.shape[1] == USER_FEATURE_COUNT
-            and obs.topics.shape[1] == 2 * t and obs.instruction.shape[1] == 2 * t + 1)
+            and obs.candidates.shape[1] == m * ((0 if compact else t) + CANDIDATE_FEATURE_COUNT)
+            and obs.user.shape[1] == USER_FEATURE_COUNT and obs.topics.shape[1] == 2 * t and obs.instruction.shape[1] == 2 * t + 1)
 
 
 @njit(cache=True)
-def observe_bound(w, rows, obs_candidates, obs_user, obs_topics, obs_instruction) -> bool:
+def observe_bound(w, rows, obs_candidates, obs_user, obs_topics, obs_instruction, obs_candidate_topics) -> bool:
     """The observation of users ``rows`` of the world ``w`` written into the buffers (row i for user ``rows[i]``);
     False (nothing written) when the buffers do not fit (:func:`observation_fits`)."""
     users, cat, log, clock = views(w)
-    obs = observation_views(w, obs_candidates, obs_user, obs_topics, obs_instruction)
+    obs = observation_views(w, obs_candidates, obs_user, obs_topics, obs_instruction, obs_candidate_topics)
     candidates = borrowed(w.candidates)
     if not observation_fits(candidates.shape[1], log.topics.shape[2], len(rows), obs):
         return False
@@ -175,7 +178,7 @@ def _rows_fit(dst, src, n: int) -> bool:
 
 @njit(cache=True)
 def restart_bound(w, fresh, rows, seeds, taste, recent, traits, mind, topic_state, instr, consumed,
-                  obs_candidates, obs_user, obs_topics, obs_instruction) -> int:
+                  obs_candidates, obs_user, obs_topics, obs_instruction, obs_candidate_topics) -> int:
     """Users ``rows`` of the world ``w`` start over: row ``rows[i]`` takes the new user state row i (the arrays of
     ``UserArrays``), the empty platform log and clock of row 0 of ``fresh`` (a world bound on a new user's log and
     clock), and candidates drawn from ``seeds[i]``; then, unless the observation buffers have no rows, its
@@ -190,7 +193,7 @@ def restart_bound(w, fresh, rows, seeds, taste, recent, traits, mind, topic_stat
             and _rows_fit(users.topic_state, topic_state, n) and _rows_fit(users.instr, instr, n)
             and _rows_fit(users.consumed, consumed, n)):
         return NEW_USERS_DO_NOT_FIT
-    obs = observation_views(w, obs_candidates, obs_user, obs_topics, obs_instruction)
+    obs = observation_views(w, obs_candidates, obs_user, obs_topics, obs_instruction, obs_candidate_topics)
     if not observation_fits(w.candidates.shape[1], log.topics.shape[2], rows.max() + 1 if n else 0, obs):
         return OBSERVATION_DOES_NOT_FIT
     _, _, empty, start = views(fresh)

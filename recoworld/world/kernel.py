@@ -127,7 +127,7 @@ def step_problem(candidates, cat, log, rows, slates, seeds, out, obs, decisions)
 @njit(cache=True)
 def step_bound(
     parallel, w, rows, slates, seeds, out_items, out_users, obs_candidates, obs_user, obs_topics, obs_instruction,
-    forced, actions, leave_at,
+    obs_candidate_topics, forced, actions, leave_at,
 ) -> int:
     """``world_step`` (``world_step_parallel`` when ``parallel``) of users ``rows`` on the world ``w`` (a
     :class:`WorldState`); empty observation buffers (0 rows) mean no observation. Returns STEP_OK, or what
@@ -136,7 +136,7 @@ def step_bound(
     b = borrowed
     users, cat, log, clock = views(w)
     out = Outputs(b(out_items), b(out_users))
-    obs = observation_views(w, obs_candidates, obs_user, obs_topics, obs_instruction)
+    obs = observation_views(w, obs_candidates, obs_user, obs_topics, obs_instruction, obs_candidate_topics)
     decisions = Decisions(b(forced), b(actions), b(leave_at))
     rows, slates, seeds, candidates = b(rows), b(slates), b(seeds), b(w.candidates)
     problem = step_problem(candidates, cat, log, rows, slates, seeds, out, obs, decisions)

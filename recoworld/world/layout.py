@@ -34,9 +34,10 @@ LogArrays = namedtuple("LogArrays", "est_taste topics hist_items hist_engagement
 LogArrays.__doc__ = "The platform log (recoworld.world.platform.PlatformState): topics rows P_*, stats columns S_*."
 ClockArrays = namedtuple("ClockArrays", "day session_step days_active churned finished")
 ClockArrays.__doc__ = "Each user's calendar (recoworld.world.platform.Clock)."
-ObsArrays = namedtuple("ObsArrays", "scale candidates user topics instruction")
+ObsArrays = namedtuple("ObsArrays", "scale candidates user topics instruction candidate_topics")
 ObsArrays.__doc__ = """Observation buffers (recoworld.world.observation layout) and their scale (max slates per session,
-churn window, horizon, slate size); empty buffers (0 rows) mean no observation."""
+churn window, horizon, slate size); empty buffers (0 rows) mean no observation. ``candidate_topics`` with rows: the
+compact layout (each candidate's topic index there, no one-hot in ``candidates``)."""
 Outputs = namedtuple("Outputs", "items users")
 Outputs.__doc__ = "The step's report: items (b, K, ITEM_OUTPUTS) O_* columns, users (b, USER_OUTPUTS) U_* columns."
 

@@ -57,20 +57,43 @@ USER_FEATURES: tuple[str, ...] = (
 )
 
 
-def observation_space(n_candidates: int, n_topics: int) -> spaces.Dict:
+def observation_space(n_candidates: int, n_topics: int, compact: bool = False) -> spaces.Dict:
     """Flat Dict of 1-D Box arrays (SB3's MultiInputPolicy takes it as is).
 
     ``candidates`` holds M rows of (topic one-hot, CANDIDATE_FEATURES), flattened; reshape to
-    ``(M, T + len(CANDIDATE_FEATURES))`` to read it per candidate.
+    ``(M, T + len(CANDIDATE_FEATURES))`` to read it per candidate. ``compact`` (RecoWorld-Compact-v0): the same
+    information in a quarter of the floats: ``candidates`` holds the CANDIDATE_FEATURES alone (reshape to
+    ``(M, len(CANDIDATE_FEATURES))``) and ``candidate_topics`` (M,) each candidate's topic index.
     """
-    return spaces.Dict(
-        {
-            "candidates": spaces.Box(-1.0, 1.0, (n_candidates * (n_topics + len(CANDIDATE_FEATURES)),), np.float32),
-            "user": spaces.Box(0.0, 1.0, (len(USER_FEATURES),), np.float32),
-            "topics": spaces.Box(0.0, 1.0, (2 * n_topics,), np.float32),
-            "instruction": spaces.Box(0.0, 1.0, (2 * n_topics + 1,), np.float32),
-        }
-    )
+    width = len(CANDIDATE_FEATURES) + (0 if compact else n_topics)
+    boxes = {
+        "candidates": spaces.Box(-1.0, 1.0, (n_candidates * width,), np.float32),
+        "user": spaces.Box(0.0, 1.0, (len(USER_FEATURES),), np.float32),
+        "topics": spaces.Box(0.0, 1.0, (2 * n_topics,), np.float32),
+        "instruction": spaces.Box(0.0, 1.0, (2 * n_topics + 1,), np.float32),
+    }
+    if compact:
+        boxes["candidate_topics"] = spaces.Box(0.0, float(n_topics - 1), (n_candidates,), np.float32)
+    return spaces.Dict(boxes)
+
+
+def compact_observation(obs: dict[str, np.ndarray], n_topics: int) -> dict[str, np.ndarray]:
+    """The compact layout of full-layout observations ``obs`` (leading batch axis): the same values, each one-hot
+    read back as its topic index."""
+    cand = obs["candidates"].reshape(len(obs["candidates"]), -1, n_topics + _N_CANDIDATE)
+    out = {key: value for key, value in obs.items() if key != "candidates"}
+    out["candidates"] = np.ascontiguousarray(cand[:, :, n_topics:]).reshape(len(cand), -1)
+    out["candidate_topics"] = cand[:, :, :n_topics].argmax(2).astype(np.float32)
+    return out
+
+
+NO_CANDIDATE_TOPICS = np.zeros((0, 0), dtype=np.float32)  # the full layout's (absent) candidate_topics buffer
+
+
+def buffer_args(obs: dict[str, np.ndarray]) -> tuple[np.ndarray, ...]:
+    """Observation buffers as the compiled entries take them: candidates, user, topics, instruction and
+    candidate_topics (0 rows in the full layout)."""
+    return obs["candidates"], obs["user"], obs["topics"], obs["instruction"], obs.get("candidate_topics", NO_CANDIDATE_TOPICS)
 
 
 _F32, _N_CANDIDATE, _N_USER = np.float32, len(CANDIDATE_FEATURES), len(USER_FEATURES)  # read at every step
@@ -80,21 +103,25 @@ def observation_mismatch(state: WorldState, n_rows: int, obs: dict[str, np.ndarr
     """In words, how observation buffers that the compiled check (``recoworld.world.bound.observation_fits``) refused
     differ from at least ``n_rows`` rows of the observation space of the world bound in ``state``."""
     world = field_arrays(state)
-    space = observation_space(world["candidates"].shape[1], world["log_topics"].shape[2])
+    space = observation_space(world["candidates"].shape[1], world["log_topics"].shape[2], "candidate_topics" in obs)
     wrong = [f"{key} {obs[key].shape} (expected ({n_rows}, {box.shape[0]}))" for key, box in space.spaces.items()
              if obs[key].ndim != 2 or obs[key].shape[0] < n_rows or obs[key].shape[1] != box.shape[0]]
     return f"observation buffers of the wrong shape: {', '.join(wrong)}"
 
 
-def observation_buffers(sim: ObservedWorld, b: int) -> dict[str, np.ndarray]:
-    """Fresh, uninitialised observation arrays for ``b`` users (filled by the kernel)."""
+def observation_buffers(sim: ObservedWorld, b: int, compact: bool = False) -> dict[str, np.ndarray]:
+    """Fresh, uninitialised observation arrays for ``b`` users (filled by the kernel), in the full or the
+    ``compact`` layout (:func:`observation_space`)."""
     t_count, m, empty = sim.catalog.n_topics, sim.env.num_candidates, np.empty
-    return {
-        "candidates": empty((b, m * (t_count + _N_CANDIDATE)), _F32),
+    out = {
+        "candidates": empty((b, m * ((0 if compact else t_count) + _N_CANDIDATE)), _F32),
         "user": empty((b, _N_USER), _F32),
         "topics": empty((b, 2 * t_count), _F32),
         "instruction": empty((b, 2 * t_count + 1), _F32),
     }
+    if compact:
+        out["candidate_topics"] = empty((b, m), _F32)
+    return out
 
 
 def observe(sim: ObservedWorld, idx: Index, out: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
@@ -107,6 +134,6 @@ def observe(sim: ObservedWorld, idx: Index, out: dict[str, np.ndarray] | None = 
     rows = user_rows(sim.users, idx)
     out = observation_buffers(sim, len(rows)) if out is None else out
     state = sim.bound()
-    if not observe_bound(state, rows, out["candidates"], out["user"], out["topics"], out["instruction"]):
+    if not observe_bound(state, rows, *buffer_args(out)):
         raise ValueError(f"observe: {observation_mismatch(state, len(rows), out)}")
     return out

@@ -59,12 +59,14 @@ def observe_rows(lo: int, hi: int, rows, cands, clock, cat, users, log, obs) -> 
 
 @njit(cache=True, inline="always", fastmath=FASTMATH)
 def observe_user(i: int, r: int, cands, clock, cat, users, log, obs) -> None:
-    """Row ``i`` of the observation: topic shares, candidate features (topic one-hot,
-    CANDIDATE_FEATURES), user features, the pending instruction. Only the one-hot slots and the
-    instruction row are cleared: every other entry is written."""
+    """Row ``i`` of the observation: topic shares, candidate features (topic one-hot, CANDIDATE_FEATURES; in the
+    compact layout the CANDIDATE_FEATURES alone, the topic's index in ``obs.candidate_topics``), user features, the
+    pending instruction. Only the one-hot slots and the instruction row are cleared: every other entry is written."""
     n_topics = log.topics.shape[2]
     dim = log.est_taste.shape[1]
-    width = n_topics + CANDIDATE_FEATURE_COUNT
+    compact = obs.candidate_topics.shape[0] > 0
+    hot = 0 if compact else n_topics  # the one-hot's width, before a candidate's features
+    width = hot + CANDIDATE_FEATURE_COUNT
     feats, topics_out, user, scale = obs.candidates, obs.topics, obs.user, obs.scale
     for q in range(obs.instruction.shape[1]):
         obs.instruction[i, q] = 0.0
@@ -85,15 +87,18 @@ def observe_user(i: int, r: int, cands, clock, cat, users, log, obs) -> None:
         aff = np.float32(0.0)
         for d in range(dim):
             aff += row[d] * taste[d]
-        feats[i, c * width + n_topics + 5] = min(1.0, max(-1.0, aff * inv))
+        feats[i, c * width + hot + 5] = min(1.0, max(-1.0, aff * inv))
     for c in range(cands.shape[1]):
         it = cands[r, c]
         t = cat.topic[it]
         base = c * width
-        for q in range(n_topics):  # a loop, not a slice assignment: a slice builds a view per candidate
-            feats[i, base + q] = 0.0
-        feats[i, base + t] = 1.0
-        f = base + n_topics
+        if compact:
+            obs.candidate_topics[i, c] = t
+        else:
+            for q in range(n_topics):  # a loop, not a slice assignment: a slice builds a view per candidate
+                feats[i, base + q] = 0.0
+            feats[i, base + t] = 1.0
+        f = base + hot
         feats[i, f] = cat.quality[it]
         feats[i, f + 1] = cat.popularity[it]
         feats[i, f + 2] = cat.duration_scaled[it]

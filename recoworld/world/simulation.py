@@ -32,7 +32,7 @@ from recoworld.world.bound import (
 )
 from recoworld.world.catalog import Catalog
 from recoworld.world.layout import catalog_arrays, clock_arrays, log_arrays
-from recoworld.world.observation import observation_buffers, observation_mismatch
+from recoworld.world.observation import buffer_args, observation_buffers, observation_mismatch
 from recoworld.world.observation import observe as observe_users
 from recoworld.world.platform import Clock, PlatformState
 from recoworld.world.rewards import COMPONENTS
@@ -236,7 +236,7 @@ class Simulation:
         obs = obs_out if obs_out is not None else NO_OBSERVATION
         state = self.bound()
         restarted = restart_bound(state, self._fresh_user(), rows, np.asarray(seeds, dtype=np.uint64), *users.arrays(),
-                                  obs["candidates"], obs["user"], obs["topics"], obs["instruction"])
+                                  *buffer_args(obs))
         if restarted == ROWS_OUT_OF_RANGE:
             user_rows(self.users, rows)  # raises, naming the rows
         if restarted == OBSERVATION_DOES_NOT_FIT:

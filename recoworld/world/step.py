@@ -18,7 +18,7 @@ from recoworld.world.bound import WorldState, field_arrays
 from recoworld.world.kernel import (
     ITEM_OUT_OF_RANGE, ROW_OUT_OF_RANGE, STEP_OK, WRONG_LENGTHS, WRONG_OBSERVATION, WRONG_OUTPUTS, step_bound,
 )
-from recoworld.world.observation import observation_mismatch
+from recoworld.world.observation import buffer_args, observation_mismatch
 
 PARALLEL_BATCH = 256  # batches at least this large are spread over threads (numba prange)
 _NO_DECISIONS: dict[tuple[int, int], Decisions] = {}
@@ -147,7 +147,7 @@ def run_step(
     forced = decisions.as_tuple() if decisions is not None else _no_decisions(b, k)
     problem = step_bound(
         b >= PARALLEL_BATCH, state, rows, slates, seeds, out_item, out_user,
-        obs["candidates"], obs["user"], obs["topics"], obs["instruction"], *forced,
+        *buffer_args(obs), *forced,
     )
     if problem != STEP_OK:
         if drawn:  # nothing was stepped: the world's generator stands where it stood, so a corrected retry replays

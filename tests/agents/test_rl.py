@@ -307,3 +307,40 @@ def test_ppo_for_retention_beats_random_and_greedy_on_days_active(retention_run)
     ppo = res["ppo"]["days_active_mean"]
     assert ppo > res["random"]["days_active_mean"], report
     assert ppo > res["greedy"]["days_active_mean"], report
+
+
+def test_the_slate_policy_reads_the_compact_observation_with_the_same_weights() -> None:
+    """A CandidateEncoder made for RecoWorld-Compact-v0 takes the weights of one made for RecoWorld-v0 as they are
+    and encodes the same users' compact observations to the same values."""
+    from recoworld.agents.rl.policy import CandidateEncoder
+    from recoworld.world.observation import compact_observation
+
+    full_space = gym.make("RecoWorld-v0", config=CONFIG).observation_space
+    compact_space = gym.make("RecoWorld-Compact-v0", config=CONFIG).observation_space
+    th.manual_seed(0)
+    full, compact = CandidateEncoder(full_space), CandidateEncoder(compact_space)
+    compact.load_state_dict(full.state_dict())
+    obs = observations()
+    n_topics = (obs["instruction"].shape[1] - 1) // 2
+    as_tensors = lambda o: {k: th.as_tensor(v) for k, v in o.items()}  # noqa: E731
+    with th.no_grad():
+        th.testing.assert_close(compact(as_tensors(compact_observation(obs, n_topics))), full(as_tensors(obs)), rtol=0, atol=0)
+
+
+def test_a_model_made_on_the_compact_env_serves_the_same_slates_as_its_v0_twin() -> None:
+    """SB3Recommender gives a model of RecoWorld-Compact-v0 the compact layout of the views' observations: with the
+    weights of a RecoWorld-v0 model it serves the same slates."""
+    from stable_baselines3 import PPO
+
+    from recoworld.agents.rl.policy import SlatePolicy
+
+    full_env, compact_env = gym.make("RecoWorld-v0", config=CONFIG), gym.make("RecoWorld-Compact-v0", config=CONFIG)
+    full = PPO(SlatePolicy, full_env, seed=0, device="cpu")
+    compact = PPO(SlatePolicy, compact_env, seed=1, device="cpu")
+    compact.policy.load_state_dict(full.policy.state_dict())
+    full_env.reset(seed=100_000)
+    for _ in range(4):
+        view = full_env.unwrapped.user_view()
+        want = rl.SB3Recommender(full).slate(view).positions
+        np.testing.assert_array_equal(rl.SB3Recommender(compact).slate(view).positions, want)
+        full_env.step(want[0])

@@ -123,7 +123,7 @@ def test_fused_step_utility_matches_its_formula_on_a_hand_made_world():
     none = np.zeros((0, 0), np.float32)
     K.world_step(
         np.array([0]), slates, np.array([12345], np.uint64), p, ENV, np.ones(W.N_COMPONENTS), users, cat, log, clock,
-        np.zeros((1, 2), np.int64), out, W.ObsArrays(np.ones(4), none, none, none, none),
+        np.zeros((1, 2), np.int64), out, W.ObsArrays(np.ones(4), none, none, none, none, none),
         L.Decisions(np.ones(1, bool), np.zeros((1, 2, 5)), np.full(1, -1, np.int64)),  # forced: skip both, stay
     )
     conformity, novelty_seeking = 0.5, 0.5
