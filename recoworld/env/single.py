@@ -84,7 +84,8 @@ def action_labels(out: StepOutcome, row: int = 0) -> list[str]:
 class RecoWorldEnv(gym.Env):
     """A recommender serves slates to one simulated user over days until churn or the horizon.
 
-    Observation: a Dict of Box arrays of what the platform can see (see ``recoworld.world.observation``).
+    Observation: a Dict of Box arrays of what the platform can see (see ``recoworld.world.observation``); with
+    ``observation="compact"`` (``RecoWorld-Compact-v0``) the same values with each candidate's topic as an index.
     Action: ``MultiDiscrete([M] * K)`` candidate positions, or with ``action_mode="topic"``
     ``MultiDiscrete([T] * K)`` topics, each slot filled by the in-topic ranker. A slot that repeats an
     earlier slot's item is filled from the next unused candidate and counted in

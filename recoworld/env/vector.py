@@ -113,8 +113,7 @@ class RecoWorldVectorEnv(VectorEnv):
         self.observation_space = batch_space(self.single_observation_space, n)
         self.sim: Simulation | None = None
         self._rngs: list[np.random.Generator | None] = [None] * n
-        self._states = np.zeros(n, dtype=np.uint64)  # addresses of the generators' PCG64 states
-        self._gens = np.zeros((n, 4), dtype=np.uint64)  # their generator_address rows, for the compiled draws of users
+        self._gens = np.zeros((n, 4), dtype=np.uint64)  # generator_address rows; column 0: the PCG64 states
         self._seeds = np.zeros(n, dtype=np.uint64)
         self._ended = np.zeros(n, dtype=bool)  # the episode ended at the last step
         self._buffers = [self._new_buffers(), self._new_buffers()]
@@ -171,7 +170,7 @@ class RecoWorldVectorEnv(VectorEnv):
         resetting = self._ended if mode == AutoresetMode.NEXT_STEP else np.zeros(self.num_envs, dtype=bool)
         live = ~resetting
         obs = self._swap()
-        _draw_raw(self._states, live, self._seeds)
+        _draw_raw(self._gens[:, 0], live, self._seeds)
         if sim.backend.kind == "parametric" or live.all():
             # every row steps (an ended user, reset below, steps too: its results are dropped)
             out = sim.step(ALL, slates, observe=True, seeds=self._seeds, obs_out=obs)
@@ -251,7 +250,6 @@ class RecoWorldVectorEnv(VectorEnv):
             if seeds[r] is not None or self._rngs[r] is None:
                 self._rngs[r] = np_random(seeds[r])[0]
                 self._gens[r] = generator_address(self._rngs[r])
-                self._states[r] = self._gens[r, 0]
         given = None if profiles is None or all(p is None for p in profiles) else [profiles[r] for r in rows.tolist()]
         picked, users, raws = draw_users(
             single._sampler, self.catalog, [self._rngs[r] for r in rows.tolist()], scenario.users.taste_noise, given,

@@ -62,7 +62,7 @@ def observation_space(n_candidates: int, n_topics: int, compact: bool = False) -
 
     ``candidates`` holds M rows of (topic one-hot, CANDIDATE_FEATURES), flattened; reshape to
     ``(M, T + len(CANDIDATE_FEATURES))`` to read it per candidate. ``compact`` (RecoWorld-Compact-v0): the same
-    information in a quarter of the floats: ``candidates`` holds the CANDIDATE_FEATURES alone (reshape to
+    information without the one-hot: ``candidates`` holds the CANDIDATE_FEATURES alone (reshape to
     ``(M, len(CANDIDATE_FEATURES))``) and ``candidate_topics`` (M,) each candidate's topic index.
     """
     width = len(CANDIDATE_FEATURES) + (0 if compact else n_topics)
